@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The full test suite, from a fresh Debian machine with the Rust toolchain:
+# installs what the tests need (a Python venv with the pinned official python-ovh client for the
+# conformance tests), then formatting, lints and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv="${OVHFORM_TEST_VENV:-$PWD/target/test-venv}"
+if ! "$venv/bin/python" -c 'import ovh' 2>/dev/null; then
+  if ! python3 -m venv --help >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq python3-venv
+  fi
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+fi
+export OVHFORM_TEST_PYTHON="$venv/bin/python"
+
+cargo fmt --all --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked --all-targets

@@ -1,0 +1,83 @@
+//! Command-line surface: argument definitions, one module per subcommand, logging setup.
+//!
+//! Owns: parsing what the user typed and rendering results. Must not touch: planning logic
+//! (that is `plan/`), HTTP details (that is `ovh/`).
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub mod schema;
+pub mod validate;
+
+/// Exit code: success, or no changes.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: an error (invalid manifests, API failure, …).
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code: changes present (only with `--detailed-exitcode`).
+pub const EXIT_CHANGES: u8 = 2;
+
+/// Declarative OVHcloud dedicated servers: validate manifests, plan, apply.
+#[derive(Debug, Parser)]
+#[command(name = "ovhform", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Log format on stderr: human-readable text or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "OVHFORM_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// More logging (-v info, -vv debug, -vvv trace). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less logging (errors only).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check manifests offline; report every error with file:line:column and a hint.
+    Validate(validate::Args),
+    /// Print the JSON Schema of all manifest kinds (for yaml-language-server and editors).
+    Schema(schema::Args),
+}
+
+/// Logs go to stderr so that stdout stays machine-readable (plans, schemas).
+pub fn init_tracing(global: &GlobalArgs) {
+    use tracing_subscriber::EnvFilter;
+    let default = if global.quiet {
+        "error"
+    } else {
+        match global.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match global.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+pub fn run(cli: Cli) -> miette::Result<ExitCode> {
+    match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Schema(args) => schema::run(args),
+    }
+}

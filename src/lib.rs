@@ -1,0 +1,28 @@
+//! ovhform: a plan/apply reconciler for OVHcloud dedicated servers.
+//!
+//! # Layout
+//! The crate is split into rooms that meet only through the plain types of [`model`]:
+//!
+//! - [`manifest`]: YAML in, validated [`model::Desired`] out. The only room that knows about
+//!   source spans; every diagnostic it emits names file:line:column.
+//! - [`plan`]: the pure planner, `plan(desired, observed, records, input) -> Plan`. No I/O, no
+//!   clock, no async. The safety rules live here.
+//! - [`ovh`]: the OVHcloud API client: pure signer and request builders, credentials, a
+//!   transport behind a trait.
+//! - [`observe`]: reads the live fleet through the client into [`model::Observed`]; decides
+//!   nothing.
+//! - [`sim`]: the OVHcloud API simulator (same HTTP surface as the real API).
+//! - [`state`]: records of what was applied, and the lock around them.
+//! - [`cli`]: one function per subcommand, and the renderings of diagnostics.
+//!
+//! Data flow: `manifest::load` → `Desired`; `observe` → `Observed`; `state` → `Records`;
+//! `plan::plan` → `Plan` → rendered by `cli`.
+
+pub mod cli;
+pub mod manifest;
+pub mod model;
+pub mod observe;
+pub mod ovh;
+pub mod plan;
+pub mod sim;
+pub mod state;

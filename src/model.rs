@@ -1,0 +1,382 @@
+//! Plain domain types shared by every room: the desired state that `manifest/` produces, the
+//! observed state that `observe` produces, and the records `state/` keeps.
+//!
+//! Owns: data shapes only. Must not touch: YAML, spans, HTTP, the clock, the file system.
+//! The planner sees nothing but these types, which is what keeps it pure and testable.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a value came from in the manifests, kept as plain data so that later rooms (the
+/// planner's catalog checks) can name a manifest line without knowing about YAML.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Origin {
+    pub file: PathBuf,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// The whole validated desired state of a manifest tree.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Desired {
+    /// Keyed by OVH service name (e.g. `ns3012345.ip-51-68-1.eu`).
+    pub servers: BTreeMap<String, DesiredServer>,
+    pub groups: BTreeMap<String, DesiredGroup>,
+    pub windows: BTreeMap<String, MaintenanceWindow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DesiredServer {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// The `ServerGroup`s this server belongs to (by membership or selector).
+    pub groups: Vec<String>,
+    /// Where the server's own `Server` document starts, or the group that produced it.
+    pub origin: Origin,
+    /// Origins of individual fields, keyed by dotted path (`spec.install.os`,
+    /// `spec.install.storage.keepDiskGroups`, `spec.boot.mode`, …).
+    pub field_origins: BTreeMap<String, Origin>,
+    pub install: Option<InstallSpec>,
+    pub boot: Option<BootSpec>,
+    pub settings: Settings,
+    pub policy: Policy,
+}
+
+impl DesiredServer {
+    /// The best origin for a dotted field path: the field's own, else its closest parent's,
+    /// else the document's.
+    pub fn origin_of(&self, path: &str) -> &Origin {
+        let mut p = path;
+        loop {
+            if let Some(o) = self.field_origins.get(p) {
+                return o;
+            }
+            match p.rfind('.') {
+                Some(i) => p = &p[..i],
+                None => return &self.origin,
+            }
+        }
+    }
+}
+
+/// What a reinstall would install, fully resolved: files read, scripts base64-encoded,
+/// environment values substituted, sizes in MiB.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstallSpec {
+    /// `operatingSystem`.
+    pub os: String,
+    /// The exact `dedicated.server.Reinstall` body ovhform would POST (keys sorted).
+    pub request: serde_json::Value,
+    /// `sha256:<64 hex>` over the canonical JSON of `request`.
+    pub fingerprint: String,
+    /// Bumped by the user to force a rebuild with an unchanged spec.
+    pub generation: u64,
+    /// The disk group the OS goes on (`None` = the API's default, disk group 1).
+    pub os_disk_group: Option<u32>,
+    /// Disk groups sent as `{diskGroupId, erase: false}`.
+    pub keep_disk_groups: BTreeSet<u32>,
+    /// Paths inside `request` (JSON pointers, e.g. `/customizations/httpHeaders/Authorization`)
+    /// whose values are secret and must only ever be shown as a hash and a length.
+    pub secret_paths: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootSpec {
+    pub mode: BootMode,
+    pub reboot: RebootPolicy,
+}
+
+/// The boot a server should be set to. Rescue and network boots are named by kernel and
+/// resolved against the server's own boot list at plan time (ids differ per region).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "camelCase")]
+pub enum BootMode {
+    Disk,
+    Rescue { kernel: String },
+    Network { kernel: String },
+    /// A custom iPXE script, PUT as `bootScript` (byte-exact).
+    Ipxe { script: String },
+    /// An explicit boot id, for the rare boots that have no stable kernel name.
+    BootId { id: u64 },
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RebootPolicy {
+    #[default]
+    Never,
+    OnChange,
+}
+
+/// Plain attributes PUT on the server. `None` = not managed by ovhform.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    pub efi_bootloader_path: Option<String>,
+    pub monitoring: Option<bool>,
+    pub no_intervention: Option<bool>,
+    pub rescue_mail: Option<String>,
+    pub rescue_ssh_key: Option<String>,
+    pub root_device: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    pub reinstall: ReinstallPolicy,
+    pub drift: DriftPolicy,
+    pub maintenance_window: Option<String>,
+    pub suspend: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ReinstallPolicy {
+    #[default]
+    Manual,
+    Auto,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftPolicy {
+    pub boot: DriftAction,
+    pub settings: DriftAction,
+    pub install: DriftAction,
+}
+
+impl Default for DriftPolicy {
+    /// Report, never act: like Argo CD without self-heal, nothing changes behind a reviewer.
+    fn default() -> Self {
+        DriftPolicy { boot: DriftAction::Warn, settings: DriftAction::Warn, install: DriftAction::Warn }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DriftAction {
+    Ignore,
+    #[default]
+    Warn,
+    Correct,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DesiredGroup {
+    pub name: String,
+    pub origin: Origin,
+    pub members: BTreeSet<String>,
+    pub max_concurrent_reinstalls: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceWindow {
+    pub name: String,
+    pub origin: Origin,
+    /// Cron expression (5 fields), validated by `croner`.
+    pub schedule: String,
+    pub duration_secs: u64,
+    /// IANA time zone name, validated by `jiff`.
+    pub time_zone: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Observed state: what the API says, decided nothing about.
+// ---------------------------------------------------------------------------------------------
+
+/// A snapshot of the live fleet as `observe` read it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    pub servers: BTreeMap<String, ObservedServer>,
+    /// Installation templates by name, for the servers that were read in detail.
+    pub templates: BTreeMap<String, Template>,
+    /// How many API requests the snapshot cost.
+    pub api_calls: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedServer {
+    pub name: String,
+    pub os: String,
+    pub state: String,
+    pub power_state: String,
+    pub datacenter: String,
+    /// `None` when a custom `bootScript` is set.
+    pub boot_id: Option<u64>,
+    /// The netboot `boot_id` refers to, resolved (through a cache) to its type and kernel.
+    pub boot: Option<Netboot>,
+    pub boot_script: Option<String>,
+    pub efi_bootloader_path: Option<String>,
+    pub monitoring: bool,
+    pub no_intervention: bool,
+    pub rescue_mail: Option<String>,
+    pub rescue_ssh_key: Option<String>,
+    pub root_device: Option<String>,
+    pub iam_urn: Option<String>,
+    /// User IAM tags (`ovh:` system tags excluded).
+    pub tags: BTreeMap<String, String>,
+    /// Filled only for servers the planner may act on (the detail pass).
+    pub detail: Option<ObservedDetail>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedDetail {
+    /// Every netboot the server offers (to resolve rescue/network kernels to ids).
+    pub boots: Vec<Netboot>,
+    /// Tasks still pending (`init|todo|doing`) and the `reinstallServer` tasks in the history.
+    pub tasks: Vec<Task>,
+    /// `None` when the API answers 404 (nothing installing).
+    pub install_status: Option<InstallStatus>,
+    pub hardware: Option<Hardware>,
+    /// `compatibleTemplates.ovh`.
+    pub compatible_templates: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Netboot {
+    pub id: u64,
+    pub boot_type: BootType,
+    pub kernel: String,
+    pub description: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BootType {
+    Harddisk,
+    Internal,
+    Network,
+    Power,
+    Rescue,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    pub id: u64,
+    /// `TaskFunctionEnum` value, e.g. `reinstallServer`, `hardReboot`.
+    pub function: String,
+    pub status: TaskStatus,
+    pub comment: Option<String>,
+    pub start_date: Option<jiff::Timestamp>,
+    pub done_date: Option<jiff::Timestamp>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TaskStatus {
+    Init,
+    Todo,
+    Doing,
+    Done,
+    Cancelled,
+    CustomerError,
+    OvhError,
+}
+
+impl TaskStatus {
+    /// Pollers treat `init|todo|doing` as pending, everything else as final.
+    pub fn is_pending(self) -> bool {
+        matches!(self, TaskStatus::Init | TaskStatus::Todo | TaskStatus::Doing)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstallStatus {
+    pub elapsed_secs: u64,
+    pub steps: Vec<InstallStep>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstallStep {
+    pub comment: String,
+    /// `doing, done, error, expired, idle, pending, stopping, todo`.
+    pub status: String,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hardware {
+    /// `legacy | uefi | uefi-legacy`.
+    pub boot_mode: String,
+    pub disk_groups: Vec<DiskGroup>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiskGroup {
+    pub id: u32,
+    pub description: String,
+    pub disk_type: String,
+    pub number_of_disks: u32,
+    /// Size of one disk in bytes (the API gives `{unit, value}`; converted on observe).
+    pub disk_size_bytes: u64,
+    pub raid_controller: Option<String>,
+}
+
+/// An installation template from the catalog (`/dedicated/installationTemplate/{name}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Template {
+    pub name: String,
+    pub family: String,
+    pub filesystems: Vec<String>,
+    pub inputs: Vec<TemplateInput>,
+    pub lvm_ready: Option<bool>,
+    pub no_partitioning: bool,
+    pub soft_raid_only_mirroring: bool,
+    /// `YYYY-MM-DD`.
+    pub end_of_install: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateInput {
+    pub name: String,
+    /// `TemplateOsInputTypeEnum` value.
+    pub input_type: String,
+    pub mandatory: bool,
+    pub default: Option<String>,
+    pub enum_values: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records: what ovhform did before.
+// ---------------------------------------------------------------------------------------------
+
+/// The record of an install ovhform made (or adopted), per server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstallRecord {
+    pub server: String,
+    pub fingerprint: String,
+    pub os: String,
+    pub generation: u64,
+    /// The manifests' git revision when known.
+    pub revision: Option<String>,
+    /// `None` for an adopted baseline (ovhform installed nothing).
+    pub task_id: Option<u64>,
+    pub started: Option<jiff::Timestamp>,
+    pub finished: Option<jiff::Timestamp>,
+}
+
+/// Everything ovhform remembers, keyed by server.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Records {
+    pub installs: BTreeMap<String, InstallRecord>,
+}
