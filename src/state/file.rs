@@ -147,12 +147,11 @@ impl FileStore {
                 return Err(io_err("lock")(source));
             }
         }
-        let holder = serde_json::to_vec(&LockHolder::current()).map_err(|source| {
-            StateError::Encode {
+        let holder =
+            serde_json::to_vec(&LockHolder::current()).map_err(|source| StateError::Encode {
                 path: lock_path.clone(),
                 source,
-            }
-        })?;
+            })?;
         file.set_len(0).map_err(io_err("truncate lock file"))?;
         file.rewind().map_err(io_err("rewind lock file"))?;
         file.write_all(&holder)
@@ -197,12 +196,11 @@ impl FileStore {
                 });
             }
         };
-        let probe: VersionProbe = serde_json::from_slice(&bytes).map_err(|source| {
-            StateError::Corrupt {
+        let probe: VersionProbe =
+            serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
                 path: path.clone(),
                 source,
-            }
-        })?;
+            })?;
         if probe.format_version > FORMAT_VERSION {
             return Err(StateError::UnsupportedFormat {
                 path,

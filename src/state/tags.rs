@@ -106,9 +106,9 @@ pub fn unescape_value(value: &str) -> Result<String, String> {
     while i < bytes.len() {
         let b = bytes[i];
         if b == ESCAPE {
-            let hex = value.get(i + 1..i + 3).filter(|h| {
-                h.len() == 2 && h.bytes().all(|c| c.is_ascii_hexdigit())
-            });
+            let hex = value
+                .get(i + 1..i + 3)
+                .filter(|h| h.len() == 2 && h.bytes().all(|c| c.is_ascii_hexdigit()));
             match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 Some(decoded) => out.push(decoded),
                 None => return Err(format!("broken escape at character {}", i + 1)),
