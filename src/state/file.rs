@@ -196,21 +196,37 @@ impl FileStore {
                 });
             }
         };
-        let probe: VersionProbe =
-            serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
-                path: path.clone(),
-                source,
-            })?;
+        let corrupt = |source| StateError::Corrupt {
+            path: path.clone(),
+            source,
+        };
+        // Syntax first: these errors carry the line and column.
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(corrupt)?;
+        let probe = VersionProbe::deserialize(&value).map_err(corrupt)?;
         if probe.format_version > FORMAT_VERSION {
             return Err(StateError::UnsupportedFormat {
-                path,
+                path: path.clone(),
                 found: probe.format_version,
                 supported: FORMAT_VERSION,
             });
         }
-        let file: RecordsFile = serde_json::from_slice(&bytes)
-            .map_err(|source| StateError::Corrupt { path, source })?;
-        Ok(file.records)
+        // Fields added to `Records` after the file was written are absent from it: start from
+        // the JSON of empty records so that they read as their defaults instead of failing.
+        let mut merged = serde_json::to_value(Records::default()).map_err(corrupt)?;
+        if let (serde_json::Value::Object(base), serde_json::Value::Object(file)) =
+            (&mut merged, value)
+        {
+            base.extend(file.into_iter().filter(|(k, _)| k != "formatVersion"));
+        }
+        match serde_json::from_value::<Records>(merged) {
+            Ok(records) => Ok(records),
+            // A shape error from a `Value` has no position; parsing the bytes again gives one.
+            Err(e) => Err(corrupt(
+                serde_json::from_slice::<RecordsFile>(&bytes)
+                    .err()
+                    .unwrap_or(e),
+            )),
+        }
     }
 
     fn write_records(&self, records: &Records) -> Result<(), StateError> {

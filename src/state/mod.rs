@@ -110,7 +110,9 @@ pub enum StateError {
     #[error("state directory {} was opened read-only (as `plan` does); cannot {action}", dir.display())]
     #[diagnostic(
         code(ovhform::state::read_only),
-        help("open the store with FileStore::open_locked to write records")
+        help(
+            "only `apply` and `run` write records; a read-only command trying to is a bug, please report it"
+        )
     )]
     ReadOnly { dir: PathBuf, action: &'static str },
 

@@ -154,9 +154,28 @@ fn corrupted_records_name_the_file_and_position() {
         assert!(store.put_install(&rec("a", 'a', None)).is_err());
     }
 
+    // A file without its version is not ovhform's.
     std::fs::write(dir.path().join("records.json"), "{\"installs\": {}}").unwrap();
     let err = FileStore::open_read_only(dir.path()).load().unwrap_err();
     assert!(err.to_string().contains("formatVersion"), "{err}");
+
+    // Valid JSON of the wrong shape: still named with its position.
+    let wrong_shape = "{\"formatVersion\": 1,\n \"installs\": {\"a\": {\"generation\": \"x\"}}}";
+    std::fs::write(dir.path().join("records.json"), wrong_shape).unwrap();
+    let err = FileStore::open_read_only(dir.path()).load().unwrap_err();
+    assert!(matches!(err, StateError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("line 2"), "{err}");
+}
+
+#[test]
+fn fields_missing_from_an_older_file_read_as_their_defaults() {
+    // A file written before a field of `Records` existed (here: all of them) still loads.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("records.json"), "{\"formatVersion\": 1}").unwrap();
+    assert_eq!(
+        FileStore::open_read_only(dir.path()).load().unwrap(),
+        Records::default()
+    );
 }
 
 #[test]
