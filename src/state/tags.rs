@@ -298,6 +298,32 @@ mod tests {
     }
 
     #[test]
+    fn charset_is_exactly_the_apis() {
+        // The API's class `[a-zA-Z0-9_.:/=+@-]`, spelled out by hand.
+        let allowed = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:/=+@-";
+        for c in (0u8..=0x7F).map(char::from) {
+            assert_eq!(is_tag_char(c), allowed.contains(c), "{c:?}");
+        }
+        for c in ['é', 'ß', '٣', '\u{a0}'] {
+            assert!(!is_tag_char(c), "{c:?}");
+        }
+        assert!(!is_valid_tag_key(""));
+        assert!(!is_valid_tag_key("ovh:reserved"));
+        assert!(is_valid_tag_key(&"k".repeat(128)));
+        assert!(!is_valid_tag_key(&"k".repeat(129)));
+        assert!(is_valid_tag_value(""));
+        assert!(!is_valid_tag_value(&"v".repeat(257)));
+    }
+
+    #[test]
+    fn sample_tags_are_all_valid() {
+        for (k, v) in record_to_tags(&sample()).unwrap() {
+            assert!(is_valid_tag_key(&k) && k.starts_with(TAG_PREFIX), "{k}");
+            assert!(is_valid_tag_value(&v), "{k} = {v}");
+        }
+    }
+
+    #[test]
     fn optional_fields_are_omitted() {
         let rec = InstallRecord {
             revision: None,
