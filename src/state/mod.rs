@@ -1,1 +1,313 @@
-//! TODO
+//! The state room: what ovhform remembers about the installs it made (or adopted), where that
+//! memory lives, and the lock that keeps two writers apart.
+//!
+//! Owns: the [`RecordStore`] trait and its backends ([`FileStore`], the default state directory,
+//! and [`MemoryStore`] for tests), the encoding of an install record as IAM tags on the server
+//! ([`tags`]), the rule that merges records from the store with records read back from tags
+//! ([`merge`]), the manifests' git revision ([`revision`]) and the `--state` argument.
+//! Must not touch: HTTP (apply writes the tags this room encodes), planning decisions, the
+//! intent journal (apply's; it gets a reserved place in the state directory, see
+//! `docs/operations.md` "State").
+//!
+//! Records are persisted generically: the whole [`Records`] value goes through serde, so fields
+//! that other rooms add to it travel without this room knowing them. The one assumption made
+//! about such fields is that each top-level field of `Records` is a map keyed by server name
+//! (that is what lets [`forget_server`] drop a server from all of them).
+
+use std::path::PathBuf;
+
+use crate::model::{InstallRecord, Records};
+
+pub mod file;
+pub mod merge;
+pub mod revision;
+pub mod tags;
+
+pub use file::{FileStore, LockHolder, write_atomic};
+pub use merge::{merge_records, records_from_observed};
+pub use revision::manifests_revision;
+pub use tags::{record_from_tags, record_to_tags, replace_record_tags};
+
+/// Default state directory, relative to the working directory.
+pub const DEFAULT_STATE_DIR: &str = ".ovhform";
+
+/// Everything that can go wrong in the state room. Every variant names the file or server it is
+/// about and says how to get out of it.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum StateError {
+    #[error("cannot {action} {}: {source}", path.display())]
+    #[diagnostic(
+        code(ovhform::state::io),
+        help("check that the state directory (--state / OVHFORM_STATE) exists and is writable")
+    )]
+    Io {
+        /// What ovhform was doing, e.g. "read state file", "create state directory".
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("state path {} is not a directory", path.display())]
+    #[diagnostic(
+        code(ovhform::state::not_a_directory),
+        help("point --state (or OVHFORM_STATE) at a directory, or remove the file in the way")
+    )]
+    NotADirectory { path: PathBuf },
+
+    #[error("state file {} is corrupted: {source}", path.display())]
+    #[diagnostic(
+        code(ovhform::state::corrupt),
+        help(
+            "the file is not valid ovhform state JSON; restore it from a backup, or move it \
+             away and let the next plan read the records back from the servers' IAM tags"
+        )
+    )]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error(
+        "state file {} has format version {found}, this ovhform understands up to {supported}",
+        path.display()
+    )]
+    #[diagnostic(
+        code(ovhform::state::format),
+        help("a newer ovhform wrote it; upgrade ovhform rather than risk losing records")
+    )]
+    UnsupportedFormat {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
+
+    #[error("cannot encode the records for {}: {source}", path.display())]
+    #[diagnostic(code(ovhform::state::encode))]
+    Encode {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("state directory {} is locked by {holder} (lock file {})", dir.display(), lock.display())]
+    #[diagnostic(
+        code(ovhform::state::locked),
+        help(
+            "another ovhform is applying with this state directory; wait for it to finish. \
+             The lock is an OS file lock, so it is released as soon as that process exits: \
+             there is no stale lock to delete"
+        )
+    )]
+    Locked {
+        dir: PathBuf,
+        lock: PathBuf,
+        /// Who holds it, as written into the lock file by the holder.
+        holder: String,
+    },
+
+    #[error("state directory {} was opened read-only (as `plan` does); cannot {action}", dir.display())]
+    #[diagnostic(
+        code(ovhform::state::read_only),
+        help(
+            "only `apply` and `run` write records; a read-only command trying to is a bug, please report it"
+        )
+    )]
+    ReadOnly { dir: PathBuf, action: &'static str },
+
+    #[error("the ovhform IAM tags on server {server} are unusable: {reason}")]
+    #[diagnostic(
+        code(ovhform::state::tags),
+        help(
+            "the record is ignored for this plan; the next successful apply rewrites the \
+             tags, or remove the `ovhform:` tags on the server to clear them"
+        )
+    )]
+    TagRecord { server: String, reason: String },
+
+    #[error(
+        "the record of server {server} does not fit in IAM tags: tag {key} would be {len} \
+         characters (the API allows {max})"
+    )]
+    #[diagnostic(
+        code(ovhform::state::tag_too_long),
+        help("the record is still kept in the state store; only its tag mirror is skipped")
+    )]
+    TagValueTooLong {
+        server: String,
+        key: String,
+        len: usize,
+        max: usize,
+    },
+}
+
+/// A place where records live. Writers hold whatever lock the backend needs for as long as the
+/// store value lives, so that a whole apply is one writer.
+///
+/// `update` is the one primitive (read, change, write back, atomically as far as the backend
+/// can); `put_install` and `forget` are built on it.
+pub trait RecordStore: Send + Sync {
+    /// All records. A store that has never been written holds empty records.
+    fn load(&self) -> Result<Records, StateError>;
+
+    /// Reads the records, lets `change` edit them, writes them back, and returns what was
+    /// written. Fields of [`Records`] this room does not know are carried through unchanged.
+    fn update(&self, change: &mut dyn FnMut(&mut Records)) -> Result<Records, StateError>;
+
+    /// Records (or replaces) the install record of `rec.server`.
+    fn put_install(&self, rec: &InstallRecord) -> Result<(), StateError> {
+        self.update(&mut |records| {
+            records.installs.insert(rec.server.clone(), rec.clone());
+        })?;
+        Ok(())
+    }
+
+    /// Drops everything remembered about `server` (all per-server maps of [`Records`]).
+    /// Returns whether anything was there.
+    fn forget(&self, server: &str) -> Result<bool, StateError> {
+        let mut removed = false;
+        let mut failure = None;
+        self.update(&mut |records| match forget_server(records, server) {
+            Ok(r) => removed = r,
+            Err(e) => failure = Some(e),
+        })?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
+    }
+}
+
+/// Removes `server` from every top-level map of `records` — including maps added to
+/// [`Records`] after this function was written — by going through its JSON form.
+/// Returns whether anything was removed.
+pub fn forget_server(records: &mut Records, server: &str) -> Result<bool, StateError> {
+    let encode_err = |source| StateError::Encode {
+        path: PathBuf::from("<records in memory>"),
+        source,
+    };
+    let mut value = serde_json::to_value(&*records).map_err(encode_err)?;
+    let mut removed = false;
+    if let serde_json::Value::Object(fields) = &mut value {
+        for field in fields.values_mut() {
+            if let serde_json::Value::Object(per_server) = field {
+                removed |= per_server.remove(server).is_some();
+            }
+        }
+    }
+    if removed {
+        *records = serde_json::from_value(value).map_err(encode_err)?;
+    }
+    Ok(removed)
+}
+
+/// An in-memory store: for tests of other rooms and for `demo`, where nothing may be written
+/// outside a temp dir.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    records: std::sync::Mutex<Records>,
+}
+
+impl MemoryStore {
+    pub fn new(records: Records) -> Self {
+        MemoryStore {
+            records: std::sync::Mutex::new(records),
+        }
+    }
+}
+
+impl RecordStore for MemoryStore {
+    fn load(&self) -> Result<Records, StateError> {
+        Ok(self.lock().clone())
+    }
+
+    fn update(&self, change: &mut dyn FnMut(&mut Records)) -> Result<Records, StateError> {
+        let mut guard = self.lock();
+        change(&mut guard);
+        Ok(guard.clone())
+    }
+}
+
+impl MemoryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
+        // A panic inside `change` leaves the records as they were before it or after it; both
+        // are consistent values, so a poisoned lock is safe to keep using.
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// `--state DIR` for the subcommands that read or write records (`plan`, `apply`, `run`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct StateArgs {
+    /// Directory of ovhform's state: records of past installs and the writer's lock.
+    /// `plan` only reads it (a missing directory means no records); `apply` creates it.
+    #[arg(
+        long = "state",
+        value_name = "DIR",
+        env = "OVHFORM_STATE",
+        default_value = DEFAULT_STATE_DIR
+    )]
+    pub state_dir: PathBuf,
+}
+
+impl Default for StateArgs {
+    fn default() -> Self {
+        StateArgs {
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+        }
+    }
+}
+
+impl StateArgs {
+    /// For `plan`: no lock, nothing created.
+    pub fn open_read_only(&self) -> FileStore {
+        FileStore::open_read_only(&self.state_dir)
+    }
+
+    /// For `apply`/`run`: creates the directory and takes the writer's lock.
+    pub fn open_locked(&self) -> Result<FileStore, StateError> {
+        FileStore::open_locked(&self.state_dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn rec(server: &str) -> InstallRecord {
+        InstallRecord {
+            server: server.to_string(),
+            fingerprint: format!("sha256:{}", "a".repeat(64)),
+            os: "debian12_64".into(),
+            generation: 1,
+            revision: None,
+            task_id: Some(7),
+            started: None,
+            finished: None,
+        }
+    }
+
+    #[test]
+    fn forget_server_removes_only_that_server() {
+        let mut records = Records {
+            installs: BTreeMap::from([("a".into(), rec("a")), ("b".into(), rec("b"))]),
+        };
+        assert!(forget_server(&mut records, "a").unwrap());
+        assert_eq!(records.installs.keys().collect::<Vec<_>>(), vec!["b"]);
+        assert!(!forget_server(&mut records, "a").unwrap());
+    }
+
+    #[test]
+    fn memory_store_put_forget() {
+        let store = MemoryStore::default();
+        store.put_install(&rec("a")).unwrap();
+        assert_eq!(store.load().unwrap().installs["a"], rec("a"));
+        assert!(store.forget("a").unwrap());
+        assert!(!store.forget("a").unwrap());
+        assert!(store.load().unwrap().installs.is_empty());
+    }
+}

@@ -1,0 +1,382 @@
+//! The default record store: a state directory on the local file system.
+//!
+//! Owns: the directory layout, atomic writes and the writer's lock. Must not touch: what the
+//! records mean (plain serde of [`Records`]), the intent journal (apply writes it, with
+//! [`write_atomic`], into the place reserved below).
+//!
+//! Layout of the state directory (default `.ovhform/`):
+//! - `records.json` — all records: `{"formatVersion": 1, "installs": {...}, ...}`. One file,
+//!   because writes are rare (after an install) and one atomic rename then updates any number
+//!   of servers consistently; a 1,000-server file is a few hundred KiB.
+//! - `lock` — an OS file lock (`flock`) held by the one writer for its whole run; it contains
+//!   the holder's pid, host and start time so that a second writer can say who holds it.
+//! - `journal/` — reserved for apply's intent journal (one file per intent). Not created here.
+//!
+//! Readers (`plan`) take no lock: every write is a rename of a complete, fsynced file, so a
+//! reader sees the old or the new records, never half of them.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{RecordStore, StateError};
+use crate::model::Records;
+
+/// Name of the records file inside the state directory.
+pub const RECORDS_FILE: &str = "records.json";
+/// Name of the lock file inside the state directory.
+pub const LOCK_FILE: &str = "lock";
+/// Reserved for apply's intent journal.
+pub const JOURNAL_DIR: &str = "journal";
+/// The records file format this build writes and the newest it reads.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// The records file on disk: a version number next to the flattened records, so that fields
+/// added to [`Records`] appear as new top-level keys.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordsFile {
+    format_version: u64,
+    #[serde(flatten)]
+    records: Records,
+}
+
+/// Only the version, read first so that a newer file is refused with a clear message instead
+/// of a confusing shape error.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VersionProbe {
+    format_version: u64,
+}
+
+/// Who holds the writer's lock, as written into the lock file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHolder {
+    pub pid: u32,
+    pub host: String,
+    pub since: jiff::Timestamp,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pid {} on host {} since {}",
+            self.pid, self.host, self.since
+        )
+    }
+}
+
+impl LockHolder {
+    fn current() -> Self {
+        LockHolder {
+            pid: std::process::id(),
+            host: host_name(),
+            since: jiff::Timestamp::now(),
+        }
+    }
+}
+
+/// The state directory. Opened either read-only (no lock, may not exist) or as the writer
+/// (directory created, lock held until this value is dropped).
+#[derive(Debug)]
+pub struct FileStore {
+    dir: PathBuf,
+    /// `Some` for the writer: the open, locked lock file. Dropping it releases the lock.
+    lock: Option<File>,
+}
+
+impl FileStore {
+    /// For `plan`: takes no lock and creates nothing. A missing directory or records file reads
+    /// as empty records; writes are refused with [`StateError::ReadOnly`].
+    pub fn open_read_only(dir: impl Into<PathBuf>) -> FileStore {
+        FileStore {
+            dir: dir.into(),
+            lock: None,
+        }
+    }
+
+    /// For `apply`: creates the directory if needed and takes the writer's lock without
+    /// waiting. A second writer gets [`StateError::Locked`] naming the holder.
+    pub fn open_locked(dir: impl Into<PathBuf>) -> Result<FileStore, StateError> {
+        let dir = dir.into();
+        if dir.exists() && !dir.is_dir() {
+            return Err(StateError::NotADirectory { path: dir });
+        }
+        std::fs::create_dir_all(&dir).map_err(|source| StateError::Io {
+            action: "create state directory",
+            path: dir.clone(),
+            source,
+        })?;
+        let lock_path = dir.join(LOCK_FILE);
+        let io_err = |action| {
+            let path = lock_path.clone();
+            move |source| StateError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        // No truncate on open: until we hold the lock, the contents belong to the holder.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(io_err("open lock file"))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                // Best effort: the holder may be between taking the lock and writing its name.
+                let _ = file.read_to_string(&mut text);
+                let holder = match serde_json::from_str::<LockHolder>(&text) {
+                    Ok(h) => h.to_string(),
+                    Err(_) => "another process (it has not written its name yet)".to_string(),
+                };
+                return Err(StateError::Locked {
+                    dir,
+                    lock: lock_path,
+                    holder,
+                });
+            }
+            Err(TryLockError::Error(source)) => {
+                return Err(io_err("lock")(source));
+            }
+        }
+        let holder =
+            serde_json::to_vec(&LockHolder::current()).map_err(|source| StateError::Encode {
+                path: lock_path.clone(),
+                source,
+            })?;
+        file.set_len(0).map_err(io_err("truncate lock file"))?;
+        file.rewind().map_err(io_err("rewind lock file"))?;
+        file.write_all(&holder)
+            .map_err(io_err("write holder into lock file"))?;
+        file.sync_data().map_err(io_err("sync lock file"))?;
+        Ok(FileStore {
+            dir,
+            lock: Some(file),
+        })
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Path of the records file.
+    pub fn records_path(&self) -> PathBuf {
+        self.dir.join(RECORDS_FILE)
+    }
+
+    /// Whether this store holds the writer's lock.
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    fn read_records(&self) -> Result<Records, StateError> {
+        if self.dir.exists() && !self.dir.is_dir() {
+            return Err(StateError::NotADirectory {
+                path: self.dir.clone(),
+            });
+        }
+        let path = self.records_path();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Records::default()),
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "read state file",
+                    path,
+                    source,
+                });
+            }
+        };
+        let corrupt = |source| StateError::Corrupt {
+            path: path.clone(),
+            source,
+        };
+        // Syntax first: these errors carry the line and column.
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(corrupt)?;
+        let probe = VersionProbe::deserialize(&value).map_err(corrupt)?;
+        if probe.format_version > FORMAT_VERSION {
+            return Err(StateError::UnsupportedFormat {
+                path: path.clone(),
+                found: probe.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        // Fields added to `Records` after the file was written are absent from it: start from
+        // the JSON of empty records so that they read as their defaults instead of failing.
+        let mut merged = serde_json::to_value(Records::default()).map_err(corrupt)?;
+        if let (serde_json::Value::Object(base), serde_json::Value::Object(file)) =
+            (&mut merged, value)
+        {
+            base.extend(file.into_iter().filter(|(k, _)| k != "formatVersion"));
+        }
+        match serde_json::from_value::<Records>(merged) {
+            Ok(records) => Ok(records),
+            // A shape error from a `Value` has no position; parsing the bytes again gives one.
+            Err(e) => Err(corrupt(
+                serde_json::from_slice::<RecordsFile>(&bytes)
+                    .err()
+                    .unwrap_or(e),
+            )),
+        }
+    }
+
+    fn write_records(&self, records: &Records) -> Result<(), StateError> {
+        let path = self.records_path();
+        let mut bytes = serde_json::to_vec_pretty(&RecordsFile {
+            format_version: FORMAT_VERSION,
+            records: records.clone(),
+        })
+        .map_err(|source| StateError::Encode {
+            path: path.clone(),
+            source,
+        })?;
+        bytes.push(b'\n');
+        write_atomic(&path, &bytes)
+    }
+}
+
+impl RecordStore for FileStore {
+    fn load(&self) -> Result<Records, StateError> {
+        self.read_records()
+    }
+
+    fn update(&self, change: &mut dyn FnMut(&mut Records)) -> Result<Records, StateError> {
+        if self.lock.is_none() {
+            return Err(StateError::ReadOnly {
+                dir: self.dir.clone(),
+                action: "write records",
+            });
+        }
+        let mut records = self.read_records()?;
+        change(&mut records);
+        self.write_records(&records)?;
+        Ok(records)
+    }
+}
+
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        if let Some(file) = &self.lock {
+            // Still locked here, so clearing the holder's name cannot race another writer;
+            // closing the file right after releases the lock.
+            let _ = file.set_len(0);
+        }
+    }
+}
+
+/// Replaces `path` with `bytes` so that a reader (or a crash) sees the old or the new contents,
+/// never a mix: write a temp file in the same directory, fsync it, rename it over `path`, fsync
+/// the directory so the rename itself is durable. For the records file and apply's journal.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state".to_string());
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let io_err = |action: &'static str, p: &Path| {
+        let path = p.to_path_buf();
+        move |source| StateError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let result = (|| {
+        let mut file = File::create(&tmp).map_err(io_err("create temp file", &tmp))?;
+        file.write_all(bytes)
+            .map_err(io_err("write temp file", &tmp))?;
+        file.sync_all().map_err(io_err("sync temp file", &tmp))?;
+        drop(file);
+        std::fs::rename(&tmp, path).map_err(io_err("replace", path))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        // Leave no temp file behind; the error already names what failed.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> Result<(), StateError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| StateError::Io {
+            action: "sync directory",
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> Result<(), StateError> {
+    // Directories cannot be opened as files here; the rename is as durable as the OS makes it.
+    Ok(())
+}
+
+/// The host name for the lock file, without a crate: Linux exposes it in /proc, containers
+/// and shells usually set `HOSTNAME`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown-host".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("f.json")]);
+    }
+
+    #[test]
+    fn write_atomic_into_missing_dir_names_the_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("f.json");
+        let err = write_atomic(&path, b"x").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("create temp file"), "{msg}");
+        assert!(msg.contains("missing"), "{msg}");
+    }
+
+    #[test]
+    fn lock_file_names_the_holder_and_is_cleared_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open_locked(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap();
+        let holder: LockHolder = serde_json::from_str(&text).unwrap();
+        assert_eq!(holder.pid, std::process::id());
+        drop(store);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap(),
+            ""
+        );
+    }
+}
