@@ -1,0 +1,405 @@
+//! The client core: authentication (signature with the cached `/auth/time` delta, or an OAuth2
+//! bearer token refreshed on expiry), the request budget, bounded concurrency, per-request
+//! timeouts, the retry rules and the request counter. Routes live in `routes.rs`.
+//!
+//! Retry rules (why): only a GET is retried on 429/5xx/timeouts/connection errors, with
+//! jittered exponential backoff — reading twice is harmless. A PUT (idempotent attributes) is
+//! retried only when the connection failed before anything was sent. POST and DELETE are never
+//! retried: a reinstall or reboot POST that timed out may have been executed, and blindly
+//! sending it again could start a second install; the caller re-observes instead.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use backon::{ExponentialBuilder, Retryable};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::{OnceCell, Semaphore};
+use tokio::time::Instant;
+
+use super::routes::Caches;
+use super::transport::{HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError};
+use super::{sign, ApiError, Budget, ClientConfig, Credentials, Error, InstallApi, Secret};
+
+/// An API-call economy mode the client may find unsupported and then stops using.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mode {
+    /// `X-Pagination-Mode: CachedObjectList-Pages` on `GET /dedicated/server`.
+    ExpandedServers,
+    /// The same on `GET /dedicated/server/{sn}/task`.
+    ExpandedTasks,
+    /// `X-Ovh-Batch: ,` GETs.
+    Batch,
+}
+
+/// When a failed attempt may be sent again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// GET: 429, 5xx, timeouts, connection errors.
+    Safe,
+    /// PUT: only when nothing was sent.
+    Unsent,
+    /// POST, DELETE.
+    Never,
+}
+
+impl Retry {
+    fn allows(self, e: &Error) -> bool {
+        match self {
+            Retry::Safe => e.is_transient(),
+            Retry::Unsent => e.is_unsent(),
+            Retry::Never => false,
+        }
+    }
+}
+
+/// One API call as routes describe it.
+pub(crate) struct Call {
+    pub method: &'static str,
+    /// Path under the endpoint, with query string (e.g. `/dedicated/server/x/task?status=doing`).
+    pub path: String,
+    pub body: Option<Vec<u8>>,
+    pub auth: bool,
+    pub headers: Vec<(String, String)>,
+    pub retry: Retry,
+}
+
+impl Call {
+    pub fn get(path: impl Into<String>) -> Call {
+        Call { method: "GET", path: path.into(), body: None, auth: true, headers: vec![], retry: Retry::Safe }
+    }
+}
+
+struct Token {
+    access: Secret,
+    /// When to fetch a new one (a margin before the announced expiry).
+    refresh_at: Instant,
+}
+
+struct Inner {
+    cfg: ClientConfig,
+    transport: Arc<dyn Transport>,
+    permits: Semaphore,
+    budget: Mutex<Budget>,
+    calls: AtomicU64,
+    time_delta: OnceCell<i64>,
+    token: tokio::sync::Mutex<Option<Token>>,
+    unsupported: Mutex<BTreeSet<Mode>>,
+    caches: Caches,
+}
+
+/// The OVHcloud API client. Cheap to clone (shared state behind an `Arc`): clones share the
+/// budget, the counter, the caches and the remembered fallbacks.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let auth = match &self.inner.cfg.credentials {
+            Credentials::ApplicationKey { .. } => "application key",
+            Credentials::OAuth2 { .. } => "oauth2",
+        };
+        f.debug_struct("Client")
+            .field("endpoint", &self.inner.cfg.endpoint.base_url)
+            .field("auth", &auth)
+            .field("calls", &self.calls())
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client over the real HTTP transport (reqwest + rustls/ring).
+    pub fn new(cfg: ClientConfig) -> Result<Client, Error> {
+        let transport = ReqwestTransport::new(cfg.timeout)?;
+        Ok(Client::with_transport(cfg, Arc::new(transport)))
+    }
+
+    /// A client over any transport (tests use in-memory fakes).
+    pub fn with_transport(cfg: ClientConfig, transport: Arc<dyn Transport>) -> Client {
+        let caches = Caches::new(cfg.cache_ttl);
+        Client {
+            inner: Arc::new(Inner {
+                permits: Semaphore::new(cfg.concurrency.max(1)),
+                budget: Mutex::new(Budget::new(cfg.requests_per_minute)),
+                calls: AtomicU64::new(0),
+                time_delta: OnceCell::new(),
+                token: tokio::sync::Mutex::new(None),
+                unsupported: Mutex::new(BTreeSet::new()),
+                transport,
+                caches,
+                cfg,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.cfg
+    }
+
+    pub fn install_api(&self) -> InstallApi {
+        self.inner.cfg.install_api
+    }
+
+    /// HTTP requests sent so far (every attempt, including `/auth/time` and token requests).
+    pub fn calls(&self) -> u64 {
+        self.inner.calls.load(Ordering::Relaxed)
+    }
+
+    /// Economy modes found unsupported in this session (then plain GETs are used).
+    pub fn fallbacks(&self) -> BTreeSet<Mode> {
+        self.inner.unsupported.lock().expect("mode lock").clone()
+    }
+
+    pub(crate) fn supports(&self, mode: Mode) -> bool {
+        !self.inner.unsupported.lock().expect("mode lock").contains(&mode)
+    }
+
+    pub(crate) fn mark_unsupported(&self, mode: Mode) {
+        tracing::info!(?mode, "the API does not honour this mode; using plain GETs for the rest of the session");
+        self.inner.unsupported.lock().expect("mode lock").insert(mode);
+    }
+
+    pub(crate) fn caches(&self) -> &Caches {
+        &self.inner.caches
+    }
+
+    // -- typed helpers used by routes ----------------------------------------------------
+
+    /// Authenticated GET, JSON-decoded.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        let resp = self.execute(Call::get(path)).await?;
+        decode("GET", path, &resp)
+    }
+
+    /// Unauthenticated GET (catalog routes, `/auth/time`).
+    pub async fn get_unauthenticated<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        let resp = self.execute(Call { auth: false, ..Call::get(path) }).await?;
+        decode("GET", path, &resp)
+    }
+
+    /// PUT a JSON body; the API answers 200 with no useful body.
+    pub async fn put<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<(), Error> {
+        let call = Call { method: "PUT", body: Some(to_body(body)), retry: Retry::Unsent, ..Call::get(path) };
+        self.execute(call).await.map(|_| ())
+    }
+
+    /// POST (never retried), JSON-decoded answer.
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: Option<&B>) -> Result<T, Error> {
+        let call = Call { method: "POST", body: body.map(to_body), retry: Retry::Never, ..Call::get(path) };
+        let resp = self.execute(call).await?;
+        decode("POST", path, &resp)
+    }
+
+    /// POST whose answer is void (empty, `null` or ignored).
+    pub async fn post_void<B: Serialize + ?Sized>(&self, path: &str, body: Option<&B>) -> Result<(), Error> {
+        let call = Call { method: "POST", body: body.map(to_body), retry: Retry::Never, ..Call::get(path) };
+        self.execute(call).await.map(|_| ())
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<(), Error> {
+        let call = Call { method: "DELETE", retry: Retry::Never, ..Call::get(path) };
+        self.execute(call).await.map(|_| ())
+    }
+
+    // -- the request pipeline ----------------------------------------------------------------
+
+    /// Send a call with the retry rules; on 401 with OAuth2, refresh the token once.
+    pub(crate) async fn execute(&self, call: Call) -> Result<HttpResponse, Error> {
+        let first = self.execute_with_retries(&call).await;
+        match first {
+            Err(e) if e.status() == Some(401) && call.auth && self.is_oauth2() => {
+                // The server rejected the token before doing anything: safe to send again.
+                *self.inner.token.lock().await = None;
+                self.execute_with_retries(&call).await
+            }
+            other => other,
+        }
+    }
+
+    fn is_oauth2(&self) -> bool {
+        matches!(self.inner.cfg.credentials, Credentials::OAuth2 { .. })
+    }
+
+    fn backoff(&self) -> ExponentialBuilder {
+        let c = &self.inner.cfg;
+        ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(c.retry_min_delay)
+            .with_max_delay(c.retry_max_delay)
+            .with_max_times(c.max_retries)
+    }
+
+    async fn execute_with_retries(&self, call: &Call) -> Result<HttpResponse, Error> {
+        (|| self.attempt(call))
+            .retry(self.backoff())
+            .sleep(tokio::time::sleep)
+            .when(|e| call.retry.allows(e))
+            .notify(|e, wait| tracing::warn!(error = %e, ?wait, "retrying a safe OVHcloud API call"))
+            .await
+    }
+
+    /// One attempt: authenticate, take a budget slot and a concurrency permit, send, classify.
+    async fn attempt(&self, call: &Call) -> Result<HttpResponse, Error> {
+        let cfg = &self.inner.cfg;
+        // Normalise through the URL parser so the string we sign is the one reqwest sends.
+        let url = reqwest::Url::parse(&cfg.endpoint.target(&call.path))
+            .map_err(|e| Error::Config {
+                message: format!("cannot build the URL of {}: {e}", call.path),
+                hint: "check the endpoint".into(),
+            })?
+            .to_string();
+        let mut headers: Vec<(String, String)> = vec![("Accept".into(), "application/json".into())];
+        if call.body.is_some() {
+            headers.push(("Content-Type".into(), "application/json".into()));
+        }
+        headers.extend(call.headers.iter().cloned());
+        match &cfg.credentials {
+            Credentials::ApplicationKey { application_key, application_secret, consumer_key } => {
+                headers.push(("X-Ovh-Application".into(), application_key.clone()));
+                if call.auth {
+                    let ts = self.timestamp().await?;
+                    let body = call.body.as_deref().unwrap_or(b"");
+                    let sig = sign(application_secret.expose(), consumer_key.expose(), call.method, &url, body, ts);
+                    headers.push(("X-Ovh-Consumer".into(), consumer_key.expose().to_string()));
+                    headers.push(("X-Ovh-Timestamp".into(), ts.to_string()));
+                    headers.push(("X-Ovh-Signature".into(), sig));
+                }
+            }
+            Credentials::OAuth2 { .. } => {
+                if call.auth {
+                    let token = self.bearer().await?;
+                    headers.push(("Authorization".into(), format!("Bearer {}", token.expose())));
+                }
+            }
+        }
+        let request = HttpRequest { method: call.method.into(), url, headers, body: call.body.clone(), timeout: cfg.timeout };
+        let resp = self.send_counted(request).await.map_err(|e| self.transport_error(call.method, &call.path, e))?;
+        if (200..300).contains(&resp.status) {
+            Ok(resp)
+        } else {
+            let qid = resp.header("x-ovh-queryid").map(str::to_string);
+            Err(Error::Api(Box::new(ApiError::from_body(call.method, &call.path, resp.status, qid, &resp.body))))
+        }
+    }
+
+    /// Budget, then a concurrency permit, then the counter, then the wire.
+    async fn send_counted(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let wait = self.inner.budget.lock().expect("budget lock").reserve(Instant::now());
+        if !wait.is_zero() {
+            tracing::debug!(?wait, "request budget: waiting");
+            tokio::time::sleep(wait).await;
+        }
+        let _permit = self.inner.permits.acquire().await.expect("semaphore never closed");
+        self.inner.calls.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(method = %request.method, url = %request.url, "OVHcloud API request");
+        self.inner.transport.send(request).await
+    }
+
+    fn transport_error(&self, method: &str, path: &str, e: TransportError) -> Error {
+        match e {
+            TransportError::Timeout => Error::Timeout { method: method.into(), path: path.into(), timeout: self.inner.cfg.timeout },
+            TransportError::Connect(m) => Error::Transport { method: method.into(), path: path.into(), message: m, sent: false },
+            TransportError::Other(m) => Error::Transport { method: method.into(), path: path.into(), message: m, sent: true },
+        }
+    }
+
+    /// Server time delta from the unauthenticated `GET /auth/time`, fetched once per client.
+    pub async fn time_delta(&self) -> Result<i64, Error> {
+        self.inner
+            .time_delta
+            .get_or_try_init(|| async {
+                // Boxed: this is the one place the pipeline calls itself (unauthenticated, so no cycle at
+                // run time, but the future type is recursive).
+                let call = Call { auth: false, ..Call::get("/auth/time") };
+                let resp: HttpResponse = Box::pin(self.execute_with_retries(&call)).await?;
+                let server: i64 = decode("GET", "/auth/time", &resp)?;
+                Ok::<i64, Error>(server - unix_now())
+            })
+            .await
+            .copied()
+    }
+
+    async fn timestamp(&self) -> Result<i64, Error> {
+        Ok(unix_now() + self.time_delta().await?)
+    }
+
+    /// The current bearer token, fetched (client credentials, `scope=all`) when absent or due.
+    async fn bearer(&self) -> Result<Secret, Error> {
+        let Credentials::OAuth2 { client_id, client_secret, token_url } = &self.inner.cfg.credentials else {
+            unreachable!("bearer() is only called with OAuth2 credentials");
+        };
+        let mut guard = self.inner.token.lock().await;
+        if let Some(t) = guard.as_ref()
+            && Instant::now() < t.refresh_at
+        {
+            return Ok(t.access.clone());
+        }
+        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let form = format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}&scope=all",
+            enc(client_id),
+            enc(client_secret.expose())
+        );
+        let request = HttpRequest {
+            method: "POST".into(),
+            url: token_url.clone(),
+            headers: vec![
+                ("Content-Type".into(), "application/x-www-form-urlencoded".into()),
+                ("Accept".into(), "application/json".into()),
+            ],
+            body: Some(form.into_bytes()),
+            timeout: self.inner.cfg.timeout,
+        };
+        let oauth_err = |message: String| Error::OAuth2 { url: token_url.clone(), message };
+        let resp = self.send_counted(request).await.map_err(|e| oauth_err(e.to_string()))?;
+        #[derive(serde::Deserialize)]
+        struct TokenBody {
+            access_token: Option<String>,
+            expires_in: Option<u64>,
+            error: Option<String>,
+            error_description: Option<String>,
+        }
+        let body: Option<TokenBody> = serde_json::from_slice(&resp.body).ok();
+        let Some(body) = body else {
+            return Err(oauth_err(format!("HTTP {}: answer is not a token JSON object", resp.status)));
+        };
+        match (resp.status, body.access_token) {
+            (200..=299, Some(access)) if !access.is_empty() => {
+                let life = Duration::from_secs(body.expires_in.unwrap_or(3600));
+                // Refresh a little before expiry: 10% of the lifetime, at most 60 s.
+                let margin = (life / 10).min(Duration::from_secs(60));
+                let token = Secret::new(access);
+                *guard = Some(Token { access: token.clone(), refresh_at: Instant::now() + life - margin });
+                Ok(token)
+            }
+            (status, _) => Err(oauth_err(format!(
+                "HTTP {status}: {} {}",
+                body.error.unwrap_or_else(|| "no access_token".into()),
+                body.error_description.unwrap_or_default()
+            ))),
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Compact JSON, like python-ovh (`separators=(",", ":")`); these bytes are signed and sent.
+fn to_body<B: Serialize + ?Sized>(body: &B) -> Vec<u8> {
+    serde_json::to_vec(body).expect("request bodies are plain JSON-serialisable data")
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(method: &str, path: &str, resp: &HttpResponse) -> Result<T, Error> {
+    serde_json::from_slice(&resp.body).map_err(|e| Error::Decode {
+        method: method.into(),
+        path: path.into(),
+        status: resp.status,
+        query_id: resp.header("x-ovh-queryid").unwrap_or("none").to_string(),
+        message: e.to_string(),
+    })
+}
