@@ -17,8 +17,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::model::{
-    self, BootType, DiskGroup, Hardware, InstallStatus, InstallStep, Observed, ObservedDetail, ObservedServer, TaskStatus,
-    Template, TemplateInput,
+    self, BootType, DiskGroup, Hardware, InstallStatus, InstallStep, Observed, ObservedDetail,
+    ObservedServer, TaskStatus, Template, TemplateInput,
 };
 use crate::ovh::{self, types};
 
@@ -33,7 +33,10 @@ pub enum ObserveError {
 
 /// Phase 1: the named servers' attributes, current boot and IAM tags. Servers missing from the
 /// account are absent from `Observed.servers`.
-pub async fn observe_fleet(client: &ovh::Client, names: &BTreeSet<String>) -> Result<Observed, ObserveError> {
+pub async fn observe_fleet(
+    client: &ovh::Client,
+    names: &BTreeSet<String>,
+) -> Result<Observed, ObserveError> {
     let start = client.calls();
     let mut observed = Observed::default();
     if names.is_empty() {
@@ -107,7 +110,11 @@ pub async fn observe_detail(
     if let Some(e) = first_error {
         return Err(e);
     }
-    let oses: BTreeSet<String> = names.iter().filter_map(|n| observed.servers.get(n)).map(|s| s.os.clone()).collect();
+    let oses: BTreeSet<String> = names
+        .iter()
+        .filter_map(|n| observed.servers.get(n))
+        .map(|s| s.os.clone())
+        .collect();
     observed.api_calls += client.calls() - start;
     observe_templates(client, observed, &oses).await
 }
@@ -120,7 +127,10 @@ pub async fn observe_templates(
     names: &BTreeSet<String>,
 ) -> Result<(), ObserveError> {
     let start = client.calls();
-    let missing: Vec<&String> = names.iter().filter(|n| !observed.templates.contains_key(*n)).collect();
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !observed.templates.contains_key(*n))
+        .collect();
     for name in missing {
         match client.installation_template(name).await {
             Ok(t) => {
@@ -138,7 +148,12 @@ const DISK_BOOT_ID: u64 = 1;
 
 /// bootId 1 is the disk boot on every server (REFERENCE §0.2, §2.2).
 fn disk_boot() -> model::Netboot {
-    model::Netboot { id: DISK_BOOT_ID, boot_type: BootType::Harddisk, kernel: "hd".into(), description: "Boot to disk".into() }
+    model::Netboot {
+        id: DISK_BOOT_ID,
+        boot_type: BootType::Harddisk,
+        kernel: "hd".into(),
+        description: "Boot to disk".into(),
+    }
 }
 
 async fn read_detail(client: &ovh::Client, sn: &str) -> Result<ObservedDetail, ObserveError> {
@@ -147,19 +162,38 @@ async fn read_detail(client: &ovh::Client, sn: &str) -> Result<ObservedDetail, O
     for b in client.netboots(sn, &boot_ids).await?.values() {
         boots.push(map_netboot(sn, b)?);
     }
-    let tasks = client.relevant_tasks(sn).await?.iter().map(|t| map_task(sn, t)).collect::<Result<Vec<_>, _>>()?;
+    let tasks = client
+        .relevant_tasks(sn)
+        .await?
+        .iter()
+        .map(|t| map_task(sn, t))
+        .collect::<Result<Vec<_>, _>>()?;
     let install_status = client.install_status(sn).await?.map(|s| InstallStatus {
         elapsed_secs: s.elapsed_time,
         steps: s
             .progress
             .unwrap_or_default()
             .into_iter()
-            .map(|p| InstallStep { comment: p.comment, status: p.status, error: p.error })
+            .map(|p| InstallStep {
+                comment: p.comment,
+                status: p.status,
+                error: p.error,
+            })
             .collect(),
     });
     let hardware = Some(map_hardware(sn, &client.hardware(sn).await?)?);
-    let compatible_templates = client.compatible_templates(sn).await?.ovh.unwrap_or_default();
-    Ok(ObservedDetail { boots, tasks, install_status, hardware, compatible_templates })
+    let compatible_templates = client
+        .compatible_templates(sn)
+        .await?
+        .ovh
+        .unwrap_or_default();
+    Ok(ObservedDetail {
+        boots,
+        tasks,
+        install_status,
+        hardware,
+        compatible_templates,
+    })
 }
 
 fn map_server(s: &types::DedicatedServer) -> ObservedServer {
@@ -167,7 +201,12 @@ fn map_server(s: &types::DedicatedServer) -> ObservedServer {
         .iam
         .as_ref()
         .and_then(|i| i.tags.as_ref())
-        .map(|t| t.iter().filter(|(k, _)| !k.starts_with("ovh:")).map(|(k, v)| (k.clone(), v.clone())).collect())
+        .map(|t| {
+            t.iter()
+                .filter(|(k, _)| !k.starts_with("ovh:"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
         .unwrap_or_default();
     ObservedServer {
         name: s.name.clone(),
@@ -191,7 +230,10 @@ fn map_server(s: &types::DedicatedServer) -> ObservedServer {
 }
 
 fn unexpected(server: &str, message: String) -> ObserveError {
-    ObserveError::Unexpected { server: server.to_string(), message }
+    ObserveError::Unexpected {
+        server: server.to_string(),
+        message,
+    }
 }
 
 fn map_netboot(sn: &str, b: &types::Netboot) -> Result<model::Netboot, ObserveError> {
@@ -201,17 +243,35 @@ fn map_netboot(sn: &str, b: &types::Netboot) -> Result<model::Netboot, ObserveEr
         "network" => BootType::Network,
         "power" => BootType::Power,
         "rescue" => BootType::Rescue,
-        other => return Err(unexpected(sn, format!("boot {} has unknown bootType `{other}`", b.boot_id))),
+        other => {
+            return Err(unexpected(
+                sn,
+                format!("boot {} has unknown bootType `{other}`", b.boot_id),
+            ));
+        }
     };
-    Ok(model::Netboot { id: b.boot_id, boot_type, kernel: b.kernel.clone(), description: b.description.clone() })
+    Ok(model::Netboot {
+        id: b.boot_id,
+        boot_type,
+        kernel: b.kernel.clone(),
+        description: b.description.clone(),
+    })
 }
 
 fn map_task(sn: &str, t: &types::Task) -> Result<model::Task, ObserveError> {
     let status: TaskStatus = serde_json::from_value(serde_json::Value::String(t.status.clone()))
-        .map_err(|_| unexpected(sn, format!("task {} has unknown status `{}`", t.task_id, t.status)))?;
+        .map_err(|_| {
+            unexpected(
+                sn,
+                format!("task {} has unknown status `{}`", t.task_id, t.status),
+            )
+        })?;
     let date = |d: &Option<String>| -> Result<Option<jiff::Timestamp>, ObserveError> {
         d.as_deref()
-            .map(|s| s.parse::<jiff::Timestamp>().map_err(|e| unexpected(sn, format!("task {} date `{s}`: {e}", t.task_id))))
+            .map(|s| {
+                s.parse::<jiff::Timestamp>()
+                    .map_err(|e| unexpected(sn, format!("task {} date `{s}`: {e}", t.task_id)))
+            })
             .transpose()
     };
     Ok(model::Task {
@@ -249,15 +309,25 @@ fn map_hardware(sn: &str, h: &types::HardwareSpecifications) -> Result<Hardware,
     let mut disk_groups = Vec::new();
     for g in h.disk_groups.iter().flatten() {
         disk_groups.push(DiskGroup {
-            id: g.disk_group_id.ok_or_else(|| unexpected(sn, "a disk group without diskGroupId".into()))?,
+            id: g
+                .disk_group_id
+                .ok_or_else(|| unexpected(sn, "a disk group without diskGroupId".into()))?,
             description: g.description.clone().unwrap_or_default(),
             disk_type: g.disk_type.clone().unwrap_or_default(),
             number_of_disks: g.number_of_disks.unwrap_or(0),
-            disk_size_bytes: g.disk_size.as_ref().map(|s| bytes(sn, s)).transpose()?.unwrap_or(0),
+            disk_size_bytes: g
+                .disk_size
+                .as_ref()
+                .map(|s| bytes(sn, s))
+                .transpose()?
+                .unwrap_or(0),
             raid_controller: g.raid_controller.clone(),
         });
     }
-    Ok(Hardware { boot_mode: h.boot_mode.clone(), disk_groups })
+    Ok(Hardware {
+        boot_mode: h.boot_mode.clone(),
+        disk_groups,
+    })
 }
 
 fn map_template(t: &types::InstallationTemplate) -> Template {
@@ -299,9 +369,36 @@ mod tests {
         let m = map_task("ns1", &t).unwrap();
         assert_eq!(m.status, TaskStatus::Doing);
         assert_eq!(m.start_date.unwrap().to_string(), "2024-01-26T16:57:10Z");
-        let bad = types::Task { status: "exploded".into(), ..t };
-        assert!(map_task("ns1", &bad).unwrap_err().to_string().contains("unknown status `exploded`"));
-        assert_eq!(bytes("ns1", &types::UnitAndValue { unit: "GB".into(), value: 480 }).unwrap(), 480_000_000_000);
-        assert!(bytes("ns1", &types::UnitAndValue { unit: "parsec".into(), value: 1 }).is_err());
+        let bad = types::Task {
+            status: "exploded".into(),
+            ..t
+        };
+        assert!(
+            map_task("ns1", &bad)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown status `exploded`")
+        );
+        assert_eq!(
+            bytes(
+                "ns1",
+                &types::UnitAndValue {
+                    unit: "GB".into(),
+                    value: 480
+                }
+            )
+            .unwrap(),
+            480_000_000_000
+        );
+        assert!(
+            bytes(
+                "ns1",
+                &types::UnitAndValue {
+                    unit: "parsec".into(),
+                    value: 1
+                }
+            )
+            .is_err()
+        );
     }
 }

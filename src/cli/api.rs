@@ -82,7 +82,10 @@ impl ApiArgs {
     }
 
     /// Resolve against explicit sources (tests) and apply the tuning flags.
-    pub fn client_config_from(&self, sources: &ConfigSources) -> Result<ovh::ClientConfig, ovh::Error> {
+    pub fn client_config_from(
+        &self,
+        sources: &ConfigSources,
+    ) -> Result<ovh::ClientConfig, ovh::Error> {
         let mut cfg = ovh::ClientConfig::resolve(&self.config_input(), sources)?;
         cfg.requests_per_minute = self.requests_per_minute;
         cfg.concurrency = usize::from(self.concurrency);
@@ -134,6 +137,9 @@ mod tests {
         let shown = format!("{t:?} {cfg:?}");
         assert!(!shown.contains("TOPSECRET"), "{shown}");
         let help = T::command().render_long_help().to_string();
-        assert!(help.contains("--install-api") && help.contains("--requests-per-minute"), "{help}");
+        assert!(
+            help.contains("--install-api") && help.contains("--requests-per-minute"),
+            "{help}"
+        );
     }
 }

@@ -20,7 +20,12 @@ impl Budget {
     /// `0` = unlimited.
     pub fn new(requests_per_minute: u32) -> Budget {
         let capacity = f64::from((requests_per_minute / 6).max(1));
-        Budget { per_sec: f64::from(requests_per_minute) / 60.0, capacity, tokens: capacity, last: None }
+        Budget {
+            per_sec: f64::from(requests_per_minute) / 60.0,
+            capacity,
+            tokens: capacity,
+            last: None,
+        }
     }
 
     pub fn is_unlimited(&self) -> bool {
@@ -86,7 +91,10 @@ mod tests {
             sends.push(now);
         }
         for (i, s) in sends.iter().enumerate() {
-            let n = sends[i..].iter().take_while(|t| **t < *s + Duration::from_secs(60)).count();
+            let n = sends[i..]
+                .iter()
+                .take_while(|t| **t < *s + Duration::from_secs(60))
+                .count();
             assert!(n <= 120 + 20 + 1, "{n} sends in one minute");
         }
     }

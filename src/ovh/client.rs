@@ -14,14 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use backon::{ExponentialBuilder, Retryable};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
 
 use super::routes::Caches;
 use super::transport::{HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError};
-use super::{sign, ApiError, Budget, ClientConfig, Credentials, Error, InstallApi, Secret};
+use super::{ApiError, Budget, ClientConfig, Credentials, Error, InstallApi, Secret, sign};
 
 /// An API-call economy mode the client may find unsupported and then stops using.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -68,7 +68,14 @@ pub(crate) struct Call {
 
 impl Call {
     pub fn get(path: impl Into<String>) -> Call {
-        Call { method: "GET", path: path.into(), body: None, auth: true, headers: vec![], retry: Retry::Safe }
+        Call {
+            method: "GET",
+            path: path.into(),
+            body: None,
+            auth: true,
+            headers: vec![],
+            retry: Retry::Safe,
+        }
     }
 }
 
@@ -155,12 +162,24 @@ impl Client {
     }
 
     pub(crate) fn supports(&self, mode: Mode) -> bool {
-        !self.inner.unsupported.lock().expect("mode lock").contains(&mode)
+        !self
+            .inner
+            .unsupported
+            .lock()
+            .expect("mode lock")
+            .contains(&mode)
     }
 
     pub(crate) fn mark_unsupported(&self, mode: Mode) {
-        tracing::info!(?mode, "the API does not honour this mode; using plain GETs for the rest of the session");
-        self.inner.unsupported.lock().expect("mode lock").insert(mode);
+        tracing::info!(
+            ?mode,
+            "the API does not honour this mode; using plain GETs for the rest of the session"
+        );
+        self.inner
+            .unsupported
+            .lock()
+            .expect("mode lock")
+            .insert(mode);
     }
 
     pub(crate) fn caches(&self) -> &Caches {
@@ -177,31 +196,63 @@ impl Client {
 
     /// Unauthenticated GET (catalog routes, `/auth/time`).
     pub async fn get_unauthenticated<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
-        let resp = self.execute(Call { auth: false, ..Call::get(path) }).await?;
+        let resp = self
+            .execute(Call {
+                auth: false,
+                ..Call::get(path)
+            })
+            .await?;
         decode("GET", path, &resp)
     }
 
     /// PUT a JSON body; the API answers 200 with no useful body.
     pub async fn put<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<(), Error> {
-        let call = Call { method: "PUT", body: Some(to_body(body)), retry: Retry::Unsent, ..Call::get(path) };
+        let call = Call {
+            method: "PUT",
+            body: Some(to_body(body)),
+            retry: Retry::Unsent,
+            ..Call::get(path)
+        };
         self.execute(call).await.map(|_| ())
     }
 
     /// POST (never retried), JSON-decoded answer.
-    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: Option<&B>) -> Result<T, Error> {
-        let call = Call { method: "POST", body: body.map(to_body), retry: Retry::Never, ..Call::get(path) };
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, Error> {
+        let call = Call {
+            method: "POST",
+            body: body.map(to_body),
+            retry: Retry::Never,
+            ..Call::get(path)
+        };
         let resp = self.execute(call).await?;
         decode("POST", path, &resp)
     }
 
     /// POST whose answer is void (empty, `null` or ignored).
-    pub async fn post_void<B: Serialize + ?Sized>(&self, path: &str, body: Option<&B>) -> Result<(), Error> {
-        let call = Call { method: "POST", body: body.map(to_body), retry: Retry::Never, ..Call::get(path) };
+    pub async fn post_void<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(), Error> {
+        let call = Call {
+            method: "POST",
+            body: body.map(to_body),
+            retry: Retry::Never,
+            ..Call::get(path)
+        };
         self.execute(call).await.map(|_| ())
     }
 
     pub async fn delete(&self, path: &str) -> Result<(), Error> {
-        let call = Call { method: "DELETE", retry: Retry::Never, ..Call::get(path) };
+        let call = Call {
+            method: "DELETE",
+            retry: Retry::Never,
+            ..Call::get(path)
+        };
         self.execute(call).await.map(|_| ())
     }
 
@@ -238,7 +289,9 @@ impl Client {
             .retry(self.backoff())
             .sleep(tokio::time::sleep)
             .when(|e| call.retry.allows(e))
-            .notify(|e, wait| tracing::warn!(error = %e, ?wait, "retrying a safe OVHcloud API call"))
+            .notify(
+                |e, wait| tracing::warn!(error = %e, ?wait, "retrying a safe OVHcloud API call"),
+            )
             .await
     }
 
@@ -258,12 +311,23 @@ impl Client {
         }
         headers.extend(call.headers.iter().cloned());
         match &cfg.credentials {
-            Credentials::ApplicationKey { application_key, application_secret, consumer_key } => {
+            Credentials::ApplicationKey {
+                application_key,
+                application_secret,
+                consumer_key,
+            } => {
                 headers.push(("X-Ovh-Application".into(), application_key.clone()));
                 if call.auth {
                     let ts = self.timestamp().await?;
                     let body = call.body.as_deref().unwrap_or(b"");
-                    let sig = sign(application_secret.expose(), consumer_key.expose(), call.method, &url, body, ts);
+                    let sig = sign(
+                        application_secret.expose(),
+                        consumer_key.expose(),
+                        call.method,
+                        &url,
+                        body,
+                        ts,
+                    );
                     headers.push(("X-Ovh-Consumer".into(), consumer_key.expose().to_string()));
                     headers.push(("X-Ovh-Timestamp".into(), ts.to_string()));
                     headers.push(("X-Ovh-Signature".into(), sig));
@@ -276,24 +340,49 @@ impl Client {
                 }
             }
         }
-        let request = HttpRequest { method: call.method.into(), url, headers, body: call.body.clone(), timeout: cfg.timeout };
-        let resp = self.send_counted(request).await.map_err(|e| self.transport_error(call.method, &call.path, e))?;
+        let request = HttpRequest {
+            method: call.method.into(),
+            url,
+            headers,
+            body: call.body.clone(),
+            timeout: cfg.timeout,
+        };
+        let resp = self
+            .send_counted(request)
+            .await
+            .map_err(|e| self.transport_error(call.method, &call.path, e))?;
         if (200..300).contains(&resp.status) {
             Ok(resp)
         } else {
             let qid = resp.header("x-ovh-queryid").map(str::to_string);
-            Err(Error::Api(Box::new(ApiError::from_body(call.method, &call.path, resp.status, qid, &resp.body))))
+            Err(Error::Api(Box::new(ApiError::from_body(
+                call.method,
+                &call.path,
+                resp.status,
+                qid,
+                &resp.body,
+            ))))
         }
     }
 
     /// Budget, then a concurrency permit, then the counter, then the wire.
     async fn send_counted(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let wait = self.inner.budget.lock().expect("budget lock").reserve(Instant::now());
+        let wait = self
+            .inner
+            .budget
+            .lock()
+            .expect("budget lock")
+            .reserve(Instant::now());
         if !wait.is_zero() {
             tracing::debug!(?wait, "request budget: waiting");
             tokio::time::sleep(wait).await;
         }
-        let _permit = self.inner.permits.acquire().await.expect("semaphore never closed");
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .expect("semaphore never closed");
         self.inner.calls.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(method = %request.method, url = %request.url, "OVHcloud API request");
         self.inner.transport.send(request).await
@@ -301,9 +390,23 @@ impl Client {
 
     fn transport_error(&self, method: &str, path: &str, e: TransportError) -> Error {
         match e {
-            TransportError::Timeout => Error::Timeout { method: method.into(), path: path.into(), timeout: self.inner.cfg.timeout },
-            TransportError::Connect(m) => Error::Transport { method: method.into(), path: path.into(), message: m, sent: false },
-            TransportError::Other(m) => Error::Transport { method: method.into(), path: path.into(), message: m, sent: true },
+            TransportError::Timeout => Error::Timeout {
+                method: method.into(),
+                path: path.into(),
+                timeout: self.inner.cfg.timeout,
+            },
+            TransportError::Connect(m) => Error::Transport {
+                method: method.into(),
+                path: path.into(),
+                message: m,
+                sent: false,
+            },
+            TransportError::Other(m) => Error::Transport {
+                method: method.into(),
+                path: path.into(),
+                message: m,
+                sent: true,
+            },
         }
     }
 
@@ -314,7 +417,10 @@ impl Client {
             .get_or_try_init(|| async {
                 // Boxed: this is the one place the pipeline calls itself (unauthenticated, so no cycle at
                 // run time, but the future type is recursive).
-                let call = Call { auth: false, ..Call::get("/auth/time") };
+                let call = Call {
+                    auth: false,
+                    ..Call::get("/auth/time")
+                };
                 let resp: HttpResponse = Box::pin(self.execute_with_retries(&call)).await?;
                 let server: i64 = decode("GET", "/auth/time", &resp)?;
                 Ok::<i64, Error>(server - unix_now())
@@ -329,7 +435,12 @@ impl Client {
 
     /// The current bearer token, fetched (client credentials, `scope=all`) when absent or due.
     async fn bearer(&self) -> Result<Secret, Error> {
-        let Credentials::OAuth2 { client_id, client_secret, token_url } = &self.inner.cfg.credentials else {
+        let Credentials::OAuth2 {
+            client_id,
+            client_secret,
+            token_url,
+        } = &self.inner.cfg.credentials
+        else {
             unreachable!("bearer() is only called with OAuth2 credentials");
         };
         let mut guard = self.inner.token.lock().await;
@@ -338,7 +449,9 @@ impl Client {
         {
             return Ok(t.access.clone());
         }
-        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
         let form = format!(
             "grant_type=client_credentials&client_id={}&client_secret={}&scope=all",
             enc(client_id),
@@ -348,14 +461,23 @@ impl Client {
             method: "POST".into(),
             url: token_url.clone(),
             headers: vec![
-                ("Content-Type".into(), "application/x-www-form-urlencoded".into()),
+                (
+                    "Content-Type".into(),
+                    "application/x-www-form-urlencoded".into(),
+                ),
                 ("Accept".into(), "application/json".into()),
             ],
             body: Some(form.into_bytes()),
             timeout: self.inner.cfg.timeout,
         };
-        let oauth_err = |message: String| Error::OAuth2 { url: token_url.clone(), message };
-        let resp = self.send_counted(request).await.map_err(|e| oauth_err(e.to_string()))?;
+        let oauth_err = |message: String| Error::OAuth2 {
+            url: token_url.clone(),
+            message,
+        };
+        let resp = self
+            .send_counted(request)
+            .await
+            .map_err(|e| oauth_err(e.to_string()))?;
         #[derive(serde::Deserialize)]
         struct TokenBody {
             access_token: Option<String>,
@@ -365,7 +487,10 @@ impl Client {
         }
         let body: Option<TokenBody> = serde_json::from_slice(&resp.body).ok();
         let Some(body) = body else {
-            return Err(oauth_err(format!("HTTP {}: answer is not a token JSON object", resp.status)));
+            return Err(oauth_err(format!(
+                "HTTP {}: answer is not a token JSON object",
+                resp.status
+            )));
         };
         match (resp.status, body.access_token) {
             (200..=299, Some(access)) if !access.is_empty() => {
@@ -373,7 +498,10 @@ impl Client {
                 // Refresh a little before expiry: 10% of the lifetime, at most 60 s.
                 let margin = (life / 10).min(Duration::from_secs(60));
                 let token = Secret::new(access);
-                *guard = Some(Token { access: token.clone(), refresh_at: Instant::now() + life - margin });
+                *guard = Some(Token {
+                    access: token.clone(),
+                    refresh_at: Instant::now() + life - margin,
+                });
                 Ok(token)
             }
             (status, _) => Err(oauth_err(format!(
@@ -386,7 +514,10 @@ impl Client {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Compact JSON, like python-ovh (`separators=(",", ":")`); these bytes are signed and sent.
@@ -394,7 +525,11 @@ fn to_body<B: Serialize + ?Sized>(body: &B) -> Vec<u8> {
     serde_json::to_vec(body).expect("request bodies are plain JSON-serialisable data")
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(method: &str, path: &str, resp: &HttpResponse) -> Result<T, Error> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    resp: &HttpResponse,
+) -> Result<T, Error> {
     serde_json::from_slice(&resp.body).map_err(|e| Error::Decode {
         method: method.into(),
         path: path.into(),

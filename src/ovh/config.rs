@@ -13,9 +13,21 @@ use super::Error;
 
 /// Known endpoint names: (name, API base URL, OAuth2 token URL when OAuth2 is supported).
 pub const ENDPOINT_NAMES: &[(&str, &str, Option<&str>)] = &[
-    ("ovh-eu", "https://eu.api.ovh.com/1.0", Some("https://www.ovh.com/auth/oauth2/token")),
-    ("ovh-ca", "https://ca.api.ovh.com/1.0", Some("https://ca.ovh.com/auth/oauth2/token")),
-    ("ovh-us", "https://api.us.ovhcloud.com/1.0", Some("https://us.ovhcloud.com/auth/oauth2/token")),
+    (
+        "ovh-eu",
+        "https://eu.api.ovh.com/1.0",
+        Some("https://www.ovh.com/auth/oauth2/token"),
+    ),
+    (
+        "ovh-ca",
+        "https://ca.api.ovh.com/1.0",
+        Some("https://ca.ovh.com/auth/oauth2/token"),
+    ),
+    (
+        "ovh-us",
+        "https://api.us.ovhcloud.com/1.0",
+        Some("https://us.ovhcloud.com/auth/oauth2/token"),
+    ),
     ("kimsufi-eu", "https://eu.api.kimsufi.com/1.0", None),
     ("kimsufi-ca", "https://ca.api.kimsufi.com/1.0", None),
     ("soyoustart-eu", "https://eu.api.soyoustart.com/1.0", None),
@@ -66,7 +78,10 @@ impl Endpoint {
         let names: Vec<&str> = ENDPOINT_NAMES.iter().map(|(n, _, _)| *n).collect();
         Err(Error::Config {
             message: format!("unknown endpoint `{value}`"),
-            hint: format!("use one of {} or a full base URL such as http://127.0.0.1:8080/1.0", names.join(", ")),
+            hint: format!(
+                "use one of {} or a full base URL such as http://127.0.0.1:8080/1.0",
+                names.join(", ")
+            ),
         })
     }
 
@@ -107,9 +122,17 @@ impl fmt::Debug for Secret {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Credentials {
     /// Application key/secret + consumer key: every request signed (REFERENCE §6.2).
-    ApplicationKey { application_key: String, application_secret: Secret, consumer_key: Secret },
+    ApplicationKey {
+        application_key: String,
+        application_secret: Secret,
+        consumer_key: Secret,
+    },
     /// OAuth2 client credentials: `Authorization: Bearer`, token refreshed on expiry (§6.4).
-    OAuth2 { client_id: String, client_secret: Secret, token_url: String },
+    OAuth2 {
+        client_id: String,
+        client_secret: Secret,
+        token_url: String,
+    },
 }
 
 /// Which API starts an OS installation.
@@ -168,7 +191,9 @@ impl fmt::Debug for ConfigSources {
 impl ConfigSources {
     /// The process's `OVH_*` variables and the standard file locations.
     pub fn from_process() -> ConfigSources {
-        let env = std::env::vars().filter(|(k, _)| k.starts_with("OVH_")).collect();
+        let env = std::env::vars()
+            .filter(|(k, _)| k.starts_with("OVH_"))
+            .collect();
         let mut files = vec![PathBuf::from("/etc/ovh.conf")];
         if let Some(home) = std::env::var_os("HOME") {
             files.push(Path::new(&home).join(".ovh.conf"));
@@ -225,7 +250,11 @@ impl ClientConfig {
     /// Resolve endpoint and credentials: explicit > env `OVH_*` > `ovh.conf` files.
     pub fn resolve(input: &ConfigInput, sources: &ConfigSources) -> Result<ClientConfig, Error> {
         let files = load_files(&sources.files)?;
-        let lookup = |explicit: &Option<String>, flag: &str, section: &str, key: &str| -> Option<(String, String)> {
+        let lookup = |explicit: &Option<String>,
+                      flag: &str,
+                      section: &str,
+                      key: &str|
+         -> Option<(String, String)> {
             if let Some(v) = explicit.as_ref().filter(|v| !v.is_empty()) {
                 return Some((v.clone(), format!("--{flag}")));
             }
@@ -238,7 +267,12 @@ impl ClientConfig {
                 ini.section(Some(section))
                     .and_then(|s| s.get(key))
                     .filter(|v| !v.is_empty())
-                    .map(|v| (v.to_string(), format!("{} [{section}] {key}", path.display())))
+                    .map(|v| {
+                        (
+                            v.to_string(),
+                            format!("{} [{section}] {key}", path.display()),
+                        )
+                    })
             })
         };
         let endpoint_name = lookup(&input.endpoint, "endpoint", "default", "endpoint")
@@ -246,14 +280,38 @@ impl ClientConfig {
             .unwrap_or_else(|| "ovh-eu".to_string());
         let endpoint = Endpoint::parse(&endpoint_name)?;
         let section = endpoint.name.clone();
-        let ak = lookup(&input.application_key, "application-key", &section, "application_key");
-        let as_ = lookup(&input.application_secret, "application-secret", &section, "application_secret");
-        let ck = lookup(&input.consumer_key, "consumer-key", &section, "consumer_key");
+        let ak = lookup(
+            &input.application_key,
+            "application-key",
+            &section,
+            "application_key",
+        );
+        let as_ = lookup(
+            &input.application_secret,
+            "application-secret",
+            &section,
+            "application_secret",
+        );
+        let ck = lookup(
+            &input.consumer_key,
+            "consumer-key",
+            &section,
+            "consumer_key",
+        );
         let id = lookup(&input.client_id, "client-id", &section, "client_id");
-        let cs = lookup(&input.client_secret, "client-secret", &section, "client_secret");
+        let cs = lookup(
+            &input.client_secret,
+            "client-secret",
+            &section,
+            "client_secret",
+        );
 
-        let app_method = [&ak, &as_, &ck].iter().find_map(|o| o.as_ref().map(|(_, src)| src.clone()));
-        let oauth_method = [&id, &cs].iter().find_map(|o| o.as_ref().map(|(_, src)| src.clone()));
+        let app_method = [&ak, &as_, &ck]
+            .iter()
+            .find_map(|o| o.as_ref().map(|(_, src)| src.clone()));
+        let oauth_method = [&id, &cs]
+            .iter()
+            .find_map(|o| o.as_ref().map(|(_, src)| src.clone()));
         if let (Some(a), Some(o)) = (&app_method, &oauth_method) {
             return Err(Error::Config {
                 message: format!(
@@ -264,7 +322,11 @@ impl ClientConfig {
         }
         if oauth_method.is_some() {
             let (Some((client_id, _)), Some((secret, _))) = (id.clone(), cs) else {
-                let missing = if id.is_none() { "client_id" } else { "client_secret" };
+                let missing = if id.is_none() {
+                    "client_id"
+                } else {
+                    "client_secret"
+                };
                 return Err(Error::Config {
                     message: format!("OAuth2 {missing} is missing for endpoint `{section}`"),
                     hint: "both client_id and client_secret must be given (OVH_CLIENT_ID / OVH_CLIENT_SECRET)".into(),
@@ -272,13 +334,21 @@ impl ClientConfig {
             };
             let Some(token_url) = endpoint.token_url.clone() else {
                 return Err(Error::Config {
-                    message: format!("OAuth2 authentication is not available on endpoint `{section}`"),
-                    hint: "use ovh-eu, ovh-ca, ovh-us or a full URL, or application key credentials".into(),
+                    message: format!(
+                        "OAuth2 authentication is not available on endpoint `{section}`"
+                    ),
+                    hint:
+                        "use ovh-eu, ovh-ca, ovh-us or a full URL, or application key credentials"
+                            .into(),
                 });
             };
             return Ok(ClientConfig::new(
                 endpoint,
-                Credentials::OAuth2 { client_id, client_secret: Secret::new(secret), token_url },
+                Credentials::OAuth2 {
+                    client_id,
+                    client_secret: Secret::new(secret),
+                    token_url,
+                },
             ));
         }
         match (ak, as_, ck) {
@@ -329,16 +399,34 @@ mod tests {
     #[test]
     fn endpoint_names_and_urls() {
         let eu = Endpoint::parse("ovh-eu").unwrap();
-        assert_eq!(eu.target("/dedicated/server"), "https://eu.api.ovh.com/1.0/dedicated/server");
-        assert_eq!(eu.target("/v2/iam/resource"), "https://eu.api.ovh.com/v2/iam/resource");
-        assert_eq!(eu.token_url.as_deref(), Some("https://www.ovh.com/auth/oauth2/token"));
+        assert_eq!(
+            eu.target("/dedicated/server"),
+            "https://eu.api.ovh.com/1.0/dedicated/server"
+        );
+        assert_eq!(
+            eu.target("/v2/iam/resource"),
+            "https://eu.api.ovh.com/v2/iam/resource"
+        );
+        assert_eq!(
+            eu.token_url.as_deref(),
+            Some("https://www.ovh.com/auth/oauth2/token")
+        );
         assert_eq!(Endpoint::parse("kimsufi-ca").unwrap().token_url, None);
         let sim = Endpoint::parse("http://127.0.0.1:8080/1.0/").unwrap();
         assert_eq!(sim.base_url, "http://127.0.0.1:8080/1.0");
-        assert_eq!(sim.target("/v2/iam/resource/x"), "http://127.0.0.1:8080/v2/iam/resource/x");
-        assert_eq!(sim.token_url.as_deref(), Some("http://127.0.0.1:8080/auth/oauth2/token"));
+        assert_eq!(
+            sim.target("/v2/iam/resource/x"),
+            "http://127.0.0.1:8080/v2/iam/resource/x"
+        );
+        assert_eq!(
+            sim.token_url.as_deref(),
+            Some("http://127.0.0.1:8080/auth/oauth2/token")
+        );
         let err = Endpoint::parse("ovh-moon").unwrap_err().to_string();
-        assert!(err.contains("unknown endpoint `ovh-moon`") && err.contains("ovh-eu"), "{err}");
+        assert!(
+            err.contains("unknown endpoint `ovh-moon`") && err.contains("ovh-eu"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -31,13 +31,23 @@ impl fmt::Display for ApiError {
             write!(f, " {c}")?;
         }
         write!(f, ": {}", self.message)?;
-        write!(f, " (X-Ovh-QueryId: {})", self.query_id.as_deref().unwrap_or("none"))
+        write!(
+            f,
+            " (X-Ovh-QueryId: {})",
+            self.query_id.as_deref().unwrap_or("none")
+        )
     }
 }
 
 impl ApiError {
     /// Parse an error body; unknown shapes keep the raw text (truncated) as the message.
-    pub(crate) fn from_body(method: &str, path: &str, status: u16, query_id: Option<String>, body: &[u8]) -> ApiError {
+    pub(crate) fn from_body(
+        method: &str,
+        path: &str,
+        status: u16,
+        query_id: Option<String>,
+        body: &[u8],
+    ) -> ApiError {
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Body {
@@ -53,10 +63,26 @@ impl ApiError {
             _ => {
                 let text = String::from_utf8_lossy(body);
                 let text: String = text.chars().take(200).collect();
-                (None, None, if text.trim().is_empty() { "(empty body)".to_string() } else { text })
+                (
+                    None,
+                    None,
+                    if text.trim().is_empty() {
+                        "(empty body)".to_string()
+                    } else {
+                        text
+                    },
+                )
             }
         };
-        ApiError { method: method.to_string(), path: path.to_string(), status, class, error_code, message, query_id }
+        ApiError {
+            method: method.to_string(),
+            path: path.to_string(),
+            status,
+            class,
+            error_code,
+            message,
+            query_id,
+        }
     }
 }
 
@@ -71,13 +97,30 @@ pub enum Error {
     Api(Box<ApiError>),
     /// No answer: connection refused/reset, DNS, TLS.
     #[error("OVHcloud API request {method} {path} failed: {message}")]
-    Transport { method: String, path: String, message: String, sent: bool },
+    Transport {
+        method: String,
+        path: String,
+        message: String,
+        sent: bool,
+    },
     /// No answer within the configured timeout.
     #[error("OVHcloud API request {method} {path} timed out after {timeout:?}")]
-    Timeout { method: String, path: String, timeout: Duration },
+    Timeout {
+        method: String,
+        path: String,
+        timeout: Duration,
+    },
     /// A 2xx answer whose body is not what the schema says.
-    #[error("OVHcloud API answer to {method} {path} (HTTP {status}, X-Ovh-QueryId: {query_id}) is not understood: {message}")]
-    Decode { method: String, path: String, status: u16, query_id: String, message: String },
+    #[error(
+        "OVHcloud API answer to {method} {path} (HTTP {status}, X-Ovh-QueryId: {query_id}) is not understood: {message}"
+    )]
+    Decode {
+        method: String,
+        path: String,
+        status: u16,
+        query_id: String,
+        message: String,
+    },
     /// The OAuth2 token endpoint refused or could not be reached.
     #[error("OAuth2 token request to {url} failed: {message}")]
     OAuth2 { url: String, message: String },
@@ -112,7 +155,8 @@ impl Error {
     }
     /// The reinstall refusal that means "a task is already running": apply re-attaches to it.
     pub fn is_task_already_exists(&self) -> bool {
-        self.class().is_some_and(|c| c.ends_with("TaskAlreadyExists"))
+        self.class()
+            .is_some_and(|c| c.ends_with("TaskAlreadyExists"))
     }
     /// 429 and 5xx answers, timeouts and transport failures: the request may succeed later.
     pub fn is_transient(&self) -> bool {
@@ -155,7 +199,10 @@ mod tests {
             br#"{"errorCode":"INVALID_CREDENTIAL","httpCode":"403 Forbidden","message":"This credential is not valid"}"#,
         );
         assert_eq!(e.error_code.as_deref(), Some("INVALID_CREDENTIAL"));
-        assert_eq!(e.to_string(), "GET /dedicated/server: HTTP 403 INVALID_CREDENTIAL: This credential is not valid (X-Ovh-QueryId: none)");
+        assert_eq!(
+            e.to_string(),
+            "GET /dedicated/server: HTTP 403 INVALID_CREDENTIAL: This credential is not valid (X-Ovh-QueryId: none)"
+        );
 
         let e = ApiError::from_body("GET", "/x", 502, None, b"<html>bad gateway</html>");
         assert_eq!(e.message, "<html>bad gateway</html>");

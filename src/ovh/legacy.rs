@@ -27,9 +27,14 @@ fn refuse(what: impl Into<String>) -> LegacyMappingError {
 
 /// Map a reinstall body to an `install/start` body, or say precisely what cannot be mapped.
 pub fn install_start_from_reinstall(body: &Value) -> Result<InstallStart, LegacyMappingError> {
-    let obj = body.as_object().ok_or_else(|| refuse("a reinstall body that is not a JSON object"))?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| refuse("a reinstall body that is not a JSON object"))?;
     for key in obj.keys() {
-        if !matches!(key.as_str(), "operatingSystem" | "customizations" | "storage" | "properties") {
+        if !matches!(
+            key.as_str(),
+            "operatingSystem" | "customizations" | "storage" | "properties"
+        ) {
             return Err(refuse(format!("the reinstall field `{key}`")));
         }
     }
@@ -38,27 +43,44 @@ pub fn install_start_from_reinstall(body: &Value) -> Result<InstallStart, Legacy
         .and_then(Value::as_str)
         .ok_or_else(|| refuse("a reinstall body without `operatingSystem`"))?
         .to_string();
-    if obj.get("properties").and_then(Value::as_object).is_some_and(|p| !p.is_empty()) {
-        return Err(refuse("`properties` (deprecated top-level config-drive properties)"));
+    if obj
+        .get("properties")
+        .and_then(Value::as_object)
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(refuse(
+            "`properties` (deprecated top-level config-drive properties)",
+        ));
     }
     let mut details = InstallCustom::default();
     let mut partition_scheme_name = None;
     if let Some(storage) = obj.get("storage") {
-        let entries = storage.as_array().ok_or_else(|| refuse("a `storage` that is not a list"))?;
+        let entries = storage
+            .as_array()
+            .ok_or_else(|| refuse("a `storage` that is not a list"))?;
         if entries.len() > 1 {
-            return Err(refuse("several `storage` entries (kept disk groups or several disk groups)"));
+            return Err(refuse(
+                "several `storage` entries (kept disk groups or several disk groups)",
+            ));
         }
         if let Some(entry) = entries.first() {
-            let entry = entry.as_object().ok_or_else(|| refuse("a `storage` entry that is not an object"))?;
+            let entry = entry
+                .as_object()
+                .ok_or_else(|| refuse("a `storage` entry that is not an object"))?;
             for (k, v) in entry {
                 match k.as_str() {
                     "diskGroupId" if v.is_null() => {}
                     "diskGroupId" => {
                         let id = v.as_u64().and_then(|n| u32::try_from(n).ok());
-                        details.disk_group_id = Some(id.ok_or_else(|| refuse(format!("`storage[0].diskGroupId` = {v}")))?);
+                        details.disk_group_id =
+                            Some(id.ok_or_else(|| {
+                                refuse(format!("`storage[0].diskGroupId` = {v}"))
+                            })?);
                     }
                     "erase" => return Err(refuse("`storage[0].erase` (keeping a disk group)")),
-                    "hardwareRaid" => return Err(refuse("`storage[0].hardwareRaid` (hardware RAID)")),
+                    "hardwareRaid" => {
+                        return Err(refuse("`storage[0].hardwareRaid` (hardware RAID)"));
+                    }
                     "partitioning" => partition_scheme_name = legacy_partitioning(v)?,
                     other => return Err(refuse(format!("`storage[0].{other}`"))),
                 }
@@ -67,28 +89,44 @@ pub fn install_start_from_reinstall(body: &Value) -> Result<InstallStart, Legacy
     }
     let mut user_metadata = Vec::new();
     if let Some(c) = obj.get("customizations") {
-        let c = c.as_object().ok_or_else(|| refuse("`customizations` that is not an object"))?;
+        let c = c
+            .as_object()
+            .ok_or_else(|| refuse("`customizations` that is not an object"))?;
         for (k, v) in c {
             if k == "hostname" {
-                details.custom_hostname =
-                    Some(v.as_str().ok_or_else(|| refuse("a `customizations.hostname` that is not a string"))?.to_string());
+                details.custom_hostname = Some(
+                    v.as_str()
+                        .ok_or_else(|| refuse("a `customizations.hostname` that is not a string"))?
+                        .to_string(),
+                );
                 continue;
             }
             flatten(k, v, &mut user_metadata)?;
         }
     }
     let details = (details != InstallCustom::default()).then_some(details);
-    Ok(InstallStart { template_name, partition_scheme_name, details, user_metadata })
+    Ok(InstallStart {
+        template_name,
+        partition_scheme_name,
+        details,
+        user_metadata,
+    })
 }
 
 /// Only a named scheme (`schemeName`) has a legacy equivalent.
 fn legacy_partitioning(v: &Value) -> Result<Option<String>, LegacyMappingError> {
-    let p: &Map<String, Value> = v.as_object().ok_or_else(|| refuse("a `partitioning` that is not an object"))?;
+    let p: &Map<String, Value> = v
+        .as_object()
+        .ok_or_else(|| refuse("a `partitioning` that is not an object"))?;
     let mut scheme = None;
     for (k, v) in p {
         match k.as_str() {
             "schemeName" => scheme = v.as_str().map(str::to_string),
-            "layout" => return Err(refuse("a custom partition layout (`storage[0].partitioning.layout`)")),
+            "layout" => {
+                return Err(refuse(
+                    "a custom partition layout (`storage[0].partitioning.layout`)",
+                ));
+            }
             "disks" => return Err(refuse("`storage[0].partitioning.disks` (a disk count)")),
             other => return Err(refuse(format!("`storage[0].partitioning.{other}`"))),
         }
@@ -107,16 +145,27 @@ fn scalar(v: &Value) -> Option<String> {
 
 fn flatten(name: &str, v: &Value, out: &mut Vec<KeyValue>) -> Result<(), LegacyMappingError> {
     if let Some(s) = scalar(v) {
-        out.push(KeyValue { key: name.to_string(), value: s });
+        out.push(KeyValue {
+            key: name.to_string(),
+            value: s,
+        });
         return Ok(());
     }
     match v {
         Value::Null => Ok(()),
         Value::Object(map) if name == "httpHeaders" => {
             for (i, (k, val)) in map.iter().enumerate() {
-                let val = scalar(val).ok_or_else(|| refuse(format!("a non-string value in `customizations.{name}`")))?;
-                out.push(KeyValue { key: format!("{name}{i}Key"), value: k.clone() });
-                out.push(KeyValue { key: format!("{name}{i}Value"), value: val });
+                let val = scalar(val).ok_or_else(|| {
+                    refuse(format!("a non-string value in `customizations.{name}`"))
+                })?;
+                out.push(KeyValue {
+                    key: format!("{name}{i}Key"),
+                    value: k.clone(),
+                });
+                out.push(KeyValue {
+                    key: format!("{name}{i}Value"),
+                    value: val,
+                });
             }
             Ok(())
         }
@@ -149,17 +198,33 @@ mod tests {
                 ]
             })
         );
-        let bare = install_start_from_reinstall(&json!({"operatingSystem": "debian12_64"})).unwrap();
-        assert_eq!(serde_json::to_value(&bare).unwrap(), json!({"templateName": "debian12_64"}));
+        let bare =
+            install_start_from_reinstall(&json!({"operatingSystem": "debian12_64"})).unwrap();
+        assert_eq!(
+            serde_json::to_value(&bare).unwrap(),
+            json!({"templateName": "debian12_64"})
+        );
     }
 
     #[test]
     fn refuses_what_legacy_cannot_express() {
         let cases = [
-            (json!({"operatingSystem": "d", "storage": [{"partitioning": {"layout": [{"mountPoint": "/", "fileSystem": "ext4"}]}}]}), "custom partition layout"),
-            (json!({"operatingSystem": "d", "storage": [{"hardwareRaid": [{"raidLevel": 1}]}]}), "hardware RAID"),
-            (json!({"operatingSystem": "d", "storage": [{"diskGroupId": 1}, {"diskGroupId": 2, "erase": false}]}), "kept disk groups"),
-            (json!({"operatingSystem": "d", "customizations": {"configDriveMetadata": {"a": "b"}}}), "configDriveMetadata"),
+            (
+                json!({"operatingSystem": "d", "storage": [{"partitioning": {"layout": [{"mountPoint": "/", "fileSystem": "ext4"}]}}]}),
+                "custom partition layout",
+            ),
+            (
+                json!({"operatingSystem": "d", "storage": [{"hardwareRaid": [{"raidLevel": 1}]}]}),
+                "hardware RAID",
+            ),
+            (
+                json!({"operatingSystem": "d", "storage": [{"diskGroupId": 1}, {"diskGroupId": 2, "erase": false}]}),
+                "kept disk groups",
+            ),
+            (
+                json!({"operatingSystem": "d", "customizations": {"configDriveMetadata": {"a": "b"}}}),
+                "configDriveMetadata",
+            ),
             (json!({"customizations": {}}), "without `operatingSystem`"),
         ];
         for (body, want) in cases {

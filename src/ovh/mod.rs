@@ -22,11 +22,13 @@ pub mod types;
 pub use budget::Budget;
 pub use client::{Client, Mode};
 pub use config::{
-    ClientConfig, ConfigInput, ConfigSources, Credentials, Endpoint, InstallApi, Secret,
-    ENDPOINT_NAMES,
+    ClientConfig, ConfigInput, ConfigSources, Credentials, ENDPOINT_NAMES, Endpoint, InstallApi,
+    Secret,
 };
 pub use error::{ApiError, Error};
-pub use legacy::{install_start_from_reinstall, LegacyMappingError};
+pub use legacy::{LegacyMappingError, install_start_from_reinstall};
 pub use routes::StartedTask;
 pub use sign::sign;
-pub use transport::{BoxFuture, HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError};
+pub use transport::{
+    BoxFuture, HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError,
+};

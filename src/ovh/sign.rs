@@ -80,17 +80,33 @@ mod tests {
     #[test]
     fn matches_python_ovh_vectors() {
         for (method, url, body, ts, want) in VECTORS {
-            assert_eq!(sign(AS, CK, method, url, body.as_bytes(), *ts), *want, "{method} {url}");
+            assert_eq!(
+                sign(AS, CK, method, url, body.as_bytes(), *ts),
+                *want,
+                "{method} {url}"
+            );
         }
     }
 
     #[test]
     fn method_is_upper_cased_and_every_part_matters() {
         let base = sign(AS, CK, "GET", "https://eu.api.ovh.com/1.0/x", b"", 1);
-        assert_eq!(base, sign(AS, CK, "get", "https://eu.api.ovh.com/1.0/x", b"", 1));
-        assert_ne!(base, sign(AS, CK, "GET", "https://eu.api.ovh.com/1.0/x", b"", 2));
-        assert_ne!(base, sign(AS, CK, "GET", "https://eu.api.ovh.com/1.0/x", b" ", 1));
-        assert_ne!(base, sign(AS, "other", "GET", "https://eu.api.ovh.com/1.0/x", b"", 1));
+        assert_eq!(
+            base,
+            sign(AS, CK, "get", "https://eu.api.ovh.com/1.0/x", b"", 1)
+        );
+        assert_ne!(
+            base,
+            sign(AS, CK, "GET", "https://eu.api.ovh.com/1.0/x", b"", 2)
+        );
+        assert_ne!(
+            base,
+            sign(AS, CK, "GET", "https://eu.api.ovh.com/1.0/x", b" ", 1)
+        );
+        assert_ne!(
+            base,
+            sign(AS, "other", "GET", "https://eu.api.ovh.com/1.0/x", b"", 1)
+        );
         assert!(base.starts_with("$1$") && base.len() == 3 + 40);
     }
 }

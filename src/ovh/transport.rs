@@ -27,7 +27,14 @@ impl std::fmt::Debug for HttpRequest {
         f.debug_struct("HttpRequest")
             .field("method", &self.method)
             .field("url", &self.url)
-            .field("headers", &self.headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .field("body_len", &self.body.as_ref().map(Vec::len))
             .finish()
     }
@@ -44,7 +51,10 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -91,7 +101,10 @@ impl Transport for ReqwestTransport {
         Box::pin(async move {
             let method = reqwest::Method::from_bytes(request.method.as_bytes())
                 .map_err(|e| TransportError::Other(format!("bad method: {e}")))?;
-            let mut builder = self.client.request(method, &request.url).timeout(request.timeout);
+            let mut builder = self
+                .client
+                .request(method, &request.url)
+                .timeout(request.timeout);
             for (k, v) in &request.headers {
                 builder = builder.header(k, v);
             }
@@ -103,10 +116,19 @@ impl Transport for ReqwestTransport {
             let headers = resp
                 .headers()
                 .iter()
-                .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_ascii_lowercase(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect();
             let body = resp.bytes().await.map_err(classify)?.to_vec();
-            Ok(HttpResponse { status, headers, body })
+            Ok(HttpResponse {
+                status,
+                headers,
+                body,
+            })
         })
     }
 }
@@ -143,7 +165,11 @@ mod tests {
     async fn reqwest_transport_builds_and_classifies_refused_connections() {
         let t = ReqwestTransport::new(Duration::from_secs(1)).expect("client builds with ring");
         // Bind then drop a listener to get a loopback port nobody listens on.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let req = HttpRequest {
             method: "GET".into(),
             url: format!("http://127.0.0.1:{port}/1.0/auth/time"),

@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use ovhform::observe::{observe_detail, observe_fleet, observe_templates};
 use ovhform::ovh::{
-    self, BoxFuture, Client, ClientConfig, ConfigInput, ConfigSources, Credentials, Endpoint, HttpRequest, HttpResponse,
-    InstallApi, Mode, Secret, Transport, TransportError,
+    self, BoxFuture, Client, ClientConfig, ConfigInput, ConfigSources, Credentials, Endpoint,
+    HttpRequest, HttpResponse, InstallApi, Mode, Secret, Transport, TransportError,
 };
 use serde_json::{Value, json};
 
@@ -49,11 +49,19 @@ struct Reply {
 }
 
 fn ok(v: Value) -> Reply {
-    Reply { status: 200, headers: vec![("X-Ovh-QueryId", "EU.fake.ok".into())], body: v.to_string() }
+    Reply {
+        status: 200,
+        headers: vec![("X-Ovh-QueryId", "EU.fake.ok".into())],
+        body: v.to_string(),
+    }
 }
 
 fn err(status: u16, v: Value) -> Reply {
-    Reply { status, headers: vec![("X-Ovh-QueryId", format!("EU.fake.{status}"))], body: v.to_string() }
+    Reply {
+        status,
+        headers: vec![("X-Ovh-QueryId", format!("EU.fake.{status}"))],
+        body: v.to_string(),
+    }
 }
 
 type Handler = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
@@ -68,7 +76,10 @@ impl Fake {
         self.log.lock().unwrap().clone()
     }
     fn count(&self, method: &str, path: &str) -> usize {
-        self.seen().iter().filter(|s| s.method == method && s.path() == path).count()
+        self.seen()
+            .iter()
+            .filter(|s| s.method == method && s.path() == path)
+            .count()
     }
 }
 
@@ -82,7 +93,10 @@ async fn serve(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Fake
         let (log, handler) = (log2.clone(), h2.clone());
         async move {
             let (parts, body) = req.into_parts();
-            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap().to_vec();
+            let body = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap()
+                .to_vec();
             let seen = Seen {
                 method: parts.method.to_string(),
                 uri: parts.uri.to_string(),
@@ -95,17 +109,25 @@ async fn serve(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Fake
             for (k, v) in reply.headers {
                 resp = resp.header(k, v);
             }
-            resp.header("Content-Type", "application/json").body(Body::from(reply.body)).unwrap()
+            resp.header("Content-Type", "application/json")
+                .body(Body::from(reply.body))
+                .unwrap()
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Fake { base: format!("http://{addr}/1.0"), log }
+    Fake {
+        base: format!("http://{addr}/1.0"),
+        log,
+    }
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 fn app_key_creds() -> Credentials {
@@ -138,7 +160,8 @@ fn signature_ok(s: &Seen) -> bool {
     let ts: i64 = s.header("x-ovh-timestamp").unwrap().parse().unwrap();
     s.header("x-ovh-application") == Some(AK)
         && s.header("x-ovh-consumer") == Some(CK)
-        && s.header("x-ovh-signature") == Some(ovh::sign(AS, CK, &s.method, &url, &s.body, ts).as_str())
+        && s.header("x-ovh-signature")
+            == Some(ovh::sign(AS, CK, &s.method, &url, &s.body, ts).as_str())
 }
 
 fn server_json(name: &str, boot_id: Option<u64>, tags: Value) -> Value {
@@ -156,9 +179,15 @@ fn server_json(name: &str, boot_id: Option<u64>, tags: Value) -> Value {
 
 fn netboot_json(id: u64) -> Value {
     match id {
-        1 => json!({"bootId": 1, "bootType": "harddisk", "description": "Boot to disk", "kernel": "hd"}),
-        n if n % 2 == 0 => json!({"bootId": n, "bootType": "rescue", "description": "Customer rescue system (Debian-12-based)", "kernel": "rescue12-customer"}),
-        n => json!({"bootId": n, "bootType": "power", "description": "Power-off server", "kernel": "poweroff"}),
+        1 => {
+            json!({"bootId": 1, "bootType": "harddisk", "description": "Boot to disk", "kernel": "hd"})
+        }
+        n if n % 2 == 0 => {
+            json!({"bootId": n, "bootType": "rescue", "description": "Customer rescue system (Debian-12-based)", "kernel": "rescue12-customer"})
+        }
+        n => {
+            json!({"bootId": n, "bootType": "power", "description": "Power-off server", "kernel": "poweroff"})
+        }
     }
 }
 
@@ -169,34 +198,71 @@ async fn signs_every_request_with_the_cached_time_delta() {
     let server_time = now() + 1000;
     let fake = serve(move |s| match s.path() {
         "/1.0/auth/time" => ok(json!(server_time)),
-        _ if !signature_ok(s) => err(400, json!({"class": "Client::BadRequest", "message": "Invalid signature"})),
+        _ if !signature_ok(s) => err(
+            400,
+            json!({"class": "Client::BadRequest", "message": "Invalid signature"}),
+        ),
         "/1.0/dedicated/server" => ok(json!(["ns1.ip-1-2-3.eu"])),
         "/1.0/dedicated/server/ns1.ip-1-2-3.eu" if s.method == "PUT" => ok(Value::Null),
         p if p.starts_with("/1.0/dedicated/server/ns1.ip-1-2-3.eu/task") => ok(json!([])),
         p if p.starts_with("/v2/iam/resource/") => ok(Value::Null),
-        _ => err(404, json!({"class": "Client::NotFound", "message": "not here"})),
+        _ => err(
+            404,
+            json!({"class": "Client::NotFound", "message": "not here"}),
+        ),
     })
     .await;
     let c = client(&fake);
     assert_eq!(c.list_servers().await.unwrap(), vec!["ns1.ip-1-2-3.eu"]);
-    let update = ovh::types::ServerUpdate { boot_id: Some(1), ..Default::default() };
+    let update = ovh::types::ServerUpdate {
+        boot_id: Some(1),
+        ..Default::default()
+    };
     c.update_server("ns1.ip-1-2-3.eu", &update).await.unwrap();
-    c.list_tasks("ns1.ip-1-2-3.eu", Some("reinstallServer"), Some("doing")).await.unwrap();
-    c.iam_add_tag("urn:v1:eu:resource:dedicatedServer:ns1.ip-1-2-3.eu", "ovhform", "sha256:abc").await.unwrap();
+    c.list_tasks("ns1.ip-1-2-3.eu", Some("reinstallServer"), Some("doing"))
+        .await
+        .unwrap();
+    c.iam_add_tag(
+        "urn:v1:eu:resource:dedicatedServer:ns1.ip-1-2-3.eu",
+        "ovhform",
+        "sha256:abc",
+    )
+    .await
+    .unwrap();
 
     let seen = fake.seen();
-    assert_eq!(fake.count("GET", "/1.0/auth/time"), 1, "the time delta is fetched once");
+    assert_eq!(
+        fake.count("GET", "/1.0/auth/time"),
+        1,
+        "the time delta is fetched once"
+    );
     assert_eq!(c.calls(), seen.len() as u64);
     let put = seen.iter().find(|s| s.method == "PUT").unwrap();
-    assert_eq!(put.body, br#"{"bootId":1}"#, "compact JSON, only the keys set");
+    assert_eq!(
+        put.body, br#"{"bootId":1}"#,
+        "compact JSON, only the keys set"
+    );
     assert_eq!(put.header("content-type"), Some("application/json"));
     let ts: i64 = put.header("x-ovh-timestamp").unwrap().parse().unwrap();
-    assert!((ts - server_time).abs() <= 2, "timestamp corrected by the server delta: {ts} vs {server_time}");
+    assert!(
+        (ts - server_time).abs() <= 2,
+        "timestamp corrected by the server delta: {ts} vs {server_time}"
+    );
     let tasks = seen.iter().find(|s| s.path().ends_with("/task")).unwrap();
-    assert_eq!(tasks.uri, "/1.0/dedicated/server/ns1.ip-1-2-3.eu/task?function=reinstallServer&status=doing");
+    assert_eq!(
+        tasks.uri,
+        "/1.0/dedicated/server/ns1.ip-1-2-3.eu/task?function=reinstallServer&status=doing"
+    );
     let tag = seen.iter().find(|s| s.path().ends_with("/tag")).unwrap();
-    assert_eq!(tag.path(), "/v2/iam/resource/urn:v1:eu:resource:dedicatedServer:ns1.ip-1-2-3.eu/tag", "/v2 replaces /1.0");
-    assert_eq!(serde_json::from_slice::<Value>(&tag.body).unwrap(), json!({"key": "ovhform", "value": "sha256:abc"}));
+    assert_eq!(
+        tag.path(),
+        "/v2/iam/resource/urn:v1:eu:resource:dedicatedServer:ns1.ip-1-2-3.eu/tag",
+        "/v2 replaces /1.0"
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&tag.body).unwrap(),
+        json!({"key": "ovhform", "value": "sha256:abc"})
+    );
 }
 
 #[tokio::test]
@@ -207,37 +273,72 @@ async fn get_is_retried_on_503_but_post_and_put_are_not() {
         ("GET", "/1.0/auth/time") => ok(json!(now())),
         ("GET", "/1.0/dedicated/server") => {
             if h.fetch_add(1, Ordering::SeqCst) == 0 {
-                err(503, json!({"class": "Server::ServiceUnavailable", "message": "try later"}))
+                err(
+                    503,
+                    json!({"class": "Server::ServiceUnavailable", "message": "try later"}),
+                )
             } else {
                 ok(json!(["ns1"]))
             }
         }
-        _ => err(503, json!({"class": "Server::ServiceUnavailable", "message": "try later"})),
+        _ => err(
+            503,
+            json!({"class": "Server::ServiceUnavailable", "message": "try later"}),
+        ),
     })
     .await;
     let c = client(&fake);
     assert_eq!(c.list_servers().await.unwrap(), vec!["ns1"]);
-    assert_eq!(fake.count("GET", "/1.0/dedicated/server"), 2, "one retry after the 503");
+    assert_eq!(
+        fake.count("GET", "/1.0/dedicated/server"),
+        2,
+        "one retry after the 503"
+    );
 
-    let e = c.reinstall("ns1", &json!({"operatingSystem": "debian12_64"})).await.unwrap_err();
+    let e = c
+        .reinstall("ns1", &json!({"operatingSystem": "debian12_64"}))
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(503));
-    assert!(e.to_string().contains("POST /dedicated/server/ns1/reinstall: HTTP 503"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("POST /dedicated/server/ns1/reinstall: HTTP 503"),
+        "{e}"
+    );
     assert!(e.to_string().contains("X-Ovh-QueryId: EU.fake.503"), "{e}");
-    assert_eq!(fake.count("POST", "/1.0/dedicated/server/ns1/reinstall"), 1, "a reinstall POST is never retried");
+    assert_eq!(
+        fake.count("POST", "/1.0/dedicated/server/ns1/reinstall"),
+        1,
+        "a reinstall POST is never retried"
+    );
 
     assert!(c.reboot("ns1").await.is_err());
     assert_eq!(fake.count("POST", "/1.0/dedicated/server/ns1/reboot"), 1);
-    let update = ovh::types::ServerUpdate { monitoring: Some(true), ..Default::default() };
+    let update = ovh::types::ServerUpdate {
+        monitoring: Some(true),
+        ..Default::default()
+    };
     assert!(c.update_server("ns1", &update).await.is_err());
-    assert_eq!(fake.count("PUT", "/1.0/dedicated/server/ns1"), 1, "a PUT that reached the server is not retried");
-    assert_eq!(c.calls(), fake.seen().len() as u64, "every attempt is counted");
+    assert_eq!(
+        fake.count("PUT", "/1.0/dedicated/server/ns1"),
+        1,
+        "a PUT that reached the server is not retried"
+    );
+    assert_eq!(
+        c.calls(),
+        fake.seen().len() as u64,
+        "every attempt is counted"
+    );
 }
 
 #[tokio::test]
 async fn get_gives_up_after_max_retries() {
     let fake = serve(|s| match s.path() {
         "/1.0/auth/time" => ok(json!(now())),
-        _ => err(429, json!({"class": "Client::TooManyRequests", "message": "slow down"})),
+        _ => err(
+            429,
+            json!({"class": "Client::TooManyRequests", "message": "slow down"}),
+        ),
     })
     .await;
     let mut cfg = config(&fake.base, app_key_creds());
@@ -245,7 +346,11 @@ async fn get_gives_up_after_max_retries() {
     let c = Client::new(cfg).unwrap();
     let e = c.get_server("ns1").await.unwrap_err();
     assert_eq!(e.status(), Some(429));
-    assert_eq!(fake.count("GET", "/1.0/dedicated/server/ns1"), 3, "first attempt + 2 retries");
+    assert_eq!(
+        fake.count("GET", "/1.0/dedicated/server/ns1"),
+        3,
+        "first attempt + 2 retries"
+    );
 }
 
 #[tokio::test]
@@ -272,15 +377,32 @@ async fn errors_are_typed_from_both_body_forms() {
         e.to_string(),
         "OVHcloud API error: GET /dedicated/server/gone: HTTP 404 Client::NotFound: This service does not exist (X-Ovh-QueryId: EU.fake.404)"
     );
-    assert_eq!(c.install_status("ns1").await.unwrap(), None, "404 on install/status means idle");
-    let e = c.reinstall("ns1", &json!({"operatingSystem": "debian12_64"})).await.unwrap_err();
+    assert_eq!(
+        c.install_status("ns1").await.unwrap(),
+        None,
+        "404 on install/status means idle"
+    );
+    let e = c
+        .reinstall("ns1", &json!({"operatingSystem": "debian12_64"}))
+        .await
+        .unwrap_err();
     assert!(e.is_task_already_exists(), "{e}");
     let e = c.hardware("ns1").await.unwrap_err();
     assert_eq!(e.status(), Some(403));
-    assert_eq!(e.api().unwrap().error_code.as_deref(), Some("INVALID_CREDENTIAL"));
-    assert!(e.to_string().contains("This credential is not valid") && e.to_string().contains("EU.fake.403"), "{e}");
+    assert_eq!(
+        e.api().unwrap().error_code.as_deref(),
+        Some("INVALID_CREDENTIAL")
+    );
+    assert!(
+        e.to_string().contains("This credential is not valid")
+            && e.to_string().contains("EU.fake.403"),
+        "{e}"
+    );
     for shown in [e.to_string(), format!("{e:?}"), format!("{c:?}")] {
-        assert!(!shown.contains(AS) && !shown.contains(CK) && !shown.contains("$1$"), "secret leaked: {shown}");
+        assert!(
+            !shown.contains(AS) && !shown.contains(CK) && !shown.contains("$1$"),
+            "secret leaked: {shown}"
+        );
     }
 }
 
@@ -294,9 +416,20 @@ struct Instant200 {
 impl Transport for Instant200 {
     fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
         Box::pin(async move {
-            let body = if request.url.ends_with("/auth/time") { b"1700000000".to_vec() } else { b"[]".to_vec() };
-            self.sent.lock().unwrap().push((tokio::time::Instant::now(), request));
-            Ok(HttpResponse { status: 200, headers: vec![], body })
+            let body = if request.url.ends_with("/auth/time") {
+                b"1700000000".to_vec()
+            } else {
+                b"[]".to_vec()
+            };
+            self.sent
+                .lock()
+                .unwrap()
+                .push((tokio::time::Instant::now(), request));
+            Ok(HttpResponse {
+                status: 200,
+                headers: vec![],
+                body,
+            })
         })
     }
 }
@@ -317,7 +450,10 @@ async fn the_request_budget_paces_requests() {
     assert!(elapsed >= Duration::from_secs(11), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(12), "{elapsed:?}");
     let sent = transport.sent.lock().unwrap();
-    let in_first_second = sent.iter().filter(|(t, _)| t.duration_since(t0) < Duration::from_secs(1)).count();
+    let in_first_second = sent
+        .iter()
+        .filter(|(t, _)| t.duration_since(t0) < Duration::from_secs(1))
+        .count();
     assert_eq!(in_first_second, 10, "burst size");
 }
 
@@ -332,67 +468,163 @@ async fn config_precedence_flags_env_and_files() {
         "[default]\nendpoint=ovh-ca\n[ovh-ca]\napplication_key=etc-ak\napplication_secret=etc-as\nconsumer_key=etc-ck\n",
     )
     .unwrap();
-    std::fs::write(&home, "[ovh-ca]\napplication_secret=home-as\nconsumer_key=home-ck\n").unwrap();
+    std::fs::write(
+        &home,
+        "[ovh-ca]\napplication_secret=home-as\nconsumer_key=home-ck\n",
+    )
+    .unwrap();
     std::fs::write(&cwd, "[ovh-ca]\nconsumer_key=cwd-ck\n").unwrap();
-    let files = vec![etc.clone(), home.clone(), cwd.clone(), dir.path().join("missing.conf")];
-    let sources = ConfigSources { env: BTreeMap::new(), files: files.clone() };
+    let files = vec![
+        etc.clone(),
+        home.clone(),
+        cwd.clone(),
+        dir.path().join("missing.conf"),
+    ];
+    let sources = ConfigSources {
+        env: BTreeMap::new(),
+        files: files.clone(),
+    };
     let creds = |cfg: &ClientConfig| match &cfg.credentials {
-        Credentials::ApplicationKey { application_key, application_secret, consumer_key } => {
-            (application_key.clone(), application_secret.expose().to_string(), consumer_key.expose().to_string())
-        }
+        Credentials::ApplicationKey {
+            application_key,
+            application_secret,
+            consumer_key,
+        } => (
+            application_key.clone(),
+            application_secret.expose().to_string(),
+            consumer_key.expose().to_string(),
+        ),
         other => panic!("unexpected {other:?}"),
     };
     // Files only: key by key, ./ovh.conf > ~/.ovh.conf > /etc/ovh.conf; endpoint from [default].
     let cfg = ClientConfig::resolve(&ConfigInput::default(), &sources).unwrap();
     assert_eq!(cfg.endpoint.base_url, "https://ca.api.ovh.com/1.0");
-    assert_eq!(creds(&cfg), ("etc-ak".into(), "home-as".into(), "cwd-ck".into()));
+    assert_eq!(
+        creds(&cfg),
+        ("etc-ak".into(), "home-as".into(), "cwd-ck".into())
+    );
     // Env beats files.
-    let env: BTreeMap<String, String> =
-        [("OVH_APPLICATION_SECRET", "env-as"), ("OVH_CONSUMER_KEY", "env-ck")].map(|(k, v)| (k.into(), v.into())).into();
+    let env: BTreeMap<String, String> = [
+        ("OVH_APPLICATION_SECRET", "env-as"),
+        ("OVH_CONSUMER_KEY", "env-ck"),
+    ]
+    .map(|(k, v)| (k.into(), v.into()))
+    .into();
     let sources = ConfigSources { env, files };
     let cfg = ClientConfig::resolve(&ConfigInput::default(), &sources).unwrap();
-    assert_eq!(creds(&cfg), ("etc-ak".into(), "env-as".into(), "env-ck".into()));
+    assert_eq!(
+        creds(&cfg),
+        ("etc-ak".into(), "env-as".into(), "env-ck".into())
+    );
     // Flags beat env.
-    let input = ConfigInput { consumer_key: Some("flag-ck".into()), ..Default::default() };
+    let input = ConfigInput {
+        consumer_key: Some("flag-ck".into()),
+        ..Default::default()
+    };
     let cfg = ClientConfig::resolve(&input, &sources).unwrap();
-    assert_eq!(creds(&cfg), ("etc-ak".into(), "env-as".into(), "flag-ck".into()));
+    assert_eq!(
+        creds(&cfg),
+        ("etc-ak".into(), "env-as".into(), "flag-ck".into())
+    );
     // An endpoint given by flag selects another section: nothing there → a clear error.
-    let input = ConfigInput { endpoint: Some("ovh-eu".into()), ..Default::default() };
-    let e = ClientConfig::resolve(&input, &ConfigSources { env: BTreeMap::new(), files: vec![etc.clone()] }).unwrap_err();
-    assert!(e.to_string().contains("no OVHcloud credentials found for endpoint `ovh-eu`"), "{e}");
+    let input = ConfigInput {
+        endpoint: Some("ovh-eu".into()),
+        ..Default::default()
+    };
+    let e = ClientConfig::resolve(
+        &input,
+        &ConfigSources {
+            env: BTreeMap::new(),
+            files: vec![etc.clone()],
+        },
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no OVHcloud credentials found for endpoint `ovh-eu`"),
+        "{e}"
+    );
     // A full URL endpoint is its own section name.
     let sim = dir.path().join("sim.conf");
     std::fs::write(&sim, "[default]\nendpoint=http://127.0.0.1:8080/1.0\n[http://127.0.0.1:8080/1.0]\nclient_id=cid\nclient_secret=csecret\n").unwrap();
-    let cfg = ClientConfig::resolve(&ConfigInput::default(), &ConfigSources { env: BTreeMap::new(), files: vec![sim] }).unwrap();
-    assert!(matches!(&cfg.credentials, Credentials::OAuth2 { token_url, .. } if token_url == "http://127.0.0.1:8080/auth/oauth2/token"));
+    let cfg = ClientConfig::resolve(
+        &ConfigInput::default(),
+        &ConfigSources {
+            env: BTreeMap::new(),
+            files: vec![sim],
+        },
+    )
+    .unwrap();
+    assert!(
+        matches!(&cfg.credentials, Credentials::OAuth2 { token_url, .. } if token_url == "http://127.0.0.1:8080/auth/oauth2/token")
+    );
 }
 
 #[test]
 fn config_errors_are_clear_and_never_show_secrets() {
     let env = |pairs: &[(&str, &str)]| ConfigSources {
-        env: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        env: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         files: vec![],
     };
-    let mixed = env(&[("OVH_APPLICATION_KEY", "ak"), ("OVH_APPLICATION_SECRET", "TOPSECRET1"), ("OVH_CLIENT_SECRET", "TOPSECRET2")]);
-    let input = ConfigInput { client_id: Some("cid".into()), ..Default::default() };
-    let e = ClientConfig::resolve(&input, &mixed).unwrap_err().to_string();
-    assert!(e.contains("can't use multiple authentication methods"), "{e}");
-    assert!(e.contains("OVH_APPLICATION_KEY") && e.contains("--client-id"), "names where each came from: {e}");
+    let mixed = env(&[
+        ("OVH_APPLICATION_KEY", "ak"),
+        ("OVH_APPLICATION_SECRET", "TOPSECRET1"),
+        ("OVH_CLIENT_SECRET", "TOPSECRET2"),
+    ]);
+    let input = ConfigInput {
+        client_id: Some("cid".into()),
+        ..Default::default()
+    };
+    let e = ClientConfig::resolve(&input, &mixed)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("can't use multiple authentication methods"),
+        "{e}"
+    );
+    assert!(
+        e.contains("OVH_APPLICATION_KEY") && e.contains("--client-id"),
+        "names where each came from: {e}"
+    );
     assert!(!e.contains("TOPSECRET"), "{e}");
-    let e = ClientConfig::resolve(&ConfigInput::default(), &env(&[("OVH_APPLICATION_KEY", "ak")])).unwrap_err().to_string();
-    assert!(e.contains("application key and application secret must be given together"), "{e}");
-    let e = ClientConfig::resolve(&ConfigInput::default(), &env(&[("OVH_CLIENT_ID", "cid")])).unwrap_err().to_string();
+    let e = ClientConfig::resolve(
+        &ConfigInput::default(),
+        &env(&[("OVH_APPLICATION_KEY", "ak")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("application key and application secret must be given together"),
+        "{e}"
+    );
+    let e = ClientConfig::resolve(&ConfigInput::default(), &env(&[("OVH_CLIENT_ID", "cid")]))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("client_secret is missing"), "{e}");
     let e = ClientConfig::resolve(
-        &ConfigInput { endpoint: Some("kimsufi-eu".into()), ..Default::default() },
+        &ConfigInput {
+            endpoint: Some("kimsufi-eu".into()),
+            ..Default::default()
+        },
         &env(&[("OVH_CLIENT_ID", "cid"), ("OVH_CLIENT_SECRET", "x")]),
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("OAuth2 authentication is not available on endpoint `kimsufi-eu`"), "{e}");
+    assert!(
+        e.contains("OAuth2 authentication is not available on endpoint `kimsufi-eu`"),
+        "{e}"
+    );
     let cfg = ClientConfig::resolve(
         &ConfigInput::default(),
-        &env(&[("OVH_ENDPOINT", "ovh-us"), ("OVH_APPLICATION_KEY", "ak"), ("OVH_APPLICATION_SECRET", "TOPSECRET1"), ("OVH_CONSUMER_KEY", "TOPSECRET3")]),
+        &env(&[
+            ("OVH_ENDPOINT", "ovh-us"),
+            ("OVH_APPLICATION_KEY", "ak"),
+            ("OVH_APPLICATION_SECRET", "TOPSECRET1"),
+            ("OVH_CONSUMER_KEY", "TOPSECRET3"),
+        ]),
     )
     .unwrap();
     assert_eq!(cfg.endpoint.name, "ovh-us");
@@ -436,20 +668,34 @@ async fn oauth2_token_is_fetched_refreshed_on_expiry_and_on_401() {
     c.list_servers().await.unwrap(); // tok-1 expired → tok-2
     c.list_servers().await.unwrap(); // tok-2 reused
     assert_eq!(issued.load(Ordering::SeqCst), 2);
-    let auths: Vec<String> =
-        fake.seen().iter().filter(|s| s.path() == "/1.0/dedicated/server").map(|s| s.header("authorization").unwrap().into()).collect();
+    let auths: Vec<String> = fake
+        .seen()
+        .iter()
+        .filter(|s| s.path() == "/1.0/dedicated/server")
+        .map(|s| s.header("authorization").unwrap().into())
+        .collect();
     assert_eq!(auths, ["Bearer tok-1", "Bearer tok-2", "Bearer tok-2"]);
     // The server revokes tok-2: one 401, a new token, the call succeeds.
     revoked.lock().unwrap().insert("Bearer tok-2".into());
     c.list_servers().await.unwrap();
     assert_eq!(issued.load(Ordering::SeqCst), 3);
-    assert_eq!(fake.count("GET", "/1.0/auth/time"), 0, "no signature, no time delta with OAuth2");
+    assert_eq!(
+        fake.count("GET", "/1.0/auth/time"),
+        0,
+        "no signature, no time delta with OAuth2"
+    );
     assert!(!format!("{c:?}").contains("OAUTH-SECRET"));
 }
 
 #[tokio::test]
 async fn oauth2_refusal_is_reported_without_the_secret() {
-    let fake = serve(|_| err(401, json!({"error": "invalid_client", "error_description": "bad credentials"}))).await;
+    let fake = serve(|_| {
+        err(
+            401,
+            json!({"error": "invalid_client", "error_description": "bad credentials"}),
+        )
+    })
+    .await;
     let creds = Credentials::OAuth2 {
         client_id: "svc".into(),
         client_secret: Secret::new("OAUTH-SECRET-2"),
@@ -458,7 +704,10 @@ async fn oauth2_refusal_is_reported_without_the_secret() {
     let c = Client::new(config(&fake.base, creds)).unwrap();
     let e = c.list_servers().await.unwrap_err();
     let shown = format!("{e} {e:?}");
-    assert!(shown.contains("invalid_client") && shown.contains("bad credentials"), "{shown}");
+    assert!(
+        shown.contains("invalid_client") && shown.contains("bad credentials"),
+        "{shown}"
+    );
     assert!(!shown.contains("OAUTH-SECRET-2"), "{shown}");
 }
 
@@ -467,16 +716,30 @@ async fn oauth2_refusal_is_reported_without_the_secret() {
 /// A fake account of `n` servers named `ns{i}.example`; server i boots on id
 /// `[1, 1000, 1001][i % 3]`. `economy` = honour expanded listings and batch GETs.
 async fn fleet(n: usize, economy: bool) -> Fake {
+    fleet_with(n, economy, economy).await
+}
+
+/// [`fleet`] with the two economy modes chosen separately.
+async fn fleet_with(n: usize, honour_expanded: bool, honour_batch: bool) -> Fake {
     let names: Vec<String> = (0..n).map(|i| format!("ns{i}.example")).collect();
     let boot_of = move |name: &str| -> u64 {
-        let i: usize = name.trim_start_matches("ns").trim_end_matches(".example").parse().unwrap();
+        let i: usize = name
+            .trim_start_matches("ns")
+            .trim_end_matches(".example")
+            .parse()
+            .unwrap();
         [1, 1000, 1001][i % 3]
     };
-    let not_found = || err(404, json!({"class": "Client::NotFound", "message": "This service does not exist"}));
+    let not_found = || {
+        err(
+            404,
+            json!({"class": "Client::NotFound", "message": "This service does not exist"}),
+        )
+    };
     serve(move |s| {
         let path = s.path().trim_start_matches("/1.0");
-        let expanded = economy && s.header("x-pagination-mode") == Some("CachedObjectList-Pages");
-        let batch = economy && s.header("x-ovh-batch") == Some(",");
+        let expanded = honour_expanded && s.header("x-pagination-mode") == Some("CachedObjectList-Pages");
+        let batch = honour_batch && s.header("x-ovh-batch") == Some(",");
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match parts.as_slice() {
             ["auth", "time"] => ok(json!(now())),
@@ -567,19 +830,45 @@ async fn observe_fleet_uses_expanded_listing_and_cached_boots() {
     let mut cfg = config(&fake.base, app_key_creds());
     cfg.page_size = 400;
     let c = Client::new(cfg).unwrap();
-    let names: BTreeSet<String> = (0..1000).map(|i| format!("ns{i}.example")).chain(["absent.example".to_string()]).collect();
+    let names: BTreeSet<String> = (0..1000)
+        .map(|i| format!("ns{i}.example"))
+        .chain(["absent.example".to_string()])
+        .collect();
     let observed = observe_fleet(&c, &names).await.unwrap();
-    assert_eq!(observed.servers.len(), 1000, "the absent server is simply absent");
+    assert_eq!(
+        observed.servers.len(),
+        1000,
+        "the absent server is simply absent"
+    );
     // /auth/time + 3 pages + one GET per distinct non-disk boot id, through a server using it.
-    assert_eq!(observed.api_calls, 6, "{:?}", fake.seen().iter().map(|s| &s.uri).collect::<Vec<_>>());
+    assert_eq!(
+        observed.api_calls,
+        6,
+        "{:?}",
+        fake.seen().iter().map(|s| &s.uri).collect::<Vec<_>>()
+    );
     assert!(c.fallbacks().is_empty());
     let s0 = &observed.servers["ns0.example"];
     assert_eq!(s0.boot.as_ref().unwrap().kernel, "hd");
-    assert_eq!(s0.tags, BTreeMap::from([("team".to_string(), "web".to_string())]), "ovh: system tags left out");
-    assert_eq!(s0.iam_urn.as_deref(), Some("urn:v1:eu:resource:dedicatedServer:ns0.example"));
+    assert_eq!(
+        s0.tags,
+        BTreeMap::from([("team".to_string(), "web".to_string())]),
+        "ovh: system tags left out"
+    );
+    assert_eq!(
+        s0.iam_urn.as_deref(),
+        Some("urn:v1:eu:resource:dedicatedServer:ns0.example")
+    );
     let s1 = &observed.servers["ns1.example"];
     assert_eq!(s1.boot.as_ref().unwrap().kernel, "rescue12-customer");
-    assert_eq!(observed.servers["ns2.example"].boot.as_ref().unwrap().boot_type, ovhform::model::BootType::Power);
+    assert_eq!(
+        observed.servers["ns2.example"]
+            .boot
+            .as_ref()
+            .unwrap()
+            .boot_type,
+        ovhform::model::BootType::Power
+    );
     // A second observation re-reads the servers but not the boots (cached).
     let again = observe_fleet(&c, &names).await.unwrap();
     assert_eq!(again.api_calls, 3);
@@ -590,11 +879,31 @@ async fn observe_fleet_uses_expanded_listing_and_cached_boots() {
 async fn observe_falls_back_when_the_api_ignores_expanded_and_batch_modes() {
     let fake = fleet(30, false).await;
     let c = client(&fake);
-    let names: BTreeSet<String> = ["ns0.example", "ns1.example", "ns2.example", "absent.example"].map(String::from).into();
+    let names: BTreeSet<String> = [
+        "ns0.example",
+        "ns1.example",
+        "ns2.example",
+        "absent.example",
+    ]
+    .map(String::from)
+    .into();
     let observed = observe_fleet(&c, &names).await.unwrap();
-    assert_eq!(observed.servers.keys().collect::<Vec<_>>(), ["ns0.example", "ns1.example", "ns2.example"]);
-    assert_eq!(observed.servers["ns1.example"].boot.as_ref().unwrap().kernel, "rescue12-customer");
-    assert_eq!(c.fallbacks(), BTreeSet::from([Mode::ExpandedServers, Mode::Batch]));
+    assert_eq!(
+        observed.servers.keys().collect::<Vec<_>>(),
+        ["ns0.example", "ns1.example", "ns2.example"]
+    );
+    assert_eq!(
+        observed.servers["ns1.example"]
+            .boot
+            .as_ref()
+            .unwrap()
+            .kernel,
+        "rescue12-customer"
+    );
+    assert_eq!(
+        c.fallbacks(),
+        BTreeSet::from([Mode::ExpandedServers, Mode::Batch])
+    );
     // The same data as through the economy modes.
     let economic = fleet(30, true).await;
     let c2 = client(&economic);
@@ -608,7 +917,11 @@ async fn observe_falls_back_when_the_api_ignores_expanded_and_batch_modes() {
     let before = fake.seen().len();
     observe_fleet(&c, &names).await.unwrap();
     let later = &fake.seen()[before..];
-    assert!(later.iter().all(|s| s.header("x-pagination-mode").is_none() && s.header("x-ovh-batch").is_none()));
+    assert!(
+        later
+            .iter()
+            .all(|s| s.header("x-pagination-mode").is_none() && s.header("x-ovh-batch").is_none())
+    );
 }
 
 #[tokio::test]
@@ -619,14 +932,31 @@ async fn observe_detail_reads_only_the_named_servers_and_caches_facts() {
         let all: BTreeSet<String> = (0..6).map(|i| format!("ns{i}.example")).collect();
         let mut observed = observe_fleet(&c, &all).await.unwrap();
         let fleet_calls = observed.api_calls;
-        let detail_names: BTreeSet<String> = ["ns1.example".to_string(), "ns4.example".to_string()].into();
-        observe_detail(&c, &mut observed, &detail_names).await.unwrap();
-        let d = observed.servers["ns1.example"].detail.as_ref().expect("detail read");
+        let detail_names: BTreeSet<String> =
+            ["ns1.example".to_string(), "ns4.example".to_string()].into();
+        observe_detail(&c, &mut observed, &detail_names)
+            .await
+            .unwrap();
+        let d = observed.servers["ns1.example"]
+            .detail
+            .as_ref()
+            .expect("detail read");
         assert!(observed.servers["ns0.example"].detail.is_none());
-        assert_eq!(d.boots.iter().map(|b| b.id).collect::<Vec<_>>(), [1, 1000, 1001]);
-        assert_eq!(d.tasks.len(), 1, "economy={economy}: pending tasks and reinstallServer history only: {:?}", fake.seen().iter().map(|s| &s.uri).collect::<Vec<_>>());
+        assert_eq!(
+            d.boots.iter().map(|b| b.id).collect::<Vec<_>>(),
+            [1, 1000, 1001]
+        );
+        assert_eq!(
+            d.tasks.len(),
+            1,
+            "economy={economy}: pending tasks and reinstallServer history only: {:?}",
+            fake.seen().iter().map(|s| &s.uri).collect::<Vec<_>>()
+        );
         assert_eq!(d.tasks[0].function, "reinstallServer");
-        assert_eq!(d.tasks[0].done_date.unwrap().to_string(), "2026-01-02T09:12:00Z");
+        assert_eq!(
+            d.tasks[0].done_date.unwrap().to_string(),
+            "2026-01-02T09:12:00Z"
+        );
         assert_eq!(d.install_status, None);
         assert_eq!(d.compatible_templates, ["debian12_64", "win2022-std_64"]);
         let hw = d.hardware.as_ref().unwrap();
@@ -634,20 +964,41 @@ async fn observe_detail_reads_only_the_named_servers_and_caches_facts() {
         assert_eq!(hw.disk_groups[1].disk_size_bytes, 1_920_000_000_000);
         assert_eq!(hw.disk_groups[1].disk_type, "NVME");
         let t = &observed.templates["debian12_64"];
-        assert_eq!((t.family.as_str(), t.lvm_ready, t.inputs[0].input_type.as_str()), ("linux", Some(true), "sshPubKey"));
-        assert_eq!(observed.api_calls, c.calls(), "economy={economy}: every request counted");
+        assert_eq!(
+            (
+                t.family.as_str(),
+                t.lvm_ready,
+                t.inputs[0].input_type.as_str()
+            ),
+            ("linux", Some(true), "sshPubKey")
+        );
+        assert_eq!(
+            observed.api_calls,
+            c.calls(),
+            "economy={economy}: every request counted"
+        );
         assert!(observed.api_calls > fleet_calls);
         // Hardware, compatibleTemplates and templates are cached: a second detail pass skips them.
         let before = fake.seen().len();
-        observe_detail(&c, &mut observed, &detail_names).await.unwrap();
+        observe_detail(&c, &mut observed, &detail_names)
+            .await
+            .unwrap();
         let later = &fake.seen()[before..];
         assert!(
-            later.iter().all(|s| !s.uri.contains("hardware") && !s.uri.contains("compatibleTemplates") && !s.uri.contains("installationTemplate")),
+            later.iter().all(|s| !s.uri.contains("hardware")
+                && !s.uri.contains("compatibleTemplates")
+                && !s.uri.contains("installationTemplate")),
             "{:?}",
             later.iter().map(|s| &s.uri).collect::<Vec<_>>()
         );
         // Unknown templates asked for by name are left out, not errors.
-        observe_templates(&c, &mut observed, &BTreeSet::from(["nosuchos_64".to_string()])).await.unwrap();
+        observe_templates(
+            &c,
+            &mut observed,
+            &BTreeSet::from(["nosuchos_64".to_string()]),
+        )
+        .await
+        .unwrap();
         assert!(!observed.templates.contains_key("nosuchos_64"));
     }
 }
@@ -657,10 +1008,18 @@ async fn catalog_routes_are_unauthenticated() {
     let fake = fleet(1, true).await;
     let c = client(&fake);
     c.installation_template("debian12_64").await.unwrap();
-    let s = fake.seen().into_iter().find(|s| s.path().contains("installationTemplate")).unwrap();
+    let s = fake
+        .seen()
+        .into_iter()
+        .find(|s| s.path().contains("installationTemplate"))
+        .unwrap();
     assert_eq!(s.header("x-ovh-application"), Some(AK));
     assert!(s.header("x-ovh-signature").is_none() && s.header("x-ovh-consumer").is_none());
-    assert_eq!(fake.count("GET", "/1.0/auth/time"), 0, "no signature, no time delta");
+    assert_eq!(
+        fake.count("GET", "/1.0/auth/time"),
+        0,
+        "no signature, no time delta"
+    );
 }
 
 #[tokio::test]
@@ -680,7 +1039,11 @@ async fn legacy_install_api_maps_the_reinstall_body() {
     let body = json!({"operatingSystem": "debian12_64", "customizations": {"hostname": "web-01", "sshKey": "ssh-ed25519 AAAA"}, "storage": [{"diskGroupId": 2}]});
     let t = c.start_install("ns1", &body).await.unwrap();
     assert_eq!((t.task_id, t.api), (9, InstallApi::Legacy));
-    let sent = fake.seen().into_iter().find(|s| s.method == "POST").unwrap();
+    let sent = fake
+        .seen()
+        .into_iter()
+        .find(|s| s.method == "POST")
+        .unwrap();
     assert_eq!(
         serde_json::from_slice::<Value>(&sent.body).unwrap(),
         json!({"templateName": "debian12_64", "details": {"customHostname": "web-01", "diskGroupId": 2},
@@ -691,4 +1054,36 @@ async fn legacy_install_api_maps_the_reinstall_body() {
     let e = c.start_install("ns1", &layout).await.unwrap_err();
     assert!(e.to_string().contains("custom partition layout"), "{e}");
     assert_eq!(fake.seen().len(), before, "refused before any request");
+}
+
+#[tokio::test]
+async fn batch_gets_when_only_batch_mode_is_honoured() {
+    let fake = fleet_with(120, false, true).await;
+    let c = client(&fake);
+    let names: BTreeSet<String> = (0..120).map(|i| format!("ns{i}.example")).collect();
+    let observed = observe_fleet(&c, &names).await.unwrap();
+    assert_eq!(observed.servers.len(), 120);
+    assert_eq!(c.fallbacks(), BTreeSet::from([Mode::ExpandedServers]));
+    // /auth/time + expanded attempt (answered by ids) + 3 batches of ≤50 + 2 boot ids.
+    assert_eq!(observed.api_calls, 7);
+    let batches = fake
+        .seen()
+        .into_iter()
+        .filter(|s| s.header("x-ovh-batch") == Some(","))
+        .count();
+    assert_eq!(batches, 3);
+    // Batch items without `key` are matched by position.
+    let fresh = client(&fake);
+    let boots = fresh
+        .netboots("ns1.example", &[1001, 1, 1000])
+        .await
+        .unwrap();
+    assert_eq!(boots.keys().copied().collect::<Vec<_>>(), [1, 1000, 1001]);
+    assert_eq!(boots[&1000].kernel, "rescue12-customer");
+    assert_eq!(fresh.calls(), 2, "/auth/time + one batch GET");
+    let last = fake.seen().pop().unwrap();
+    assert_eq!(
+        last.path(),
+        "/1.0/dedicated/server/ns1.example/boot/1,1000,1001"
+    );
 }
