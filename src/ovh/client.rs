@@ -385,7 +385,13 @@ impl Client {
             .expect("semaphore never closed");
         self.inner.calls.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(method = %request.method, url = %request.url, "OVHcloud API request");
-        self.inner.transport.send(request).await
+        // The transport honours `request.timeout`; this outer limit makes the promise hold for
+        // any transport (a little later, so the transport's own timeout normally fires first).
+        let limit = request.timeout + Duration::from_secs(1);
+        match tokio::time::timeout(limit, self.inner.transport.send(request)).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout),
+        }
     }
 
     fn transport_error(&self, method: &str, path: &str, e: TransportError) -> Error {
@@ -537,4 +543,61 @@ pub(crate) fn decode<T: DeserializeOwned>(
         query_id: resp.header("x-ovh-queryid").unwrap_or("none").to_string(),
         message: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ovh::Endpoint;
+
+    #[test]
+    fn client_new_builds_the_real_transport_without_network() {
+        let creds = Credentials::ApplicationKey {
+            application_key: "ak".into(),
+            application_secret: Secret::new("HIDDEN-AS"),
+            consumer_key: Secret::new("HIDDEN-CK"),
+        };
+        let c = Client::new(ClientConfig::new(Endpoint::parse("ovh-eu").unwrap(), creds)).unwrap();
+        assert_eq!(c.calls(), 0);
+        let shown = format!("{c:?} {:?}", c.config());
+        assert!(shown.contains("https://eu.api.ovh.com/1.0"), "{shown}");
+        assert!(!shown.contains("HIDDEN"), "{shown}");
+    }
+
+    /// A transport that never answers: the client's own timeout still ends the request.
+    struct Silent;
+    impl Transport for Silent {
+        fn send(
+            &self,
+            _: HttpRequest,
+        ) -> super::super::BoxFuture<'_, Result<HttpResponse, TransportError>> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_request_has_a_timeout_and_post_is_not_retried() {
+        let creds = Credentials::OAuth2 {
+            client_id: "id".into(),
+            client_secret: Secret::new("s"),
+            token_url: "http://127.0.0.1:9/auth/oauth2/token".into(),
+        };
+        let mut cfg = ClientConfig::new(Endpoint::parse("http://127.0.0.1:9/1.0").unwrap(), creds);
+        cfg.timeout = Duration::from_secs(5);
+        cfg.requests_per_minute = 0;
+        let c = Client::with_transport(cfg, Arc::new(Silent));
+        let e = c
+            .get_unauthenticated::<Vec<String>>("/dedicated/installationTemplate")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Timeout { .. }), "{e}");
+        assert_eq!(c.calls(), 5, "a GET: first attempt + 4 retries");
+        let e = c
+            .post::<(), serde_json::Value>("/x", None)
+            .await
+            .unwrap_err();
+        // The token request itself times out first: nothing else is sent.
+        assert!(matches!(e, Error::OAuth2 { .. }), "{e}");
+        assert_eq!(c.calls(), 6);
+    }
 }
