@@ -79,6 +79,8 @@ impl Call {
     }
 }
 
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
 struct Token {
     access: Secret,
     /// When to fetch a new one (a margin before the announced expiry).
@@ -289,6 +291,17 @@ impl Client {
             .retry(self.backoff())
             .sleep(tokio::time::sleep)
             .when(|e| call.retry.allows(e))
+            // Honour the API's Retry-After when longer than our backoff (at most 5 minutes).
+            .adjust(|e, backoff| {
+                let asked = e
+                    .api()
+                    .and_then(|a| a.retry_after)
+                    .map(|d| d.min(MAX_RETRY_AFTER));
+                match (backoff, asked) {
+                    (Some(b), Some(a)) => Some(b.max(a)),
+                    (b, _) => b,
+                }
+            })
             .notify(
                 |e, wait| tracing::warn!(error = %e, ?wait, "retrying a safe OVHcloud API call"),
             )
@@ -355,13 +368,12 @@ impl Client {
             Ok(resp)
         } else {
             let qid = resp.header("x-ovh-queryid").map(str::to_string);
-            Err(Error::Api(Box::new(ApiError::from_body(
-                call.method,
-                &call.path,
-                resp.status,
-                qid,
-                &resp.body,
-            ))))
+            let mut e = ApiError::from_body(call.method, &call.path, resp.status, qid, &resp.body);
+            e.retry_after = resp
+                .header("retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            Err(Error::Api(Box::new(e)))
         }
     }
 
@@ -562,6 +574,54 @@ mod tests {
         let shown = format!("{c:?} {:?}", c.config());
         assert!(shown.contains("https://eu.api.ovh.com/1.0"), "{shown}");
         assert!(!shown.contains("HIDDEN"), "{shown}");
+    }
+
+    /// 429 with `Retry-After: 7` once, then 200.
+    #[derive(Default)]
+    struct SlowDown(std::sync::atomic::AtomicUsize);
+    impl Transport for SlowDown {
+        fn send(
+            &self,
+            _: HttpRequest,
+        ) -> super::super::BoxFuture<'_, Result<HttpResponse, TransportError>> {
+            let first = self.0.fetch_add(1, Ordering::SeqCst) == 0;
+            Box::pin(async move {
+                Ok(if first {
+                    HttpResponse {
+                        status: 429,
+                        headers: vec![("retry-after".into(), "7".into())],
+                        body: vec![],
+                    }
+                } else {
+                    HttpResponse {
+                        status: 200,
+                        headers: vec![],
+                        body: b"[]".to_vec(),
+                    }
+                })
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_honoured() {
+        let creds = Credentials::OAuth2 {
+            client_id: "id".into(),
+            client_secret: Secret::new("s"),
+            token_url: "http://x/t".into(),
+        };
+        let mut cfg = ClientConfig::new(Endpoint::parse("http://127.0.0.1:9/1.0").unwrap(), creds);
+        cfg.requests_per_minute = 0;
+        cfg.retry_min_delay = Duration::from_millis(10);
+        let c = Client::with_transport(cfg, Arc::new(SlowDown::default()));
+        let t0 = Instant::now();
+        let v: Vec<String> = c
+            .get_unauthenticated("/dedicated/installationTemplate")
+            .await
+            .unwrap();
+        assert!(v.is_empty());
+        assert_eq!(c.calls(), 2);
+        assert!(t0.elapsed() >= Duration::from_secs(7), "{:?}", t0.elapsed());
     }
 
     /// A transport that never answers: the client's own timeout still ends the request.

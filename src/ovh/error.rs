@@ -19,6 +19,8 @@ pub struct ApiError {
     pub error_code: Option<String>,
     pub message: String,
     pub query_id: Option<String>,
+    /// `Retry-After` (seconds) of a 429/503 answer, when given.
+    pub retry_after: Option<Duration>,
 }
 
 impl fmt::Display for ApiError {
@@ -75,6 +77,7 @@ impl ApiError {
             }
         };
         ApiError {
+            retry_after: None,
             method: method.to_string(),
             path: path.to_string(),
             status,
