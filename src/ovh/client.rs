@@ -95,6 +95,8 @@ struct Inner {
     calls: AtomicU64,
     time_delta: OnceCell<i64>,
     token: tokio::sync::Mutex<Option<Token>>,
+    /// Which OAuth2 client authentication the token endpoint accepted (`STYLE_*`).
+    oauth_style: std::sync::atomic::AtomicU8,
     unsupported: Mutex<BTreeSet<Mode>>,
     caches: Caches,
 }
@@ -137,6 +139,7 @@ impl Client {
                 calls: AtomicU64::new(0),
                 time_delta: OnceCell::new(),
                 token: tokio::sync::Mutex::new(None),
+                oauth_style: std::sync::atomic::AtomicU8::new(STYLE_UNKNOWN),
                 unsupported: Mutex::new(BTreeSet::new()),
                 transport,
                 caches,
@@ -467,35 +470,92 @@ impl Client {
         {
             return Ok(t.access.clone());
         }
+        // Like the official clients: HTTP Basic first (python-ovh via requests-oauthlib, go-ovh
+        // via x/oauth2 auto-detection); if refused, the credentials in the form body, as
+        // x/oauth2 retries. The style that worked is remembered.
+        let styles: &[AuthStyle] = match self.inner.oauth_style.load(Ordering::Relaxed) {
+            STYLE_BODY => &[AuthStyle::Body],
+            STYLE_BASIC => &[AuthStyle::Basic],
+            _ => &[AuthStyle::Basic, AuthStyle::Body],
+        };
+        let mut last = None;
+        for style in styles {
+            match self
+                .fetch_token(client_id, client_secret, token_url, *style)
+                .await
+            {
+                Ok(token) => {
+                    self.inner
+                        .oauth_style
+                        .store(style.code(), Ordering::Relaxed);
+                    *guard = Some(token);
+                    return Ok(guard
+                        .as_ref()
+                        .map(|t| t.access.clone())
+                        .expect("just stored"));
+                }
+                Err((e, refused)) => {
+                    last = Some(e);
+                    if !refused {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last.expect("at least one token attempt"))
+    }
+
+    /// One token request; the error says whether the server refused the client credentials
+    /// (400/401: another auth style may work).
+    async fn fetch_token(
+        &self,
+        client_id: &str,
+        client_secret: &Secret,
+        token_url: &str,
+        style: AuthStyle,
+    ) -> Result<Token, (Error, bool)> {
+        use base64::Engine as _;
         let enc = |s: &str| {
             percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
         };
-        let form = format!(
-            "grant_type=client_credentials&client_id={}&client_secret={}&scope=all",
-            enc(client_id),
-            enc(client_secret.expose())
-        );
+        let mut headers: Vec<(String, String)> = vec![
+            (
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
+            ("Accept".into(), "application/json".into()),
+        ];
+        let mut form = "grant_type=client_credentials&scope=all".to_string();
+        match style {
+            AuthStyle::Basic => {
+                let raw = format!("{client_id}:{}", client_secret.expose());
+                let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+                headers.push(("Authorization".into(), format!("Basic {b64}")));
+            }
+            AuthStyle::Body => {
+                form.push_str(&format!(
+                    "&client_id={}&client_secret={}",
+                    enc(client_id),
+                    enc(client_secret.expose())
+                ));
+            }
+        }
         let request = HttpRequest {
             method: "POST".into(),
-            url: token_url.clone(),
-            headers: vec![
-                (
-                    "Content-Type".into(),
-                    "application/x-www-form-urlencoded".into(),
-                ),
-                ("Accept".into(), "application/json".into()),
-            ],
+            url: token_url.to_string(),
+            headers,
             body: Some(form.into_bytes()),
             timeout: self.inner.cfg.timeout,
         };
         let oauth_err = |message: String| Error::OAuth2 {
-            url: token_url.clone(),
+            url: token_url.to_string(),
             message,
         };
         let resp = self
             .send_counted(request)
             .await
-            .map_err(|e| oauth_err(e.to_string()))?;
+            .map_err(|e| (oauth_err(e.to_string()), false))?;
+        let refused = matches!(resp.status, 400 | 401);
         #[derive(serde::Deserialize)]
         struct TokenBody {
             access_token: Option<String>,
@@ -505,28 +565,46 @@ impl Client {
         }
         let body: Option<TokenBody> = serde_json::from_slice(&resp.body).ok();
         let Some(body) = body else {
-            return Err(oauth_err(format!(
-                "HTTP {}: answer is not a token JSON object",
-                resp.status
-            )));
+            let msg = format!("HTTP {}: answer is not a token JSON object", resp.status);
+            return Err((oauth_err(msg), refused));
         };
         match (resp.status, body.access_token) {
             (200..=299, Some(access)) if !access.is_empty() => {
                 let life = Duration::from_secs(body.expires_in.unwrap_or(3600));
                 // Refresh a little before expiry: 10% of the lifetime, at most 60 s.
                 let margin = (life / 10).min(Duration::from_secs(60));
-                let token = Secret::new(access);
-                *guard = Some(Token {
-                    access: token.clone(),
+                Ok(Token {
+                    access: Secret::new(access),
                     refresh_at: Instant::now() + life - margin,
-                });
-                Ok(token)
+                })
             }
-            (status, _) => Err(oauth_err(format!(
-                "HTTP {status}: {} {}",
-                body.error.unwrap_or_else(|| "no access_token".into()),
-                body.error_description.unwrap_or_default()
-            ))),
+            (status, _) => Err((
+                oauth_err(format!(
+                    "HTTP {status}: {} {}",
+                    body.error.unwrap_or_else(|| "no access_token".into()),
+                    body.error_description.unwrap_or_default()
+                )),
+                refused,
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum AuthStyle {
+    Basic,
+    Body,
+}
+
+const STYLE_UNKNOWN: u8 = 0;
+const STYLE_BASIC: u8 = 1;
+const STYLE_BODY: u8 = 2;
+
+impl AuthStyle {
+    fn code(self) -> u8 {
+        match self {
+            AuthStyle::Basic => STYLE_BASIC,
+            AuthStyle::Body => STYLE_BODY,
         }
     }
 }

@@ -685,6 +685,63 @@ async fn oauth2_token_is_fetched_refreshed_on_expiry_and_on_401() {
         "no signature, no time delta with OAuth2"
     );
     assert!(!format!("{c:?}").contains("OAUTH-SECRET"));
+    // This token endpoint only takes credentials in the body: HTTP Basic (what the official
+    // clients try first) was refused once, then the body style was remembered.
+    let token_reqs: Vec<Seen> = fake
+        .seen()
+        .into_iter()
+        .filter(|s| s.path() == "/auth/oauth2/token")
+        .collect();
+    assert_eq!(token_reqs.len(), 4);
+    assert!(
+        token_reqs[0]
+            .header("authorization")
+            .unwrap()
+            .starts_with("Basic ")
+    );
+    assert!(
+        token_reqs[1..]
+            .iter()
+            .all(|s| s.header("authorization").is_none())
+    );
+}
+
+#[tokio::test]
+async fn oauth2_uses_http_basic_client_authentication_first() {
+    use base64::Engine as _;
+    let fake = serve(|s| {
+        if s.path() == "/auth/oauth2/token" {
+            let basic = s
+                .header("authorization")
+                .and_then(|h| h.strip_prefix("Basic "))
+                .unwrap_or("");
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(basic)
+                .unwrap_or_default();
+            let form = String::from_utf8(s.body.clone()).unwrap();
+            if decoded == b"svc:OAUTH-SECRET-3" && form == "grant_type=client_credentials&scope=all"
+            {
+                return ok(
+                    json!({"access_token": "tok", "token_type": "Bearer", "expires_in": 3600}),
+                );
+            }
+            return err(401, json!({"error": "invalid_client"}));
+        }
+        if s.header("authorization") == Some("Bearer tok") {
+            ok(json!([]))
+        } else {
+            err(401, json!({"message": "no"}))
+        }
+    })
+    .await;
+    let creds = Credentials::OAuth2 {
+        client_id: "svc".into(),
+        client_secret: Secret::new("OAUTH-SECRET-3"),
+        token_url: Endpoint::parse(&fake.base).unwrap().token_url.unwrap(),
+    };
+    let c = Client::new(config(&fake.base, creds)).unwrap();
+    assert!(c.list_servers().await.unwrap().is_empty());
+    assert_eq!(c.calls(), 2, "one token request, one API request");
 }
 
 #[tokio::test]
