@@ -386,34 +386,64 @@ impl Client {
     }
 
     /// The tasks a planner cares about: pending ones (`init|todo|doing`) and every
-    /// `reinstallServer` task still in the history. One expanded listing when honoured;
-    /// otherwise four filtered id lists and batch GETs.
+    /// `reinstallServer` task still in the history, sorted by id. One expanded listing when
+    /// honoured. Otherwise the plain id list (free when the expanded attempt answered it) and
+    /// batch GETs of every task when the history is short (≤ two batches); for a long history,
+    /// or without batch GETs, four filtered id lists and GETs of just those tasks.
     pub async fn relevant_tasks(&self, sn: &str) -> Result<Vec<Task>, Error> {
         let relevant = |t: &Task| {
             t.function == "reinstallServer"
                 || matches!(t.status.as_str(), "init" | "todo" | "doing")
         };
-        if self.supports(Mode::ExpandedTasks)
-            && let Expanded::Objects(all) = self
-                .expanded_list::<Task>(&format!("{}/task", server_path(sn)), Mode::ExpandedTasks)
+        let mut all_ids: Option<Vec<u64>> = None;
+        if self.supports(Mode::ExpandedTasks) {
+            let path = format!("{}/task", server_path(sn));
+            match self
+                .expanded_list::<Task>(&path, Mode::ExpandedTasks)
                 .await?
-        {
-            let mut v: Vec<Task> = all.into_iter().filter(relevant).collect();
-            v.sort_by_key(|t| t.task_id);
-            return Ok(v);
+            {
+                Expanded::Objects(all) => {
+                    let mut v: Vec<Task> = all.into_iter().filter(relevant).collect();
+                    v.sort_by_key(|t| t.task_id);
+                    return Ok(v);
+                }
+                Expanded::Plain(items) => {
+                    all_ids = items.iter().map(serde_json::Value::as_u64).collect();
+                }
+                Expanded::Refused => {}
+            }
         }
+        let ids: Vec<u64> = if self.supports(Mode::Batch) {
+            let all = match all_ids {
+                Some(ids) => ids,
+                None => self.list_tasks(sn, None, None).await?,
+            };
+            if all.len() <= 2 * self.config().batch_size.max(1) {
+                all
+            } else {
+                self.filtered_task_ids(sn).await?
+            }
+        } else {
+            self.filtered_task_ids(sn).await?
+        };
+        let mut v: Vec<Task> = self
+            .get_tasks(sn, &ids)
+            .await?
+            .into_values()
+            .filter(relevant)
+            .collect();
+        v.sort_by_key(|t| t.task_id);
+        Ok(v)
+    }
+
+    /// Ids of `reinstallServer` tasks and of pending tasks, by the API's exact-match filters.
+    async fn filtered_task_ids(&self, sn: &str) -> Result<Vec<u64>, Error> {
         let mut ids = BTreeSet::new();
         ids.extend(self.list_tasks(sn, Some("reinstallServer"), None).await?);
         for status in ["init", "todo", "doing"] {
             ids.extend(self.list_tasks(sn, None, Some(status)).await?);
         }
-        let ids: Vec<u64> = ids.into_iter().collect();
-        Ok(self
-            .get_tasks(sn, &ids)
-            .await?
-            .into_values()
-            .filter(relevant)
-            .collect())
+        Ok(ids.into_iter().collect())
     }
 
     // -- IAM v2 tags --------------------------------------------------------------------------

@@ -177,6 +177,12 @@ fn server_json(name: &str, boot_id: Option<u64>, tags: Value) -> Value {
     })
 }
 
+fn task7() -> Value {
+    json!({"taskId": 7, "function": "reinstallServer", "status": "done", "comment": "Start bare metal OS installation",
+           "startDate": "2026-01-02T10:00:00+01:00", "doneDate": "2026-01-02T10:12:00+01:00", "lastUpdate": null,
+           "needSchedule": false, "note": null, "plannedInterventionId": null, "tags": null, "ticketReference": null})
+}
+
 fn netboot_json(id: u64) -> Value {
     match id {
         1 => {
@@ -850,10 +856,15 @@ async fn fleet_with(n: usize, honour_expanded: bool, honour_batch: bool) -> Fake
                     ok(json!([7, 8]))
                 }
             }
-            ["dedicated", "server", _, "task", "7"] => ok(json!(
-                {"taskId": 7, "function": "reinstallServer", "status": "done", "comment": "Start bare metal OS installation",
-                 "startDate": "2026-01-02T10:00:00+01:00", "doneDate": "2026-01-02T10:12:00+01:00", "lastUpdate": null,
-                 "needSchedule": false, "note": null, "plannedInterventionId": null, "tags": null, "ticketReference": null})),
+            ["dedicated", "server", _, "task", ids] if batch && ids.contains(',') => ok(json!(ids
+                .split(',')
+                .map(|id| if id == "7" {
+                    json!({"key": 7, "value": task7(), "error": null})
+                } else {
+                    json!({"key": id, "value": null, "error": "The requested object does not exist"})
+                })
+                .collect::<Vec<_>>())),
+            ["dedicated", "server", _, "task", "7"] => ok(task7()),
             ["dedicated", "server", _, "install", "status"] => {
                 err(404, json!({"class": "Client::NotFound", "message": "Server is not being installed or reinstalled at the moment"}))
             }
