@@ -176,15 +176,18 @@ impl Client {
     }
 
     pub(crate) fn mark_unsupported(&self, mode: Mode) {
-        tracing::info!(
-            ?mode,
-            "the API does not honour this mode; using plain GETs for the rest of the session"
-        );
-        self.inner
+        let newly = self
+            .inner
             .unsupported
             .lock()
             .expect("mode lock")
             .insert(mode);
+        if newly {
+            tracing::info!(
+                ?mode,
+                "the API does not honour this mode; using plain GETs for the rest of the session"
+            );
+        }
     }
 
     pub(crate) fn caches(&self) -> &Caches {
