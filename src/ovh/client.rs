@@ -352,9 +352,13 @@ impl Client {
                     headers.push(("X-Ovh-Signature".into(), sig));
                 }
             }
-            Credentials::OAuth2 { .. } => {
+            Credentials::OAuth2 {
+                client_id,
+                client_secret,
+                token_url,
+            } => {
                 if call.auth {
-                    let token = self.bearer().await?;
+                    let token = self.bearer(client_id, client_secret, token_url).await?;
                     headers.push(("Authorization".into(), format!("Bearer {}", token.expose())));
                 }
             }
@@ -458,15 +462,12 @@ impl Client {
     }
 
     /// The current bearer token, fetched (client credentials, `scope=all`) when absent or due.
-    async fn bearer(&self) -> Result<Secret, Error> {
-        let Credentials::OAuth2 {
-            client_id,
-            client_secret,
-            token_url,
-        } = &self.inner.cfg.credentials
-        else {
-            unreachable!("bearer() is only called with OAuth2 credentials");
-        };
+    async fn bearer(
+        &self,
+        client_id: &str,
+        client_secret: &Secret,
+        token_url: &str,
+    ) -> Result<Secret, Error> {
         let mut guard = self.inner.token.lock().await;
         if let Some(t) = guard.as_ref()
             && Instant::now() < t.refresh_at
