@@ -1,1 +1,34 @@
-//! TODO
+//! The OVHcloud API client.
+//!
+//! Owns: endpoints and credentials (`config`), the pure request signer (`sign`), the HTTP
+//! transport behind a trait (`transport`), the typed routes ovhform uses (`routes`, `types`),
+//! the request budget and retry rules (`budget`, `client`), the API-call economy (expanded
+//! listings, batch GETs, caches) and the legacy `install/start` mapping (`legacy`).
+//!
+//! Must not touch: planning decisions, manifests, the simulator. Nothing here decides what to
+//! change; it only says what the API answered. Secrets never leave this module in clear: every
+//! type that holds one redacts it in `Debug`, and errors never carry headers or signatures.
+
+mod budget;
+mod client;
+mod config;
+mod error;
+mod legacy;
+mod routes;
+mod sign;
+mod transport;
+pub mod types;
+
+pub use budget::Budget;
+pub use client::{Client, Mode};
+pub use config::{
+    ClientConfig, ConfigInput, ConfigSources, Credentials, ENDPOINT_NAMES, Endpoint, InstallApi,
+    Secret,
+};
+pub use error::{ApiError, Error};
+pub use legacy::{LegacyMappingError, install_start_from_reinstall};
+pub use routes::StartedTask;
+pub use sign::sign;
+pub use transport::{
+    BoxFuture, HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError,
+};

@@ -1,0 +1,745 @@
+//! The client core: authentication (signature with the cached `/auth/time` delta, or an OAuth2
+//! bearer token refreshed on expiry), the request budget, bounded concurrency, per-request
+//! timeouts, the retry rules and the request counter. Routes live in `routes.rs`.
+//!
+//! Retry rules (why): only a GET is retried on 429/5xx/timeouts/connection errors, with
+//! jittered exponential backoff — reading twice is harmless. A PUT (idempotent attributes) is
+//! retried only when the connection failed before anything was sent. POST and DELETE are never
+//! retried: a reinstall or reboot POST that timed out may have been executed, and blindly
+//! sending it again could start a second install; the caller re-observes instead.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use backon::{ExponentialBuilder, Retryable};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{OnceCell, Semaphore};
+use tokio::time::Instant;
+
+use super::routes::Caches;
+use super::transport::{HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError};
+use super::{ApiError, Budget, ClientConfig, Credentials, Error, InstallApi, Secret, sign};
+
+/// An API-call economy mode the client may find unsupported and then stops using.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mode {
+    /// `X-Pagination-Mode: CachedObjectList-Pages` on `GET /dedicated/server`.
+    ExpandedServers,
+    /// The same on `GET /dedicated/server/{sn}/task`.
+    ExpandedTasks,
+    /// `X-Ovh-Batch: ,` GETs.
+    Batch,
+}
+
+/// When a failed attempt may be sent again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// GET: 429, 5xx, timeouts, connection errors.
+    Safe,
+    /// PUT: only when nothing was sent.
+    Unsent,
+    /// POST, DELETE.
+    Never,
+}
+
+impl Retry {
+    fn allows(self, e: &Error) -> bool {
+        match self {
+            Retry::Safe => e.is_transient(),
+            Retry::Unsent => e.is_unsent(),
+            Retry::Never => false,
+        }
+    }
+}
+
+/// One API call as routes describe it.
+pub(crate) struct Call {
+    pub method: &'static str,
+    /// Path under the endpoint, with query string (e.g. `/dedicated/server/x/task?status=doing`).
+    pub path: String,
+    pub body: Option<Vec<u8>>,
+    pub auth: bool,
+    pub headers: Vec<(String, String)>,
+    pub retry: Retry,
+}
+
+impl Call {
+    pub fn get(path: impl Into<String>) -> Call {
+        Call {
+            method: "GET",
+            path: path.into(),
+            body: None,
+            auth: true,
+            headers: vec![],
+            retry: Retry::Safe,
+        }
+    }
+}
+
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+struct Token {
+    access: Secret,
+    /// When to fetch a new one (a margin before the announced expiry).
+    refresh_at: Instant,
+}
+
+struct Inner {
+    cfg: ClientConfig,
+    transport: Arc<dyn Transport>,
+    permits: Semaphore,
+    budget: Mutex<Budget>,
+    calls: AtomicU64,
+    time_delta: OnceCell<i64>,
+    token: tokio::sync::Mutex<Option<Token>>,
+    /// Which OAuth2 client authentication the token endpoint accepted (`STYLE_*`).
+    oauth_style: std::sync::atomic::AtomicU8,
+    unsupported: Mutex<BTreeSet<Mode>>,
+    caches: Caches,
+}
+
+/// The OVHcloud API client. Cheap to clone (shared state behind an `Arc`): clones share the
+/// budget, the counter, the caches and the remembered fallbacks.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let auth = match &self.inner.cfg.credentials {
+            Credentials::ApplicationKey { .. } => "application key",
+            Credentials::OAuth2 { .. } => "oauth2",
+        };
+        f.debug_struct("Client")
+            .field("endpoint", &self.inner.cfg.endpoint.base_url)
+            .field("auth", &auth)
+            .field("calls", &self.calls())
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client over the real HTTP transport (reqwest + rustls/ring).
+    pub fn new(cfg: ClientConfig) -> Result<Client, Error> {
+        let transport = ReqwestTransport::new(cfg.timeout)?;
+        Ok(Client::with_transport(cfg, Arc::new(transport)))
+    }
+
+    /// A client over any transport (tests use in-memory fakes).
+    pub fn with_transport(cfg: ClientConfig, transport: Arc<dyn Transport>) -> Client {
+        let caches = Caches::new(cfg.cache_ttl);
+        Client {
+            inner: Arc::new(Inner {
+                permits: Semaphore::new(cfg.concurrency.max(1)),
+                budget: Mutex::new(Budget::new(cfg.requests_per_minute)),
+                calls: AtomicU64::new(0),
+                time_delta: OnceCell::new(),
+                token: tokio::sync::Mutex::new(None),
+                oauth_style: std::sync::atomic::AtomicU8::new(STYLE_UNKNOWN),
+                unsupported: Mutex::new(BTreeSet::new()),
+                transport,
+                caches,
+                cfg,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.cfg
+    }
+
+    pub fn install_api(&self) -> InstallApi {
+        self.inner.cfg.install_api
+    }
+
+    /// HTTP requests sent so far (every attempt, including `/auth/time` and token requests).
+    pub fn calls(&self) -> u64 {
+        self.inner.calls.load(Ordering::Relaxed)
+    }
+
+    /// Economy modes found unsupported in this session (then plain GETs are used).
+    pub fn fallbacks(&self) -> BTreeSet<Mode> {
+        self.inner.unsupported.lock().expect("mode lock").clone()
+    }
+
+    pub(crate) fn supports(&self, mode: Mode) -> bool {
+        !self
+            .inner
+            .unsupported
+            .lock()
+            .expect("mode lock")
+            .contains(&mode)
+    }
+
+    pub(crate) fn mark_unsupported(&self, mode: Mode) {
+        let newly = self
+            .inner
+            .unsupported
+            .lock()
+            .expect("mode lock")
+            .insert(mode);
+        if newly {
+            tracing::info!(
+                ?mode,
+                "the API does not honour this mode; using plain GETs for the rest of the session"
+            );
+        }
+    }
+
+    pub(crate) fn caches(&self) -> &Caches {
+        &self.inner.caches
+    }
+
+    // -- typed helpers used by routes ----------------------------------------------------
+
+    /// Authenticated GET, JSON-decoded.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        let resp = self.execute(Call::get(path)).await?;
+        decode("GET", path, &resp)
+    }
+
+    /// Unauthenticated GET (catalog routes, `/auth/time`).
+    pub async fn get_unauthenticated<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        let resp = self
+            .execute(Call {
+                auth: false,
+                ..Call::get(path)
+            })
+            .await?;
+        decode("GET", path, &resp)
+    }
+
+    /// PUT a JSON body; the API answers 200 with no useful body.
+    pub async fn put<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<(), Error> {
+        let call = Call {
+            method: "PUT",
+            body: Some(to_body(body)),
+            retry: Retry::Unsent,
+            ..Call::get(path)
+        };
+        self.execute(call).await.map(|_| ())
+    }
+
+    /// POST (never retried), JSON-decoded answer.
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, Error> {
+        let call = Call {
+            method: "POST",
+            body: body.map(to_body),
+            retry: Retry::Never,
+            ..Call::get(path)
+        };
+        let resp = self.execute(call).await?;
+        decode("POST", path, &resp)
+    }
+
+    /// POST whose answer is void (empty, `null` or ignored).
+    pub async fn post_void<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(), Error> {
+        let call = Call {
+            method: "POST",
+            body: body.map(to_body),
+            retry: Retry::Never,
+            ..Call::get(path)
+        };
+        self.execute(call).await.map(|_| ())
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<(), Error> {
+        let call = Call {
+            method: "DELETE",
+            retry: Retry::Never,
+            ..Call::get(path)
+        };
+        self.execute(call).await.map(|_| ())
+    }
+
+    // -- the request pipeline ----------------------------------------------------------------
+
+    /// Send a call with the retry rules; on 401 with OAuth2, refresh the token once.
+    pub(crate) async fn execute(&self, call: Call) -> Result<HttpResponse, Error> {
+        let first = self.execute_with_retries(&call).await;
+        match first {
+            Err(e) if e.status() == Some(401) && call.auth && self.is_oauth2() => {
+                // The server rejected the token before doing anything: safe to send again.
+                *self.inner.token.lock().await = None;
+                self.execute_with_retries(&call).await
+            }
+            other => other,
+        }
+    }
+
+    fn is_oauth2(&self) -> bool {
+        matches!(self.inner.cfg.credentials, Credentials::OAuth2 { .. })
+    }
+
+    fn backoff(&self) -> ExponentialBuilder {
+        let c = &self.inner.cfg;
+        ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(c.retry_min_delay)
+            .with_max_delay(c.retry_max_delay)
+            .with_max_times(c.max_retries)
+    }
+
+    async fn execute_with_retries(&self, call: &Call) -> Result<HttpResponse, Error> {
+        (|| self.attempt(call))
+            .retry(self.backoff())
+            .sleep(tokio::time::sleep)
+            .when(|e| call.retry.allows(e))
+            // Honour the API's Retry-After when longer than our backoff (at most 5 minutes).
+            .adjust(|e, backoff| {
+                let asked = e
+                    .api()
+                    .and_then(|a| a.retry_after)
+                    .map(|d| d.min(MAX_RETRY_AFTER));
+                match (backoff, asked) {
+                    (Some(b), Some(a)) => Some(b.max(a)),
+                    (b, _) => b,
+                }
+            })
+            .notify(
+                |e, wait| tracing::warn!(error = %e, ?wait, "retrying a safe OVHcloud API call"),
+            )
+            .await
+    }
+
+    /// One attempt: authenticate, take a budget slot and a concurrency permit, send, classify.
+    async fn attempt(&self, call: &Call) -> Result<HttpResponse, Error> {
+        let cfg = &self.inner.cfg;
+        // Normalise through the URL parser so the string we sign is the one reqwest sends.
+        let url = reqwest::Url::parse(&cfg.endpoint.target(&call.path))
+            .map_err(|e| Error::Config {
+                message: format!("cannot build the URL of {}: {e}", call.path),
+                hint: "check the endpoint".into(),
+            })?
+            .to_string();
+        let mut headers: Vec<(String, String)> = vec![("Accept".into(), "application/json".into())];
+        if call.body.is_some() {
+            headers.push(("Content-Type".into(), "application/json".into()));
+        }
+        headers.extend(call.headers.iter().cloned());
+        match &cfg.credentials {
+            Credentials::ApplicationKey {
+                application_key,
+                application_secret,
+                consumer_key,
+            } => {
+                headers.push(("X-Ovh-Application".into(), application_key.clone()));
+                if call.auth {
+                    let ts = self.timestamp().await?;
+                    let body = call.body.as_deref().unwrap_or(b"");
+                    let sig = sign(
+                        application_secret.expose(),
+                        consumer_key.expose(),
+                        call.method,
+                        &url,
+                        body,
+                        ts,
+                    );
+                    headers.push(("X-Ovh-Consumer".into(), consumer_key.expose().to_string()));
+                    headers.push(("X-Ovh-Timestamp".into(), ts.to_string()));
+                    headers.push(("X-Ovh-Signature".into(), sig));
+                }
+            }
+            Credentials::OAuth2 {
+                client_id,
+                client_secret,
+                token_url,
+            } => {
+                if call.auth {
+                    let token = self.bearer(client_id, client_secret, token_url).await?;
+                    headers.push(("Authorization".into(), format!("Bearer {}", token.expose())));
+                }
+            }
+        }
+        let request = HttpRequest {
+            method: call.method.into(),
+            url,
+            headers,
+            body: call.body.clone(),
+            timeout: cfg.timeout,
+        };
+        let resp = self
+            .send_counted(request)
+            .await
+            .map_err(|e| self.transport_error(call.method, &call.path, e))?;
+        if (200..300).contains(&resp.status) {
+            Ok(resp)
+        } else {
+            let qid = resp.header("x-ovh-queryid").map(str::to_string);
+            let mut e = ApiError::from_body(call.method, &call.path, resp.status, qid, &resp.body);
+            e.retry_after = resp
+                .header("retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            Err(Error::Api(Box::new(e)))
+        }
+    }
+
+    /// Budget, then a concurrency permit, then the counter, then the wire.
+    async fn send_counted(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let wait = self
+            .inner
+            .budget
+            .lock()
+            .expect("budget lock")
+            .reserve(Instant::now());
+        if !wait.is_zero() {
+            tracing::debug!(?wait, "request budget: waiting");
+            tokio::time::sleep(wait).await;
+        }
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .expect("semaphore never closed");
+        self.inner.calls.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(method = %request.method, url = %request.url, "OVHcloud API request");
+        // The transport honours `request.timeout`; this outer limit makes the promise hold for
+        // any transport (a little later, so the transport's own timeout normally fires first).
+        let limit = request.timeout + Duration::from_secs(1);
+        match tokio::time::timeout(limit, self.inner.transport.send(request)).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout),
+        }
+    }
+
+    fn transport_error(&self, method: &str, path: &str, e: TransportError) -> Error {
+        match e {
+            TransportError::Timeout => Error::Timeout {
+                method: method.into(),
+                path: path.into(),
+                timeout: self.inner.cfg.timeout,
+            },
+            TransportError::Connect(m) => Error::Transport {
+                method: method.into(),
+                path: path.into(),
+                message: m,
+                sent: false,
+            },
+            TransportError::Other(m) => Error::Transport {
+                method: method.into(),
+                path: path.into(),
+                message: m,
+                sent: true,
+            },
+        }
+    }
+
+    /// Server time delta from the unauthenticated `GET /auth/time`, fetched once per client.
+    pub async fn time_delta(&self) -> Result<i64, Error> {
+        self.inner
+            .time_delta
+            .get_or_try_init(|| async {
+                // Boxed: this is the one place the pipeline calls itself (unauthenticated, so no cycle at
+                // run time, but the future type is recursive).
+                let call = Call {
+                    auth: false,
+                    ..Call::get("/auth/time")
+                };
+                let resp: HttpResponse = Box::pin(self.execute_with_retries(&call)).await?;
+                let server: i64 = decode("GET", "/auth/time", &resp)?;
+                Ok::<i64, Error>(server - unix_now())
+            })
+            .await
+            .copied()
+    }
+
+    async fn timestamp(&self) -> Result<i64, Error> {
+        Ok(unix_now() + self.time_delta().await?)
+    }
+
+    /// The current bearer token, fetched (client credentials, `scope=all`) when absent or due.
+    async fn bearer(
+        &self,
+        client_id: &str,
+        client_secret: &Secret,
+        token_url: &str,
+    ) -> Result<Secret, Error> {
+        let mut guard = self.inner.token.lock().await;
+        if let Some(t) = guard.as_ref()
+            && Instant::now() < t.refresh_at
+        {
+            return Ok(t.access.clone());
+        }
+        // Like the official clients: HTTP Basic first (python-ovh via requests-oauthlib, go-ovh
+        // via x/oauth2 auto-detection); if refused, the credentials in the form body, as
+        // x/oauth2 retries. The style that worked is remembered.
+        let styles: &[AuthStyle] = match self.inner.oauth_style.load(Ordering::Relaxed) {
+            STYLE_BODY => &[AuthStyle::Body],
+            STYLE_BASIC => &[AuthStyle::Basic],
+            _ => &[AuthStyle::Basic, AuthStyle::Body],
+        };
+        let mut last = None;
+        for style in styles {
+            match self
+                .fetch_token(client_id, client_secret, token_url, *style)
+                .await
+            {
+                Ok(token) => {
+                    self.inner
+                        .oauth_style
+                        .store(style.code(), Ordering::Relaxed);
+                    *guard = Some(token);
+                    return Ok(guard
+                        .as_ref()
+                        .map(|t| t.access.clone())
+                        .expect("just stored"));
+                }
+                Err((e, refused)) => {
+                    last = Some(e);
+                    if !refused {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last.expect("at least one token attempt"))
+    }
+
+    /// One token request; the error says whether the server refused the client credentials
+    /// (400/401: another auth style may work).
+    async fn fetch_token(
+        &self,
+        client_id: &str,
+        client_secret: &Secret,
+        token_url: &str,
+        style: AuthStyle,
+    ) -> Result<Token, (Error, bool)> {
+        use base64::Engine as _;
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let mut headers: Vec<(String, String)> = vec![
+            (
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
+            ("Accept".into(), "application/json".into()),
+        ];
+        let mut form = "grant_type=client_credentials&scope=all".to_string();
+        match style {
+            AuthStyle::Basic => {
+                let raw = format!("{client_id}:{}", client_secret.expose());
+                let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+                headers.push(("Authorization".into(), format!("Basic {b64}")));
+            }
+            AuthStyle::Body => {
+                form.push_str(&format!(
+                    "&client_id={}&client_secret={}",
+                    enc(client_id),
+                    enc(client_secret.expose())
+                ));
+            }
+        }
+        let request = HttpRequest {
+            method: "POST".into(),
+            url: token_url.to_string(),
+            headers,
+            body: Some(form.into_bytes()),
+            timeout: self.inner.cfg.timeout,
+        };
+        let oauth_err = |message: String| Error::OAuth2 {
+            url: token_url.to_string(),
+            message,
+        };
+        let resp = self
+            .send_counted(request)
+            .await
+            .map_err(|e| (oauth_err(e.to_string()), false))?;
+        let refused = matches!(resp.status, 400 | 401);
+        #[derive(serde::Deserialize)]
+        struct TokenBody {
+            access_token: Option<String>,
+            expires_in: Option<u64>,
+            error: Option<String>,
+            error_description: Option<String>,
+        }
+        let body: Option<TokenBody> = serde_json::from_slice(&resp.body).ok();
+        let Some(body) = body else {
+            let msg = format!("HTTP {}: answer is not a token JSON object", resp.status);
+            return Err((oauth_err(msg), refused));
+        };
+        match (resp.status, body.access_token) {
+            (200..=299, Some(access)) if !access.is_empty() => {
+                let life = Duration::from_secs(body.expires_in.unwrap_or(3600));
+                // Refresh a little before expiry: 10% of the lifetime, at most 60 s.
+                let margin = (life / 10).min(Duration::from_secs(60));
+                Ok(Token {
+                    access: Secret::new(access),
+                    refresh_at: Instant::now() + life - margin,
+                })
+            }
+            (status, _) => Err((
+                oauth_err(format!(
+                    "HTTP {status}: {} {}",
+                    body.error.unwrap_or_else(|| "no access_token".into()),
+                    body.error_description.unwrap_or_default()
+                )),
+                refused,
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum AuthStyle {
+    Basic,
+    Body,
+}
+
+const STYLE_UNKNOWN: u8 = 0;
+const STYLE_BASIC: u8 = 1;
+const STYLE_BODY: u8 = 2;
+
+impl AuthStyle {
+    fn code(self) -> u8 {
+        match self {
+            AuthStyle::Basic => STYLE_BASIC,
+            AuthStyle::Body => STYLE_BODY,
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Compact JSON, like python-ovh (`separators=(",", ":")`); these bytes are signed and sent.
+fn to_body<B: Serialize + ?Sized>(body: &B) -> Vec<u8> {
+    serde_json::to_vec(body).expect("request bodies are plain JSON-serialisable data")
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    resp: &HttpResponse,
+) -> Result<T, Error> {
+    serde_json::from_slice(&resp.body).map_err(|e| Error::Decode {
+        method: method.into(),
+        path: path.into(),
+        status: resp.status,
+        query_id: resp.header("x-ovh-queryid").unwrap_or("none").to_string(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ovh::Endpoint;
+
+    #[test]
+    fn client_new_builds_the_real_transport_without_network() {
+        let creds = Credentials::ApplicationKey {
+            application_key: "ak".into(),
+            application_secret: Secret::new("HIDDEN-AS"),
+            consumer_key: Secret::new("HIDDEN-CK"),
+        };
+        let c = Client::new(ClientConfig::new(Endpoint::parse("ovh-eu").unwrap(), creds)).unwrap();
+        assert_eq!(c.calls(), 0);
+        let shown = format!("{c:?} {:?}", c.config());
+        assert!(shown.contains("https://eu.api.ovh.com/1.0"), "{shown}");
+        assert!(!shown.contains("HIDDEN"), "{shown}");
+    }
+
+    /// 429 with `Retry-After: 7` once, then 200.
+    #[derive(Default)]
+    struct SlowDown(std::sync::atomic::AtomicUsize);
+    impl Transport for SlowDown {
+        fn send(
+            &self,
+            _: HttpRequest,
+        ) -> super::super::BoxFuture<'_, Result<HttpResponse, TransportError>> {
+            let first = self.0.fetch_add(1, Ordering::SeqCst) == 0;
+            Box::pin(async move {
+                Ok(if first {
+                    HttpResponse {
+                        status: 429,
+                        headers: vec![("retry-after".into(), "7".into())],
+                        body: vec![],
+                    }
+                } else {
+                    HttpResponse {
+                        status: 200,
+                        headers: vec![],
+                        body: b"[]".to_vec(),
+                    }
+                })
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_honoured() {
+        let creds = Credentials::OAuth2 {
+            client_id: "id".into(),
+            client_secret: Secret::new("s"),
+            token_url: "http://x/t".into(),
+        };
+        let mut cfg = ClientConfig::new(Endpoint::parse("http://127.0.0.1:9/1.0").unwrap(), creds);
+        cfg.requests_per_minute = 0;
+        cfg.retry_min_delay = Duration::from_millis(10);
+        let c = Client::with_transport(cfg, Arc::new(SlowDown::default()));
+        let t0 = Instant::now();
+        let v: Vec<String> = c
+            .get_unauthenticated("/dedicated/installationTemplate")
+            .await
+            .unwrap();
+        assert!(v.is_empty());
+        assert_eq!(c.calls(), 2);
+        assert!(t0.elapsed() >= Duration::from_secs(7), "{:?}", t0.elapsed());
+    }
+
+    /// A transport that never answers: the client's own timeout still ends the request.
+    struct Silent;
+    impl Transport for Silent {
+        fn send(
+            &self,
+            _: HttpRequest,
+        ) -> super::super::BoxFuture<'_, Result<HttpResponse, TransportError>> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_request_has_a_timeout_and_post_is_not_retried() {
+        let creds = Credentials::OAuth2 {
+            client_id: "id".into(),
+            client_secret: Secret::new("s"),
+            token_url: "http://127.0.0.1:9/auth/oauth2/token".into(),
+        };
+        let mut cfg = ClientConfig::new(Endpoint::parse("http://127.0.0.1:9/1.0").unwrap(), creds);
+        cfg.timeout = Duration::from_secs(5);
+        cfg.requests_per_minute = 0;
+        let c = Client::with_transport(cfg, Arc::new(Silent));
+        let e = c
+            .get_unauthenticated::<Vec<String>>("/dedicated/installationTemplate")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Timeout { .. }), "{e}");
+        assert_eq!(c.calls(), 5, "a GET: first attempt + 4 retries");
+        let e = c
+            .post::<(), serde_json::Value>("/x", None)
+            .await
+            .unwrap_err();
+        // The token request itself times out first: nothing else is sent.
+        assert!(matches!(e, Error::OAuth2 { .. }), "{e}");
+        assert_eq!(c.calls(), 6);
+    }
+}

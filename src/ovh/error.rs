@@ -1,0 +1,214 @@
+//! The client's error type. Every API error names the HTTP method, the path, the status and
+//! the `X-Ovh-QueryId` (what OVH support asks for). Errors are built from response bodies and
+//! our own context only: they never carry request headers, signatures, tokens or bodies sent.
+
+use std::fmt;
+use std::time::Duration;
+
+/// An error answer of the API, typed from `{class, message}` or the legacy
+/// `{errorCode, httpCode, message}` body (REFERENCE §6.6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub method: String,
+    /// API path (with query string), without the endpoint's host.
+    pub path: String,
+    pub status: u16,
+    /// e.g. `Client::BadRequest::TaskAlreadyExists`.
+    pub class: Option<String>,
+    /// Legacy auth-layer code, e.g. `INVALID_SIGNATURE`.
+    pub error_code: Option<String>,
+    pub message: String,
+    pub query_id: Option<String>,
+    /// `Retry-After` (seconds) of a 429/503 answer, when given.
+    pub retry_after: Option<Duration>,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: HTTP {}", self.method, self.path, self.status)?;
+        if let Some(c) = &self.class {
+            write!(f, " {c}")?;
+        }
+        if let Some(c) = &self.error_code {
+            write!(f, " {c}")?;
+        }
+        write!(f, ": {}", self.message)?;
+        write!(
+            f,
+            " (X-Ovh-QueryId: {})",
+            self.query_id.as_deref().unwrap_or("none")
+        )
+    }
+}
+
+impl ApiError {
+    /// Parse an error body; unknown shapes keep the raw text (truncated) as the message.
+    pub(crate) fn from_body(
+        method: &str,
+        path: &str,
+        status: u16,
+        query_id: Option<String>,
+        body: &[u8],
+    ) -> ApiError {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Body {
+            class: Option<String>,
+            error_code: Option<String>,
+            message: Option<String>,
+        }
+        let parsed: Option<Body> = serde_json::from_slice(body).ok();
+        let (class, error_code, message) = match parsed {
+            Some(b) if b.message.is_some() || b.class.is_some() || b.error_code.is_some() => {
+                (b.class, b.error_code, b.message.unwrap_or_default())
+            }
+            _ => {
+                let text = String::from_utf8_lossy(body);
+                let text: String = text.chars().take(200).collect();
+                (
+                    None,
+                    None,
+                    if text.trim().is_empty() {
+                        "(empty body)".to_string()
+                    } else {
+                        text
+                    },
+                )
+            }
+        };
+        ApiError {
+            retry_after: None,
+            method: method.to_string(),
+            path: path.to_string(),
+            status,
+            class,
+            error_code,
+            message,
+            query_id,
+        }
+    }
+}
+
+/// Errors of the OVHcloud client.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad endpoint or credentials configuration.
+    #[error("OVHcloud configuration error: {message} (hint: {hint})")]
+    Config { message: String, hint: String },
+    /// The API answered with an error status.
+    #[error("OVHcloud API error: {0}")]
+    Api(Box<ApiError>),
+    /// No answer: connection refused/reset, DNS, TLS.
+    #[error("OVHcloud API request {method} {path} failed: {message}")]
+    Transport {
+        method: String,
+        path: String,
+        message: String,
+        sent: bool,
+    },
+    /// No answer within the configured timeout.
+    #[error("OVHcloud API request {method} {path} timed out after {timeout:?}")]
+    Timeout {
+        method: String,
+        path: String,
+        timeout: Duration,
+    },
+    /// A 2xx answer whose body is not what the schema says.
+    #[error(
+        "OVHcloud API answer to {method} {path} (HTTP {status}, X-Ovh-QueryId: {query_id}) is not understood: {message}"
+    )]
+    Decode {
+        method: String,
+        path: String,
+        status: u16,
+        query_id: String,
+        message: String,
+    },
+    /// The OAuth2 token endpoint refused or could not be reached.
+    #[error("OAuth2 token request to {url} failed: {message}")]
+    OAuth2 { url: String, message: String },
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+    /// A reinstall request that the legacy `install/start` API cannot express.
+    #[error(transparent)]
+    Legacy(#[from] super::LegacyMappingError),
+}
+
+impl Error {
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Error::Api(e) => Some(e),
+            _ => None,
+        }
+    }
+    /// HTTP status of an API error.
+    pub fn status(&self) -> Option<u16> {
+        self.api().map(|e| e.status)
+    }
+    /// `class` of an API error, e.g. `Client::NotFound`.
+    pub fn class(&self) -> Option<&str> {
+        self.api().and_then(|e| e.class.as_deref())
+    }
+    pub fn query_id(&self) -> Option<&str> {
+        self.api().and_then(|e| e.query_id.as_deref())
+    }
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+    /// The reinstall refusal that means "a task is already running": apply re-attaches to it.
+    pub fn is_task_already_exists(&self) -> bool {
+        self.class()
+            .is_some_and(|c| c.ends_with("TaskAlreadyExists"))
+    }
+    /// 429 and 5xx answers, timeouts and transport failures: the request may succeed later.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Api(e) => e.status == 429 || e.status >= 500,
+            Error::Transport { .. } | Error::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+    /// A transport failure that happened before any byte of the request was sent.
+    pub fn is_unsent(&self) -> bool {
+        matches!(self, Error::Transport { sent: false, .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_and_error_code_forms() {
+        let e = ApiError::from_body(
+            "POST",
+            "/dedicated/server/ns1/reinstall",
+            400,
+            Some("EU.ext-1.abc".into()),
+            br#"{"class":"Client::BadRequest::TaskAlreadyExists","message":"Task 7 of type reinstallServer with status doing is already running on server ns1"}"#,
+        );
+        let err = Error::Api(Box::new(e));
+        assert!(err.is_task_already_exists());
+        let s = err.to_string();
+        assert!(s.contains("POST /dedicated/server/ns1/reinstall: HTTP 400 Client::BadRequest::TaskAlreadyExists"), "{s}");
+        assert!(s.contains("X-Ovh-QueryId: EU.ext-1.abc"), "{s}");
+
+        let e = ApiError::from_body(
+            "GET",
+            "/dedicated/server",
+            403,
+            None,
+            br#"{"errorCode":"INVALID_CREDENTIAL","httpCode":"403 Forbidden","message":"This credential is not valid"}"#,
+        );
+        assert_eq!(e.error_code.as_deref(), Some("INVALID_CREDENTIAL"));
+        assert_eq!(
+            e.to_string(),
+            "GET /dedicated/server: HTTP 403 INVALID_CREDENTIAL: This credential is not valid (X-Ovh-QueryId: none)"
+        );
+
+        let e = ApiError::from_body("GET", "/x", 502, None, b"<html>bad gateway</html>");
+        assert_eq!(e.message, "<html>bad gateway</html>");
+        assert!(Error::Api(Box::new(e)).is_transient());
+    }
+}
