@@ -1,0 +1,3 @@
+mod plan;
+mod plan_laws;
+mod plan_render;
