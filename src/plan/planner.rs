@@ -185,14 +185,14 @@ fn plan_server(
             let mut a = Action::new(
                 ActionKind::Wait,
                 format!(
-                    "OVH task {} ({}) is {:?}{}; nothing else is planned until it ends",
+                    "OVH task {} ({}) is {}{}; nothing else is planned until it ends",
                     t.id,
                     t.function,
-                    t.status,
+                    task_status(t.status),
                     if others > 0 { format!(" (+{others} more pending)") } else { String::new() }
                 ),
             );
-            a.task = Some(TaskRef { id: t.id, function: t.function.clone(), status: format!("{:?}", t.status) });
+            a.task = Some(TaskRef { id: t.id, function: t.function.clone(), status: task_status(t.status) });
             sp.actions.push(a);
             return sp;
         }
@@ -430,8 +430,11 @@ impl ServerPlanner<'_> {
                 },
             },
         };
-        for m in &checks.missing {
-            blocked_by.push(format!("checks not done: {m}"));
+        // Without detail the gates step blocks the server as a whole; one message is enough.
+        if self.live.detail.is_some() {
+            for m in &checks.missing {
+                blocked_by.push(format!("checks not done: {m}"));
+            }
         }
         for e in checks.errors() {
             blocked_by.push(format!(
@@ -690,14 +693,14 @@ pub(crate) fn describe_mode(mode: &BootMode) -> String {
         BootMode::Disk => "disk".into(),
         BootMode::Rescue { kernel } => format!("rescue (kernel {kernel})"),
         BootMode::Network { kernel } => format!("network (kernel {kernel})"),
-        BootMode::Ipxe { script } => format!("iPXE script ({} bytes)", script.len()),
+        BootMode::Ipxe { script } => script_label(script),
         BootMode::BootId { id } => format!("boot id {id}"),
     }
 }
 
 pub(crate) fn describe_live(live: &ObservedServer) -> String {
     if let Some(s) = &live.boot_script {
-        return format!("iPXE script ({} bytes)", s.len());
+        return script_label(s);
     }
     match (&live.boot, live.boot_id) {
         (Some(b), _) if b.boot_type == BootType::Harddisk => format!("disk (id {})", b.id),
@@ -705,6 +708,15 @@ pub(crate) fn describe_live(live: &ObservedServer) -> String {
         (None, Some(id)) => format!("boot id {id}"),
         (None, None) => "unknown".into(),
     }
+}
+
+/// iPXE scripts are not secret; a short hash tells two scripts of one length apart.
+fn script_label(script: &str) -> String {
+    format!("iPXE script {}", hash_len(script.as_bytes()))
+}
+
+fn task_status(s: crate::model::TaskStatus) -> String {
+    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 fn script_diff(old: &str, new: &str) -> String {

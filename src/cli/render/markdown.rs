@@ -12,6 +12,9 @@ use super::{action_lines, changed_servers, server_diff, summary_line, symbol, ti
 /// Default cap, below GitHub's 65,536-character comment limit with room for a CI footer.
 pub const MARKDOWN_LIMIT: usize = 60_000;
 
+/// Servers named in the wipe banner before "… and N more".
+const BANNER_SERVERS: usize = 20;
+
 /// Render for a PR comment, at most about `max_bytes` bytes (the header, the banner and the
 /// closing part are always kept; per-server sections are dropped from the end first).
 pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
@@ -30,7 +33,11 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
             "> **WIPE: {} server(s) will be reinstalled and their listed disks ERASED.**",
             wipes.len()
         );
-        for sp in &wipes {
+        for (i, sp) in wipes.iter().enumerate() {
+            if i == BANNER_SERVERS {
+                let _ = writeln!(head, "> - … and {} more (see below)", wipes.len() - BANNER_SERVERS);
+                break;
+            }
             for a in sp.actions.iter().filter(|a| a.kind == ActionKind::Reinstall) {
                 let erased: Vec<String> = a
                     .reinstall
@@ -85,12 +92,12 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
                 if shown < 50 {
                     let _ = writeln!(
                         head,
-                        "| `{}` | {} | {} | {} | {:?}{} |",
+                        "| `{}` | {} | {} | {} | {}{} |",
                         sp.server,
                         d.field,
                         cell(d.applied.as_deref()),
                         cell(d.live.as_deref()),
-                        d.policy,
+                        super::policy_name(d.policy),
                         if d.corrected { ", corrected" } else { "" }
                     );
                 }
@@ -131,6 +138,17 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
         let _ = writeln!(tail, "No changes: the fleet matches the manifests.");
     }
 
+    // Header lists are capped above; if a tiny limit still cannot hold them, cut the header
+    // (at a character boundary) rather than exceed the limit.
+    let room = max_bytes.saturating_sub(tail.len() + 120);
+    if head.len() > room {
+        let mut cut = room;
+        while !head.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        head.truncate(cut);
+        head.push_str("\n\n… (truncated: comment size limit)\n\n");
+    }
     let mut body = String::new();
     let servers: Vec<&ServerPlan> = wipes.into_iter().chain(others).collect();
     let budget = max_bytes.saturating_sub(head.len() + tail.len() + 200);

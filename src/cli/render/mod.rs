@@ -17,6 +17,14 @@ pub use json::render_json;
 pub use markdown::{MARKDOWN_LIMIT, render_markdown};
 pub use text::render_text;
 
+pub(crate) fn policy_name(p: crate::model::DriftAction) -> &'static str {
+    match p {
+        crate::model::DriftAction::Ignore => "ignore",
+        crate::model::DriftAction::Warn => "warn",
+        crate::model::DriftAction::Correct => "correct",
+    }
+}
+
 /// Terraform-like marker of an action kind.
 pub(crate) fn symbol(kind: ActionKind) -> &'static str {
     match kind {

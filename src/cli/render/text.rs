@@ -87,13 +87,13 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
             for d in &sp.drift {
                 let _ = writeln!(
                     out,
-                    "  {} {}: applied {}, live {} — {}; policy {:?}, {}",
+                    "  {} {}: applied {}, live {} — {}; policy {}, {}",
                     p.yellow("≠"),
                     p.bold(&format!("{} {}", sp.server, d.field)),
                     d.applied.as_deref().unwrap_or("(none)"),
                     d.live.as_deref().unwrap_or("(none)"),
                     d.note,
-                    d.policy,
+                    super::policy_name(d.policy),
                     if d.corrected { "corrected by this plan" } else { "not corrected" }
                 );
             }
