@@ -29,7 +29,9 @@ pub struct CheckOutcome {
 
 impl CheckOutcome {
     pub fn errors(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.severity == Severity::Error)
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
     }
 }
 
@@ -86,7 +88,10 @@ pub fn check_reinstall(
     templates: &BTreeMap<String, Template>,
     now: Timestamp,
 ) -> CheckOutcome {
-    let mut cx = Ctx { ds, out: CheckOutcome::default() };
+    let mut cx = Ctx {
+        ds,
+        out: CheckOutcome::default(),
+    };
     let Some(detail) = &server.detail else {
         cx.out.missing.push(
             "server detail (tasks, compatible templates, hardware) was not observed".to_string(),
@@ -112,7 +117,9 @@ pub fn check_reinstall(
 
     let template = templates.get(os);
     if template.is_none() {
-        cx.out.missing.push(format!("installation template {os} was not found in the catalog"));
+        cx.out.missing.push(format!(
+            "installation template {os} was not found in the catalog"
+        ));
         cx.error(
             "os-unknown",
             "spec.install.os",
@@ -124,7 +131,10 @@ pub fn check_reinstall(
     }
 
     match &detail.hardware {
-        None => cx.out.missing.push("hardware specification was not observed".to_string()),
+        None => cx
+            .out
+            .missing
+            .push("hardware specification was not observed".to_string()),
         Some(hw) => {
             let os_group = os_disk_group(spec);
             for dg in &hw.disk_groups {
@@ -185,7 +195,11 @@ pub fn check_reinstall(
 
 fn list_ids(ids: impl Iterator<Item = u32>) -> String {
     let v: Vec<String> = ids.map(|i| i.to_string()).collect();
-    if v.is_empty() { "none".to_string() } else { format!("disk groups {}", v.join(", ")) }
+    if v.is_empty() {
+        "none".to_string()
+    } else {
+        format!("disk groups {}", v.join(", "))
+    }
 }
 
 /// The disk group the OS goes on: the spec's, else the request's, else the API default 1.
@@ -220,7 +234,11 @@ fn layout(spec: &InstallSpec) -> Vec<&Value> {
 
 fn check_template(cx: &mut Ctx<'_>, spec: &InstallSpec, t: &Template, now: Timestamp) {
     let empty = serde_json::Map::new();
-    let custom = spec.request.get("customizations").and_then(Value::as_object).unwrap_or(&empty);
+    let custom = spec
+        .request
+        .get("customizations")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     for input in &t.inputs {
         let given = custom.get(&input.name);
         let has_default = input.default.as_deref().is_some_and(|d| !d.is_empty());
@@ -228,11 +246,17 @@ fn check_template(cx: &mut Ctx<'_>, spec: &InstallSpec, t: &Template, now: Times
             cx.error(
                 "input-missing",
                 "spec.install.customizations",
-                format!("{} requires customization {} ({})", t.name, input.name, input.input_type),
+                format!(
+                    "{} requires customization {} ({})",
+                    t.name, input.name, input.input_type
+                ),
             );
         }
         if let (Some(v), false) = (given, input.enum_values.is_empty()) {
-            let s = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            let s = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
             if !input.enum_values.contains(&s) {
                 cx.error(
                     "input-enum",
@@ -254,7 +278,11 @@ fn check_template(cx: &mut Ctx<'_>, spec: &InstallSpec, t: &Template, now: Times
                 format!(
                     "customization {key} doesn't exist for {} (known: {})",
                     t.name,
-                    t.inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+                    t.inputs
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             );
         }
@@ -264,7 +292,10 @@ fn check_template(cx: &mut Ctx<'_>, spec: &InstallSpec, t: &Template, now: Times
         cx.error(
             "no-partitioning",
             "spec.install.storage.partitioning",
-            format!("{} does not accept custom partitioning; remove the layout", t.name),
+            format!(
+                "{} does not accept custom partitioning; remove the layout",
+                t.name
+            ),
         );
     }
     for p in &parts {
@@ -306,7 +337,10 @@ fn check_template(cx: &mut Ctx<'_>, spec: &InstallSpec, t: &Template, now: Times
                 Severity::Warning,
                 "end-of-install",
                 "spec.install.os",
-                format!("{} reached its end of install on {end}; the API may refuse it", t.name),
+                format!(
+                    "{} reached its end of install on {end}; the API may refuse it",
+                    t.name
+                ),
             ),
             _ => {}
         }
@@ -315,7 +349,10 @@ fn check_template(cx: &mut Ctx<'_>, spec: &InstallSpec, t: &Template, now: Times
 
 fn check_raid(cx: &mut Ctx<'_>, spec: &InstallSpec, disks: u64, g: &crate::model::DiskGroup) {
     let storage = install_storage(&spec.request);
-    if let Some(arr) = storage.and_then(|s| s.get("hardwareRaid")).and_then(Value::as_array) {
+    if let Some(arr) = storage
+        .and_then(|s| s.get("hardwareRaid"))
+        .and_then(Value::as_array)
+    {
         for hr in arr {
             if g.raid_controller.is_none() {
                 cx.error(
@@ -341,7 +378,9 @@ fn check_raid(cx: &mut Ctx<'_>, spec: &InstallSpec, disks: u64, g: &crate::model
     for p in layout(spec) {
         // Only an explicit level is checked: the API's default (1) is auto-reduced on
         // single-disk groups, an explicit one is the user's intent.
-        let Some(level) = p.get("raidLevel").and_then(Value::as_u64) else { continue };
+        let Some(level) = p.get("raidLevel").and_then(Value::as_u64) else {
+            continue;
+        };
         let zfs = p.get("fileSystem").and_then(Value::as_str) == Some("zfs");
         let need = soft_raid_min_disks(level, zfs);
         if disks < need {

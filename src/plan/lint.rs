@@ -20,7 +20,11 @@ pub struct LintError {
 
 impl std::fmt::Display for LintError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "plan lint {} on {}: {}", self.rule, self.server, self.message)
+        write!(
+            f,
+            "plan lint {} on {}: {}",
+            self.rule, self.server, self.message
+        )
     }
 }
 
@@ -29,36 +33,57 @@ pub fn lint(plan: &Plan) -> Vec<LintError> {
     let mut out = Vec::new();
     for (name, sp) in &plan.servers {
         let mut err = |rule: &'static str, message: String| {
-            out.push(LintError { server: name.clone(), rule, message });
+            out.push(LintError {
+                server: name.clone(),
+                rule,
+                message,
+            });
         };
         if name != &sp.server {
-            err("server-key", format!("keyed as {name} but names itself {}", sp.server));
+            err(
+                "server-key",
+                format!("keyed as {name} but names itself {}", sp.server),
+            );
         }
         let p = sp.presence;
         if sp.actions.is_empty() {
-            err("no-actions", "every planned server has at least one action (noop if nothing)".into());
+            err(
+                "no-actions",
+                "every planned server has at least one action (noop if nothing)".into(),
+            );
         }
         let kinds: Vec<ActionKind> = sp.actions.iter().map(|a| a.kind).collect();
         for a in &sp.actions {
             match a.kind {
-                ActionKind::Forget if p.desired => {
-                    err("forget-desired", "forget planned for a server that still has a manifest".into())
-                }
-                ActionKind::Forget if !(p.recorded || p.observed) => {
-                    err("forget-unknown", "forget planned for a server with no record and no tag".into())
-                }
+                ActionKind::Forget if p.desired => err(
+                    "forget-desired",
+                    "forget planned for a server that still has a manifest".into(),
+                ),
+                ActionKind::Forget if !(p.recorded || p.observed) => err(
+                    "forget-unknown",
+                    "forget planned for a server with no record and no tag".into(),
+                ),
                 ActionKind::Forget => {}
                 _ if !(p.desired || p.observed) => err(
                     "outside-universe",
-                    format!("{} planned for a server neither desired nor observed", a.kind),
+                    format!(
+                        "{} planned for a server neither desired nor observed",
+                        a.kind
+                    ),
                 ),
                 _ => {}
             }
             if a.destructive != (a.kind == ActionKind::Reinstall) {
-                err("destructive-flag", format!("{} has destructive = {}", a.kind, a.destructive));
+                err(
+                    "destructive-flag",
+                    format!("{} has destructive = {}", a.kind, a.destructive),
+                );
             }
             if (a.kind == ActionKind::Blocked) == a.blocked_by.is_empty() {
-                err("blocked-by", format!("{} with blocked_by {:?}", a.kind, a.blocked_by));
+                err(
+                    "blocked-by",
+                    format!("{} with blocked_by {:?}", a.kind, a.blocked_by),
+                );
             }
             if a.blocks.is_some() && a.kind != ActionKind::Blocked {
                 err("blocks", format!("{} with blocks = {:?}", a.kind, a.blocks));
@@ -68,17 +93,30 @@ pub fn lint(plan: &Plan) -> Vec<LintError> {
             }
             if a.effective_kind() == ActionKind::Reinstall {
                 let grounded = a.changes.iter().any(|c| {
-                    matches!(c.field.as_str(), "install.fingerprint" | "install.os" | "install.generation")
+                    matches!(
+                        c.field.as_str(),
+                        "install.fingerprint" | "install.os" | "install.generation"
+                    )
                 });
                 if !grounded {
-                    err("reinstall-grounded", "reinstall without a fingerprint, OS or generation difference".into());
+                    err(
+                        "reinstall-grounded",
+                        "reinstall without a fingerprint, OS or generation difference".into(),
+                    );
                 }
                 match &a.reinstall {
-                    None => err("reinstall-detail", "reinstall without its request and disk groups".into()),
+                    None => err(
+                        "reinstall-detail",
+                        "reinstall without its request and disk groups".into(),
+                    ),
                     Some(r) => {
                         let approved = r.approval != Approval::None;
                         if a.kind == ActionKind::Reinstall && (!approved || !r.checks_done) {
-                            err("reinstall-approval", "a runnable reinstall needs an approval path and done checks".into());
+                            err(
+                                "reinstall-approval",
+                                "a runnable reinstall needs an approval path and done checks"
+                                    .into(),
+                            );
                         }
                         for path in ALWAYS_SECRET {
                             if let Some(v) = r.request.pointer(path) {
@@ -110,15 +148,25 @@ pub fn lint(plan: &Plan) -> Vec<LintError> {
                 err("duplicate", format!("{} appears twice", a.kind));
             }
         }
-        let ranks: Vec<u8> = sp.actions.iter().map(|a| a.effective_kind().rank()).collect();
+        let ranks: Vec<u8> = sp
+            .actions
+            .iter()
+            .map(|a| a.effective_kind().rank())
+            .collect();
         if ranks.windows(2).any(|w| w[0] > w[1]) {
             err("order", format!("actions out of order: {kinds:?}"));
         }
         if kinds.contains(&ActionKind::Reboot) && !kinds.contains(&ActionKind::SetBoot) {
-            err("reboot-after-set-boot", "reboot without a set-boot before it".into());
+            err(
+                "reboot-after-set-boot",
+                "reboot without a set-boot before it".into(),
+            );
         }
         if kinds.contains(&ActionKind::Adopt) && kinds.contains(&ActionKind::Reinstall) {
-            err("adopt-or-reinstall", "adopt and reinstall are exclusive".into());
+            err(
+                "adopt-or-reinstall",
+                "adopt and reinstall are exclusive".into(),
+            );
         }
     }
     out
@@ -132,7 +180,11 @@ mod tests {
     fn plan_with(actions: Vec<Action>) -> Plan {
         let sp = ServerPlan {
             server: "s1".into(),
-            presence: Presence { desired: true, observed: true, recorded: false },
+            presence: Presence {
+                desired: true,
+                observed: true,
+                recorded: false,
+            },
             actions,
             drift: vec![],
             findings: vec![],
@@ -156,7 +208,10 @@ mod tests {
 
     #[test]
     fn catches_wait_with_other_actions() {
-        let p = plan_with(vec![Action::new(ActionKind::Wait, "task"), Action::new(ActionKind::Reboot, "r")]);
+        let p = plan_with(vec![
+            Action::new(ActionKind::Wait, "task"),
+            Action::new(ActionKind::Reboot, "r"),
+        ]);
         let r = rules(&p);
         assert!(r.contains(&"wait-alone"), "{r:?}");
         assert!(r.contains(&"reboot-after-set-boot"), "{r:?}");

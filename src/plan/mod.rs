@@ -249,7 +249,10 @@ pub enum Approval {
     /// Policy `manual`: apply needs `--allow-wipe SERVER` (or `--allow-wipe-all`).
     AllowWipe { flag: String },
     /// Policy `auto` inside maintenance window `window` (until `until`), or with no window.
-    Auto { window: Option<String>, until: Option<jiff::Timestamp> },
+    Auto {
+        window: Option<String>,
+        until: Option<jiff::Timestamp>,
+    },
     /// Not approvable now (see the `blocked` action's `blocked_by`).
     None,
 }
@@ -352,7 +355,10 @@ pub struct Summary {
 
 impl Plan {
     pub fn summary(&self) -> Summary {
-        let mut s = Summary { servers: self.servers.len(), ..Summary::default() };
+        let mut s = Summary {
+            servers: self.servers.len(),
+            ..Summary::default()
+        };
         for sp in self.servers.values() {
             if sp.actions.iter().all(|a| a.kind == ActionKind::Noop) {
                 s.unchanged += 1;
@@ -385,12 +391,17 @@ impl Plan {
 
     /// Plan-level findings, then every server's, in server order.
     pub fn all_findings(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().chain(self.servers.values().flat_map(|s| s.findings.iter()))
+        self.findings
+            .iter()
+            .chain(self.servers.values().flat_map(|s| s.findings.iter()))
     }
 
     /// Any action other than `noop` (what `--detailed-exitcode` reports as 2).
     pub fn has_changes(&self) -> bool {
-        self.servers.values().flat_map(|s| &s.actions).any(|a| a.kind != ActionKind::Noop)
+        self.servers
+            .values()
+            .flat_map(|s| &s.actions)
+            .any(|a| a.kind != ActionKind::Noop)
     }
 
     /// Any error-level finding (policy `never` on a needed reinstall, invalid spec, …).
@@ -403,7 +414,10 @@ impl Plan {
         let v: serde_json::Value = serde_json::from_str(text).map_err(PlanError::Parse)?;
         let found = v.get("format_version").and_then(|x| x.as_u64());
         if found != Some(u64::from(FORMAT_VERSION)) {
-            return Err(PlanError::FormatVersion { found, expected: FORMAT_VERSION });
+            return Err(PlanError::FormatVersion {
+                found,
+                expected: FORMAT_VERSION,
+            });
         }
         serde_json::from_value(v).map_err(PlanError::Parse)
     }

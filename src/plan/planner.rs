@@ -30,7 +30,12 @@ use super::{
     Presence, ReinstallDetail, ServerPlan, Severity, StepReport, TAG_PREFIX, TaskRef,
 };
 
-pub(super) fn plan(desired: &Desired, observed: &Observed, records: &Records, input: &PlanInput) -> Plan {
+pub(super) fn plan(
+    desired: &Desired,
+    observed: &Observed,
+    records: &Records,
+    input: &PlanInput,
+) -> Plan {
     let mut findings = Vec::new();
     let names = universe(desired, observed, records, input);
     for t in &input.targets {
@@ -70,11 +75,22 @@ fn has_ovhform_tag(s: &ObservedServer) -> bool {
 
 /// Every server the plan is about: desired, recorded, or carrying ovhform's tag. Live servers
 /// ovhform never managed are not in the plan at all.
-fn universe(desired: &Desired, observed: &Observed, records: &Records, input: &PlanInput) -> BTreeSet<String> {
+fn universe(
+    desired: &Desired,
+    observed: &Observed,
+    records: &Records,
+    input: &PlanInput,
+) -> BTreeSet<String> {
     let mut names: BTreeSet<String> = desired.servers.keys().cloned().collect();
     names.extend(records.installs.keys().cloned());
     names.extend(records.applied.keys().cloned());
-    names.extend(observed.servers.values().filter(|s| has_ovhform_tag(s)).map(|s| s.name.clone()));
+    names.extend(
+        observed
+            .servers
+            .values()
+            .filter(|s| has_ovhform_tag(s))
+            .map(|s| s.name.clone()),
+    );
     if !input.targets.is_empty() {
         names.retain(|n| input.targets.contains(n));
     }
@@ -93,19 +109,25 @@ pub(super) fn needs_detail(
         .filter(|(name, _)| input.targets.is_empty() || input.targets.contains(*name))
         .filter_map(|(name, ds)| {
             let live = observed.servers.get(name)?;
-            let install_differs = ds.install.as_ref().is_some_and(|spec| {
-                match records.installs.get(name) {
-                    None => true,
-                    Some(r) => {
-                        r.fingerprint != spec.fingerprint
-                            || r.generation != spec.generation
-                            || r.os != spec.os
-                            || live.os != spec.os
-                    }
-                }
-            });
-            let boot_differs = ds.boot.as_ref().is_some_and(|b| !boot_matches(&b.mode, live));
-            let settings_differ = settings_fields(&ds.settings, live).iter().any(|f| !f.in_sync());
+            let install_differs =
+                ds.install
+                    .as_ref()
+                    .is_some_and(|spec| match records.installs.get(name) {
+                        None => true,
+                        Some(r) => {
+                            r.fingerprint != spec.fingerprint
+                                || r.generation != spec.generation
+                                || r.os != spec.os
+                                || live.os != spec.os
+                        }
+                    });
+            let boot_differs = ds
+                .boot
+                .as_ref()
+                .is_some_and(|b| !boot_matches(&b.mode, live));
+            let settings_differ = settings_fields(&ds.settings, live)
+                .iter()
+                .any(|f| !f.in_sync());
             (install_differs || boot_differs || settings_differ).then(|| name.clone())
         })
         .collect()
@@ -134,8 +156,12 @@ fn plan_server(
         based_on: BasedOn {
             live_os: live.map(|l| l.os.clone()),
             live_boot_id: live.and_then(|l| l.boot_id),
-            live_boot_script: live.and_then(|l| l.boot_script.as_ref()).map(|s| hash_len(s.as_bytes())),
-            desired_fingerprint: ds.and_then(|d| d.install.as_ref()).map(|i| i.fingerprint.clone()),
+            live_boot_script: live
+                .and_then(|l| l.boot_script.as_ref())
+                .map(|s| hash_len(s.as_bytes())),
+            desired_fingerprint: ds
+                .and_then(|d| d.install.as_ref())
+                .map(|i| i.fingerprint.clone()),
             desired_generation: ds.and_then(|d| d.install.as_ref()).map(|i| i.generation),
             recorded_fingerprint: rec.map(|r| r.fingerprint.clone()),
             detail_read: live.is_some_and(|l| l.detail.is_some()),
@@ -161,7 +187,10 @@ fn plan_server(
 
     // Step: presence.
     let Some(live) = live else {
-        let mut a = Action::new(ActionKind::Blocked, "the manifest names a server this account does not have");
+        let mut a = Action::new(
+            ActionKind::Blocked,
+            "the manifest names a server this account does not have",
+        );
         a.blocked_by.push(format!(
             "server {name} not found in the account (manifest {}); check the service name",
             ds.origin
@@ -178,7 +207,11 @@ fn plan_server(
 
     // Step: tasks. A running task owns the server: nothing else is planned for it.
     if let Some(detail) = &live.detail {
-        let mut pending: Vec<_> = detail.tasks.iter().filter(|t| t.status.is_pending()).collect();
+        let mut pending: Vec<_> = detail
+            .tasks
+            .iter()
+            .filter(|t| t.status.is_pending())
+            .collect();
         pending.sort_by_key(|t| t.id);
         if let Some(t) = pending.first() {
             let others = pending.len() - 1;
@@ -189,10 +222,18 @@ fn plan_server(
                     t.id,
                     t.function,
                     task_status(t.status),
-                    if others > 0 { format!(" (+{others} more pending)") } else { String::new() }
+                    if others > 0 {
+                        format!(" (+{others} more pending)")
+                    } else {
+                        String::new()
+                    }
                 ),
             );
-            a.task = Some(TaskRef { id: t.id, function: t.function.clone(), status: task_status(t.status) });
+            a.task = Some(TaskRef {
+                id: t.id,
+                function: t.function.clone(),
+                status: task_status(t.status),
+            });
             sp.actions.push(a);
             return sp;
         }
@@ -210,7 +251,15 @@ fn plan_server(
         }
     }
 
-    let mut pl = ServerPlanner { name, ds, live, desired, observed, input, sp };
+    let mut pl = ServerPlanner {
+        name,
+        ds,
+        live,
+        desired,
+        observed,
+        input,
+        sp,
+    };
     pl.install_step(rec);
     pl.boot_step(records.applied.get(name).and_then(|a| a.boot.as_ref()));
     pl.settings_step(records.applied.get(name).map(|a| &a.settings));
@@ -272,10 +321,17 @@ impl ServerPlanner<'_> {
                 });
                 self.sp.actions.push(a);
             } else {
-                let changes = vec![Change { field: "install.os".into(), old: Some(live_os.clone()), new: Some(spec.os.clone()) }];
+                let changes = vec![Change {
+                    field: "install.os".into(),
+                    old: Some(live_os.clone()),
+                    new: Some(spec.os.clone()),
+                }];
                 self.reinstall(
                     spec,
-                    format!("no install record and the live OS {live_os} differs from the desired {}", spec.os),
+                    format!(
+                        "no install record and the live OS {live_os} differs from the desired {}",
+                        spec.os
+                    ),
                     changes,
                 );
             }
@@ -284,7 +340,11 @@ impl ServerPlanner<'_> {
 
         let mut changes = Vec::new();
         if r.os != spec.os {
-            changes.push(Change { field: "install.os".into(), old: Some(r.os.clone()), new: Some(spec.os.clone()) });
+            changes.push(Change {
+                field: "install.os".into(),
+                old: Some(r.os.clone()),
+                new: Some(spec.os.clone()),
+            });
         }
         if r.fingerprint != spec.fingerprint {
             changes.push(Change {
@@ -311,8 +371,18 @@ impl ServerPlanner<'_> {
             });
         }
         if !changes.is_empty() {
-            let what: Vec<&str> = changes.iter().map(|c| c.field.trim_start_matches("install.")).collect();
-            self.reinstall(spec, format!("install spec changed since the recorded install ({})", what.join(", ")), changes);
+            let what: Vec<&str> = changes
+                .iter()
+                .map(|c| c.field.trim_start_matches("install."))
+                .collect();
+            self.reinstall(
+                spec,
+                format!(
+                    "install spec changed since the recorded install ({})",
+                    what.join(", ")
+                ),
+                changes,
+            );
             return;
         }
 
@@ -327,9 +397,16 @@ impl ServerPlanner<'_> {
                     live: Some(live_os.clone()),
                     policy,
                     corrected: false,
-                    note: format!("live OS {live_os} differs from the recorded install of {}", r.os),
+                    note: format!(
+                        "live OS {live_os} differs from the recorded install of {}",
+                        r.os
+                    ),
                 },
-                Change { field: "install.os".into(), old: Some(live_os.clone()), new: Some(spec.os.clone()) },
+                Change {
+                    field: "install.os".into(),
+                    old: Some(live_os.clone()),
+                    new: Some(spec.os.clone()),
+                },
             ));
         } else if let Some(t) = self.foreign_reinstall(r) {
             drift = Some((
@@ -339,7 +416,10 @@ impl ServerPlanner<'_> {
                     live: Some(format!("reinstalled by task {}", t.id)),
                     policy,
                     corrected: false,
-                    note: format!("reinstallServer task {} in the history was not made by ovhform", t.id),
+                    note: format!(
+                        "reinstallServer task {} in the history was not made by ovhform",
+                        t.id
+                    ),
                 },
                 Change {
                     field: "install.fingerprint".into(),
@@ -356,7 +436,11 @@ impl ServerPlanner<'_> {
             d.corrected = true;
             self.sp.drift.push(d);
             // Correcting install drift is a wipe: it goes through the same gate as any reinstall.
-            self.reinstall(spec, "correct install drift (spec.policy.drift.install: correct)".to_string(), vec![change]);
+            self.reinstall(
+                spec,
+                "correct install drift (spec.policy.drift.install: correct)".to_string(),
+                vec![change],
+            );
         } else {
             self.sp.drift.push(d);
         }
@@ -369,7 +453,9 @@ impl ServerPlanner<'_> {
         detail
             .tasks
             .iter()
-            .filter(|t| t.function == "reinstallServer" && t.status == crate::model::TaskStatus::Done)
+            .filter(|t| {
+                t.function == "reinstallServer" && t.status == crate::model::TaskStatus::Done
+            })
             .filter(|t| Some(t.id) != r.task_id)
             .filter(|t| match (since, t.start_date, r.task_id) {
                 (Some(s), Some(ts), _) => ts > s,
@@ -380,7 +466,13 @@ impl ServerPlanner<'_> {
     }
 
     fn reinstall(&mut self, spec: &InstallSpec, reason: String, changes: Vec<Change>) {
-        let checks = check_reinstall(self.ds, spec, self.live, &self.observed.templates, self.input.now);
+        let checks = check_reinstall(
+            self.ds,
+            spec,
+            self.live,
+            &self.observed.templates,
+            self.input.now,
+        );
         let mut blocked_by: Vec<String> = Vec::new();
         let policy = &self.ds.policy;
         let approval = match policy.reinstall {
@@ -392,14 +484,21 @@ impl ServerPlanner<'_> {
                 self.sp.findings.push(Finding {
                     severity: Severity::Error,
                     code: "reinstall-never".into(),
-                    message: format!("a reinstall is needed ({reason}) but policy reinstall is never"),
+                    message: format!(
+                        "a reinstall is needed ({reason}) but policy reinstall is never"
+                    ),
                     origin: Some(self.ds.origin_of("spec.policy.reinstall").clone()),
                 });
                 Approval::None
             }
-            ReinstallPolicy::Manual => Approval::AllowWipe { flag: format!("--allow-wipe {}", self.name) },
+            ReinstallPolicy::Manual => Approval::AllowWipe {
+                flag: format!("--allow-wipe {}", self.name),
+            },
             ReinstallPolicy::Auto => match &policy.maintenance_window {
-                None => Approval::Auto { window: None, until: None },
+                None => Approval::Auto {
+                    window: None,
+                    until: None,
+                },
                 Some(wname) => match self.desired.windows.get(wname) {
                     None => {
                         blocked_by.push(format!("maintenance window {wname} is not defined"));
@@ -412,9 +511,10 @@ impl ServerPlanner<'_> {
                         Approval::None
                     }
                     Some(w) => match evaluate(w, self.input.now) {
-                        Ok(WindowState::Open { end, .. }) => {
-                            Approval::Auto { window: Some(wname.clone()), until: Some(end) }
-                        }
+                        Ok(WindowState::Open { end, .. }) => Approval::Auto {
+                            window: Some(wname.clone()),
+                            until: Some(end),
+                        },
                         Ok(WindowState::Closed { next }) => {
                             blocked_by.push(match next {
                                 Some(n) => format!("outside maintenance window {wname}; next window opens at {n}"),
@@ -440,7 +540,10 @@ impl ServerPlanner<'_> {
             blocked_by.push(format!(
                 "invalid: {}{}",
                 e.message,
-                e.origin.as_ref().map(|o| format!(" ({o})")).unwrap_or_default()
+                e.origin
+                    .as_ref()
+                    .map(|o| format!(" ({o})"))
+                    .unwrap_or_default()
             ));
         }
         self.sp.findings.extend(checks.findings.iter().cloned());
@@ -450,7 +553,11 @@ impl ServerPlanner<'_> {
             generation: spec.generation,
             request: redact_request(&spec.request, &spec.secret_paths),
             disk_groups: checks.disk_groups,
-            approval: if blocked_by.is_empty() { approval } else { Approval::None },
+            approval: if blocked_by.is_empty() {
+                approval
+            } else {
+                Approval::None
+            },
             checks_done: checks.checks_done,
         };
         let mut a = Action::new(ActionKind::Reinstall, reason);
@@ -463,7 +570,10 @@ impl ServerPlanner<'_> {
     }
 
     fn reinstall_runs(&self) -> bool {
-        self.sp.actions.iter().any(|a| a.kind == ActionKind::Reinstall)
+        self.sp
+            .actions
+            .iter()
+            .any(|a| a.kind == ActionKind::Reinstall)
     }
 
     fn boot_step(&mut self, applied: Option<&BootMode>) {
@@ -475,7 +585,10 @@ impl ServerPlanner<'_> {
             if *mode == BootMode::Disk {
                 return;
             }
-            reason = format!("the reinstall leaves the server booting from disk; then set {}", describe_mode(mode));
+            reason = format!(
+                "the reinstall leaves the server booting from disk; then set {}",
+                describe_mode(mode)
+            );
         } else if boot_matches(mode, self.live) {
             return;
         } else if applied == Some(mode) {
@@ -496,7 +609,11 @@ impl ServerPlanner<'_> {
             }
             reason = "correct boot drift (spec.policy.drift.boot: correct)".to_string();
         } else {
-            reason = format!("boot is {}, the manifest wants {}", describe_live(self.live), describe_mode(mode));
+            reason = format!(
+                "boot is {}, the manifest wants {}",
+                describe_live(self.live),
+                describe_mode(mode)
+            );
         }
         let mut a = Action::new(ActionKind::SetBoot, reason);
         a.changes.push(Change {
@@ -512,11 +629,16 @@ impl ServerPlanner<'_> {
             BootMode::BootId { id } => match &self.live.detail {
                 None => Err("the server's boot list was not observed".to_string()),
                 Some(d) if d.boots.iter().any(|b| b.id == *id) => Ok(json!({ "bootId": id })),
-                Some(d) => Err(format!("boot id {id} is not offered by this server ({})", list_boots(&d.boots))),
+                Some(d) => Err(format!(
+                    "boot id {id} is not offered by this server ({})",
+                    list_boots(&d.boots)
+                )),
             },
         };
         let script_diff = match (mode, &self.live.boot_script) {
-            (BootMode::Ipxe { script }, old) => Some(script_diff(old.as_deref().unwrap_or(""), script)),
+            (BootMode::Ipxe { script }, old) => {
+                Some(script_diff(old.as_deref().unwrap_or(""), script))
+            }
             (_, Some(old)) => Some(script_diff(old, "")),
             _ => None,
         };
@@ -524,7 +646,12 @@ impl ServerPlanner<'_> {
             Ok(p) => (p, None),
             Err(e) => (Value::Null, Some(e)),
         };
-        a.boot = Some(BootChange { from: describe_live(self.live), to: describe_mode(mode), put, script_diff });
+        a.boot = Some(BootChange {
+            from: describe_live(self.live),
+            to: describe_mode(mode),
+            put,
+            script_diff,
+        });
         if let Some(e) = blocked {
             self.sp.findings.push(Finding {
                 severity: Severity::Error,
@@ -561,21 +688,30 @@ impl ServerPlanner<'_> {
                     type_name(ty),
                     list_boots(&d.boots)
                 ),
-                None => format!("no {} boot on this server (available: {})", type_name(ty), list_boots(&d.boots)),
+                None => format!(
+                    "no {} boot on this server (available: {})",
+                    type_name(ty),
+                    list_boots(&d.boots)
+                ),
             })
     }
 
     fn settings_step(&mut self, applied: Option<&Settings>) {
         let fields = settings_fields(&self.ds.settings, self.live);
-        let applied_fields = applied.map(|s| settings_fields(s, self.live)).unwrap_or_default();
+        let applied_fields = applied
+            .map(|s| settings_fields(s, self.live))
+            .unwrap_or_default();
         let policy = self.ds.policy.drift.settings;
         let mut body = BTreeMap::new();
         let mut changes = Vec::new();
         let mut intended = 0;
         for f in fields.iter().filter(|f| !f.in_sync()) {
-            let was_applied = applied_fields
-                .iter()
-                .any(|a| a.name == f.name && a.desired.as_ref().is_some_and(|v| same(v, f.desired.as_ref().unwrap_or(&Value::Null))));
+            let was_applied = applied_fields.iter().any(|a| {
+                a.name == f.name
+                    && a.desired
+                        .as_ref()
+                        .is_some_and(|v| same(v, f.desired.as_ref().unwrap_or(&Value::Null)))
+            });
             if was_applied {
                 if policy == DriftAction::Ignore {
                     continue;
@@ -595,14 +731,21 @@ impl ServerPlanner<'_> {
                 intended += 1;
             }
             let d = f.desired.clone().unwrap_or(Value::Null);
-            changes.push(Change { field: format!("settings.{}", f.name), old: Some(show(&f.live)), new: Some(show(&d)) });
+            changes.push(Change {
+                field: format!("settings.{}", f.name),
+                old: Some(show(&f.live)),
+                new: Some(show(&d)),
+            });
             body.insert(f.name.to_string(), d);
         }
         if body.is_empty() {
             return;
         }
         let reason = if intended == changes.len() {
-            format!("settings differ from the manifest: {}", body.keys().cloned().collect::<Vec<_>>().join(", "))
+            format!(
+                "settings differ from the manifest: {}",
+                body.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
         } else {
             "correct settings drift (spec.policy.drift.settings: correct)".to_string()
         };
@@ -616,7 +759,10 @@ impl ServerPlanner<'_> {
     fn gates_step(&mut self) {
         let mut why = Vec::new();
         if self.ds.policy.suspend {
-            why.push(format!("server is suspended ({})", self.ds.origin_of("spec.policy.suspend")));
+            why.push(format!(
+                "server is suspended ({})",
+                self.ds.origin_of("spec.policy.suspend")
+            ));
         }
         if self.live.detail.is_none() {
             why.push(
@@ -627,7 +773,13 @@ impl ServerPlanner<'_> {
             return;
         }
         for a in &mut self.sp.actions {
-            if matches!(a.kind, ActionKind::Reinstall | ActionKind::SetBoot | ActionKind::UpdateSettings | ActionKind::Reboot) {
+            if matches!(
+                a.kind,
+                ActionKind::Reinstall
+                    | ActionKind::SetBoot
+                    | ActionKind::UpdateSettings
+                    | ActionKind::Reboot
+            ) {
                 block(a, why.clone());
             } else if a.kind == ActionKind::Blocked {
                 for w in &why {
@@ -667,7 +819,11 @@ fn list_boots(boots: &[crate::model::Netboot]) -> String {
     if boots.is_empty() {
         return "none".into();
     }
-    boots.iter().map(|b| format!("{} {} #{}", type_name(b.boot_type), b.kernel, b.id)).collect::<Vec<_>>().join(", ")
+    boots
+        .iter()
+        .map(|b| format!("{} {} #{}", type_name(b.boot_type), b.kernel, b.id))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) fn boot_matches(mode: &BootMode, live: &ObservedServer) -> bool {
@@ -678,12 +834,14 @@ pub(crate) fn boot_matches(mode: &BootMode, live: &ObservedServer) -> bool {
             Some(b) => b.boot_type == BootType::Harddisk,
             None => live.boot_id == Some(1),
         },
-        BootMode::Rescue { kernel } => {
-            live.boot.as_ref().is_some_and(|b| b.boot_type == BootType::Rescue && &b.kernel == kernel)
-        }
-        BootMode::Network { kernel } => {
-            live.boot.as_ref().is_some_and(|b| b.boot_type == BootType::Network && &b.kernel == kernel)
-        }
+        BootMode::Rescue { kernel } => live
+            .boot
+            .as_ref()
+            .is_some_and(|b| b.boot_type == BootType::Rescue && &b.kernel == kernel),
+        BootMode::Network { kernel } => live
+            .boot
+            .as_ref()
+            .is_some_and(|b| b.boot_type == BootType::Network && &b.kernel == kernel),
         BootMode::BootId { id } => live.boot_id == Some(*id),
     }
 }
@@ -704,7 +862,12 @@ pub(crate) fn describe_live(live: &ObservedServer) -> String {
     }
     match (&live.boot, live.boot_id) {
         (Some(b), _) if b.boot_type == BootType::Harddisk => format!("disk (id {})", b.id),
-        (Some(b), _) => format!("{} (kernel {}, id {})", type_name(b.boot_type), b.kernel, b.id),
+        (Some(b), _) => format!(
+            "{} (kernel {}, id {})",
+            type_name(b.boot_type),
+            b.kernel,
+            b.id
+        ),
         (None, Some(id)) => format!("boot id {id}"),
         (None, None) => "unknown".into(),
     }
@@ -716,7 +879,10 @@ fn script_label(script: &str) -> String {
 }
 
 fn task_status(s: crate::model::TaskStatus) -> String {
-    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn script_diff(old: &str, new: &str) -> String {
@@ -761,21 +927,55 @@ fn show(v: &Value) -> String {
 }
 
 pub(crate) fn settings_fields(s: &Settings, live: &ObservedServer) -> Vec<SettingField> {
-    let opt = |v: &Option<String>| v.as_ref().map(|s| Value::String(s.clone())).unwrap_or(Value::Null);
+    let opt = |v: &Option<String>| {
+        v.as_ref()
+            .map(|s| Value::String(s.clone()))
+            .unwrap_or(Value::Null)
+    };
     let d_str = |v: &Option<String>| v.as_ref().map(|s| Value::String(s.clone()));
     vec![
-        SettingField { name: "efiBootloaderPath", desired: d_str(&s.efi_bootloader_path), live: opt(&live.efi_bootloader_path) },
-        SettingField { name: "monitoring", desired: s.monitoring.map(Value::Bool), live: Value::Bool(live.monitoring) },
-        SettingField { name: "noIntervention", desired: s.no_intervention.map(Value::Bool), live: Value::Bool(live.no_intervention) },
-        SettingField { name: "rescueMail", desired: d_str(&s.rescue_mail), live: opt(&live.rescue_mail) },
-        SettingField { name: "rescueSshKey", desired: d_str(&s.rescue_ssh_key), live: opt(&live.rescue_ssh_key) },
-        SettingField { name: "rootDevice", desired: d_str(&s.root_device), live: opt(&live.root_device) },
+        SettingField {
+            name: "efiBootloaderPath",
+            desired: d_str(&s.efi_bootloader_path),
+            live: opt(&live.efi_bootloader_path),
+        },
+        SettingField {
+            name: "monitoring",
+            desired: s.monitoring.map(Value::Bool),
+            live: Value::Bool(live.monitoring),
+        },
+        SettingField {
+            name: "noIntervention",
+            desired: s.no_intervention.map(Value::Bool),
+            live: Value::Bool(live.no_intervention),
+        },
+        SettingField {
+            name: "rescueMail",
+            desired: d_str(&s.rescue_mail),
+            live: opt(&live.rescue_mail),
+        },
+        SettingField {
+            name: "rescueSshKey",
+            desired: d_str(&s.rescue_ssh_key),
+            live: opt(&live.rescue_ssh_key),
+        },
+        SettingField {
+            name: "rootDevice",
+            desired: d_str(&s.root_device),
+            live: opt(&live.root_device),
+        },
     ]
 }
 
-fn group_limits(desired: &Desired, servers: &BTreeMap<String, ServerPlan>, findings: &mut Vec<Finding>) {
+fn group_limits(
+    desired: &Desired,
+    servers: &BTreeMap<String, ServerPlan>,
+    findings: &mut Vec<Finding>,
+) {
     for g in desired.groups.values() {
-        let Some(max) = g.max_concurrent_reinstalls else { continue };
+        let Some(max) = g.max_concurrent_reinstalls else {
+            continue;
+        };
         let n = g
             .members
             .iter()
@@ -796,13 +996,36 @@ fn group_limits(desired: &Desired, servers: &BTreeMap<String, ServerPlan>, findi
     }
 }
 
-fn step_reports(servers: &BTreeMap<String, ServerPlan>, planned: usize, input: &PlanInput) -> Vec<StepReport> {
-    let count = |k: ActionKind| servers.values().flat_map(|s| &s.actions).filter(|a| a.effective_kind() == k && a.kind == k).count();
-    let blocked = |k: ActionKind| {
-        servers.values().flat_map(|s| &s.actions).filter(|a| a.kind == ActionKind::Blocked && a.blocks == Some(k)).count()
+fn step_reports(
+    servers: &BTreeMap<String, ServerPlan>,
+    planned: usize,
+    input: &PlanInput,
+) -> Vec<StepReport> {
+    let count = |k: ActionKind| {
+        servers
+            .values()
+            .flat_map(|s| &s.actions)
+            .filter(|a| a.effective_kind() == k && a.kind == k)
+            .count()
     };
-    let drift = |prefix: &str| servers.values().flat_map(|s| &s.drift).filter(|d| d.field.starts_with(prefix)).count();
-    let step = |name: &str, notes: Vec<String>| StepReport { step: name.to_string(), notes };
+    let blocked = |k: ActionKind| {
+        servers
+            .values()
+            .flat_map(|s| &s.actions)
+            .filter(|a| a.kind == ActionKind::Blocked && a.blocks == Some(k))
+            .count()
+    };
+    let drift = |prefix: &str| {
+        servers
+            .values()
+            .flat_map(|s| &s.drift)
+            .filter(|d| d.field.starts_with(prefix))
+            .count()
+    };
+    let step = |name: &str, notes: Vec<String>| StepReport {
+        step: name.to_string(),
+        notes,
+    };
     vec![
         step(
             "targets",
@@ -812,26 +1035,52 @@ fn step_reports(servers: &BTreeMap<String, ServerPlan>, planned: usize, input: &
                 format!("{planned} servers planned (--target)")
             }],
         ),
-        step("forget", vec![format!("{} servers without a manifest", count(ActionKind::Forget))]),
-        step("tasks", vec![format!("{} servers waiting on a running task", count(ActionKind::Wait))]),
+        step(
+            "forget",
+            vec![format!(
+                "{} servers without a manifest",
+                count(ActionKind::Forget)
+            )],
+        ),
+        step(
+            "tasks",
+            vec![format!(
+                "{} servers waiting on a running task",
+                count(ActionKind::Wait)
+            )],
+        ),
         step(
             "install",
             vec![
-                format!("{} adopt, {} reinstall, {} reinstall blocked", count(ActionKind::Adopt), count(ActionKind::Reinstall), blocked(ActionKind::Reinstall)),
+                format!(
+                    "{} adopt, {} reinstall, {} reinstall blocked",
+                    count(ActionKind::Adopt),
+                    count(ActionKind::Reinstall),
+                    blocked(ActionKind::Reinstall)
+                ),
                 format!("{} install drift", drift("install")),
             ],
         ),
         step(
             "boot",
             vec![
-                format!("{} set-boot, {} reboot, {} blocked", count(ActionKind::SetBoot), count(ActionKind::Reboot), blocked(ActionKind::SetBoot)),
+                format!(
+                    "{} set-boot, {} reboot, {} blocked",
+                    count(ActionKind::SetBoot),
+                    count(ActionKind::Reboot),
+                    blocked(ActionKind::SetBoot)
+                ),
                 format!("{} boot drift", drift("boot")),
             ],
         ),
         step(
             "settings",
             vec![
-                format!("{} update-settings, {} blocked", count(ActionKind::UpdateSettings), blocked(ActionKind::UpdateSettings)),
+                format!(
+                    "{} update-settings, {} blocked",
+                    count(ActionKind::UpdateSettings),
+                    blocked(ActionKind::UpdateSettings)
+                ),
                 format!("{} settings drift", drift("settings")),
             ],
         ),

@@ -19,7 +19,11 @@ pub const ALWAYS_SECRET: &[&str] = &[
 /// The shown form of a secret value.
 pub fn hash_len(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
-    format!("sha256:{} ({} bytes)", &hex::encode(digest)[..12], bytes.len())
+    format!(
+        "sha256:{} ({} bytes)",
+        &hex::encode(digest)[..12],
+        bytes.len()
+    )
 }
 
 fn redact_value(v: &serde_json::Value) -> serde_json::Value {
@@ -42,7 +46,10 @@ pub fn redact_request(
     secret_paths: &BTreeSet<String>,
 ) -> serde_json::Value {
     let mut out = request.clone();
-    let paths = secret_paths.iter().map(String::as_str).chain(ALWAYS_SECRET.iter().copied());
+    let paths = secret_paths
+        .iter()
+        .map(String::as_str)
+        .chain(ALWAYS_SECRET.iter().copied());
     for path in paths {
         if let Some(v) = out.pointer_mut(path) {
             match v {
@@ -60,7 +67,9 @@ pub fn redact_request(
 
 /// True when `value` is the redacted form (used by the lint).
 pub fn is_redacted(value: &serde_json::Value) -> bool {
-    value.as_str().is_some_and(|s| s.starts_with("sha256:") && s.ends_with(" bytes)"))
+    value
+        .as_str()
+        .is_some_and(|s| s.starts_with("sha256:") && s.ends_with(" bytes)"))
 }
 
 #[cfg(test)]
@@ -83,7 +92,9 @@ mod tests {
         assert!(!text.contains("c2VjcmV0"));
         assert!(!text.contains("hunter2"));
         assert_eq!(out["customizations"]["hostname"], "web-01");
-        assert!(is_redacted(&out["customizations"]["httpHeaders"]["Authorization"]));
+        assert!(is_redacted(
+            &out["customizations"]["httpHeaders"]["Authorization"]
+        ));
         assert_eq!(
             out["customizations"]["imageURL"],
             serde_json::Value::String(hash_len(b"https://example.invalid/img?token=hunter2"))

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{
     AppliedState, BootSpec, BootType, Desired, DesiredServer, DiskGroup, Hardware, InstallRecord,
-    InstallSpec, Netboot, Observed, ObservedDetail, ObservedServer, Origin, Policy, Records,
-    RebootPolicy, Settings, Task, TaskStatus, Template, TemplateInput,
+    InstallSpec, Netboot, Observed, ObservedDetail, ObservedServer, Origin, Policy, RebootPolicy,
+    Records, Settings, Task, TaskStatus, Template, TemplateInput,
 };
 
 use super::{ActionKind, Plan, TAG_PREFIX};
@@ -51,7 +51,11 @@ pub fn apply_in_memory(
                 ActionKind::Blocked => settled = false,
                 ActionKind::Wait => {
                     settled = false;
-                    if let Some(d) = observed.servers.get_mut(name).and_then(|s| s.detail.as_mut()) {
+                    if let Some(d) = observed
+                        .servers
+                        .get_mut(name)
+                        .and_then(|s| s.detail.as_mut())
+                    {
                         for t in d.tasks.iter_mut().filter(|t| t.status.is_pending()) {
                             t.status = TaskStatus::Done;
                             t.done_date = Some(now);
@@ -72,9 +76,10 @@ pub fn apply_in_memory(
                     }
                 }
                 ActionKind::Reinstall => {
-                    let (Some(spec), Some(live)) =
-                        (ds.and_then(|d| d.install.as_ref()), observed.servers.get_mut(name))
-                    else {
+                    let (Some(spec), Some(live)) = (
+                        ds.and_then(|d| d.install.as_ref()),
+                        observed.servers.get_mut(name),
+                    ) else {
                         continue;
                     };
                     live.os = spec.os.clone();
@@ -105,7 +110,9 @@ pub fn apply_in_memory(
                     );
                 }
                 ActionKind::SetBoot => {
-                    let (Some(live), Some(b)) = (observed.servers.get_mut(name), &a.boot) else { continue };
+                    let (Some(live), Some(b)) = (observed.servers.get_mut(name), &a.boot) else {
+                        continue;
+                    };
                     if let Some(script) = b.put.get("bootScript").and_then(Value::as_str) {
                         live.boot_script = Some(script.to_string());
                         live.boot_id = None;
@@ -113,8 +120,11 @@ pub fn apply_in_memory(
                     } else if let Some(id) = b.put.get("bootId").and_then(Value::as_u64) {
                         live.boot_script = None;
                         live.boot_id = Some(id);
-                        live.boot =
-                            live.detail.as_ref().and_then(|d| d.boots.iter().find(|x| x.id == id)).cloned();
+                        live.boot = live
+                            .detail
+                            .as_ref()
+                            .and_then(|d| d.boots.iter().find(|x| x.id == id))
+                            .cloned();
                     }
                 }
                 ActionKind::Reboot => {
@@ -125,7 +135,10 @@ pub fn apply_in_memory(
                     }
                 }
                 ActionKind::UpdateSettings => {
-                    let (Some(live), Some(body)) = (observed.servers.get_mut(name), &a.settings) else { continue };
+                    let (Some(live), Some(body)) = (observed.servers.get_mut(name), &a.settings)
+                    else {
+                        continue;
+                    };
                     put_settings(live, body);
                 }
             }
@@ -133,7 +146,10 @@ pub fn apply_in_memory(
         if settled && let Some(ds) = ds {
             records.applied.insert(
                 name.clone(),
-                AppliedState { boot: ds.boot.as_ref().map(|b| b.mode.clone()), settings: ds.settings.clone() },
+                AppliedState {
+                    boot: ds.boot.as_ref().map(|b| b.mode.clone()),
+                    settings: ds.settings.clone(),
+                },
             );
         }
     }
@@ -174,7 +190,10 @@ pub fn put_settings(live: &mut ObservedServer, body: &BTreeMap<String, Value>) {
 /// `sha256:<64 hex>` over the compact JSON of `request` (stands in for the manifest room's
 /// canonical fingerprint; serde_json maps are sorted, so this is canonical too).
 pub fn fingerprint(request: &Value) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(request.to_string().as_bytes())))
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(request.to_string().as_bytes()))
+    )
 }
 
 /// An install spec for `os` with a hostname customization and a simple layout on disk
@@ -205,7 +224,11 @@ pub fn refingerprint(spec: &mut InstallSpec) {
 }
 
 pub fn origin(file: &str, line: u32) -> Origin {
-    Origin { file: file.into(), line, column: 3 }
+    Origin {
+        file: file.into(),
+        line,
+        column: 3,
+    }
 }
 
 /// A desired server with an install spec, disk boot (reboot never) and default policy.
@@ -237,14 +260,22 @@ pub fn desired_server(name: &str, os: &str) -> DesiredServer {
         origin: origin(&file, 1),
         field_origins: fo,
         install: Some(install_spec(os, &name.replace('.', "-"))),
-        boot: Some(BootSpec { mode: crate::model::BootMode::Disk, reboot: RebootPolicy::Never }),
+        boot: Some(BootSpec {
+            mode: crate::model::BootMode::Disk,
+            reboot: RebootPolicy::Never,
+        }),
         settings: Settings::default(),
         policy: Policy::default(),
     }
 }
 
 pub fn disk_boot() -> Netboot {
-    Netboot { id: 1, boot_type: BootType::Harddisk, kernel: "hd".into(), description: "Boot to disk".into() }
+    Netboot {
+        id: 1,
+        boot_type: BootType::Harddisk,
+        kernel: "hd".into(),
+        description: "Boot to disk".into(),
+    }
 }
 
 /// The boots every simulated server offers: disk (1), rescue, power, iPXE shell.
@@ -257,8 +288,18 @@ pub fn boots() -> Vec<Netboot> {
             kernel: "rescue-customer".into(),
             description: "Customer rescue system (Debian-12-based)".into(),
         },
-        Netboot { id: 33, boot_type: BootType::Power, kernel: "poweroff".into(), description: "Power-off server".into() },
-        Netboot { id: 44, boot_type: BootType::Network, kernel: "ipxe-shell".into(), description: "iPXE shell".into() },
+        Netboot {
+            id: 33,
+            boot_type: BootType::Power,
+            kernel: "poweroff".into(),
+            description: "Power-off server".into(),
+        },
+        Netboot {
+            id: 44,
+            boot_type: BootType::Network,
+            kernel: "ipxe-shell".into(),
+            description: "iPXE shell".into(),
+        },
     ]
 }
 
@@ -294,7 +335,11 @@ pub fn detail() -> ObservedDetail {
         tasks: Vec::new(),
         install_status: None,
         hardware: Some(hardware()),
-        compatible_templates: vec!["debian12_64".into(), "ubuntu2404-server_64".into(), "win2022core-std_64".into()],
+        compatible_templates: vec![
+            "debian12_64".into(),
+            "ubuntu2404-server_64".into(),
+            "win2022core-std_64".into(),
+        ],
     }
 }
 
@@ -333,7 +378,13 @@ pub fn template(name: &str) -> Template {
     Template {
         name: name.into(),
         family: "linux".into(),
-        filesystems: vec!["btrfs".into(), "ext4".into(), "swap".into(), "xfs".into(), "zfs".into()],
+        filesystems: vec![
+            "btrfs".into(),
+            "ext4".into(),
+            "swap".into(),
+            "xfs".into(),
+            "zfs".into(),
+        ],
         inputs: vec![
             input("configDriveUserData", "text"),
             input("hostname", "hostname"),
@@ -350,12 +401,17 @@ pub fn template(name: &str) -> Template {
 }
 
 pub fn catalog() -> BTreeMap<String, Template> {
-    ["debian12_64", "ubuntu2404-server_64"].into_iter().map(|n| (n.to_string(), template(n))).collect()
+    ["debian12_64", "ubuntu2404-server_64"]
+        .into_iter()
+        .map(|n| (n.to_string(), template(n)))
+        .collect()
 }
 
 /// The record of a finished install of `spec` (task 1000, a day before `now`).
 pub fn record_for(name: &str, spec: &InstallSpec, now: Timestamp) -> InstallRecord {
-    let day_before = now.checked_sub(jiff::SignedDuration::from_hours(24)).unwrap_or(now);
+    let day_before = now
+        .checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap_or(now);
     InstallRecord {
         server: name.to_string(),
         fingerprint: spec.fingerprint.clone(),
@@ -372,7 +428,10 @@ pub fn record_for(name: &str, spec: &InstallSpec, now: Timestamp) -> InstallReco
 /// Names are `ns{i:07}.ip-10-0-0.eu`.
 pub fn fleet(n: usize, now: Timestamp, with_detail: bool) -> (Desired, Observed, Records) {
     let mut desired = Desired::default();
-    let mut observed = Observed { templates: catalog(), ..Observed::default() };
+    let mut observed = Observed {
+        templates: catalog(),
+        ..Observed::default()
+    };
     let mut records = Records::default();
     for i in 0..n {
         let name = format!("ns{i:07}.ip-10-0-0.eu");
@@ -382,10 +441,15 @@ pub fn fleet(n: usize, now: Timestamp, with_detail: bool) -> (Desired, Observed,
             live.detail = None;
         }
         let spec = ds.install.as_ref().expect("fixture has an install spec");
-        records.installs.insert(name.clone(), record_for(&name, spec, now));
+        records
+            .installs
+            .insert(name.clone(), record_for(&name, spec, now));
         records.applied.insert(
             name.clone(),
-            AppliedState { boot: ds.boot.as_ref().map(|b| b.mode.clone()), settings: ds.settings.clone() },
+            AppliedState {
+                boot: ds.boot.as_ref().map(|b| b.mode.clone()),
+                settings: ds.settings.clone(),
+            },
         );
         desired.servers.insert(name.clone(), ds);
         observed.servers.insert(name, live);

@@ -22,12 +22,21 @@ pub enum WindowState {
 /// Evaluate `window` at `now`. Errors are plain text (bad cron or zone), shown as findings;
 /// the manifest loader normally rejects them first.
 pub fn evaluate(window: &MaintenanceWindow, now: Timestamp) -> Result<WindowState, String> {
-    let cron = Cron::from_str(&window.schedule)
-        .map_err(|e| format!("schedule {:?} of window {}: {e}", window.schedule, window.name))?;
-    let tz = TimeZone::get(&window.time_zone)
-        .map_err(|e| format!("time zone {:?} of window {}: {e}", window.time_zone, window.name))?;
+    let cron = Cron::from_str(&window.schedule).map_err(|e| {
+        format!(
+            "schedule {:?} of window {}: {e}",
+            window.schedule, window.name
+        )
+    })?;
+    let tz = TimeZone::get(&window.time_zone).map_err(|e| {
+        format!(
+            "time zone {:?} of window {}: {e}",
+            window.time_zone, window.name
+        )
+    })?;
     let zoned = now.to_zoned(tz);
-    let duration = jiff::SignedDuration::from_secs(window.duration_secs.min(i64::MAX as u64) as i64);
+    let duration =
+        jiff::SignedDuration::from_secs(window.duration_secs.min(i64::MAX as u64) as i64);
     // The latest start at or before now: if it started less than `duration` ago, we are in it.
     if let Ok(start) = cron.find_previous_occurrence(&zoned, true) {
         let start = start.timestamp();
@@ -37,7 +46,10 @@ pub fn evaluate(window: &MaintenanceWindow, now: Timestamp) -> Result<WindowStat
             return Ok(WindowState::Open { start, end });
         }
     }
-    let next = cron.find_next_occurrence(&zoned, false).ok().map(|z| z.timestamp());
+    let next = cron
+        .find_next_occurrence(&zoned, false)
+        .ok()
+        .map(|z| z.timestamp());
     Ok(WindowState::Closed { next })
 }
 
@@ -73,7 +85,12 @@ mod tests {
     fn outside_the_window_reports_the_next_start() {
         let now: Timestamp = "2026-11-23T12:00:00Z".parse().unwrap();
         let st = evaluate(&nights(), now).unwrap();
-        assert_eq!(st, WindowState::Closed { next: Some("2026-11-24T01:00:00Z".parse().unwrap()) });
+        assert_eq!(
+            st,
+            WindowState::Closed {
+                next: Some("2026-11-24T01:00:00Z".parse().unwrap())
+            }
+        );
     }
 
     #[test]

@@ -41,25 +41,36 @@ struct Case {
 fn case() -> impl Strategy<Value = Case> {
     (
         (0..2usize, 0..2usize, 0..4u8, 0..7u8, 0..3u8, any::<bool>()),
-        (proptest::option::of(any::<bool>()), any::<bool>(), proptest::option::of(0..3u8), proptest::option::of(0..3u8)),
+        (
+            proptest::option::of(any::<bool>()),
+            any::<bool>(),
+            proptest::option::of(0..3u8),
+            proptest::option::of(0..3u8),
+        ),
         (any::<bool>(), (0..3u8, 0..3u8, 0..3u8), any::<bool>()),
     )
-        .prop_map(|((live_os, desired_os, record, desired_boot, live_boot, reboot), (monitoring, live_monitoring, mail, live_mail), (applied, drift, auto))| Case {
-            live_os,
-            desired_os,
-            record,
-            desired_boot,
-            live_boot,
-            reboot,
-            monitoring,
-            live_monitoring,
-            mail,
-            live_mail,
-            applied,
-            drift,
-            auto,
-            blocker: 0,
-        })
+        .prop_map(
+            |(
+                (live_os, desired_os, record, desired_boot, live_boot, reboot),
+                (monitoring, live_monitoring, mail, live_mail),
+                (applied, drift, auto),
+            )| Case {
+                live_os,
+                desired_os,
+                record,
+                desired_boot,
+                live_boot,
+                reboot,
+                monitoring,
+                live_monitoring,
+                mail,
+                live_mail,
+                applied,
+                drift,
+                auto,
+                blocker: 0,
+            },
+        )
 }
 
 fn mail(i: u8) -> String {
@@ -73,7 +84,10 @@ fn drift_action(i: u8) -> DriftAction {
 fn build(cases: &[Case], forgotten: usize) -> (Desired, Observed, Records) {
     let now = now();
     let mut d = Desired::default();
-    let mut o = Observed { templates: testkit::catalog(), ..Default::default() };
+    let mut o = Observed {
+        templates: testkit::catalog(),
+        ..Default::default()
+    };
     let mut r = Records::default();
     for (i, c) in cases.iter().enumerate() {
         let name = format!("s{i:03}.eu");
@@ -82,7 +96,10 @@ fn build(cases: &[Case], forgotten: usize) -> (Desired, Observed, Records) {
         let spec = ds.install.as_mut().unwrap();
         spec.generation = 2;
         match c.record {
-            1 => drop(r.installs.insert(name.clone(), record_for(&name, spec, now))),
+            1 => drop(
+                r.installs
+                    .insert(name.clone(), record_for(&name, spec, now)),
+            ),
             2 => {
                 let mut rec = record_for(&name, spec, now);
                 rec.fingerprint = "sha256:00000000000000000000".into();
@@ -97,16 +114,28 @@ fn build(cases: &[Case], forgotten: usize) -> (Desired, Observed, Records) {
         }
         let mode = match c.desired_boot {
             1 => Some(BootMode::Disk),
-            2 => Some(BootMode::Rescue { kernel: "rescue-customer".into() }),
-            3 => Some(BootMode::Network { kernel: "ipxe-shell".into() }),
-            4 => Some(BootMode::Ipxe { script: SCRIPT_A.into() }),
-            5 => Some(BootMode::Ipxe { script: SCRIPT_B.into() }),
+            2 => Some(BootMode::Rescue {
+                kernel: "rescue-customer".into(),
+            }),
+            3 => Some(BootMode::Network {
+                kernel: "ipxe-shell".into(),
+            }),
+            4 => Some(BootMode::Ipxe {
+                script: SCRIPT_A.into(),
+            }),
+            5 => Some(BootMode::Ipxe {
+                script: SCRIPT_B.into(),
+            }),
             6 => Some(BootMode::BootId { id: 22 }),
             _ => None,
         };
         ds.boot = mode.map(|mode| BootSpec {
             mode,
-            reboot: if c.reboot { RebootPolicy::OnChange } else { RebootPolicy::Never },
+            reboot: if c.reboot {
+                RebootPolicy::OnChange
+            } else {
+                RebootPolicy::Never
+            },
         });
         match c.live_boot {
             1 => {
@@ -136,7 +165,12 @@ fn build(cases: &[Case], forgotten: usize) -> (Desired, Observed, Records) {
             1 => ds.policy.reinstall = ReinstallPolicy::Never,
             2 => ds.policy.suspend = true,
             3 => {
-                ds.boot = Some(BootSpec { mode: BootMode::Rescue { kernel: "rescue64-pro".into() }, reboot: RebootPolicy::OnChange })
+                ds.boot = Some(BootSpec {
+                    mode: BootMode::Rescue {
+                        kernel: "rescue64-pro".into(),
+                    },
+                    reboot: RebootPolicy::OnChange,
+                })
             }
             4 => live.detail = None,
             _ => {}
@@ -144,7 +178,10 @@ fn build(cases: &[Case], forgotten: usize) -> (Desired, Observed, Records) {
         if c.applied {
             r.applied.insert(
                 name.clone(),
-                AppliedState { boot: ds.boot.as_ref().map(|b| b.mode.clone()), settings: ds.settings.clone() },
+                AppliedState {
+                    boot: ds.boot.as_ref().map(|b| b.mode.clone()),
+                    settings: ds.settings.clone(),
+                },
             );
         }
         d.servers.insert(name.clone(), ds);
@@ -153,9 +190,13 @@ fn build(cases: &[Case], forgotten: usize) -> (Desired, Observed, Records) {
     for i in 0..forgotten {
         let name = format!("gone{i}.eu");
         let ds = desired_server(&name, OSES[0]);
-        r.installs.insert(name.clone(), record_for(&name, ds.install.as_ref().unwrap(), now));
+        r.installs.insert(
+            name.clone(),
+            record_for(&name, ds.install.as_ref().unwrap(), now),
+        );
         let mut live = observed_server(&name, OSES[0]);
-        live.tags.insert("ovhform:install".into(), "sha256:abc".into());
+        live.tags
+            .insert("ovhform:install".into(), "sha256:abc".into());
         o.servers.insert(name, live);
     }
     (d, o, r)
@@ -170,15 +211,28 @@ fn input() -> PlanInput {
 }
 
 fn config() -> Config {
-    Config { cases: 128, rng_seed: RngSeed::Fixed(0x0f4f_0a11), ..Config::default() }
+    Config {
+        cases: 128,
+        rng_seed: RngSeed::Fixed(0x0f4f_0a11),
+        ..Config::default()
+    }
 }
 
-fn check_universe_and_reinstall(p: &Plan, d: &Desired, o: &Observed, r: &Records) -> Result<(), TestCaseError> {
+fn check_universe_and_reinstall(
+    p: &Plan,
+    d: &Desired,
+    o: &Observed,
+    r: &Records,
+) -> Result<(), TestCaseError> {
     for (name, sp) in &p.servers {
         for a in &sp.actions {
             let known = d.servers.contains_key(name) || o.servers.contains_key(name);
             let recorded = r.installs.contains_key(name) || r.applied.contains_key(name);
-            prop_assert!(known || (a.kind == ActionKind::Forget && recorded), "{name}: {:?} outside the universe", a.kind);
+            prop_assert!(
+                known || (a.kind == ActionKind::Forget && recorded),
+                "{name}: {:?} outside the universe",
+                a.kind
+            );
             if a.effective_kind() == ActionKind::Reinstall {
                 let spec = d.servers[name].install.as_ref().unwrap();
                 let live = &o.servers[name];
@@ -191,7 +245,10 @@ fn check_universe_and_reinstall(p: &Plan, d: &Desired, o: &Observed, r: &Records
                             || live.os != rec.os
                     }
                 };
-                prop_assert!(grounded, "{name}: reinstall without an OS/fingerprint/generation difference");
+                prop_assert!(
+                    grounded,
+                    "{name}: reinstall without an OS/fingerprint/generation difference"
+                );
             }
         }
     }

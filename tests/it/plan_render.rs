@@ -50,13 +50,24 @@ fn no_secret_appears_in_any_rendering() {
         format!("{p:?}"),
     ];
     for (i, out) in renderings.iter().enumerate() {
-        for secret in [SECRET_HEADER, "hunter2", encoded_script.as_str(), SECRET_URL_TOKEN] {
-            assert!(!out.contains(secret), "rendering {i} shows secret {secret:?}");
+        for secret in [
+            SECRET_HEADER,
+            "hunter2",
+            encoded_script.as_str(),
+            SECRET_URL_TOKEN,
+        ] {
+            assert!(
+                !out.contains(secret),
+                "rendering {i} shows secret {secret:?}"
+            );
         }
     }
     // What is shown instead: hash and length.
     let hashed = ovhform::plan::redact::hash_len(SECRET_HEADER.as_bytes());
-    assert!(renderings[2].contains(&hashed), "JSON shows the hash of the header");
+    assert!(
+        renderings[2].contains(&hashed),
+        "JSON shows the hash of the header"
+    );
 }
 
 /// 1,000 servers: every 7th has a new generation (reinstall), every 11th a settings change,
@@ -72,14 +83,18 @@ fn big_fleet_plan() -> ovhform::plan::Plan {
         }
     }
     let busy = o.servers.values_mut().nth(500).unwrap();
-    busy.detail.as_mut().unwrap().tasks.push(ovhform::model::Task {
-        id: 99,
-        function: "hardReboot".into(),
-        status: ovhform::model::TaskStatus::Doing,
-        comment: None,
-        start_date: None,
-        done_date: None,
-    });
+    busy.detail
+        .as_mut()
+        .unwrap()
+        .tasks
+        .push(ovhform::model::Task {
+            id: 99,
+            function: "hardReboot".into(),
+            status: ovhform::model::TaskStatus::Doing,
+            comment: None,
+            start_date: None,
+            done_date: None,
+        });
     plan_ok(&d, &o, &r, &input())
 }
 
@@ -96,6 +111,10 @@ fn thousand_server_fleet_summary() {
     assert!(md.contains("more servers not shown"));
     // A small cap keeps the golden file readable while showing the truncation note.
     let capped = render_markdown(&p, 12_000);
-    assert!(capped.len() <= 12_000, "capped markdown is {} bytes", capped.len());
+    assert!(
+        capped.len() <= 12_000,
+        "capped markdown is {} bytes",
+        capped.len()
+    );
     insta::assert_snapshot!("fleet_1000_markdown_capped", capped);
 }

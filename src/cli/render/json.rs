@@ -16,9 +16,13 @@ struct WithSummary<'a> {
 /// Pretty JSON, stable key order (everything is a struct or a `BTreeMap`), trailing newline.
 /// `Plan::from_json` reads it back (the extra `summary` key is ignored).
 pub fn render_json(plan: &Plan) -> String {
-    let v = WithSummary { plan, summary: plan.summary() };
+    let v = WithSummary {
+        plan,
+        summary: plan.summary(),
+    };
     // Serializing plain structs and maps with string keys cannot fail.
-    let mut s = serde_json::to_string_pretty(&v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let mut s =
+        serde_json::to_string_pretty(&v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     s.push('\n');
     s
 }

@@ -23,7 +23,11 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
     let _ = writeln!(head, "### ovhform plan\n");
     let _ = writeln!(head, "**{}**\n", summary_line(&s));
     if let Some(rev) = &plan.revision {
-        let _ = writeln!(head, "Manifests at `{rev}`, planned at {}.\n", plan.generated_at);
+        let _ = writeln!(
+            head,
+            "Manifests at `{rev}`, planned at {}.\n",
+            plan.generated_at
+        );
     }
     let (wipes, others) = changed_servers(plan);
     if !wipes.is_empty() {
@@ -35,10 +39,18 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
         );
         for (i, sp) in wipes.iter().enumerate() {
             if i == BANNER_SERVERS {
-                let _ = writeln!(head, "> - … and {} more (see below)", wipes.len() - BANNER_SERVERS);
+                let _ = writeln!(
+                    head,
+                    "> - … and {} more (see below)",
+                    wipes.len() - BANNER_SERVERS
+                );
                 break;
             }
-            for a in sp.actions.iter().filter(|a| a.kind == ActionKind::Reinstall) {
+            for a in sp
+                .actions
+                .iter()
+                .filter(|a| a.kind == ActionKind::Reinstall)
+            {
                 let erased: Vec<String> = a
                     .reinstall
                     .iter()
@@ -57,8 +69,16 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
                     head,
                     "> - `{}`: erases {}{}",
                     sp.server,
-                    if erased.is_empty() { "(unknown disks)".into() } else { erased.join(", ") },
-                    if kept.is_empty() { String::new() } else { format!("; keeps {}", kept.join(", ")) }
+                    if erased.is_empty() {
+                        "(unknown disks)".into()
+                    } else {
+                        erased.join(", ")
+                    },
+                    if kept.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; keeps {}", kept.join(", "))
+                    }
                 );
             }
         }
@@ -82,10 +102,17 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
     }
     let _ = writeln!(head);
 
-    let drifted: Vec<&ServerPlan> = plan.servers.values().filter(|s| !s.drift.is_empty()).collect();
+    let drifted: Vec<&ServerPlan> = plan
+        .servers
+        .values()
+        .filter(|s| !s.drift.is_empty())
+        .collect();
     if !drifted.is_empty() {
         let _ = writeln!(head, "#### Drift (changed outside ovhform)\n");
-        let _ = writeln!(head, "| server | field | applied | live | policy |\n|---|---|---|---|---|");
+        let _ = writeln!(
+            head,
+            "| server | field | applied | live | policy |\n|---|---|---|---|---|"
+        );
         let mut shown = 0;
         for sp in &drifted {
             for d in &sp.drift {
@@ -114,7 +141,11 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
         .findings
         .iter()
         .map(|f| (None, f))
-        .chain(plan.servers.values().flat_map(|s| s.findings.iter().map(move |f| (Some(s.server.as_str()), f))))
+        .chain(
+            plan.servers
+                .values()
+                .flat_map(|s| s.findings.iter().map(move |f| (Some(s.server.as_str()), f))),
+        )
         .collect();
     if !findings.is_empty() {
         let _ = writeln!(head, "#### Findings\n");
@@ -123,17 +154,34 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
                 let _ = writeln!(head, "- … {} more findings", findings.len() - 50);
                 break;
             }
-            let sev = if f.severity == Severity::Error { "❌ error" } else { "⚠️ warning" };
-            let at = f.origin.as_ref().map(|o| format!(" `{o}`")).unwrap_or_default();
+            let sev = if f.severity == Severity::Error {
+                "❌ error"
+            } else {
+                "⚠️ warning"
+            };
+            let at = f
+                .origin
+                .as_ref()
+                .map(|o| format!(" `{o}`"))
+                .unwrap_or_default();
             let who = server.map(|s| format!(" `{s}`")).unwrap_or_default();
-            let _ = writeln!(head, "- {sev} `{}`{who}{at}: {}", f.code, md_escape(&f.message));
+            let _ = writeln!(
+                head,
+                "- {sev} `{}`{who}{at}: {}",
+                f.code,
+                md_escape(&f.message)
+            );
         }
         let _ = writeln!(head);
     }
 
     let mut tail = String::new();
     if plan.has_changes() {
-        let _ = writeln!(tail, "To apply after merge:\n\n```sh\n{}\n```", plan.apply_command);
+        let _ = writeln!(
+            tail,
+            "To apply after merge:\n\n```sh\n{}\n```",
+            plan.apply_command
+        );
     } else {
         let _ = writeln!(tail, "No changes: the fleet matches the manifests.");
     }
@@ -187,7 +235,12 @@ fn server_section(sp: &ServerPlan) -> String {
         .filter(|a| a.kind != ActionKind::Noop)
         .map(|a| format!("{} {}", symbol(a.kind), title(a)))
         .collect();
-    let _ = writeln!(out, "<details><summary><code>{}</code>: {}</summary>\n", sp.server, md_escape(&kinds.join(", ")));
+    let _ = writeln!(
+        out,
+        "<details><summary><code>{}</code>: {}</summary>\n",
+        sp.server,
+        md_escape(&kinds.join(", "))
+    );
     for a in sp.actions.iter().filter(|a| a.kind != ActionKind::Noop) {
         let _ = writeln!(out, "- **{}**", title(a));
         for l in action_lines(a) {

@@ -7,7 +7,9 @@
 //! Shared here: the one-line wording of actions, disk groups and the summary, so the three
 //! formats say the same thing.
 
-use crate::plan::{Action, ActionKind, Approval, DiskFate, DiskGroupFate, Plan, ServerPlan, Summary};
+use crate::plan::{
+    Action, ActionKind, Approval, DiskFate, DiskGroupFate, Plan, ServerPlan, Summary,
+};
 
 mod json;
 mod markdown;
@@ -50,9 +52,12 @@ pub(crate) fn title(a: &Action) -> String {
 pub(crate) fn approval_text(a: &Action) -> Option<String> {
     match &a.reinstall.as_ref()?.approval {
         Approval::AllowWipe { flag } => Some(format!("needs {flag} at apply")),
-        Approval::Auto { window: Some(w), until: Some(u) } => {
-            Some(format!("policy auto, inside maintenance window {w} until {u}"))
-        }
+        Approval::Auto {
+            window: Some(w),
+            until: Some(u),
+        } => Some(format!(
+            "policy auto, inside maintenance window {w} until {u}"
+        )),
         Approval::Auto { .. } => Some("policy auto".to_string()),
         Approval::None => None,
     }
@@ -127,7 +132,10 @@ pub(crate) fn server_diff(sp: &ServerPlan) -> String {
     let mut out = String::new();
     for a in &sp.actions {
         if let Some(r) = &a.reinstall {
-            out.push_str(&format!("# {} request (secrets shown as sha256 + length)\n", title(a)));
+            out.push_str(&format!(
+                "# {} request (secrets shown as sha256 + length)\n",
+                title(a)
+            ));
             let body = serde_json::to_string_pretty(&r.request).unwrap_or_default();
             for l in body.lines() {
                 out.push_str(&format!("+ {l}\n"));
@@ -146,8 +154,16 @@ pub(crate) fn server_diff(sp: &ServerPlan) -> String {
         if a.effective_kind() == ActionKind::UpdateSettings {
             out.push_str(&format!("# {}\n", title(a)));
             for c in &a.changes {
-                out.push_str(&format!("- {}: {}\n", c.field, c.old.as_deref().unwrap_or("(unset)")));
-                out.push_str(&format!("+ {}: {}\n", c.field, c.new.as_deref().unwrap_or("(unset)")));
+                out.push_str(&format!(
+                    "- {}: {}\n",
+                    c.field,
+                    c.old.as_deref().unwrap_or("(unset)")
+                ));
+                out.push_str(&format!(
+                    "+ {}: {}\n",
+                    c.field,
+                    c.new.as_deref().unwrap_or("(unset)")
+                ));
             }
         }
     }
@@ -170,19 +186,32 @@ pub(crate) fn summary_line(s: &Summary) -> String {
     add(s.wait, "waiting on a task");
     add(s.blocked, "blocked");
     add(s.forget, "to forget");
-    let changes = if parts.is_empty() { "no changes".to_string() } else { parts.join(", ") };
-    let mut line = format!("Plan: {changes}; {} of {} servers unchanged.", s.unchanged, s.servers);
+    let changes = if parts.is_empty() {
+        "no changes".to_string()
+    } else {
+        parts.join(", ")
+    };
+    let mut line = format!(
+        "Plan: {changes}; {} of {} servers unchanged.",
+        s.unchanged, s.servers
+    );
     if s.drifted > 0 {
         line.push_str(&format!(" {} drifted.", s.drifted));
     }
     if s.errors > 0 || s.warnings > 0 {
-        line.push_str(&format!(" {} error(s), {} warning(s).", s.errors, s.warnings));
+        line.push_str(&format!(
+            " {} error(s), {} warning(s).",
+            s.errors, s.warnings
+        ));
     }
     line
 }
 
 /// Servers whose plan is more than `noop`, destructive ones first (then by name).
 pub(crate) fn changed_servers(plan: &Plan) -> (Vec<&ServerPlan>, Vec<&ServerPlan>) {
-    let changed = plan.servers.values().filter(|s| s.actions.iter().any(|a| a.kind != ActionKind::Noop));
+    let changed = plan
+        .servers
+        .values()
+        .filter(|s| s.actions.iter().any(|a| a.kind != ActionKind::Noop));
     changed.partition(|s| s.actions.iter().any(|a| a.kind == ActionKind::Reinstall))
 }

@@ -14,7 +14,11 @@ struct Paint {
 
 impl Paint {
     fn wrap(&self, code: &str, s: &str) -> String {
-        if self.on { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+        if self.on {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
     }
     fn red(&self, s: &str) -> String {
         self.wrap("1;31", s)
@@ -50,7 +54,14 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
     let p = Paint { on: color };
     let mut out = String::new();
     let rev = plan.revision.as_deref().unwrap_or("unknown revision");
-    let _ = writeln!(out, "{}", p.bold(&format!("ovhform plan — manifests at {rev}, planned at {}", plan.generated_at)));
+    let _ = writeln!(
+        out,
+        "{}",
+        p.bold(&format!(
+            "ovhform plan — manifests at {rev}, planned at {}",
+            plan.generated_at
+        ))
+    );
     if !plan.targets.is_empty() {
         let t: Vec<&str> = plan.targets.iter().map(String::as_str).collect();
         let _ = writeln!(out, "Targets: {}", t.join(", "));
@@ -64,7 +75,10 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         let _ = writeln!(
             out,
             "{}",
-            p.red(&format!("!! WIPE: {} server(s) will be REINSTALLED — listed disks are ERASED", wipes.len()))
+            p.red(&format!(
+                "!! WIPE: {} server(s) will be REINSTALLED — listed disks are ERASED",
+                wipes.len()
+            ))
         );
         let _ = writeln!(out, "{}", p.red(&bar));
         for sp in &wipes {
@@ -80,9 +94,17 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         let _ = writeln!(out);
     }
 
-    let drifted: Vec<&ServerPlan> = plan.servers.values().filter(|s| !s.drift.is_empty()).collect();
+    let drifted: Vec<&ServerPlan> = plan
+        .servers
+        .values()
+        .filter(|s| !s.drift.is_empty())
+        .collect();
     if !drifted.is_empty() {
-        let _ = writeln!(out, "{}", p.bold("Drift (live state changed outside ovhform):"));
+        let _ = writeln!(
+            out,
+            "{}",
+            p.bold("Drift (live state changed outside ovhform):")
+        );
         for sp in drifted {
             for d in &sp.drift {
                 let _ = writeln!(
@@ -94,7 +116,11 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
                     d.live.as_deref().unwrap_or("(none)"),
                     d.note,
                     super::policy_name(d.policy),
-                    if d.corrected { "corrected by this plan" } else { "not corrected" }
+                    if d.corrected {
+                        "corrected by this plan"
+                    } else {
+                        "not corrected"
+                    }
                 );
             }
         }
@@ -105,7 +131,11 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         .findings
         .iter()
         .map(|f| (None, f))
-        .chain(plan.servers.values().flat_map(|s| s.findings.iter().map(move |f| (Some(s.server.as_str()), f))))
+        .chain(
+            plan.servers
+                .values()
+                .flat_map(|s| s.findings.iter().map(move |f| (Some(s.server.as_str()), f))),
+        )
         .collect();
     if !findings.is_empty() {
         let _ = writeln!(out, "{}", p.bold("Findings:"));
@@ -114,7 +144,11 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
                 Severity::Error => p.red("error"),
                 Severity::Warning => p.yellow("warning"),
             };
-            let at = f.origin.as_ref().map(|o| format!(" {o}:")).unwrap_or_default();
+            let at = f
+                .origin
+                .as_ref()
+                .map(|o| format!(" {o}:"))
+                .unwrap_or_default();
             let who = server.map(|s| format!(" {s}")).unwrap_or_default();
             let _ = writeln!(out, "  {sev}[{}]{who}{at} {}", f.code, f.message);
         }
