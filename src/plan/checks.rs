@@ -257,12 +257,25 @@ fn check_template(cx: &mut Ctx<'_>, spec: &InstallSpec, t: &Template, now: Times
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or_else(|| v.to_string());
+            let pointer = format!("/customizations/{}", input.name);
+            let secret = spec
+                .secret_paths
+                .iter()
+                .map(String::as_str)
+                .chain(super::redact::ALWAYS_SECRET.iter().copied())
+                .any(|p| pointer.starts_with(p) || p.starts_with(pointer.as_str()));
+            // Findings are shown everywhere: a secret value appears only as hash + length.
+            let shown = if secret {
+                super::redact::hash_len(s.as_bytes())
+            } else {
+                format!("{s:?}")
+            };
             if !input.enum_values.contains(&s) {
                 cx.error(
                     "input-enum",
                     &format!("spec.install.customizations.{}", input.name),
                     format!(
-                        "customization {} = {s:?} is not one of {}",
+                        "customization {} = {shown} is not one of {}",
                         input.name,
                         input.enum_values.join(", ")
                     ),

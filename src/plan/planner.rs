@@ -826,22 +826,30 @@ fn list_boots(boots: &[crate::model::Netboot]) -> String {
         .join(", ")
 }
 
+/// The live netboot: as observe resolved it, else looked up by id in the boot list.
+fn live_netboot(live: &ObservedServer) -> Option<&crate::model::Netboot> {
+    live.boot.as_ref().or_else(|| {
+        let id = live.boot_id?;
+        live.detail.as_ref()?.boots.iter().find(|b| b.id == id)
+    })
+}
+
 pub(crate) fn boot_matches(mode: &BootMode, live: &ObservedServer) -> bool {
+    let netboot = live_netboot(live);
     match mode {
         BootMode::Ipxe { script } => live.boot_script.as_deref() == Some(script.as_str()),
         _ if live.boot_script.is_some() => false,
-        BootMode::Disk => match &live.boot {
+        // bootId 1 is the disk boot on every server (REFERENCE §0.2).
+        BootMode::Disk => match netboot {
             Some(b) => b.boot_type == BootType::Harddisk,
             None => live.boot_id == Some(1),
         },
-        BootMode::Rescue { kernel } => live
-            .boot
-            .as_ref()
-            .is_some_and(|b| b.boot_type == BootType::Rescue && &b.kernel == kernel),
-        BootMode::Network { kernel } => live
-            .boot
-            .as_ref()
-            .is_some_and(|b| b.boot_type == BootType::Network && &b.kernel == kernel),
+        BootMode::Rescue { kernel } => {
+            netboot.is_some_and(|b| b.boot_type == BootType::Rescue && &b.kernel == kernel)
+        }
+        BootMode::Network { kernel } => {
+            netboot.is_some_and(|b| b.boot_type == BootType::Network && &b.kernel == kernel)
+        }
         BootMode::BootId { id } => live.boot_id == Some(*id),
     }
 }
@@ -860,7 +868,7 @@ pub(crate) fn describe_live(live: &ObservedServer) -> String {
     if let Some(s) = &live.boot_script {
         return script_label(s);
     }
-    match (&live.boot, live.boot_id) {
+    match (live_netboot(live), live.boot_id) {
         (Some(b), _) if b.boot_type == BootType::Harddisk => format!("disk (id {})", b.id),
         (Some(b), _) => format!(
             "{} (kernel {}, id {})",

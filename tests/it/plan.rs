@@ -943,3 +943,44 @@ fn saved_plan_round_trips_and_refuses_other_versions() {
             .contains("format_version Some(2)")
     );
 }
+
+#[test]
+fn a_secret_enum_customization_is_hashed_in_findings() {
+    let (mut d, mut o, r) = one("a.eu");
+    let spec = d.servers.get_mut("a.eu").unwrap().install.as_mut().unwrap();
+    spec.request["customizations"]["imageURL"] = "https://x.example/?token=SEKRIT-VALUE".into();
+    spec.secret_paths.insert("/customizations/imageURL".into());
+    testkit::refingerprint(spec);
+    let t = o.templates.get_mut("debian12_64").unwrap();
+    t.inputs
+        .iter_mut()
+        .find(|i| i.name == "imageURL")
+        .unwrap()
+        .enum_values = vec!["https://ok.example/".into()];
+    let p = plan_ok(&d, &o, &r, &input());
+    let f = p.servers["a.eu"]
+        .findings
+        .iter()
+        .find(|f| f.code == "input-enum")
+        .unwrap();
+    assert!(!f.message.contains("SEKRIT"), "{}", f.message);
+    assert!(f.message.contains("sha256:"), "{}", f.message);
+}
+
+#[test]
+fn unresolved_boot_id_is_looked_up_in_the_boot_list() {
+    let (mut d, mut o, r) = one("a.eu");
+    d.servers.get_mut("a.eu").unwrap().boot = Some(BootSpec {
+        mode: BootMode::Rescue {
+            kernel: "rescue-customer".into(),
+        },
+        reboot: RebootPolicy::Never,
+    });
+    let live = o.servers.get_mut("a.eu").unwrap();
+    live.boot_id = Some(22);
+    live.boot = None;
+    assert_eq!(
+        kinds(&plan_ok(&d, &o, &r, &input()), "a.eu"),
+        vec![ActionKind::Noop]
+    );
+}

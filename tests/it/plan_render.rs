@@ -118,3 +118,26 @@ fn thousand_server_fleet_summary() {
     );
     insta::assert_snapshot!("fleet_1000_markdown_capped", capped);
 }
+
+#[test]
+fn exit_codes_and_colour_decision() {
+    use ovhform::cli::render::{color_wanted, plan_exit_code};
+    let (d, o, r) = testkit::fleet(3, now(), true);
+    let clean = plan_ok(&d, &o, &r, &input());
+    assert_eq!(plan_exit_code(&clean, true), 0);
+    let mut d2 = d.clone();
+    d2.servers.values_mut().next().unwrap().settings.monitoring = Some(true);
+    let changed = plan_ok(&d2, &o, &r, &input());
+    assert_eq!(
+        (
+            plan_exit_code(&changed, false),
+            plan_exit_code(&changed, true)
+        ),
+        (0, 2)
+    );
+    assert_eq!(plan_exit_code(&scenario_plan(), true), 1);
+    assert!(color_wanted(true, None));
+    assert!(color_wanted(true, Some(std::ffi::OsStr::new(""))));
+    assert!(!color_wanted(true, Some(std::ffi::OsStr::new("1"))));
+    assert!(!color_wanted(false, None));
+}

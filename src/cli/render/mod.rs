@@ -19,6 +19,42 @@ pub use json::render_json;
 pub use markdown::{MARKDOWN_LIMIT, render_markdown};
 pub use text::render_text;
 
+/// `--format` of `ovhform plan`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+/// Render `plan` in `format`; `color` applies to text only.
+pub fn render(plan: &Plan, format: PlanFormat, color: bool) -> String {
+    match format {
+        PlanFormat::Text => render_text(plan, color),
+        PlanFormat::Json => render_json(plan),
+        PlanFormat::Markdown => render_markdown(plan, MARKDOWN_LIMIT),
+    }
+}
+
+/// Colour for text output: only on a terminal, and never when `NO_COLOR` is set to a
+/// non-empty value (no-color.org). The caller passes what it read, so this stays pure.
+pub fn color_wanted(stdout_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stdout_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+/// Exit code of `ovhform plan`: 1 when the plan has error-level findings (invalid spec,
+/// policy `never` on a needed reinstall, unknown server or target), else 2 for changes with
+/// `--detailed-exitcode`, else 0.
+pub fn plan_exit_code(plan: &Plan, detailed_exitcode: bool) -> u8 {
+    if plan.has_errors() {
+        super::EXIT_ERROR
+    } else if detailed_exitcode && plan.has_changes() {
+        super::EXIT_CHANGES
+    } else {
+        super::EXIT_OK
+    }
+}
+
 pub(crate) fn policy_name(p: crate::model::DriftAction) -> &'static str {
     match p {
         crate::model::DriftAction::Ignore => "ignore",
@@ -171,7 +207,7 @@ pub(crate) fn server_diff(sp: &ServerPlan) -> String {
 }
 
 /// `Plan: 1 to reinstall (destructive), 2 to adopt, … 997 unchanged.`
-pub(crate) fn summary_line(s: &Summary) -> String {
+pub fn summary_line(s: &Summary) -> String {
     let mut parts = Vec::new();
     let mut add = |n: usize, what: &str| {
         if n > 0 {
