@@ -738,10 +738,28 @@ impl ServerPlanner<'_> {
             });
             body.insert(f.name.to_string(), d);
         }
+        // A reinstall rewrites efiBootloaderPath (from the install's customizations or the
+        // OS default): a managed path is set again after it, even if it matches today.
+        let mut after_reinstall = false;
+        if self.reinstall_runs()
+            && let Some(efi) = &self.ds.settings.efi_bootloader_path
+            && !body.contains_key("efiBootloaderPath")
+        {
+            after_reinstall = true;
+            changes.push(Change {
+                field: "settings.efiBootloaderPath".into(),
+                old: Some("(reset by the reinstall)".into()),
+                new: Some(efi.clone()),
+            });
+            body.insert("efiBootloaderPath".into(), Value::String(efi.clone()));
+            intended += 1;
+        }
         if body.is_empty() {
             return;
         }
-        let reason = if intended == changes.len() {
+        let reason = if after_reinstall && changes.len() == 1 {
+            "the reinstall resets efiBootloaderPath; set it again after".to_string()
+        } else if intended == changes.len() {
             format!(
                 "settings differ from the manifest: {}",
                 body.keys().cloned().collect::<Vec<_>>().join(", ")

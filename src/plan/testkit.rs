@@ -19,6 +19,9 @@ use crate::model::{
 
 use super::{ActionKind, Plan, TAG_PREFIX};
 
+/// The EFI bootloader path a reinstall leaves when the request does not set one.
+pub const DEFAULT_EFI_PATH: &str = "\\efi\\debian\\grubx64.efi";
+
 /// Apply every action of `plan` as the API and `ovhform apply` would, in memory:
 /// - `adopt` writes the baseline record; `forget` drops the record and ovhform's tag;
 /// - `reinstall` sets the OS, boots to disk, adds a finished `reinstallServer` task and
@@ -84,6 +87,15 @@ pub fn apply_in_memory(
                     };
                     live.os = spec.os.clone();
                     live.boot_script = None;
+                    // The install sets the EFI path from its customizations, else the
+                    // OS's default (as the simulator does).
+                    live.efi_bootloader_path = Some(
+                        spec.request
+                            .pointer("/customizations/efiBootloaderPath")
+                            .and_then(Value::as_str)
+                            .unwrap_or(DEFAULT_EFI_PATH)
+                            .to_string(),
+                    );
                     let disk = live
                         .detail
                         .as_ref()

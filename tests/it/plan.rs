@@ -984,3 +984,21 @@ fn unresolved_boot_id_is_looked_up_in_the_boot_list() {
         vec![ActionKind::Noop]
     );
 }
+
+#[test]
+fn managed_efi_path_is_set_again_after_a_reinstall() {
+    let (mut d, mut o, r) = one("a.eu");
+    let ds = d.servers.get_mut("a.eu").unwrap();
+    ds.install.as_mut().unwrap().generation = 2;
+    ds.settings.efi_bootloader_path = Some("\\efi\\custom\\shim.efi".into());
+    o.servers.get_mut("a.eu").unwrap().efi_bootloader_path = Some("\\efi\\custom\\shim.efi".into());
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(
+        kinds(&p, "a.eu"),
+        vec![ActionKind::Reinstall, ActionKind::UpdateSettings]
+    );
+    assert_eq!(
+        p.servers["a.eu"].actions[1].reason,
+        "the reinstall resets efiBootloaderPath; set it again after"
+    );
+}

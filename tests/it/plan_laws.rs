@@ -31,6 +31,8 @@ struct Case {
     live_monitoring: bool,
     mail: Option<u8>,
     live_mail: Option<u8>,
+    /// Managed EFI path: None, or one of two paths.
+    efi: Option<bool>,
     applied: bool,
     drift: (u8, u8, u8),
     auto: bool,
@@ -47,14 +49,20 @@ fn case() -> impl Strategy<Value = Case> {
             proptest::option::of(0..3u8),
             proptest::option::of(0..3u8),
         ),
-        (any::<bool>(), (0..3u8, 0..3u8, 0..3u8), any::<bool>()),
+        (
+            any::<bool>(),
+            (0..3u8, 0..3u8, 0..3u8),
+            any::<bool>(),
+            proptest::option::of(any::<bool>()),
+        ),
     )
         .prop_map(
             |(
                 (live_os, desired_os, record, desired_boot, live_boot, reboot),
                 (monitoring, live_monitoring, mail, live_mail),
-                (applied, drift, auto),
+                (applied, drift, auto, efi),
             )| Case {
+                efi,
                 live_os,
                 desired_os,
                 record,
@@ -149,6 +157,13 @@ fn build(cases: &[Case], forgotten: usize) -> (Desired, Observed, Records) {
             }
             _ => {}
         }
+        ds.settings.efi_bootloader_path = c.efi.map(|custom| {
+            if custom {
+                "\\efi\\custom\\shim.efi".to_string()
+            } else {
+                testkit::DEFAULT_EFI_PATH.to_string()
+            }
+        });
         ds.settings.monitoring = c.monitoring;
         live.monitoring = c.live_monitoring;
         ds.settings.rescue_mail = c.mail.map(mail);
