@@ -141,3 +141,12 @@ fn exit_codes_and_colour_decision() {
     assert!(!color_wanted(true, Some(std::ffi::OsStr::new("1"))));
     assert!(!color_wanted(false, None));
 }
+
+#[test]
+fn no_changes_text_and_markdown() {
+    let (d, o, r) = testkit::fleet(3, now(), false);
+    let p = plan_ok(&d, &o, &r, &input());
+    assert!(!p.has_changes());
+    insta::assert_snapshot!("no_changes_text", render_text(&p, false));
+    insta::assert_snapshot!("no_changes_markdown", render_markdown(&p, MARKDOWN_LIMIT));
+}
