@@ -290,7 +290,8 @@ struct ServerPlanner<'a> {
 
 fn short_fp(fp: &str) -> String {
     let hex = fp.strip_prefix("sha256:").unwrap_or(fp);
-    format!("sha256:{}", &hex[..hex.len().min(12)])
+    // Records come from a store or a tag: never slice bytes of text we did not make.
+    format!("sha256:{}", hex.chars().take(12).collect::<String>())
 }
 
 fn drift_act(policy: DriftAction) -> bool {

@@ -1002,3 +1002,13 @@ fn managed_efi_path_is_set_again_after_a_reinstall() {
         "the reinstall resets efiBootloaderPath; set it again after"
     );
 }
+
+#[test]
+fn garbage_record_fingerprint_does_not_panic() {
+    let (d, o, mut r) = one("a.eu");
+    r.installs.get_mut("a.eu").unwrap().fingerprint = "sha256:éééééééééééééé".into();
+    let p = plan_ok(&d, &o, &r, &input());
+    let a = &p.servers["a.eu"].actions[0];
+    assert_eq!(a.kind, ActionKind::Reinstall);
+    assert_eq!(a.changes[0].old.as_deref(), Some("sha256:éééééééééééé"));
+}
