@@ -394,4 +394,22 @@ pub struct InstallRecord {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Records {
     pub installs: BTreeMap<String, InstallRecord>,
+    /// Last-applied boot and settings per server (see [`AppliedState`]).
+    #[serde(default)]
+    pub applied: BTreeMap<String, AppliedState>,
+}
+
+/// What ovhform last applied to a server's boot and settings: the desired values it converged
+/// the server to (written by apply, read by the planner). It is what tells drift (live moved
+/// away from what was applied, manifest unchanged) from an intended change (the manifest now
+/// says something other than what was applied).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedState {
+    /// The boot mode last applied; `None` = ovhform never managed this server's boot.
+    #[serde(default)]
+    pub boot: Option<BootMode>,
+    /// The settings last applied (only the `Some` fields were managed).
+    #[serde(default)]
+    pub settings: Settings,
 }

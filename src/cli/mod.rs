@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod api;
+pub mod render;
 pub mod schema;
 pub mod validate;
 

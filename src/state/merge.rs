@@ -77,6 +77,7 @@ mod tests {
     fn one(r: InstallRecord) -> Records {
         Records {
             installs: BTreeMap::from([("s".to_string(), r)]),
+            ..Default::default()
         }
     }
 
@@ -128,6 +129,7 @@ mod tests {
         };
         let tags = Records {
             installs: BTreeMap::from([("t".to_string(), only_tagged)]),
+            ..Default::default()
         };
         let merged = merge_records(store, tags);
         assert_eq!(merged.installs["s"].fingerprint, "a");

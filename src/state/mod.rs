@@ -295,6 +295,7 @@ mod tests {
     fn forget_server_removes_only_that_server() {
         let mut records = Records {
             installs: BTreeMap::from([("a".into(), rec("a")), ("b".into(), rec("b"))]),
+            ..Default::default()
         };
         assert!(forget_server(&mut records, "a").unwrap());
         assert_eq!(records.installs.keys().collect::<Vec<_>>(), vec!["b"]);

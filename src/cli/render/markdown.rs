@@ -1,0 +1,262 @@
+//! Markdown rendering for a pull-request comment: a one-line summary, a wipe banner, a counts
+//! table, drift, findings, one collapsible `<details>` per changed server with its diff, and
+//! the exact apply command. Capped in size (GitHub refuses comments over 65,536 characters):
+//! servers that do not fit are counted in a "… N more servers" note.
+
+use std::fmt::Write as _;
+
+use crate::plan::{ActionKind, Plan, ServerPlan, Severity};
+
+use super::{action_lines, changed_servers, server_diff, summary_line, symbol, title};
+
+/// Default cap, below GitHub's 65,536-character comment limit with room for a CI footer.
+pub const MARKDOWN_LIMIT: usize = 60_000;
+
+/// Servers named in the wipe banner before "… and N more".
+const BANNER_SERVERS: usize = 20;
+
+/// Render for a PR comment, at most about `max_bytes` bytes (the header, the banner and the
+/// closing part are always kept; per-server sections are dropped from the end first).
+pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
+    let s = plan.summary();
+    let mut head = String::new();
+    let _ = writeln!(head, "### ovhform plan\n");
+    let _ = writeln!(head, "**{}**\n", summary_line(&s));
+    if let Some(rev) = &plan.revision {
+        let _ = writeln!(
+            head,
+            "Manifests at `{rev}`, planned at {}.\n",
+            plan.generated_at
+        );
+    }
+    let (wipes, others) = changed_servers(plan);
+    if !wipes.is_empty() {
+        let _ = writeln!(head, "> [!CAUTION]");
+        let _ = writeln!(
+            head,
+            "> **WIPE: {} server(s) will be reinstalled and their listed disks ERASED.**",
+            wipes.len()
+        );
+        for (i, sp) in wipes.iter().enumerate() {
+            if i == BANNER_SERVERS {
+                let _ = writeln!(
+                    head,
+                    "> - … and {} more (see below)",
+                    wipes.len() - BANNER_SERVERS
+                );
+                break;
+            }
+            for a in sp
+                .actions
+                .iter()
+                .filter(|a| a.kind == ActionKind::Reinstall)
+            {
+                let erased: Vec<String> = a
+                    .reinstall
+                    .iter()
+                    .flat_map(|r| &r.disk_groups)
+                    .filter(|g| g.fate != crate::plan::DiskFate::Kept)
+                    .map(|g| format!("group {}", g.id))
+                    .collect();
+                let kept: Vec<String> = a
+                    .reinstall
+                    .iter()
+                    .flat_map(|r| &r.disk_groups)
+                    .filter(|g| g.fate == crate::plan::DiskFate::Kept)
+                    .map(|g| format!("group {}", g.id))
+                    .collect();
+                let _ = writeln!(
+                    head,
+                    "> - `{}`: erases {}{}",
+                    sp.server,
+                    if erased.is_empty() {
+                        "(unknown disks)".into()
+                    } else {
+                        erased.join(", ")
+                    },
+                    if kept.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; keeps {}", kept.join(", "))
+                    }
+                );
+            }
+        }
+        let _ = writeln!(head);
+    }
+    let _ = writeln!(head, "| action | count |\n|---|---:|");
+    for (label, n) in [
+        ("reinstall (destructive)", s.reinstall),
+        ("adopt", s.adopt),
+        ("set-boot", s.set_boot),
+        ("reboot", s.reboot),
+        ("update-settings", s.update_settings),
+        ("wait", s.wait),
+        ("blocked", s.blocked),
+        ("forget", s.forget),
+        ("unchanged servers", s.unchanged),
+    ] {
+        if n > 0 {
+            let _ = writeln!(head, "| {label} | {n} |");
+        }
+    }
+    let _ = writeln!(head);
+
+    let drifted: Vec<&ServerPlan> = plan
+        .servers
+        .values()
+        .filter(|s| !s.drift.is_empty())
+        .collect();
+    if !drifted.is_empty() {
+        let _ = writeln!(head, "#### Drift (changed outside ovhform)\n");
+        let _ = writeln!(
+            head,
+            "| server | field | applied | live | policy |\n|---|---|---|---|---|"
+        );
+        let mut shown = 0;
+        for sp in &drifted {
+            for d in &sp.drift {
+                if shown < 50 {
+                    let _ = writeln!(
+                        head,
+                        "| `{}` | {} | {} | {} | {}{} |",
+                        sp.server,
+                        d.field,
+                        cell(d.applied.as_deref()),
+                        cell(d.live.as_deref()),
+                        super::policy_name(d.policy),
+                        if d.corrected { ", corrected" } else { "" }
+                    );
+                }
+                shown += 1;
+            }
+        }
+        if shown > 50 {
+            let _ = writeln!(head, "\n… {} more drifted fields", shown - 50);
+        }
+        let _ = writeln!(head);
+    }
+
+    let findings: Vec<(Option<&str>, &crate::plan::Finding)> = plan
+        .findings
+        .iter()
+        .map(|f| (None, f))
+        .chain(
+            plan.servers
+                .values()
+                .flat_map(|s| s.findings.iter().map(move |f| (Some(s.server.as_str()), f))),
+        )
+        .collect();
+    if !findings.is_empty() {
+        let _ = writeln!(head, "#### Findings\n");
+        for (i, (server, f)) in findings.iter().enumerate() {
+            if i == 50 {
+                let _ = writeln!(head, "- … {} more findings", findings.len() - 50);
+                break;
+            }
+            let sev = if f.severity == Severity::Error {
+                "❌ error"
+            } else {
+                "⚠️ warning"
+            };
+            let at = f
+                .origin
+                .as_ref()
+                .map(|o| format!(" `{o}`"))
+                .unwrap_or_default();
+            let who = server.map(|s| format!(" `{s}`")).unwrap_or_default();
+            let _ = writeln!(
+                head,
+                "- {sev} `{}`{who}{at}: {}",
+                f.code,
+                md_escape(&f.message)
+            );
+        }
+        let _ = writeln!(head);
+    }
+
+    let mut tail = String::new();
+    if plan.has_changes() {
+        let _ = writeln!(
+            tail,
+            "To apply after merge:\n\n```sh\n{}\n```",
+            plan.apply_command
+        );
+    } else {
+        let _ = writeln!(tail, "No changes: the fleet matches the manifests.");
+    }
+
+    // Header lists are capped above; if a tiny limit still cannot hold them, cut the header
+    // (at a character boundary) rather than exceed the limit.
+    let room = max_bytes.saturating_sub(tail.len() + 120);
+    if head.len() > room {
+        let mut cut = room;
+        while !head.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        head.truncate(cut);
+        head.push_str("\n\n… (truncated: comment size limit)\n\n");
+    }
+    let mut body = String::new();
+    let servers: Vec<&ServerPlan> = wipes.into_iter().chain(others).collect();
+    let budget = max_bytes.saturating_sub(head.len() + tail.len() + 200);
+    let mut omitted = 0;
+    for (i, sp) in servers.iter().enumerate() {
+        let section = server_section(sp);
+        if body.len() + section.len() > budget {
+            omitted = servers.len() - i;
+            break;
+        }
+        body.push_str(&section);
+    }
+    if omitted > 0 {
+        let _ = writeln!(
+            body,
+            "\n… {omitted} more servers not shown (comment size limit); run `ovhform plan` for the full plan.\n"
+        );
+    }
+    format!("{head}{body}\n{tail}")
+}
+
+fn cell(s: Option<&str>) -> String {
+    md_escape(s.unwrap_or("(none)")).replace('|', "\\|")
+}
+
+/// Keep user text from opening HTML or code spans in the comment.
+fn md_escape(s: &str) -> String {
+    s.replace('<', "&lt;").replace('>', "&gt;")
+}
+
+fn server_section(sp: &ServerPlan) -> String {
+    let mut out = String::new();
+    let kinds: Vec<String> = sp
+        .actions
+        .iter()
+        .filter(|a| a.kind != ActionKind::Noop)
+        .map(|a| format!("{} {}", symbol(a.kind), title(a)))
+        .collect();
+    let _ = writeln!(
+        out,
+        "<details><summary><code>{}</code>: {}</summary>\n",
+        sp.server,
+        md_escape(&kinds.join(", "))
+    );
+    for a in sp.actions.iter().filter(|a| a.kind != ActionKind::Noop) {
+        let _ = writeln!(out, "- **{}**", title(a));
+        for l in action_lines(a) {
+            let _ = writeln!(out, "  - {}", md_escape(&l));
+        }
+    }
+    let mut diff = server_diff(sp);
+    if !diff.is_empty() {
+        if !diff.ends_with('\n') {
+            diff.push('\n');
+        }
+        // A fence longer than any backtick run in the diff keeps user text inside the block.
+        let longest = diff.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+        let fence = "`".repeat(longest.max(2) + 1);
+        let _ = writeln!(out, "\n{fence}diff\n{}{fence}", diff);
+    }
+    let _ = writeln!(out, "\n</details>\n");
+    out
+}

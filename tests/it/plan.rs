@@ -1,0 +1,1014 @@
+//! The planner's safety rules, one named test each, on plain model values built in memory.
+//! `scenario()` is the fleet the rendering snapshots use too: one server per situation.
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use ovhform::model::*;
+use ovhform::plan::testkit::{self, desired_server, observed_server, record_for};
+use ovhform::plan::{
+    ActionKind, Approval, DiskFate, Plan, PlanInput, Severity, lint, needs_detail, plan,
+};
+
+pub const NOW: &str = "2026-11-23T12:00:00Z";
+/// Secret values that must never appear in any rendering.
+pub const SECRET_HEADER: &str = "Bearer s3cr3t-TOKEN-never-shown";
+pub const SECRET_SCRIPT: &str = "#!/bin/sh\necho 'db_password=hunter2-NEVER-SHOWN'\n";
+pub const SECRET_URL_TOKEN: &str = "tok-9f8e7d-NEVER-SHOWN";
+
+pub fn now() -> jiff::Timestamp {
+    NOW.parse().unwrap()
+}
+
+pub fn input() -> PlanInput {
+    PlanInput {
+        now: now(),
+        targets: BTreeSet::new(),
+        revision: Some("4f2c9e1".into()),
+        apply_command: "ovhform apply --plan plan.json".into(),
+    }
+}
+
+/// Plan and assert the lint is clean (every test goes through this).
+pub fn plan_ok(d: &Desired, o: &Observed, r: &Records, i: &PlanInput) -> Plan {
+    let p = plan(d, o, r, i);
+    let errs = lint(&p);
+    assert!(errs.is_empty(), "plan lint: {errs:#?}");
+    p
+}
+
+fn kinds(p: &Plan, server: &str) -> Vec<ActionKind> {
+    p.servers[server].actions.iter().map(|a| a.kind).collect()
+}
+
+/// Desired + observed + records for one in-sync server, ready to be bent by a test.
+fn one(name: &str) -> (Desired, Observed, Records) {
+    let mut d = Desired::default();
+    let mut o = Observed {
+        templates: testkit::catalog(),
+        ..Default::default()
+    };
+    let mut r = Records::default();
+    let ds = desired_server(name, "debian12_64");
+    r.installs.insert(
+        name.into(),
+        record_for(name, ds.install.as_ref().unwrap(), now()),
+    );
+    d.servers.insert(name.into(), ds);
+    o.servers
+        .insert(name.into(), observed_server(name, "debian12_64"));
+    (d, o, r)
+}
+
+fn nights() -> MaintenanceWindow {
+    MaintenanceWindow {
+        name: "prod-nights".into(),
+        origin: testkit::origin("windows.yaml", 1),
+        schedule: "0 2 * * *".into(),
+        duration_secs: 3 * 3600,
+        time_zone: "Europe/Paris".into(),
+    }
+}
+
+fn with_secrets(spec: &mut InstallSpec) {
+    let c = spec.request["customizations"].as_object_mut().unwrap();
+    c.insert(
+        "httpHeaders".into(),
+        serde_json::json!({"Authorization": SECRET_HEADER}),
+    );
+    c.insert(
+        "postInstallationScript".into(),
+        base64::engine::general_purpose::STANDARD
+            .encode(SECRET_SCRIPT)
+            .into(),
+    );
+    c.insert(
+        "imageURL".into(),
+        format!("https://images.example/deb.qcow2?token={SECRET_URL_TOKEN}").into(),
+    );
+    spec.secret_paths.insert("/customizations/imageURL".into());
+    spec.secret_paths
+        .insert("/customizations/httpHeaders/Authorization".into());
+    testkit::refingerprint(spec);
+}
+
+/// One server per situation the planner knows; the rendering snapshots use it.
+pub fn scenario() -> (Desired, Observed, Records) {
+    let mut d = Desired::default();
+    let mut o = Observed {
+        templates: testkit::catalog(),
+        ..Default::default()
+    };
+    let mut r = Records::default();
+    d.windows.insert("prod-nights".into(), nights());
+    let n = now();
+    let mut add =
+        |name: &str, f: &mut dyn FnMut(&mut DesiredServer, &mut ObservedServer, &mut Records)| {
+            let mut ds = desired_server(name, "debian12_64");
+            let mut live = observed_server(name, "debian12_64");
+            r.installs.insert(
+                name.into(),
+                record_for(name, ds.install.as_ref().unwrap(), n),
+            );
+            r.applied.insert(
+                name.into(),
+                AppliedState {
+                    boot: Some(BootMode::Disk),
+                    settings: Settings::default(),
+                },
+            );
+            f(&mut ds, &mut live, &mut r);
+            d.servers.insert(name.into(), ds);
+            o.servers.insert(name.into(), live);
+        };
+    add("adopt.ns1.eu", &mut |_, _, r| {
+        r.installs.remove("adopt.ns1.eu");
+    });
+    add("wipe-new.ns2.eu", &mut |ds, live, r| {
+        r.installs.remove("wipe-new.ns2.eu");
+        live.os = "ubuntu2404-server_64".into();
+        let spec = ds.install.as_mut().unwrap();
+        spec.keep_disk_groups.insert(2);
+        spec.request["storage"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"diskGroupId": 2, "erase": false}));
+        with_secrets(spec);
+    });
+    add("wipe-auto.ns3.eu", &mut |ds, _, _| {
+        ds.policy.reinstall = ReinstallPolicy::Auto;
+        let spec = ds.install.as_mut().unwrap();
+        spec.request["customizations"]["hostname"] = "web-03-new".into();
+        testkit::refingerprint(spec);
+    });
+    add("never.ns4.eu", &mut |ds, _, _| {
+        ds.policy.reinstall = ReinstallPolicy::Never;
+        ds.install.as_mut().unwrap().generation = 2;
+    });
+    add("window.ns5.eu", &mut |ds, _, _| {
+        ds.policy.reinstall = ReinstallPolicy::Auto;
+        ds.policy.maintenance_window = Some("prod-nights".into());
+        ds.install.as_mut().unwrap().generation = 2;
+    });
+    add("busy.ns6.eu", &mut |ds, live, _| {
+        ds.install.as_mut().unwrap().generation = 2;
+        live.detail.as_mut().unwrap().tasks.push(Task {
+            id: 4242,
+            function: "hardReboot".into(),
+            status: TaskStatus::Doing,
+            comment: None,
+            start_date: Some(n),
+            done_date: None,
+        });
+    });
+    add("rescue.ns7.eu", &mut |ds, _, _| {
+        ds.boot = Some(BootSpec {
+            mode: BootMode::Rescue {
+                kernel: "rescue-customer".into(),
+            },
+            reboot: RebootPolicy::OnChange,
+        });
+    });
+    add("ipxe.ns8.eu", &mut |ds, live, _| {
+        ds.boot = Some(BootSpec {
+            mode: BootMode::Ipxe {
+                script: "#!ipxe\ndhcp\nchain http://boot.example/v2.ipxe\n".into(),
+            },
+            reboot: RebootPolicy::Never,
+        });
+        live.boot_id = None;
+        live.boot = None;
+        live.boot_script = Some("#!ipxe\ndhcp\nchain http://boot.example/v1.ipxe\n".into());
+    });
+    add("settings.ns9.eu", &mut |ds, _, _| {
+        ds.settings.monitoring = Some(true);
+        ds.settings.rescue_mail = Some("ops@example.com".into());
+    });
+    add("drift-boot.ns10.eu", &mut |_, live, _| {
+        live.boot_id = Some(22);
+        live.boot = Some(testkit::boots()[1].clone());
+    });
+    add("drift-settings.ns11.eu", &mut |ds, live, r| {
+        ds.settings.monitoring = Some(true);
+        ds.policy.drift.settings = DriftAction::Correct;
+        r.applied
+            .get_mut("drift-settings.ns11.eu")
+            .unwrap()
+            .settings
+            .monitoring = Some(true);
+        live.monitoring = false;
+    });
+    add("drift-os.ns12.eu", &mut |_, live, _| {
+        live.os = "ubuntu2404-server_64".into();
+    });
+    add("drift-task.ns13.eu", &mut |ds, live, _| {
+        ds.policy.drift.install = DriftAction::Correct;
+        live.detail.as_mut().unwrap().tasks.push(Task {
+            id: 5001,
+            function: "reinstallServer".into(),
+            status: TaskStatus::Done,
+            comment: Some("Start bare metal OS installation".into()),
+            start_date: Some(n),
+            done_date: Some(n),
+        });
+    });
+    add("nokernel.ns14.eu", &mut |ds, _, _| {
+        ds.boot = Some(BootSpec {
+            mode: BootMode::Rescue {
+                kernel: "rescue64-pro".into(),
+            },
+            reboot: RebootPolicy::OnChange,
+        });
+    });
+    add("invalid.ns16.eu", &mut |ds, live, _| {
+        live.detail
+            .as_mut()
+            .unwrap()
+            .compatible_templates
+            .retain(|t| t != "debian12_64");
+        let spec = ds.install.as_mut().unwrap();
+        spec.keep_disk_groups.insert(3);
+        spec.request["customizations"]["favouriteColour"] = "blue".into();
+        testkit::refingerprint(spec);
+    });
+    add("nodetail.ns17.eu", &mut |ds, live, _| {
+        ds.install.as_mut().unwrap().generation = 2;
+        live.detail = None;
+    });
+    add("suspended.ns18.eu", &mut |ds, _, _| {
+        ds.policy.suspend = true;
+        ds.settings.monitoring = Some(true);
+    });
+    add("synced.ns19.eu", &mut |_, _, _| {});
+    // A server whose manifest was removed: only a record remains.
+    let gone = desired_server("gone.ns15.eu", "debian12_64");
+    r.installs.insert(
+        "gone.ns15.eu".into(),
+        record_for("gone.ns15.eu", gone.install.as_ref().unwrap(), n),
+    );
+    o.servers.insert(
+        "gone.ns15.eu".into(),
+        observed_server("gone.ns15.eu", "debian12_64"),
+    );
+    // A manifest for a server the account does not have.
+    let ghost = desired_server("ghost.ns20.eu", "debian12_64");
+    d.servers.insert("ghost.ns20.eu".into(), ghost);
+    // End of install passed for the template the auto reinstall uses: a warning only.
+    o.templates.get_mut("debian12_64").unwrap().end_of_install = Some("2026-01-01".into());
+    (d, o, r)
+}
+
+#[test]
+fn no_record_and_same_os_adopts_never_reinstalls() {
+    let (d, o, mut r) = one("a.eu");
+    r.installs.clear();
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Adopt]);
+    let rec = p.servers["a.eu"].actions[0].record.as_ref().unwrap();
+    assert_eq!(
+        rec.fingerprint,
+        d.servers["a.eu"].install.as_ref().unwrap().fingerprint
+    );
+    assert_eq!(rec.task_id, None);
+    assert!(!p.servers["a.eu"].actions[0].destructive);
+}
+
+#[test]
+fn no_record_and_other_os_reinstalls_destructively() {
+    let (d, mut o, mut r) = one("a.eu");
+    r.installs.clear();
+    o.servers.get_mut("a.eu").unwrap().os = "ubuntu2404-server_64".into();
+    let p = plan_ok(&d, &o, &r, &input());
+    let a = &p.servers["a.eu"].actions[0];
+    assert_eq!(a.kind, ActionKind::Reinstall);
+    assert!(a.destructive);
+    assert_eq!(a.changes[0].field, "install.os");
+    assert_eq!(a.changes[0].old.as_deref(), Some("ubuntu2404-server_64"));
+    assert_eq!(
+        a.reinstall.as_ref().unwrap().approval,
+        Approval::AllowWipe {
+            flag: "--allow-wipe a.eu".into()
+        }
+    );
+}
+
+#[test]
+fn fingerprint_change_reinstalls() {
+    let (mut d, o, r) = one("a.eu");
+    let spec = d.servers.get_mut("a.eu").unwrap().install.as_mut().unwrap();
+    spec.request["customizations"]["hostname"] = "renamed".into();
+    testkit::refingerprint(spec);
+    let p = plan_ok(&d, &o, &r, &input());
+    let a = &p.servers["a.eu"].actions[0];
+    assert_eq!(a.kind, ActionKind::Reinstall);
+    assert_eq!(
+        a.changes
+            .iter()
+            .map(|c| c.field.as_str())
+            .collect::<Vec<_>>(),
+        vec!["install.fingerprint"]
+    );
+}
+
+#[test]
+fn generation_bump_reinstalls_and_lowering_only_warns() {
+    let (mut d, o, r) = one("a.eu");
+    d.servers
+        .get_mut("a.eu")
+        .unwrap()
+        .install
+        .as_mut()
+        .unwrap()
+        .generation = 2;
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Reinstall]);
+    assert_eq!(
+        p.servers["a.eu"].actions[0].changes[0].field,
+        "install.generation"
+    );
+
+    d.servers
+        .get_mut("a.eu")
+        .unwrap()
+        .install
+        .as_mut()
+        .unwrap()
+        .generation = 0;
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Noop]);
+    assert_eq!(p.servers["a.eu"].findings[0].code, "generation-lowered");
+}
+
+#[test]
+fn policy_never_blocks_with_an_error_finding() {
+    let (mut d, o, r) = one("a.eu");
+    let ds = d.servers.get_mut("a.eu").unwrap();
+    ds.policy.reinstall = ReinstallPolicy::Never;
+    ds.install.as_mut().unwrap().generation = 2;
+    let p = plan_ok(&d, &o, &r, &input());
+    let a = &p.servers["a.eu"].actions[0];
+    assert_eq!(a.kind, ActionKind::Blocked);
+    assert_eq!(a.blocks, Some(ActionKind::Reinstall));
+    assert!(!a.destructive);
+    assert!(
+        a.blocked_by[0].starts_with("policy reinstall: never (servers/a.eu.yaml:25:3)"),
+        "{:?}",
+        a.blocked_by
+    );
+    assert!(p.has_errors());
+    assert_eq!(p.servers["a.eu"].findings[0].severity, Severity::Error);
+}
+
+#[test]
+fn pending_task_waits_and_plans_nothing_else() {
+    let (mut d, mut o, r) = one("a.eu");
+    let ds = d.servers.get_mut("a.eu").unwrap();
+    ds.install.as_mut().unwrap().generation = 2;
+    ds.settings.monitoring = Some(true);
+    o.servers
+        .get_mut("a.eu")
+        .unwrap()
+        .detail
+        .as_mut()
+        .unwrap()
+        .tasks
+        .push(Task {
+            id: 7,
+            function: "reinstallServer".into(),
+            status: TaskStatus::Todo,
+            comment: None,
+            start_date: None,
+            done_date: None,
+        });
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Wait]);
+    assert_eq!(p.servers["a.eu"].actions[0].task.as_ref().unwrap().id, 7);
+}
+
+#[test]
+fn removed_manifest_forgets_without_touching_the_server() {
+    let (mut d, o, r) = one("a.eu");
+    d.servers.clear();
+    let p = plan_ok(&d, &o, &r, &input());
+    let a = &p.servers["a.eu"].actions[0];
+    assert_eq!(a.kind, ActionKind::Forget);
+    assert!(a.boot.is_none() && a.settings.is_none() && a.reinstall.is_none());
+    assert!(!a.destructive);
+}
+
+#[test]
+fn ovhform_tag_without_manifest_or_record_forgets() {
+    let (mut d, mut o, mut r) = one("a.eu");
+    d.servers.clear();
+    r.installs.clear();
+    o.servers
+        .get_mut("a.eu")
+        .unwrap()
+        .tags
+        .insert("ovhform:install".into(), "sha256:abc".into());
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Forget]);
+    // An unmanaged server (no manifest, record or tag) is not in the plan at all.
+    o.servers.get_mut("a.eu").unwrap().tags.clear();
+    assert!(plan_ok(&d, &o, &r, &input()).servers.is_empty());
+}
+
+#[test]
+fn rescue_boot_resolves_kernel_to_this_servers_id_then_reboots() {
+    let (mut d, o, r) = one("a.eu");
+    d.servers.get_mut("a.eu").unwrap().boot = Some(BootSpec {
+        mode: BootMode::Rescue {
+            kernel: "rescue-customer".into(),
+        },
+        reboot: RebootPolicy::OnChange,
+    });
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(
+        kinds(&p, "a.eu"),
+        vec![ActionKind::SetBoot, ActionKind::Reboot]
+    );
+    assert_eq!(
+        p.servers["a.eu"].actions[0].boot.as_ref().unwrap().put,
+        serde_json::json!({"bootId": 22})
+    );
+}
+
+#[test]
+fn boot_without_reboot_on_change_does_not_reboot() {
+    let (mut d, o, r) = one("a.eu");
+    d.servers.get_mut("a.eu").unwrap().boot = Some(BootSpec {
+        mode: BootMode::Network {
+            kernel: "ipxe-shell".into(),
+        },
+        reboot: RebootPolicy::Never,
+    });
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::SetBoot]);
+    assert_eq!(
+        p.servers["a.eu"].actions[0].boot.as_ref().unwrap().put,
+        serde_json::json!({"bootId": 44})
+    );
+}
+
+#[test]
+fn missing_kernel_blocks_with_the_available_boots() {
+    let (mut d, o, r) = one("a.eu");
+    d.servers.get_mut("a.eu").unwrap().boot = Some(BootSpec {
+        mode: BootMode::Rescue {
+            kernel: "rescue64-pro".into(),
+        },
+        reboot: RebootPolicy::OnChange,
+    });
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Blocked]);
+    let a = &p.servers["a.eu"].actions[0];
+    assert_eq!(a.blocks, Some(ActionKind::SetBoot));
+    assert!(
+        a.blocked_by[0].contains("no rescue boot with kernel rescue64-pro"),
+        "{:?}",
+        a.blocked_by
+    );
+    assert!(a.blocked_by[0].contains("rescue rescue-customer #22"));
+}
+
+#[test]
+fn ipxe_script_is_compared_byte_exact_and_diffed() {
+    let (mut d, mut o, r) = one("a.eu");
+    let script = "#!ipxe\nchain http://boot.example/a.ipxe\n";
+    d.servers.get_mut("a.eu").unwrap().boot = Some(BootSpec {
+        mode: BootMode::Ipxe {
+            script: script.into(),
+        },
+        reboot: RebootPolicy::Never,
+    });
+    let live = o.servers.get_mut("a.eu").unwrap();
+    live.boot_id = None;
+    live.boot = None;
+    // Only a trailing space differs: byte-exact comparison must see it.
+    live.boot_script = Some("#!ipxe\nchain http://boot.example/a.ipxe \n".into());
+    let p = plan_ok(&d, &o, &r, &input());
+    let b = p.servers["a.eu"].actions[0].boot.as_ref().unwrap();
+    assert_eq!(b.put, serde_json::json!({"bootScript": script}));
+    let diff = b.script_diff.as_ref().unwrap();
+    assert!(
+        diff.contains("-chain http://boot.example/a.ipxe \n+chain http://boot.example/a.ipxe\n"),
+        "{diff}"
+    );
+
+    o.servers.get_mut("a.eu").unwrap().boot_script = Some(script.into());
+    assert_eq!(
+        kinds(&plan_ok(&d, &o, &r, &input()), "a.eu"),
+        vec![ActionKind::Noop]
+    );
+}
+
+#[test]
+fn only_settings_present_in_the_manifest_are_managed() {
+    let (mut d, mut o, r) = one("a.eu");
+    let live = o.servers.get_mut("a.eu").unwrap();
+    live.rescue_mail = Some("someone@else".into());
+    live.root_device = Some("/dev/sda".into());
+    assert_eq!(
+        kinds(&plan_ok(&d, &o, &r, &input()), "a.eu"),
+        vec![ActionKind::Noop]
+    );
+    d.servers.get_mut("a.eu").unwrap().settings.monitoring = Some(true);
+    let p = plan_ok(&d, &o, &r, &input());
+    let a = &p.servers["a.eu"].actions[0];
+    assert_eq!(a.kind, ActionKind::UpdateSettings);
+    assert_eq!(
+        a.settings.as_ref().unwrap().keys().collect::<Vec<_>>(),
+        vec!["monitoring"]
+    );
+}
+
+#[test]
+fn boot_drift_is_reported_and_acted_on_only_per_policy() {
+    let (d, mut o, mut r) = one("a.eu");
+    r.applied.insert(
+        "a.eu".into(),
+        AppliedState {
+            boot: Some(BootMode::Disk),
+            settings: Settings::default(),
+        },
+    );
+    let live = o.servers.get_mut("a.eu").unwrap();
+    live.boot_id = Some(22);
+    live.boot = Some(testkit::boots()[1].clone());
+    // Default policy warn: reported, not acted on.
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Noop]);
+    assert_eq!(p.servers["a.eu"].drift[0].field, "boot");
+    assert!(!p.servers["a.eu"].drift[0].corrected);
+    // correct: acted on.
+    let mut d2 = d.clone();
+    d2.servers.get_mut("a.eu").unwrap().policy.drift.boot = DriftAction::Correct;
+    let p = plan_ok(&d2, &o, &r, &input());
+    assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::SetBoot]);
+    assert!(p.servers["a.eu"].drift[0].corrected);
+    // ignore: neither.
+    d2.servers.get_mut("a.eu").unwrap().policy.drift.boot = DriftAction::Ignore;
+    let p = plan_ok(&d2, &o, &r, &input());
+    assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Noop]);
+    assert!(p.servers["a.eu"].drift.is_empty());
+    // Without an applied record the difference is an intended change, not drift.
+    r.applied.clear();
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::SetBoot]);
+    assert!(p.servers["a.eu"].drift.is_empty());
+}
+
+#[test]
+fn install_drift_is_never_corrected_without_the_wipe_gate() {
+    let (mut d, mut o, r) = one("a.eu");
+    o.servers.get_mut("a.eu").unwrap().os = "ubuntu2404-server_64".into();
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Noop]);
+    assert_eq!(p.servers["a.eu"].drift[0].field, "install");
+    d.servers.get_mut("a.eu").unwrap().policy.drift.install = DriftAction::Correct;
+    let p = plan_ok(&d, &o, &r, &input());
+    let a = &p.servers["a.eu"].actions[0];
+    assert_eq!(a.kind, ActionKind::Reinstall);
+    assert_eq!(
+        a.reinstall.as_ref().unwrap().approval,
+        Approval::AllowWipe {
+            flag: "--allow-wipe a.eu".into()
+        }
+    );
+}
+
+#[test]
+fn foreign_reinstall_task_in_history_is_install_drift() {
+    let (d, mut o, r) = one("a.eu");
+    o.servers
+        .get_mut("a.eu")
+        .unwrap()
+        .detail
+        .as_mut()
+        .unwrap()
+        .tasks
+        .push(Task {
+            id: 5001,
+            function: "reinstallServer".into(),
+            status: TaskStatus::Done,
+            comment: None,
+            start_date: Some(now()),
+            done_date: Some(now()),
+        });
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(
+        p.servers["a.eu"].drift[0].live.as_deref(),
+        Some("reinstalled by task 5001")
+    );
+    // The task ovhform made itself is not drift.
+    let mut r2 = r.clone();
+    let rec = r2.installs.get_mut("a.eu").unwrap();
+    rec.task_id = Some(5001);
+    rec.started = Some(now());
+    assert!(
+        plan_ok(&d, &o, &r2, &input()).servers["a.eu"]
+            .drift
+            .is_empty()
+    );
+}
+
+#[test]
+fn catalog_and_hardware_errors_block_and_name_the_manifest_line() {
+    let (mut d, mut o, r) = one("a.eu");
+    let spec = d.servers.get_mut("a.eu").unwrap().install.as_mut().unwrap();
+    spec.request["customizations"]["favouriteColour"] = "blue".into();
+    spec.request["storage"][0]["partitioning"]["layout"][1]["fileSystem"] = "ntfs".into();
+    spec.request["storage"][0]["partitioning"]["layout"][1]["raidLevel"] = 5.into();
+    spec.keep_disk_groups.insert(3);
+    testkit::refingerprint(spec);
+    let t = o.templates.get_mut("debian12_64").unwrap();
+    t.inputs.push(TemplateInput {
+        name: "language".into(),
+        input_type: "enum".into(),
+        mandatory: true,
+        default: None,
+        enum_values: vec!["en-us".into()],
+    });
+    t.end_of_install = Some("2026-01-01".into());
+    let p = plan_ok(&d, &o, &r, &input());
+    let sp = &p.servers["a.eu"];
+    assert_eq!(sp.actions[0].blocks, Some(ActionKind::Reinstall));
+    let codes: BTreeSet<&str> = sp.findings.iter().map(|f| f.code.as_str()).collect();
+    for c in [
+        "input-unknown",
+        "input-missing",
+        "filesystem",
+        "raid-disks",
+        "kept-disk-group-missing",
+        "end-of-install",
+    ] {
+        assert!(codes.contains(c), "{c} missing in {codes:?}");
+    }
+    let kept = sp
+        .findings
+        .iter()
+        .find(|f| f.code == "kept-disk-group-missing")
+        .unwrap();
+    assert_eq!(
+        kept.origin.as_ref().unwrap().to_string(),
+        "servers/a.eu.yaml:17:3"
+    );
+    let eol = sp
+        .findings
+        .iter()
+        .find(|f| f.code == "end-of-install")
+        .unwrap();
+    assert_eq!(eol.severity, Severity::Warning);
+
+    o.servers
+        .get_mut("a.eu")
+        .unwrap()
+        .detail
+        .as_mut()
+        .unwrap()
+        .compatible_templates
+        .clear();
+    let p = plan_ok(&d, &o, &r, &input());
+    assert!(
+        p.servers["a.eu"]
+            .findings
+            .iter()
+            .any(|f| f.code == "os-not-compatible"
+                && f.origin.as_ref().unwrap().to_string() == "servers/a.eu.yaml:7:3")
+    );
+}
+
+#[test]
+fn lvm_mirroring_and_no_partitioning_rules() {
+    let (mut d, mut o, r) = one("a.eu");
+    let spec = d.servers.get_mut("a.eu").unwrap().install.as_mut().unwrap();
+    spec.request["storage"][0]["partitioning"]["layout"][1]["extras"] =
+        serde_json::json!({"lv": {"name": "root"}});
+    spec.request["storage"][0]["partitioning"]["layout"][1]["raidLevel"] = 5.into();
+    testkit::refingerprint(spec);
+    let t = o.templates.get_mut("debian12_64").unwrap();
+    t.lvm_ready = Some(false);
+    t.soft_raid_only_mirroring = true;
+    t.no_partitioning = true;
+    let p = plan_ok(&d, &o, &r, &input());
+    let codes: BTreeSet<&str> = p.servers["a.eu"]
+        .findings
+        .iter()
+        .map(|f| f.code.as_str())
+        .collect();
+    for c in ["lvm", "soft-raid-mirroring", "no-partitioning"] {
+        assert!(codes.contains(c), "{c} missing in {codes:?}");
+    }
+}
+
+#[test]
+fn reinstall_lists_erased_and_kept_disk_groups_with_sizes() {
+    let (mut d, o, r) = one("a.eu");
+    let spec = d.servers.get_mut("a.eu").unwrap().install.as_mut().unwrap();
+    spec.keep_disk_groups.insert(2);
+    spec.generation = 2;
+    let p = plan_ok(&d, &o, &r, &input());
+    let groups = &p.servers["a.eu"].actions[0]
+        .reinstall
+        .as_ref()
+        .unwrap()
+        .disk_groups;
+    assert_eq!(groups.len(), 2);
+    assert_eq!(
+        (groups[0].id, groups[0].fate, groups[0].disks),
+        (1, DiskFate::OsInstall, 2)
+    );
+    assert_eq!(
+        (groups[1].id, groups[1].fate, groups[1].disk_size_bytes),
+        (2, DiskFate::Kept, 1_920_000_000_000)
+    );
+}
+
+#[test]
+fn auto_reinstall_runs_only_inside_the_maintenance_window() {
+    let (mut d, o, r) = one("a.eu");
+    d.windows.insert("prod-nights".into(), nights());
+    let ds = d.servers.get_mut("a.eu").unwrap();
+    ds.policy.reinstall = ReinstallPolicy::Auto;
+    ds.policy.maintenance_window = Some("prod-nights".into());
+    ds.install.as_mut().unwrap().generation = 2;
+    let p = plan_ok(&d, &o, &r, &input());
+    let a = &p.servers["a.eu"].actions[0];
+    assert_eq!(a.kind, ActionKind::Blocked);
+    assert_eq!(
+        a.blocked_by,
+        vec!["outside maintenance window prod-nights; next window opens at 2026-11-24T01:00:00Z"]
+    );
+
+    let mut inside = input();
+    inside.now = "2026-11-24T02:30:00Z".parse().unwrap();
+    let p = plan_ok(&d, &o, &r, &inside);
+    let a = &p.servers["a.eu"].actions[0];
+    assert_eq!(a.kind, ActionKind::Reinstall);
+    assert_eq!(
+        a.reinstall.as_ref().unwrap().approval,
+        Approval::Auto {
+            window: Some("prod-nights".into()),
+            until: Some("2026-11-24T04:00:00Z".parse().unwrap())
+        }
+    );
+}
+
+#[test]
+fn suspended_server_blocks_every_api_action() {
+    let (mut d, o, r) = one("a.eu");
+    let ds = d.servers.get_mut("a.eu").unwrap();
+    ds.policy.suspend = true;
+    ds.settings.monitoring = Some(true);
+    ds.install.as_mut().unwrap().generation = 2;
+    let p = plan_ok(&d, &o, &r, &input());
+    let sp = &p.servers["a.eu"];
+    assert!(
+        sp.actions.iter().all(|a| a.kind == ActionKind::Blocked),
+        "{:?}",
+        kinds(&p, "a.eu")
+    );
+    assert!(sp.actions.iter().all(|a| {
+        a.blocked_by
+            .iter()
+            .any(|b| b.starts_with("server is suspended"))
+    }));
+}
+
+#[test]
+fn missing_detail_blocks_api_actions_but_allows_adopt() {
+    let (mut d, mut o, mut r) = one("a.eu");
+    o.servers.get_mut("a.eu").unwrap().detail = None;
+    d.servers
+        .get_mut("a.eu")
+        .unwrap()
+        .install
+        .as_mut()
+        .unwrap()
+        .generation = 2;
+    let p = plan_ok(&d, &o, &r, &input());
+    let a = &p.servers["a.eu"].actions[0];
+    assert_eq!(
+        (a.kind, a.blocks),
+        (ActionKind::Blocked, Some(ActionKind::Reinstall))
+    );
+    assert!(!a.reinstall.as_ref().unwrap().checks_done);
+    d.servers
+        .get_mut("a.eu")
+        .unwrap()
+        .install
+        .as_mut()
+        .unwrap()
+        .generation = 1;
+    r.installs.clear();
+    assert_eq!(
+        kinds(&plan_ok(&d, &o, &r, &input()), "a.eu"),
+        vec![ActionKind::Adopt]
+    );
+}
+
+#[test]
+fn reinstall_comes_before_the_boot_it_resets() {
+    let (mut d, o, r) = one("a.eu");
+    let ds = d.servers.get_mut("a.eu").unwrap();
+    ds.install.as_mut().unwrap().generation = 2;
+    ds.boot = Some(BootSpec {
+        mode: BootMode::Rescue {
+            kernel: "rescue-customer".into(),
+        },
+        reboot: RebootPolicy::OnChange,
+    });
+    ds.settings.monitoring = Some(true);
+    let mut o2 = o.clone();
+    let live = o2.servers.get_mut("a.eu").unwrap();
+    live.boot_id = Some(22);
+    live.boot = Some(testkit::boots()[1].clone());
+    // Live already boots rescue, but the reinstall resets it to disk: set-boot follows.
+    let p = plan_ok(&d, &o2, &r, &input());
+    assert_eq!(
+        kinds(&p, "a.eu"),
+        vec![
+            ActionKind::Reinstall,
+            ActionKind::UpdateSettings,
+            ActionKind::SetBoot,
+            ActionKind::Reboot
+        ]
+    );
+}
+
+#[test]
+fn unknown_target_is_an_error_and_targets_filter() {
+    let (d, o, r) = scenario();
+    let mut i = input();
+    i.targets = ["rescue.ns7.eu".to_string(), "typo.eu".to_string()].into();
+    let p = plan_ok(&d, &o, &r, &i);
+    assert_eq!(p.servers.keys().collect::<Vec<_>>(), vec!["rescue.ns7.eu"]);
+    assert_eq!(p.findings[0].code, "target-unknown");
+}
+
+#[test]
+fn needs_detail_is_empty_for_a_synced_fleet_and_names_changed_servers() {
+    let (mut d, o, r) = testkit::fleet(50, now(), false);
+    assert!(needs_detail(&d, &o, &r, &input()).is_empty());
+    d.servers
+        .get_mut("ns0000007.ip-10-0-0.eu")
+        .unwrap()
+        .settings
+        .monitoring = Some(true);
+    d.servers
+        .get_mut("ns0000009.ip-10-0-0.eu")
+        .unwrap()
+        .install
+        .as_mut()
+        .unwrap()
+        .generation = 5;
+    let got = needs_detail(&d, &o, &r, &input());
+    assert_eq!(
+        got,
+        [
+            "ns0000007.ip-10-0-0.eu".to_string(),
+            "ns0000009.ip-10-0-0.eu".to_string()
+        ]
+        .into()
+    );
+    // Without detail those servers are blocked, never acted on blind.
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(
+        p.servers["ns0000009.ip-10-0-0.eu"].actions[0].kind,
+        ActionKind::Blocked
+    );
+}
+
+#[test]
+fn group_limit_is_reported() {
+    let (mut d, o, r) = scenario();
+    d.groups.insert(
+        "web".into(),
+        DesiredGroup {
+            name: "web".into(),
+            origin: testkit::origin("groups/web.yaml", 1),
+            members: [
+                "wipe-new.ns2.eu".to_string(),
+                "wipe-auto.ns3.eu".to_string(),
+            ]
+            .into(),
+            max_concurrent_reinstalls: Some(1),
+        },
+    );
+    let p = plan_ok(&d, &o, &r, &input());
+    assert!(
+        p.findings.iter().any(|f| f.code == "group-limit"),
+        "{:?}",
+        p.findings
+    );
+}
+
+#[test]
+fn scenario_covers_every_action_type() {
+    let (d, o, r) = scenario();
+    let p = plan_ok(&d, &o, &r, &input());
+    let seen: BTreeSet<ActionKind> = p
+        .servers
+        .values()
+        .flat_map(|s| &s.actions)
+        .map(|a| a.kind)
+        .collect();
+    use ActionKind::*;
+    let all: BTreeSet<ActionKind> = [
+        Adopt,
+        Reinstall,
+        SetBoot,
+        Reboot,
+        UpdateSettings,
+        Wait,
+        Blocked,
+        Forget,
+        Noop,
+    ]
+    .into();
+    assert_eq!(seen, all);
+}
+
+#[test]
+fn saved_plan_round_trips_and_refuses_other_versions() {
+    let (d, o, r) = scenario();
+    let p = plan_ok(&d, &o, &r, &input());
+    let json = ovhform::cli::render::render_json(&p);
+    assert_eq!(Plan::from_json(&json).unwrap(), p);
+    let bumped = json.replacen("\"format_version\": 1", "\"format_version\": 2", 1);
+    assert!(
+        Plan::from_json(&bumped)
+            .unwrap_err()
+            .to_string()
+            .contains("format_version Some(2)")
+    );
+}
+
+#[test]
+fn a_secret_enum_customization_is_hashed_in_findings() {
+    let (mut d, mut o, r) = one("a.eu");
+    let spec = d.servers.get_mut("a.eu").unwrap().install.as_mut().unwrap();
+    spec.request["customizations"]["imageURL"] = "https://x.example/?token=SEKRIT-VALUE".into();
+    spec.secret_paths.insert("/customizations/imageURL".into());
+    testkit::refingerprint(spec);
+    let t = o.templates.get_mut("debian12_64").unwrap();
+    t.inputs
+        .iter_mut()
+        .find(|i| i.name == "imageURL")
+        .unwrap()
+        .enum_values = vec!["https://ok.example/".into()];
+    let p = plan_ok(&d, &o, &r, &input());
+    let f = p.servers["a.eu"]
+        .findings
+        .iter()
+        .find(|f| f.code == "input-enum")
+        .unwrap();
+    assert!(!f.message.contains("SEKRIT"), "{}", f.message);
+    assert!(f.message.contains("sha256:"), "{}", f.message);
+}
+
+#[test]
+fn unresolved_boot_id_is_looked_up_in_the_boot_list() {
+    let (mut d, mut o, r) = one("a.eu");
+    d.servers.get_mut("a.eu").unwrap().boot = Some(BootSpec {
+        mode: BootMode::Rescue {
+            kernel: "rescue-customer".into(),
+        },
+        reboot: RebootPolicy::Never,
+    });
+    let live = o.servers.get_mut("a.eu").unwrap();
+    live.boot_id = Some(22);
+    live.boot = None;
+    assert_eq!(
+        kinds(&plan_ok(&d, &o, &r, &input()), "a.eu"),
+        vec![ActionKind::Noop]
+    );
+}
+
+#[test]
+fn managed_efi_path_is_set_again_after_a_reinstall() {
+    let (mut d, mut o, r) = one("a.eu");
+    let ds = d.servers.get_mut("a.eu").unwrap();
+    ds.install.as_mut().unwrap().generation = 2;
+    ds.settings.efi_bootloader_path = Some("\\efi\\custom\\shim.efi".into());
+    o.servers.get_mut("a.eu").unwrap().efi_bootloader_path = Some("\\efi\\custom\\shim.efi".into());
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(
+        kinds(&p, "a.eu"),
+        vec![ActionKind::Reinstall, ActionKind::UpdateSettings]
+    );
+    assert_eq!(
+        p.servers["a.eu"].actions[1].reason,
+        "the reinstall resets efiBootloaderPath; set it again after"
+    );
+}
+
+#[test]
+fn garbage_record_fingerprint_does_not_panic() {
+    let (d, o, mut r) = one("a.eu");
+    r.installs.get_mut("a.eu").unwrap().fingerprint = "sha256:éééééééééééééé".into();
+    let p = plan_ok(&d, &o, &r, &input());
+    let a = &p.servers["a.eu"].actions[0];
+    assert_eq!(a.kind, ActionKind::Reinstall);
+    assert_eq!(a.changes[0].old.as_deref(), Some("sha256:éééééééééééé"));
+}

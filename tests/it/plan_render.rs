@@ -1,0 +1,152 @@
+//! Golden renderings of plans (insta snapshots under `tests/it/snapshots/`): the scenario
+//! fleet with every action type, drift, blocked reasons and secrets, in text, JSON and
+//! Markdown; a 1,000-server fleet summary; and the secret-redaction guarantee.
+
+use base64::Engine as _;
+use ovhform::cli::render::{MARKDOWN_LIMIT, render_json, render_markdown, render_text};
+use ovhform::plan::testkit;
+
+use crate::plan::{SECRET_HEADER, SECRET_SCRIPT, SECRET_URL_TOKEN, input, now, plan_ok, scenario};
+
+fn scenario_plan() -> ovhform::plan::Plan {
+    let (d, o, r) = scenario();
+    plan_ok(&d, &o, &r, &input())
+}
+
+#[test]
+fn scenario_text() {
+    insta::assert_snapshot!("scenario_text", render_text(&scenario_plan(), false));
+}
+
+#[test]
+fn scenario_json() {
+    insta::assert_snapshot!("scenario_json", render_json(&scenario_plan()));
+}
+
+#[test]
+fn scenario_markdown() {
+    let md = render_markdown(&scenario_plan(), MARKDOWN_LIMIT);
+    assert!(md.len() <= MARKDOWN_LIMIT);
+    insta::assert_snapshot!("scenario_markdown", md);
+}
+
+#[test]
+fn text_colour_only_when_asked() {
+    let p = scenario_plan();
+    assert!(!render_text(&p, false).contains('\x1b'));
+    let coloured = render_text(&p, true);
+    assert!(coloured.contains("\x1b[1;31m!! WIPE"));
+}
+
+#[test]
+fn no_secret_appears_in_any_rendering() {
+    let p = scenario_plan();
+    let encoded_script = base64::engine::general_purpose::STANDARD.encode(SECRET_SCRIPT);
+    let renderings = [
+        render_text(&p, false),
+        render_text(&p, true),
+        render_json(&p),
+        render_markdown(&p, MARKDOWN_LIMIT),
+        format!("{p:?}"),
+    ];
+    for (i, out) in renderings.iter().enumerate() {
+        for secret in [
+            SECRET_HEADER,
+            "hunter2",
+            encoded_script.as_str(),
+            SECRET_URL_TOKEN,
+        ] {
+            assert!(
+                !out.contains(secret),
+                "rendering {i} shows secret {secret:?}"
+            );
+        }
+    }
+    // What is shown instead: hash and length.
+    let hashed = ovhform::plan::redact::hash_len(SECRET_HEADER.as_bytes());
+    assert!(
+        renderings[2].contains(&hashed),
+        "JSON shows the hash of the header"
+    );
+}
+
+/// 1,000 servers: every 7th has a new generation (reinstall), every 11th a settings change,
+/// one waits, the rest are in sync.
+fn big_fleet_plan() -> ovhform::plan::Plan {
+    let (mut d, mut o, r) = testkit::fleet(1000, now(), true);
+    for (i, ds) in d.servers.values_mut().enumerate() {
+        if i % 7 == 3 {
+            ds.install.as_mut().unwrap().generation = 2;
+        }
+        if i % 11 == 5 {
+            ds.settings.monitoring = Some(true);
+        }
+    }
+    let busy = o.servers.values_mut().nth(500).unwrap();
+    busy.detail
+        .as_mut()
+        .unwrap()
+        .tasks
+        .push(ovhform::model::Task {
+            id: 99,
+            function: "hardReboot".into(),
+            status: ovhform::model::TaskStatus::Doing,
+            comment: None,
+            start_date: None,
+            done_date: None,
+        });
+    plan_ok(&d, &o, &r, &input())
+}
+
+#[test]
+fn thousand_server_fleet_summary() {
+    let p = big_fleet_plan();
+    let text = render_text(&p, false);
+    let mut summary: Vec<&str> = text.lines().rev().take(2).collect();
+    summary.reverse();
+    insta::assert_snapshot!("fleet_1000_text_summary", summary.join("\n"));
+    insta::assert_json_snapshot!("fleet_1000_json_summary", p.summary());
+    let md = render_markdown(&p, MARKDOWN_LIMIT);
+    assert!(md.len() <= MARKDOWN_LIMIT, "markdown is {} bytes", md.len());
+    assert!(md.contains("more servers not shown"));
+    // A small cap keeps the golden file readable while showing the truncation note.
+    let capped = render_markdown(&p, 12_000);
+    assert!(
+        capped.len() <= 12_000,
+        "capped markdown is {} bytes",
+        capped.len()
+    );
+    insta::assert_snapshot!("fleet_1000_markdown_capped", capped);
+}
+
+#[test]
+fn exit_codes_and_colour_decision() {
+    use ovhform::cli::render::{color_wanted, plan_exit_code};
+    let (d, o, r) = testkit::fleet(3, now(), true);
+    let clean = plan_ok(&d, &o, &r, &input());
+    assert_eq!(plan_exit_code(&clean, true), 0);
+    let mut d2 = d.clone();
+    d2.servers.values_mut().next().unwrap().settings.monitoring = Some(true);
+    let changed = plan_ok(&d2, &o, &r, &input());
+    assert_eq!(
+        (
+            plan_exit_code(&changed, false),
+            plan_exit_code(&changed, true)
+        ),
+        (0, 2)
+    );
+    assert_eq!(plan_exit_code(&scenario_plan(), true), 1);
+    assert!(color_wanted(true, None));
+    assert!(color_wanted(true, Some(std::ffi::OsStr::new(""))));
+    assert!(!color_wanted(true, Some(std::ffi::OsStr::new("1"))));
+    assert!(!color_wanted(false, None));
+}
+
+#[test]
+fn no_changes_text_and_markdown() {
+    let (d, o, r) = testkit::fleet(3, now(), false);
+    let p = plan_ok(&d, &o, &r, &input());
+    assert!(!p.has_changes());
+    insta::assert_snapshot!("no_changes_text", render_text(&p, false));
+    insta::assert_snapshot!("no_changes_markdown", render_markdown(&p, MARKDOWN_LIMIT));
+}
