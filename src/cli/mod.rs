@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod schema;
+pub mod sim;
 pub mod validate;
 
 /// Exit code: success, or no changes.
@@ -52,6 +53,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Print the JSON Schema of all manifest kinds (for yaml-language-server and editors).
     Schema(schema::Args),
+    /// Run the OVHcloud API simulator (offline tests and demos).
+    Sim(sim::Args),
 }
 
 /// Logs go to stderr so that stdout stays machine-readable (plans, schemas).
@@ -79,5 +82,6 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Sim(args) => sim::run(args),
     }
 }
