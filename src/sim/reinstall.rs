@@ -58,7 +58,7 @@ fn check_os<'t>(server: &Server, templates: &'t [Template], os: &str) -> Result<
         return Err(ApiError::new(
             409,
             "Client::Conflict::OperatingSystemIncompatible",
-            format!("Operating system {os} is not compatible with server {}", server.name),
+            format!("Operating system {os} is not compatible for server {}", server.name),
         ));
     }
     if let Some(task) = server.pending_task() {
@@ -117,6 +117,11 @@ pub fn validate(server: &Server, templates: &[Template], body: &Value) -> Result
     })
 }
 
+/// How the published messages name a disk group (`{{.diskGroupName}}`) [inferred wording].
+fn dg_name(id: impl std::fmt::Display) -> String {
+    format!("disk group {id}")
+}
+
 fn string_map(v: &Value) -> Result<BTreeMap<String, String>, &'static str> {
     let m = v.as_object().ok_or("must be an object of strings")?;
     m.iter()
@@ -147,7 +152,7 @@ fn check_customizations(t: &Template, customs: &Map<String, Value>) -> Result<()
                 if s.len() > MAX_CUSTOMIZATION_BYTES {
                     return Err(bad(
                         "CustomizationSizeExceeded",
-                        format!("Customization {name} exceeds {MAX_CUSTOMIZATION_BYTES} bytes"),
+                        format!("Customization is {} big, which is exceeding limit of {MAX_CUSTOMIZATION_BYTES}", s.len()),
                     ));
                 }
                 if !input.enum_values.is_empty() && !input.enum_values.contains(&s) {
@@ -171,14 +176,17 @@ fn check_customizations(t: &Template, customs: &Map<String, Value>) -> Result<()
         }
     }
     if customs.contains_key("imageCheckSum") != customs.contains_key("imageCheckSumType") {
-        return Err(bad("IncompatibleParams", "imageCheckSum and imageCheckSumType must be given together"));
+        return Err(bad("IncompatibleParams", "Incompatible imageCheckSum and imageCheckSumType parameters"));
     }
     Ok(())
 }
 
 fn check_hostname(h: &str) -> Result<(), ApiError> {
     if h.len() > 255 {
-        return Err(bad("HostnameSizeExceeded", format!("Hostname {h} exceeds 255 characters")));
+        return Err(bad(
+            "HostnameSizeExceeded",
+            format!("Hostname provided is {} length. It shall not be longer than 255 characters, see RFC 1035, section 2.3.4", h.len()),
+        ));
     }
     let label_ok = |l: &str| {
         let b = l.as_bytes();
@@ -188,16 +196,15 @@ fn check_hostname(h: &str) -> Result<(), ApiError> {
             && b[b.len() - 1].is_ascii_alphanumeric()
             && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
     };
-    if h.split('.').all(label_ok) {
-        Ok(())
-    } else {
-        Err(bad(
+    match h.split('.').find(|l| !label_ok(l)) {
+        None => Ok(()),
+        Some(label) => Err(bad(
             "HostnameInvalidFormat",
             format!(
-                "Hostname {h} is invalid: each label must have no more than 63 characters, start with a letter, end \
-                 with a letter or a digit and contain only letters, digits and hyphens, see RFC 1035, section 2.3.1"
+                "Invalid hostname {label}; must contain no more than 63 characters, start with a letter, end with a \
+                 letter or a digit and contain only letters, digits and hyphens, see RFC 1035, section 2.3.1"
             ),
-        ))
+        )),
     }
 }
 
@@ -220,7 +227,7 @@ fn check_storage(server: &Server, t: &Template, storage: &[Value]) -> Result<(u3
             ApiError::new(
                 404,
                 "Client::NotFound::DiskGroup",
-                format!("Disk group {id} could not be found on server {}", server.name),
+                format!("{} could not be found on server {}", dg_name(id), server.name),
             )
         })
     };
@@ -257,10 +264,11 @@ fn check_storage(server: &Server, t: &Template, storage: &[Value]) -> Result<(u3
             }
             _ => {
                 if install.is_some() {
+                    let n = storage.iter().filter(|e| e.get("erase") != Some(&Value::Bool(false))).count();
                     return Err(ApiError::new(
                         501,
                         "Server::NotImplemented::DiskGroupMultipleConfigs",
-                        "Only one disk group configuration is supported for the moment",
+                        format!("Multiple ({n}) disk groups customization not implemented"),
                     ));
                 }
                 install = Some((id, obj, at));
@@ -283,7 +291,7 @@ fn check_storage(server: &Server, t: &Template, storage: &[Value]) -> Result<(u3
                 return Err(ApiError::new(
                     501,
                     "Server::NotImplemented::HardwareRaidMultipleConfigs",
-                    "Only one hardware raid configuration is supported for the moment",
+                    format!("Multiple ({}) hardware RAID configurations not implemented", arr.len()),
                 ));
             }
             if let Some(cfg) = arr.first() {
@@ -296,7 +304,7 @@ fn check_storage(server: &Server, t: &Template, storage: &[Value]) -> Result<(u3
                     return Err(ApiError::new(
                         409,
                         "Client::Conflict::HardwareRaidIncompatibleOnDiskGroup",
-                        format!("Hardware raid is not compatible with disk group {id} of server {}", server.name),
+                        format!("Hardware RAID is not supported by {} on server {}", dg_name(id), server.name),
                     ));
                 }
                 let level = int_field(cfg, "raidLevel", &at)?.unwrap_or(1);
@@ -310,7 +318,13 @@ fn check_storage(server: &Server, t: &Template, storage: &[Value]) -> Result<(u3
                     return Err(ApiError::new(
                         409,
                         "Client::Conflict::HardwareRaidTooManyDisks",
-                        format!("Disk group {id} has only {} disks", dg.number_of_disks),
+                        format!(
+                            "Hardware RAID involving more disks ({}) than the {} has ({}) is not possible on server {}",
+                            disks + spares,
+                            dg_name(id),
+                            dg.number_of_disks,
+                            server.name
+                        ),
                     ));
                 }
                 if disks % arrays != 0 {
@@ -325,7 +339,7 @@ fn check_storage(server: &Server, t: &Template, storage: &[Value]) -> Result<(u3
         if let Some(p) = obj.get("partitioning") {
             let at = format!("{at}.partitioning");
             let p = p.as_object().ok_or_else(|| invalid(&at, "must be an object"))?;
-            check_partitioning(server, t, dg.number_of_disks, hw_raid, p, &at)?;
+            check_partitioning(server, t, id, dg.number_of_disks, hw_raid, p, &at)?;
         }
     }
     Ok((os_group, keep))
@@ -337,6 +351,7 @@ const FORBIDDEN_MOUNTPOINTS: &[&str] =
 fn check_partitioning(
     server: &Server,
     t: &Template,
+    group: u32,
     group_disks: u32,
     hw_raid: bool,
     p: &Map<String, Value>,
@@ -348,7 +363,7 @@ fn check_partitioning(
     if t.no_partitioning {
         return Err(bad(
             "PartitionIncompatibleCustomPartitioning",
-            format!("Operating system {} does not support custom partitioning", t.name),
+            format!("Operating system  {} doesn't support custom partitioning layout in {}", t.name, dg_name(group)),
         ));
     }
     if let Some(s) = p.get("schemeName") {
@@ -357,7 +372,7 @@ fn check_partitioning(
             return Err(ApiError::new(
                 404,
                 "Client::NotFound::SchemeName",
-                format!("Partition scheme {s} could not be found for operating system {}", t.name),
+                format!("Partition scheme {s} not found for operating system {}", t.name),
             ));
         }
     }
@@ -366,13 +381,20 @@ fn check_partitioning(
             return Err(ApiError::new(
                 409,
                 "Client::Conflict::PartitioningTooManyDisks",
-                format!("Server {} has only {group_disks} disks in this disk group", server.name),
+                format!(
+                    "Partitioning involving more disks ({disks}) than the {} has ({group_disks}) is not possible on server {}",
+                    dg_name(group),
+                    server.name
+                ),
             ));
         }
         if hw_raid && disks > 1 {
             return Err(bad(
                 "HardwareRaidPartitioningDisks",
-                "Partitioning can only use 1 disk when hardware raid is configured",
+                format!(
+                    "Partitioning multiple ({disks}) disks is not possible while setting a hardware raid configuration \
+                     on the same disk group, because the operating system will only see 1 single (virtual) disk"
+                ),
             ));
         }
     }
@@ -381,15 +403,22 @@ fn check_partitioning(
     if layout.is_empty() || layout.len() > 128 {
         return Err(bad(
             "PartitionLength",
-            format!("Number of partitions ({}) must be between 1 and 128", layout.len()),
+            format!(
+                "Number of partitions defined in the layout is incorrect ({}): must be between 1 and 128 in {}",
+                layout.len(),
+                dg_name(group)
+            ),
         ));
     }
     let windows = t.is_windows();
     let mut mounts = BTreeSet::new();
     let mut zp_names = BTreeSet::new();
     let mut fill = 0;
+    let dgn = dg_name(group);
     for (i, part) in layout.iter().enumerate() {
         let at = format!("{at}.layout.{i}");
+        // "for partition X at position N in disk group G", as in the published messages.
+        let whr = |mp: &str| format!("for partition {mp} at position {} in {dgn}", i + 1);
         let part = part.as_object().ok_or_else(|| invalid(&at, "must be an object"))?;
         if let Some(k) = part.keys().find(|k| !["extras", "fileSystem", "mountPoint", "raidLevel", "size"].contains(&k.as_str())) {
             return Err(invalid(&format!("{at}.{k}"), "Unknown parameter"));
@@ -407,31 +436,48 @@ fn check_partitioning(
         if !t.filesystems.contains(&fs) {
             return Err(bad(
                 "PartitionIncompatibleFs",
-                format!("File system {fs} is not available for operating system {}", t.name),
+                format!(
+                    "fileSystem value {fs} is not compatible for operating system {} (must be one of {}) {}",
+                    t.name,
+                    t.filesystems.join(", "),
+                    whr(mp)
+                ),
             ));
         }
         let raid = match part.get("raidLevel") {
             None => None,
             Some(v) => match v.as_i64() {
                 Some(l) if SOFT_RAID_LEVELS.contains(&l) => Some(l),
-                _ => return Err(bad("PartitionRaidLevel", format!("Raid level {v} is invalid for partition {mp}"))),
+                _ => {
+                    return Err(bad(
+                        "PartitionRaidLevel",
+                        format!("raidLevel value {v} must be one of 0, 1, 5, 6, 7, 10 {}", whr(mp)),
+                    ));
+                }
             },
         };
         let level = raid.unwrap_or(1);
-        let raid_ok = match fs {
-            "zfs" => level != 10,
-            "swap" | "ntfs" => level == 1,
-            _ => level != 7,
+        // Compatibility matrix of D:partitioning_ovh (REFERENCE §4.4).
+        let allowed: &[i64] = match fs {
+            "zfs" => &[0, 1, 5, 6, 7],
+            "swap" | "ntfs" => &[1],
+            _ => &[0, 1, 5, 6, 10],
         };
-        if !raid_ok {
+        if !allowed.contains(&level) {
+            let expected: Vec<String> = allowed.iter().map(i64::to_string).collect();
             return Err(bad(
                 "PartitionIncompatibleRaidLevel",
-                format!("Raid level {level} is not compatible with file system {fs} (partition {mp})"),
+                format!(
+                    "raidLevel value {level} must be one of {} for operating system {} {}",
+                    expected.join(", "),
+                    t.name,
+                    whr(mp)
+                ),
             ));
         }
         let size = int_field(part, "size", &at)?.unwrap_or(0);
         if size < 0 {
-            return Err(bad("PartitionMinSize", format!("Partition {mp} size must be positive")));
+            return Err(bad("PartitionMinSize", format!("size value {size} MiB must be bigger than 0 {}", whr(mp))));
         }
         if size == 0 {
             fill += 1;
@@ -439,7 +485,7 @@ fn check_partitioning(
                 // Only one partition may fill the disk; class not published [inferred].
                 return Err(bad(
                     "PartitionIncompatibleParams",
-                    format!("Only one partition may have size 0 (fill the disk); {mp} is the second"),
+                    format!("size value 0 incompatible with size value 0 of another partition {}", whr(mp)),
                 ));
             }
         }
@@ -448,40 +494,72 @@ fn check_partitioning(
             if b.len() != 2 || !b[0].is_ascii_alphabetic() || b[1] != b':' {
                 return Err(bad(
                     "PartitionInvalidWindowsMountpointLength",
-                    format!("Windows mount point {mp} must be a drive letter such as d:"),
+                    format!(
+                        "mountPoint value {mp} is invalid (Windows-style mountpoint: must contain at most 5 lowercase letters) {}",
+                        whr(mp)
+                    ),
                 ));
             }
             if i == 0 && !mp.eq_ignore_ascii_case("c:") {
-                return Err(bad("PartitionInvalidWindowsMountpointRoot", "The first partition must be mounted on c:"));
+                return Err(bad(
+                    "PartitionInvalidWindowsMountpointRoot",
+                    format!(
+                        "mountPoint value {mp} is invalid (Windows-style mountpoint: first mountpoint must be c:) {}",
+                        whr(mp)
+                    ),
+                ));
             }
         } else if fs != "swap" {
             if !mp.starts_with('/') {
-                return Err(bad("PartitionInvalidUnixMountpointPrefix", format!("Mount point {mp} must start with /")));
+                return Err(bad(
+                    "PartitionInvalidUnixMountpointPrefix",
+                    format!("mountPoint value {mp} is invalid (Unix-style mountpoint: must start with a '/') {}", whr(mp)),
+                ));
             }
             if mp.len() > 256 || !mp.bytes().all(|c| c.is_ascii_alphanumeric() || b"/._-".contains(&c)) {
                 return Err(bad(
                     "PartitionInvalidUnixMountpoint",
-                    format!("Mount point {mp} must have at most 256 characters among [A-Za-z0-9/._-]"),
+                    format!(
+                        "mountPoint value {mp} is invalid (Unix-style mountpoint: length cannot exceed 256 characters; \
+                         only alphanumeric characters, slashes, dots, underscores and hyphens are allowed) {}",
+                        whr(mp)
+                    ),
                 ));
             }
             if mp.len() > 1 && mp.ends_with('/') {
-                return Err(bad("PartitionForbiddenMountpointSuffix", format!("Mount point {mp} must not end with /")));
+                return Err(bad(
+                    "PartitionForbiddenMountpointSuffix",
+                    format!("mountPoint value {mp} cannot end with '/' {}", whr(mp)),
+                ));
             }
             if FORBIDDEN_MOUNTPOINTS.contains(&mp) {
-                return Err(bad("PartitionForbiddenMountpoint", format!("Mount point {mp} is forbidden")));
+                return Err(bad(
+                    "PartitionForbiddenMountpoint",
+                    format!(
+                        "mountPoint value {mp} is forbidden (must be different from {}) {}",
+                        FORBIDDEN_MOUNTPOINTS.join(", "),
+                        whr(mp)
+                    ),
+                ));
             }
         }
         if fs != "swap" && !mounts.insert(mp.to_ascii_lowercase()) {
-            return Err(bad("PartitionDuplicatedAttribute", format!("Mount point {mp} is used more than once")));
+            return Err(bad(
+                "PartitionDuplicatedAttribute",
+                format!("mountPoint value {mp} must be unique {}", whr(mp)),
+            ));
         }
         if let Some(extras) = part.get("extras") {
             let extras = extras.as_object().ok_or_else(|| invalid(&format!("{at}.extras"), "must be an object"))?;
-            check_extras(t, fs, mp, extras, &mut zp_names, &at)?;
+            check_extras(t, fs, &whr(mp), extras, &mut zp_names, &at)?;
         }
     }
     let root = if windows { "c:" } else { t.root_mountpoint.unwrap_or("/") };
     if !mounts.contains(root) {
-        return Err(bad("PartitionMissingRootMountpoint", format!("The layout must contain the root mount point {root}")));
+        return Err(bad(
+            "PartitionMissingRootMountpoint",
+            format!("mountPoint {root} missing for operating system {} in {dgn}", t.name),
+        ));
     }
     Ok(())
 }
@@ -489,7 +567,7 @@ fn check_partitioning(
 fn check_extras(
     t: &Template,
     fs: &str,
-    mp: &str,
+    whr: &str,
     extras: &Map<String, Value>,
     zp_names: &mut BTreeSet<String>,
     at: &str,
@@ -506,22 +584,31 @@ fn check_extras(
     };
     let (lv, zp) = (name_of("lv")?, name_of("zp")?);
     if lv.is_some() && zp.is_some() {
-        return Err(bad("PartitionIncompatibleParams", format!("Partition {mp} cannot be both a logical volume and a zpool")));
+        return Err(bad("PartitionIncompatibleParams", format!("extras value lv incompatible with extras value zp {whr}")));
     }
     if let Some(lv) = lv {
         if t.lvm_ready != Some(true) || fs == "zfs" {
             return Err(bad(
                 "PartitionIncompatibleLvm",
-                format!("Logical volumes are not available for operating system {} with {fs}", t.name),
+                format!("extras.lv value {lv} is not compatible for operating system {} {whr}", t.name),
             ));
         }
         if lv.is_empty() || lv.len() > 16 || !lv.bytes().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(bad("PartitionInvalidLvName", format!("Logical volume name {lv} must be 1 to 16 letters or digits")));
+            return Err(bad(
+                "PartitionInvalidLvName",
+                format!(
+                    "extras.lv.name value {lv} is invalid (length can be maximum 16 characters and exclusively composed \
+                     of alphanumeric characters) {whr}"
+                ),
+            ));
         }
     }
     if let Some(zp) = zp {
         if fs != "zfs" {
-            return Err(bad("PartitionIncompatibleParams", format!("A zpool name needs the zfs file system (partition {mp})")));
+            return Err(bad(
+                "PartitionIncompatibleParams",
+                format!("extras value zp incompatible with fileSystem value {fs} {whr}"),
+            ));
         }
         let b = zp.as_bytes();
         if b.is_empty()
@@ -529,10 +616,20 @@ fn check_extras(
             || !b[0].is_ascii_alphabetic()
             || !b.iter().all(|c| c.is_ascii_alphanumeric() || b"_:.".contains(c))
         {
-            return Err(bad("PartitionInvalidZpName", format!("Zpool name {zp} is invalid")));
+            return Err(bad(
+                "PartitionInvalidZpName",
+                format!(
+                    "extras.zp.name value {zp} is invalid (if specified, zpool name must begin with a letter, be \
+                     exclusively composed of alphanumeric characters, underscores, colons or dots, and its length can \
+                     be maximum 239 characters) {whr}"
+                ),
+            ));
         }
         if !zp_names.insert(zp.clone()) {
-            return Err(bad("PartitionDuplicatedZpName", format!("Zpool name {zp} is used more than once")));
+            return Err(bad(
+                "PartitionDuplicatedZpName",
+                format!("extras.zp.name value {zp} must be unique {whr}"),
+            ));
         }
     }
     Ok(())
@@ -577,7 +674,7 @@ pub fn validate_legacy(server: &Server, templates: &[Template], body: &Value) ->
     let group = int_field(&details, "diskGroupId", "details")?.unwrap_or(0);
     let group = if group == 0 { 1 } else { group };
     let os_group = server.disk_groups.iter().find(|g| i64::from(g.id) == group).map(|g| g.id).ok_or_else(|| {
-        ApiError::new(404, "Client::NotFound::DiskGroup", format!("Disk group {group} could not be found on server {}", server.name))
+        ApiError::new(404, "Client::NotFound::DiskGroup", format!("{} could not be found on server {}", dg_name(group as u32), server.name))
     })?;
     Ok(InstallPlan {
         os: os.to_string(),
