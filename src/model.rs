@@ -100,12 +100,20 @@ pub struct BootSpec {
 #[serde(tag = "mode", rename_all = "camelCase")]
 pub enum BootMode {
     Disk,
-    Rescue { kernel: String },
-    Network { kernel: String },
+    Rescue {
+        kernel: String,
+    },
+    Network {
+        kernel: String,
+    },
     /// A custom iPXE script, PUT as `bootScript` (byte-exact).
-    Ipxe { script: String },
+    Ipxe {
+        script: String,
+    },
     /// An explicit boot id, for the rare boots that have no stable kernel name.
-    BootId { id: u64 },
+    BootId {
+        id: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,7 +165,11 @@ pub struct DriftPolicy {
 impl Default for DriftPolicy {
     /// Report, never act: like Argo CD without self-heal, nothing changes behind a reviewer.
     fn default() -> Self {
-        DriftPolicy { boot: DriftAction::Warn, settings: DriftAction::Warn, install: DriftAction::Warn }
+        DriftPolicy {
+            boot: DriftAction::Warn,
+            settings: DriftAction::Warn,
+            install: DriftAction::Warn,
+        }
     }
 }
 
@@ -289,7 +301,10 @@ pub enum TaskStatus {
 impl TaskStatus {
     /// Pollers treat `init|todo|doing` as pending, everything else as final.
     pub fn is_pending(self) -> bool {
-        matches!(self, TaskStatus::Init | TaskStatus::Todo | TaskStatus::Doing)
+        matches!(
+            self,
+            TaskStatus::Init | TaskStatus::Todo | TaskStatus::Doing
+        )
     }
 }
 

@@ -103,7 +103,9 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     let given = args.application_key.is_some();
     let credentials = SimCredentials {
         application_key: args.application_key.unwrap_or(generated.application_key),
-        application_secret: args.application_secret.unwrap_or(generated.application_secret),
+        application_secret: args
+            .application_secret
+            .unwrap_or(generated.application_secret),
         consumer_key: args.consumer_key.unwrap_or(generated.consumer_key),
         client_id: args.client_id.unwrap_or(generated.client_id),
         client_secret: args.client_secret.unwrap_or(generated.client_secret),
@@ -126,7 +128,10 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         expanded_listing: !args.no_expanded_listing,
         batch: !args.no_batch,
         legacy_install: !args.no_legacy_install,
-        timings: sim::Timings { install: args.install_duration, ..sim::Timings::default() },
+        timings: sim::Timings {
+            install: args.install_duration,
+            ..sim::Timings::default()
+        },
         ..SimConfig::default()
     };
     let servers = config.fleet.len();
@@ -134,13 +139,26 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
-            .map_err(|source| SimError::Bind { addr: args.listen, source })
+            .map_err(|source| SimError::Bind {
+                addr: args.listen,
+                source,
+            })
             .into_diagnostic()?;
         let handle = sim::spawn(listener, config);
-        println!("OVHcloud API simulator listening: endpoint {}", handle.base_url());
-        println!("servers: {servers}; speed x{}; hooks {}", args.speed, if args.hooks { "on" } else { "off" });
+        println!(
+            "OVHcloud API simulator listening: endpoint {}",
+            handle.base_url()
+        );
+        println!(
+            "servers: {servers}; speed x{}; hooks {}",
+            args.speed,
+            if args.hooks { "on" } else { "off" }
+        );
         if given {
-            println!("credentials: as given by flags (application key {})", credentials.application_key);
+            println!(
+                "credentials: as given by flags (application key {})",
+                credentials.application_key
+            );
         } else {
             // Generated test credentials: printed once so a demo can use them.
             println!("OVH_ENDPOINT={}", handle.base_url());

@@ -38,7 +38,9 @@ impl std::fmt::Debug for SimCredentials {
 
 fn token(rng: &mut impl Rng, len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 impl SimCredentials {
@@ -62,11 +64,25 @@ impl Default for SimCredentials {
 }
 
 /// `"$1$" + sha1_hex(AS+CK+METHOD+URL+BODY+TS)` (REFERENCE §0.9).
-pub fn signature(secret: &str, consumer: &str, method: &str, url: &str, body: &[u8], timestamp: &str) -> String {
+pub fn signature(
+    secret: &str,
+    consumer: &str,
+    method: &str,
+    url: &str,
+    body: &[u8],
+    timestamp: &str,
+) -> String {
     let mut h = Sha1::new();
-    for part in [secret.as_bytes(), consumer.as_bytes(), method.as_bytes(), url.as_bytes(), body, timestamp.as_bytes()]
-        .iter()
-        .enumerate()
+    for part in [
+        secret.as_bytes(),
+        consumer.as_bytes(),
+        method.as_bytes(),
+        url.as_bytes(),
+        body,
+        timestamp.as_bytes(),
+    ]
+    .iter()
+    .enumerate()
     {
         if part.0 > 0 {
             h.update(b"+");
@@ -119,33 +135,72 @@ pub fn verify(
         return if tokens.valid(bearer) {
             Ok(())
         } else {
-            Err(ApiError::new(401, "Client::Unauthorized", "The access token is invalid or expired"))
+            Err(ApiError::new(
+                401,
+                "Client::Unauthorized",
+                "The access token is invalid or expired",
+            ))
         };
     }
     // The errorCode answers below are the auth layer's (php-ovh/python-ovh issues,
     // REFERENCE §6.6); the application-key and missing-credential messages are [inferred].
     match header(headers, "x-ovh-application") {
         Some(ak) if ak == creds.application_key => {}
-        _ => return Err(ApiError::legacy(403, "INVALID_KEY", "This application key is invalid")),
+        _ => {
+            return Err(ApiError::legacy(
+                403,
+                "INVALID_KEY",
+                "This application key is invalid",
+            ));
+        }
     }
     match header(headers, "x-ovh-consumer") {
-        None => return Err(ApiError::legacy(403, "NOT_CREDENTIAL", "This call has not been granted")),
+        None => {
+            return Err(ApiError::legacy(
+                403,
+                "NOT_CREDENTIAL",
+                "This call has not been granted",
+            ));
+        }
         Some(ck) if ck != creds.consumer_key => {
-            return Err(ApiError::legacy(403, "INVALID_CREDENTIAL", "This credential is not valid"));
+            return Err(ApiError::legacy(
+                403,
+                "INVALID_CREDENTIAL",
+                "This credential is not valid",
+            ));
         }
         Some(_) => {}
     }
     let ts = header(headers, "x-ovh-timestamp").unwrap_or("");
     let Ok(ts_num) = ts.parse::<i64>() else {
-        return Err(ApiError::new(400, "Client::BadRequest", "Invalid timestamp"));
+        return Err(ApiError::new(
+            400,
+            "Client::BadRequest",
+            "Invalid timestamp",
+        ));
     };
     if (now - ts_num).unsigned_abs() > max_skew.as_secs() {
-        return Err(ApiError::new(400, "Client::BadRequest", "Query out of time"));
+        return Err(ApiError::new(
+            400,
+            "Client::BadRequest",
+            "Query out of time",
+        ));
     }
-    let expected = signature(&creds.application_secret, &creds.consumer_key, method, url, body, ts);
+    let expected = signature(
+        &creds.application_secret,
+        &creds.consumer_key,
+        method,
+        url,
+        body,
+        ts,
+    );
     match header(headers, "x-ovh-signature") {
         Some(sig) if sig == expected => Ok(()),
-        _ => Err(ApiError::new(400, "Client::BadRequest", "Invalid signature")),
+        _ => Err(ApiError::new(
+            400,
+            "Client::BadRequest",
+            "Invalid signature",
+        )),
     }
 }
 
@@ -175,7 +230,14 @@ mod tests {
         h.insert("x-ovh-application", c.application_key.parse().unwrap());
         h.insert("x-ovh-consumer", ck.parse().unwrap());
         h.insert("x-ovh-timestamp", ts.to_string().parse().unwrap());
-        let sig = signature(&c.application_secret, ck, "PUT", "http://h/1.0/x", sig_body, &ts.to_string());
+        let sig = signature(
+            &c.application_secret,
+            ck,
+            "PUT",
+            "http://h/1.0/x",
+            sig_body,
+            &ts.to_string(),
+        );
         h.insert("x-ovh-signature", sig.parse().unwrap());
         h
     }
@@ -187,11 +249,33 @@ mod tests {
         let skew = Duration::from_secs(300);
         let ok = signed(&c, "ck", b"{}", 1000);
         assert!(verify(&c, &t, &ok, "PUT", "http://h/1.0/x", b"{}", 1000, skew).is_ok());
-        let tampered = verify(&c, &t, &ok, "PUT", "http://h/1.0/x", b"{\"a\":1}", 1000, skew).unwrap_err();
-        assert_eq!((tampered.status, tampered.class()), (400, Some("Client::BadRequest")));
+        let tampered = verify(
+            &c,
+            &t,
+            &ok,
+            "PUT",
+            "http://h/1.0/x",
+            b"{\"a\":1}",
+            1000,
+            skew,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (tampered.status, tampered.class()),
+            (400, Some("Client::BadRequest"))
+        );
         assert_eq!(tampered.body["message"], "Invalid signature");
-        let wrong_ck = verify(&c, &t, &signed(&c, "nope", b"{}", 1000), "PUT", "http://h/1.0/x", b"{}", 1000, skew)
-            .unwrap_err();
+        let wrong_ck = verify(
+            &c,
+            &t,
+            &signed(&c, "nope", b"{}", 1000),
+            "PUT",
+            "http://h/1.0/x",
+            b"{}",
+            1000,
+            skew,
+        )
+        .unwrap_err();
         assert_eq!(wrong_ck.status, 403);
         assert_eq!(
             wrong_ck.body,
@@ -211,6 +295,11 @@ mod tests {
         h.insert("authorization", format!("Bearer {live}").parse().unwrap());
         assert!(verify(&c, &t, &h, "GET", "u", b"", 0, Duration::ZERO).is_ok());
         h.insert("authorization", format!("Bearer {dead}").parse().unwrap());
-        assert_eq!(verify(&c, &t, &h, "GET", "u", b"", 0, Duration::ZERO).unwrap_err().status, 401);
+        assert_eq!(
+            verify(&c, &t, &h, "GET", "u", b"", 0, Duration::ZERO)
+                .unwrap_err()
+                .status,
+            401
+        );
     }
 }

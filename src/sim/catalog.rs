@@ -114,12 +114,20 @@ impl Input {
 }
 
 const fn input(name: &'static str, kind: &'static str, description: &'static str) -> Input {
-    Input { name, kind, mandatory: false, default: None, description, enum_values: &[] }
+    Input {
+        name,
+        kind,
+        mandatory: false,
+        default: None,
+        description,
+        enum_values: &[],
+    }
 }
 
 const LINUX_FS: &[&str] = &["btrfs", "ext4", "swap", "xfs", "zfs"];
-const LANGUAGES: &[&str] =
-    &["cs-cz", "de-de", "en-us", "es-es", "fr-fr", "it-it", "nl-nl", "pl-pl", "pt-pt"];
+const LANGUAGES: &[&str] = &[
+    "cs-cz", "de-de", "en-us", "es-es", "fr-fr", "it-it", "nl-nl", "pl-pl", "pt-pt",
+];
 
 fn linux_inputs() -> Vec<Input> {
     vec![
@@ -143,7 +151,11 @@ fn windows_inputs() -> Vec<Input> {
             mandatory: true,
             default: Some("ps1"),
             enum_values: &["ps1", "cmd"],
-            ..input("postInstallationScriptExtension", "enum", "Post-Installation Script File Extension")
+            ..input(
+                "postInstallationScriptExtension",
+                "enum",
+                "Post-Installation Script File Extension",
+            )
         },
     ]
 }
@@ -179,17 +191,59 @@ fn linux(
 /// The catalogue every simulated server draws from.
 pub fn catalogue() -> Vec<Template> {
     let mut t = vec![
-        linux("debian12_64", "Debian GNU/Linux 12 (Bookworm)", "debian12", "debian", "12", "\\efi\\debian\\grubx64.efi"),
-        linux("debian11_64", "Debian GNU/Linux 11 (Bullseye)", "debian11", "debian", "11", "\\efi\\debian\\grubx64.efi"),
-        linux("ubuntu2404-server_64", "Ubuntu Server 24.04 LTS", "ubuntu2404-server", "ubuntu", "24.04", "\\efi\\ubuntu\\grubx64.efi"),
-        linux("alma9_64", "AlmaLinux 9", "alma9", "alma", "9", "\\efi\\almalinux\\grubx64.efi"),
-        linux("rocky9_64", "Rocky Linux 9", "rocky9", "rocky", "9", "\\efi\\rocky\\grubx64.efi"),
+        linux(
+            "debian12_64",
+            "Debian GNU/Linux 12 (Bookworm)",
+            "debian12",
+            "debian",
+            "12",
+            "\\efi\\debian\\grubx64.efi",
+        ),
+        linux(
+            "debian11_64",
+            "Debian GNU/Linux 11 (Bullseye)",
+            "debian11",
+            "debian",
+            "11",
+            "\\efi\\debian\\grubx64.efi",
+        ),
+        linux(
+            "ubuntu2404-server_64",
+            "Ubuntu Server 24.04 LTS",
+            "ubuntu2404-server",
+            "ubuntu",
+            "24.04",
+            "\\efi\\ubuntu\\grubx64.efi",
+        ),
+        linux(
+            "alma9_64",
+            "AlmaLinux 9",
+            "alma9",
+            "alma",
+            "9",
+            "\\efi\\almalinux\\grubx64.efi",
+        ),
+        linux(
+            "rocky9_64",
+            "Rocky Linux 9",
+            "rocky9",
+            "rocky",
+            "9",
+            "\\efi\\rocky\\grubx64.efi",
+        ),
     ];
     // ZFS is not LVM-capable; Proxmox' own installer lays out ZFS, so no LVM here.
     t.push(Template {
         lvm_ready: Some(false),
         category: "virtualization",
-        ..linux("proxmox8_64", "Proxmox VE 8", "proxmox8", "proxmox", "8", "\\efi\\proxmox\\grubx64.efi")
+        ..linux(
+            "proxmox8_64",
+            "Proxmox VE 8",
+            "proxmox8",
+            "proxmox",
+            "8",
+            "\\efi\\proxmox\\grubx64.efi",
+        )
     });
     t.push(Template {
         name: "byolinux_64",
@@ -199,8 +253,15 @@ pub fn catalogue() -> Vec<Template> {
         category: "customer",
         inputs: vec![
             input("hostname", "hostname", "Custom hostname"),
-            Input { mandatory: true, ..input("imageURL", "url", "Image URL") },
-            Input { default: Some("qcow2"), enum_values: &["qcow2", "raw"], ..input("imageType", "enum", "Image Type") },
+            Input {
+                mandatory: true,
+                ..input("imageURL", "url", "Image URL")
+            },
+            Input {
+                default: Some("qcow2"),
+                enum_values: &["qcow2", "raw"],
+                ..input("imageType", "enum", "Image Type")
+            },
             input("imageCheckSum", "hexstring", "Image checksum"),
             Input {
                 enum_values: &["md5", "sha1", "sha256", "sha512"],
@@ -218,8 +279,16 @@ pub fn catalogue() -> Vec<Template> {
         ..linux("byolinux_64", "", "", "", "", "\\efi\\boot\\bootx64.efi")
     });
     for (name, description, subfamily) in [
-        ("win2022-std_64", "Windows Server 2022 Standard (Desktop)", "windows-server-desktop-exp"),
-        ("win2022core-std_64", "Windows Server 2022 Standard (Core)", "windows-server-core"),
+        (
+            "win2022-std_64",
+            "Windows Server 2022 Standard (Desktop)",
+            "windows-server-desktop-exp",
+        ),
+        (
+            "win2022core-std_64",
+            "Windows Server 2022 Standard (Core)",
+            "windows-server-core",
+        ),
     ] {
         t.push(Template {
             name,

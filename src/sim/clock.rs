@@ -20,13 +20,19 @@ pub struct SimClock {
 
 impl SimClock {
     pub fn new(start: Timestamp, speed: f64) -> Self {
-        SimClock { base: start, anchor: Instant::now(), speed: sanitize(speed) }
+        SimClock {
+            base: start,
+            anchor: Instant::now(),
+            speed: sanitize(speed),
+        }
     }
 
     pub fn now(&self) -> Timestamp {
         let real = self.anchor.elapsed().as_secs_f64() * self.speed;
         let nanos = (real * 1e9).min(i64::MAX as f64) as i64;
-        self.base.saturating_add(SignedDuration::from_nanos(nanos)).unwrap_or(self.base)
+        self.base
+            .saturating_add(SignedDuration::from_nanos(nanos))
+            .unwrap_or(self.base)
     }
 
     /// Change the speed factor from now on (time already elapsed is kept).
@@ -50,7 +56,11 @@ impl SimClock {
 /// A speed of 0 freezes simulated time (useful in tests that only advance by hand); negative
 /// or non-finite factors make no sense and are treated as 1.
 fn sanitize(speed: f64) -> f64 {
-    if speed.is_finite() && speed >= 0.0 { speed } else { 1.0 }
+    if speed.is_finite() && speed >= 0.0 {
+        speed
+    } else {
+        1.0
+    }
 }
 
 #[cfg(test)]
@@ -63,7 +73,10 @@ mod tests {
         let mut c = SimClock::new(start, 0.0);
         assert_eq!(c.now(), start);
         c.advance(Duration::from_secs(900));
-        assert_eq!(c.now(), start.checked_add(SignedDuration::from_secs(900)).unwrap());
+        assert_eq!(
+            c.now(),
+            start.checked_add(SignedDuration::from_secs(900)).unwrap()
+        );
     }
 
     #[test]

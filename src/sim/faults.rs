@@ -43,7 +43,11 @@ pub enum Injected {
 impl Faults {
     /// Roll the dice for one request (always in the same order, so a seed replays exactly).
     pub fn draw(&self, rng: &mut StdRng) -> Injected {
-        let (reset, too_many, error) = (rng.random::<f64>(), rng.random::<f64>(), rng.random::<f64>());
+        let (reset, too_many, error) = (
+            rng.random::<f64>(),
+            rng.random::<f64>(),
+            rng.random::<f64>(),
+        );
         if reset < self.reset_rate {
             Injected::Reset
         } else if too_many < self.rate_429 {
@@ -71,7 +75,8 @@ mod humantime_serde_opt {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let v: Option<String> = Option::deserialize(d)?;
-        v.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom)).transpose()
+        v.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -83,7 +88,12 @@ mod tests {
 
     #[test]
     fn same_seed_same_faults() {
-        let f = Faults { error_5xx_rate: 0.3, rate_429: 0.2, reset_rate: 0.1, ..Faults::default() };
+        let f = Faults {
+            error_5xx_rate: 0.3,
+            rate_429: 0.2,
+            reset_rate: 0.1,
+            ..Faults::default()
+        };
         let roll = |seed| {
             let mut rng = StdRng::seed_from_u64(seed);
             (0..200).map(|_| f.draw(&mut rng)).collect::<Vec<_>>()

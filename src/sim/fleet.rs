@@ -116,25 +116,45 @@ fn region_of(dc: &str) -> Option<(usize, &'static str)> {
 /// region, so clients can cache id → (type, kernel); id 1 is always the disk.
 pub fn boots_for_region(region_index: usize) -> Vec<Boot> {
     let r = region_index as u64;
-    let b = |id: u64, t: &str, k: &str, d: &str| Boot { id, boot_type: t.into(), kernel: k.into(), description: d.into() };
+    let b = |id: u64, t: &str, k: &str, d: &str| Boot {
+        id,
+        boot_type: t.into(),
+        kernel: k.into(),
+        description: d.into(),
+    };
     vec![
         b(1, "harddisk", "hd", "Boot to disk"),
         b(1122 + 7 * r, "power", "poweroff", "Power-off server"),
         b(49231 + 13 * r, "network", "ipxe-shell", "iPXE shell"),
-        b(95083 + 101 * r, "rescue", "rescue-customer", "Customer rescue system (Linux)"),
-        b(230242 + 101 * r, "rescue", "rescue12-customer", "Customer rescue system (Debian-12-based)"),
+        b(
+            95083 + 101 * r,
+            "rescue",
+            "rescue-customer",
+            "Customer rescue system (Linux)",
+        ),
+        b(
+            230242 + 101 * r,
+            "rescue",
+            "rescue12-customer",
+            "Customer rescue system (Debian-12-based)",
+        ),
     ]
 }
 
 /// Parse a fleet file (JSON when the extension is `.json`, YAML otherwise).
 pub fn load(path: &Path, templates: &[Template]) -> Result<Vec<Server>, SimError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| SimError::Fleet { path: path.display().to_string(), message: format!("cannot read: {e}") })?;
+    let text = std::fs::read_to_string(path).map_err(|e| SimError::Fleet {
+        path: path.display().to_string(),
+        message: format!("cannot read: {e}"),
+    })?;
     parse(&text, path, templates)
 }
 
 pub fn parse(text: &str, path: &Path, templates: &[Template]) -> Result<Vec<Server>, SimError> {
-    let err = |message: String| SimError::Fleet { path: path.display().to_string(), message };
+    let err = |message: String| SimError::Fleet {
+        path: path.display().to_string(),
+        message,
+    };
     let file: FleetFile = if path.extension().is_some_and(|e| e == "json") {
         serde_json::from_str(text).map_err(|e| err(e.to_string()))?
     } else {
@@ -145,7 +165,9 @@ pub fn parse(text: &str, path: &Path, templates: &[Template]) -> Result<Vec<Serv
     for (i, s) in file.servers.into_iter().enumerate() {
         let at = format!("servers[{i}] ({})", s.name);
         if seen.insert(s.name.clone(), i).is_some() {
-            return Err(err(format!("{at}: duplicate server name; each name must appear once")));
+            return Err(err(format!(
+                "{at}: duplicate server name; each name must appear once"
+            )));
         }
         out.push(build(s, i, templates).map_err(|m| err(format!("{at}: {m}")))?);
     }
@@ -154,13 +176,24 @@ pub fn parse(text: &str, path: &Path, templates: &[Template]) -> Result<Vec<Serv
 
 fn uuid_of(name: &str) -> String {
     let h = hex::encode(Sha1::digest(name.as_bytes()));
-    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 fn build(s: FleetServer, index: usize, templates: &[Template]) -> Result<Server, String> {
     let names: Vec<&str> = templates.iter().map(|t| t.name).collect();
     if !names.contains(&s.os.as_str()) {
-        return Err(format!("unknown os `{}`; known templates: {}", s.os, names.join(", ")));
+        return Err(format!(
+            "unknown os `{}`; known templates: {}",
+            s.os,
+            names.join(", ")
+        ));
     }
     let dc = s.datacenter.unwrap_or_else(|| "gra3".into());
     let (region_index, region) = region_of(&dc).ok_or_else(|| {
@@ -169,17 +202,24 @@ fn build(s: FleetServer, index: usize, templates: &[Template]) -> Result<Server,
     })?;
     let boot_mode = s.boot_mode.unwrap_or_else(|| "uefi".into());
     if !["uefi", "legacy", "uefi-legacy"].contains(&boot_mode.as_str()) {
-        return Err(format!("bootMode `{boot_mode}` must be uefi, legacy or uefi-legacy"));
+        return Err(format!(
+            "bootMode `{boot_mode}` must be uefi, legacy or uefi-legacy"
+        ));
     }
     let boots = boots_for_region(region_index);
     let (boot_id, boot_script) = match (s.boot_script, s.boot) {
-        (Some(_), Some(_)) => return Err("set either `boot` or `bootScript`, not both (the API keeps one)".into()),
+        (Some(_), Some(_)) => {
+            return Err("set either `boot` or `bootScript`, not both (the API keeps one)".into());
+        }
         (Some(script), None) => (None, Some(script)),
         (None, kernel) => {
             let kernel = kernel.unwrap_or_else(|| "hd".into());
             let boot = boots.iter().find(|b| b.kernel == kernel).ok_or_else(|| {
                 let known: Vec<&str> = boots.iter().map(|b| b.kernel.as_str()).collect();
-                format!("unknown boot kernel `{kernel}`; use one of {}", known.join(", "))
+                format!(
+                    "unknown boot kernel `{kernel}`; use one of {}",
+                    known.join(", ")
+                )
             })?;
             (Some(boot.id), None)
         }
@@ -204,11 +244,16 @@ fn build(s: FleetServer, index: usize, templates: &[Template]) -> Result<Server,
     } else {
         s.disk_groups
     };
-    let efi_default = templates.iter().find(|t| t.name == s.os).and_then(|t| t.efi_bootloader_path);
+    let efi_default = templates
+        .iter()
+        .find(|t| t.name == s.os)
+        .and_then(|t| t.efi_bootloader_path);
     let n = index as u64 + 1;
     let range = s.commercial_range.unwrap_or_else(|| "ADVANCE-1".into());
     Ok(Server {
-        ip: s.ip.unwrap_or_else(|| format!("51.68.{}.{}", 1 + (n / 250) % 250, 1 + n % 250)),
+        ip: s
+            .ip
+            .unwrap_or_else(|| format!("51.68.{}.{}", 1 + (n / 250) % 250, 1 + n % 250)),
         reverse: Some(s.name.clone()),
         server_id: 1_000_000 + n,
         availability_zone: format!("{region}-a"),
@@ -255,7 +300,11 @@ fn build(s: FleetServer, index: usize, templates: &[Template]) -> Result<Server,
             .map(|(i, g)| DiskGroup {
                 id: i as u32 + 1,
                 content: Some(g.content.unwrap_or_else(|| {
-                    if i == 0 { format!("os:{}", s.os) } else { format!("data:{}:dg{}", s.name, i + 1) }
+                    if i == 0 {
+                        format!("os:{}", s.os)
+                    } else {
+                        format!("data:{}:dg{}", s.name, i + 1)
+                    }
                 })),
                 disk_type: g.disk_type,
                 number_of_disks: g.number_of_disks,
@@ -276,14 +325,24 @@ fn build(s: FleetServer, index: usize, templates: &[Template]) -> Result<Server,
 /// SSD+NVMe servers, hardware RAID controllers or none, Linux and Windows installs.
 pub fn generate(count: usize, seed: u64, templates: &[Template]) -> Vec<Server> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let linux = ["debian12_64", "debian12_64", "ubuntu2404-server_64", "alma9_64", "debian11_64"];
+    let linux = [
+        "debian12_64",
+        "debian12_64",
+        "ubuntu2404-server_64",
+        "alma9_64",
+        "debian11_64",
+    ];
     let dcs = ["gra3", "rbx8", "sbg5", "bhs6", "waw1"];
     (0..count)
         .map(|i| {
             let n = i + 1;
             let dc = dcs[rng.random_range(0..dcs.len())];
             let windows = rng.random_bool(0.15);
-            let os = if windows { "win2022-std_64" } else { linux[rng.random_range(0..linux.len())] };
+            let os = if windows {
+                "win2022-std_64"
+            } else {
+                linux[rng.random_range(0..linux.len())]
+            };
             let hybrid = rng.random_bool(0.35);
             let hw_raid = rng.random_bool(0.25);
             let mut groups = vec![FleetDiskGroup {
@@ -303,7 +362,13 @@ pub fn generate(count: usize, seed: u64, templates: &[Template]) -> Vec<Server> 
                 });
             }
             let compatible = if !windows && rng.random_bool(0.2) {
-                Some(templates.iter().filter(|t| !t.is_windows()).map(|t| t.name.to_string()).collect())
+                Some(
+                    templates
+                        .iter()
+                        .filter(|t| !t.is_windows())
+                        .map(|t| t.name.to_string())
+                        .collect(),
+                )
             } else {
                 None
             };
@@ -312,8 +377,24 @@ pub fn generate(count: usize, seed: u64, templates: &[Template]) -> Vec<Server> 
                 os: os.into(),
                 datacenter: Some(dc.into()),
                 ip: None,
-                commercial_range: Some(if hybrid { "SCALE-1" } else if hw_raid { "HGR-HCI-1" } else { "ADVANCE-1" }.into()),
-                boot_mode: Some(if rng.random_bool(0.3) { "legacy" } else { "uefi" }.into()),
+                commercial_range: Some(
+                    if hybrid {
+                        "SCALE-1"
+                    } else if hw_raid {
+                        "HGR-HCI-1"
+                    } else {
+                        "ADVANCE-1"
+                    }
+                    .into(),
+                ),
+                boot_mode: Some(
+                    if rng.random_bool(0.3) {
+                        "legacy"
+                    } else {
+                        "uefi"
+                    }
+                    .into(),
+                ),
                 boot: None,
                 boot_script: None,
                 efi_bootloader_path: None,
@@ -352,10 +433,14 @@ mod tests {
     #[test]
     fn unknown_field_and_os_are_clear_errors() {
         let y = "servers:\n  - name: a\n    os: debian12_64\n    bootmode: uefi\n";
-        let e = parse(y, Path::new("f.yaml"), &catalogue()).unwrap_err().to_string();
+        let e = parse(y, Path::new("f.yaml"), &catalogue())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("f.yaml") && e.contains("bootmode"), "{e}");
         let y = "servers:\n  - name: a\n    os: debian13\n";
-        let e = parse(y, Path::new("f.yaml"), &catalogue()).unwrap_err().to_string();
+        let e = parse(y, Path::new("f.yaml"), &catalogue())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown os `debian13`"), "{e}");
     }
 

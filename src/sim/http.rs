@@ -16,14 +16,23 @@ pub struct ApiError {
 impl ApiError {
     /// The modern error model: `{"class": …, "message": …}`.
     pub fn new(status: u16, class: &str, message: impl Into<String>) -> Self {
-        ApiError { status, body: json!({"class": class, "message": message.into()}) }
+        ApiError {
+            status,
+            body: json!({"class": class, "message": message.into()}),
+        }
     }
 
     /// The auth layer's older shape, still what the SDKs key on (python-ovh maps
     /// `errorCode` to exception types).
     pub fn legacy(status: u16, code: &str, message: &str) -> Self {
-        let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
-        ApiError { status, body: json!({"errorCode": code, "httpCode": format!("{status} {reason}"), "message": message}) }
+        let reason = StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("");
+        ApiError {
+            status,
+            body: json!({"errorCode": code, "httpCode": format!("{status} {reason}"), "message": message}),
+        }
     }
 
     pub fn not_found_service() -> Self {
@@ -49,7 +58,10 @@ pub struct Answer {
 
 impl Answer {
     pub fn json(body: Value) -> Self {
-        Answer { body, headers: Vec::new() }
+        Answer {
+            body,
+            headers: Vec::new(),
+        }
     }
 
     /// Void operations (PUT, tag add/remove, cancel) answer 200 with a JSON `null`.

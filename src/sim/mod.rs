@@ -54,10 +54,15 @@ pub use world::{InstallFailure, Server, TaskStatus, Timings, World};
 pub enum SimError {
     #[error("fleet file {path}: {message}")]
     Fleet { path: String, message: String },
-    #[error("refusing to listen on non-loopback address {addr}: the simulator has no TLS and weak credentials; pass --allow-non-loopback if you really mean it")]
+    #[error(
+        "refusing to listen on non-loopback address {addr}: the simulator has no TLS and weak credentials; pass --allow-non-loopback if you really mean it"
+    )]
     NonLoopback { addr: SocketAddr },
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// How to build a simulator.
@@ -116,7 +121,11 @@ impl SimConfig {
 
     /// The test setup: hooks on, simulated time frozen (advance it by hand), fixed seed.
     pub fn for_tests() -> Self {
-        SimConfig { hooks: true, speed: 0.0, ..SimConfig::default() }
+        SimConfig {
+            hooks: true,
+            speed: 0.0,
+            ..SimConfig::default()
+        }
     }
 }
 
@@ -130,7 +139,9 @@ pub struct SimHandle {
 /// Start the simulator on an already bound listener (tests bind `127.0.0.1:0`). Must be called
 /// inside a tokio runtime; the server runs as a task of that runtime.
 pub fn spawn(listener: tokio::net::TcpListener, config: SimConfig) -> SimHandle {
-    let addr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
     let templates = catalog::catalogue();
     let mut world = World::new(
         config.fleet.clone(),
@@ -142,7 +153,11 @@ pub fn spawn(listener: tokio::net::TcpListener, config: SimConfig) -> SimHandle 
     world.timings = config.timings.clone();
     let app = Arc::new(server::App::new(world, &config));
     let task = tokio::spawn(server::serve(listener, app.clone()));
-    SimHandle { addr, app, task: Some(task) }
+    SimHandle {
+        addr,
+        app,
+        task: Some(task),
+    }
 }
 
 impl SimHandle {

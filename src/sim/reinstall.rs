@@ -25,8 +25,10 @@ const TOP_KEYS: &[&str] = &["operatingSystem", "customizations", "storage", "pro
 const STORAGE_KEYS: &[&str] = &["diskGroupId", "hardwareRaid", "partitioning", "erase"];
 const HW_RAID_LEVELS: &[i64] = &[0, 1, 5, 6, 10, 50, 60];
 const SOFT_RAID_LEVELS: &[i64] = &[0, 1, 5, 6, 7, 10];
-const FILESYSTEMS: &[&str] =
-    &["btrfs", "ext3", "ext4", "fat16", "none", "ntfs", "reiserfs", "swap", "ufs", "vmfs5", "vmfs6", "vmfsl", "xfs", "zfs"];
+const FILESYSTEMS: &[&str] = &[
+    "btrfs", "ext3", "ext4", "fat16", "none", "ntfs", "reiserfs", "swap", "ufs", "vmfs5", "vmfs6",
+    "vmfsl", "xfs", "zfs",
+];
 /// Customizations the 2026 schema declares, with the JSON type each takes.
 const CUSTOMIZATIONS: &[(&str, &str)] = &[
     ("configDriveMetadata", "map"),
@@ -50,15 +52,26 @@ const CUSTOMIZATIONS: &[(&str, &str)] = &[
 const MAX_CUSTOMIZATION_BYTES: usize = 32 * 1024;
 
 /// Checks that only depend on the server and the chosen OS, shared by both install routes.
-fn check_os<'t>(server: &Server, templates: &'t [Template], os: &str) -> Result<&'t Template, ApiError> {
+fn check_os<'t>(
+    server: &Server,
+    templates: &'t [Template],
+    os: &str,
+) -> Result<&'t Template, ApiError> {
     let template = templates.iter().find(|t| t.name == os).ok_or_else(|| {
-        ApiError::new(404, "Client::NotFound::OperatingSystem", format!("Operating system {os} could not be found"))
+        ApiError::new(
+            404,
+            "Client::NotFound::OperatingSystem",
+            format!("Operating system {os} could not be found"),
+        )
     })?;
     if !server.compatible_templates.iter().any(|c| c == os) {
         return Err(ApiError::new(
             409,
             "Client::Conflict::OperatingSystemIncompatible",
-            format!("Operating system {os} is not compatible for server {}", server.name),
+            format!(
+                "Operating system {os} is not compatible for server {}",
+                server.name
+            ),
         ));
     }
     if let Some(task) = server.pending_task() {
@@ -77,8 +90,14 @@ fn check_os<'t>(server: &Server, templates: &'t [Template], os: &str) -> Result<
 }
 
 /// Validate a `dedicated.server.Reinstall` body against `server`.
-pub fn validate(server: &Server, templates: &[Template], body: &Value) -> Result<InstallPlan, ApiError> {
-    let obj = body.as_object().ok_or_else(|| invalid("body", "must be a JSON object"))?;
+pub fn validate(
+    server: &Server,
+    templates: &[Template],
+    body: &Value,
+) -> Result<InstallPlan, ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| invalid("body", "must be a JSON object"))?;
     if let Some(k) = obj.keys().find(|k| !TOP_KEYS.contains(&k.as_str())) {
         return Err(invalid(k, "Unknown parameter"));
     }
@@ -113,7 +132,10 @@ pub fn validate(server: &Server, templates: &[Template], body: &Value) -> Result
             .and_then(Value::as_str)
             .map(str::to_string)
             .or_else(|| template.efi_bootloader_path.map(str::to_string)),
-        hostname: customs.get("hostname").and_then(Value::as_str).map(str::to_string),
+        hostname: customs
+            .get("hostname")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 
@@ -125,13 +147,20 @@ fn dg_name(id: impl std::fmt::Display) -> String {
 fn string_map(v: &Value) -> Result<BTreeMap<String, String>, &'static str> {
     let m = v.as_object().ok_or("must be an object of strings")?;
     m.iter()
-        .map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())).ok_or("must be an object of strings"))
+        .map(|(k, v)| {
+            v.as_str()
+                .map(|s| (k.clone(), s.to_string()))
+                .ok_or("must be an object of strings")
+        })
         .collect()
 }
 
 fn check_customizations(t: &Template, customs: &Map<String, Value>) -> Result<(), ApiError> {
     let format_err = |name: &str, kind: &str, msg: &str| {
-        bad("CustomizationInvalidFormat", format!("Invalid customization format for {name} of type {kind}: {msg}"))
+        bad(
+            "CustomizationInvalidFormat",
+            format!("Invalid customization format for {name} of type {kind}: {msg}"),
+        )
     };
     for (name, value) in customs {
         let declared = CUSTOMIZATIONS.iter().find(|(n, _)| n == name);
@@ -139,24 +168,38 @@ fn check_customizations(t: &Template, customs: &Map<String, Value>) -> Result<()
         let (Some((_, json_type)), Some(input)) = (declared, input) else {
             return Err(bad(
                 "CustomizationName",
-                format!("Customization {name} doesn't exist for operating system {}", t.name),
+                format!(
+                    "Customization {name} doesn't exist for operating system {}",
+                    t.name
+                ),
             ));
         };
         match *json_type {
             "map" => {
                 string_map(value).map_err(|m| format_err(name, input.kind, m))?;
             }
-            "boolean" if !value.is_boolean() => return Err(format_err(name, input.kind, "must be a boolean")),
+            "boolean" if !value.is_boolean() => {
+                return Err(format_err(name, input.kind, "must be a boolean"));
+            }
             "string" => {
-                let s = value.as_str().ok_or_else(|| format_err(name, input.kind, "must be a string"))?;
+                let s = value
+                    .as_str()
+                    .ok_or_else(|| format_err(name, input.kind, "must be a string"))?;
                 if s.len() > MAX_CUSTOMIZATION_BYTES {
                     return Err(bad(
                         "CustomizationSizeExceeded",
-                        format!("Customization is {} big, which is exceeding limit of {MAX_CUSTOMIZATION_BYTES}", s.len()),
+                        format!(
+                            "Customization is {} big, which is exceeding limit of {MAX_CUSTOMIZATION_BYTES}",
+                            s.len()
+                        ),
                     ));
                 }
                 if !input.enum_values.is_empty() && !input.enum_values.contains(&s) {
-                    return Err(format_err(name, input.kind, &format!("must be one of {}", input.enum_values.join(", "))));
+                    return Err(format_err(
+                        name,
+                        input.kind,
+                        &format!("must be one of {}", input.enum_values.join(", ")),
+                    ));
                 }
                 if name == "hostname" {
                     check_hostname(s)?;
@@ -171,12 +214,18 @@ fn check_customizations(t: &Template, customs: &Map<String, Value>) -> Result<()
             // published, so this one is [inferred].
             return Err(bad(
                 "CustomizationMandatory",
-                format!("Customization {} is mandatory for operating system {}", input.name, t.name),
+                format!(
+                    "Customization {} is mandatory for operating system {}",
+                    input.name, t.name
+                ),
             ));
         }
     }
     if customs.contains_key("imageCheckSum") != customs.contains_key("imageCheckSumType") {
-        return Err(bad("IncompatibleParams", "Incompatible imageCheckSum and imageCheckSumType parameters"));
+        return Err(bad(
+            "IncompatibleParams",
+            "Incompatible imageCheckSum and imageCheckSumType parameters",
+        ));
     }
     Ok(())
 }
@@ -185,7 +234,10 @@ fn check_hostname(h: &str) -> Result<(), ApiError> {
     if h.len() > 255 {
         return Err(bad(
             "HostnameSizeExceeded",
-            format!("Hostname provided is {} length. It shall not be longer than 255 characters, see RFC 1035, section 2.3.4", h.len()),
+            format!(
+                "Hostname provided is {} length. It shall not be longer than 255 characters, see RFC 1035, section 2.3.4",
+                h.len()
+            ),
         ));
     }
     let label_ok = |l: &str| {
@@ -211,29 +263,47 @@ fn check_hostname(h: &str) -> Result<(), ApiError> {
 fn int_field(obj: &Map<String, Value>, key: &str, at: &str) -> Result<Option<i64>, ApiError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_i64().map(Some).ok_or_else(|| invalid(&format!("{at}.{key}"), "must be an integer")),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| invalid(&format!("{at}.{key}"), "must be an integer")),
     }
 }
 
 /// Returns the OS disk group and the disk groups kept with `erase: false`.
-fn check_storage(server: &Server, t: &Template, storage: &[Value]) -> Result<(u32, BTreeSet<u32>), ApiError> {
+fn check_storage(
+    server: &Server,
+    t: &Template,
+    storage: &[Value],
+) -> Result<(u32, BTreeSet<u32>), ApiError> {
     let mut seen = BTreeSet::new();
     let mut keep = BTreeSet::new();
     let mut install: Option<(u32, &Map<String, Value>, String)> = None;
     let group = |id: i64| -> Result<u32, ApiError> {
         // 0 / absent means "automatic", i.e. disk group 1 (D:partitioning_ovh).
         let id = if id == 0 { 1 } else { id };
-        server.disk_groups.iter().find(|g| i64::from(g.id) == id).map(|g| g.id).ok_or_else(|| {
-            ApiError::new(
-                404,
-                "Client::NotFound::DiskGroup",
-                format!("{} could not be found on server {}", dg_name(id), server.name),
-            )
-        })
+        server
+            .disk_groups
+            .iter()
+            .find(|g| i64::from(g.id) == id)
+            .map(|g| g.id)
+            .ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "Client::NotFound::DiskGroup",
+                    format!(
+                        "{} could not be found on server {}",
+                        dg_name(id),
+                        server.name
+                    ),
+                )
+            })
     };
     for (i, entry) in storage.iter().enumerate() {
         let at = format!("storage.{i}");
-        let obj = entry.as_object().ok_or_else(|| invalid(&at, "must be an object"))?;
+        let obj = entry
+            .as_object()
+            .ok_or_else(|| invalid(&at, "must be an object"))?;
         if let Some(k) = obj.keys().find(|k| !STORAGE_KEYS.contains(&k.as_str())) {
             return Err(invalid(&format!("{at}.{k}"), "Unknown parameter"));
         }
@@ -241,7 +311,10 @@ fn check_storage(server: &Server, t: &Template, storage: &[Value]) -> Result<(u3
         // The erase-only rules below are documented (2026-09, REFERENCE "erase:false") but their
         // error classes are NOT published; these `Client::BadRequest::…` names are ours.
         if !seen.insert(id) {
-            return Err(bad("DiskGroupDuplicated", format!("Disk group {id} appears more than once in storage")));
+            return Err(bad(
+                "DiskGroupDuplicated",
+                format!("Disk group {id} appears more than once in storage"),
+            ));
         }
         let erase = match obj.get("erase") {
             None | Some(Value::Null) => None,
@@ -253,7 +326,9 @@ fn check_storage(server: &Server, t: &Template, storage: &[Value]) -> Result<(u3
             Some(false) if configures => {
                 return Err(bad(
                     "DiskGroupEraseIncompatible",
-                    format!("Disk group {id} cannot be kept (erase: false) and configured for the installation"),
+                    format!(
+                        "Disk group {id} cannot be kept (erase: false) and configured for the installation"
+                    ),
                 ));
             }
             Some(false) => {
@@ -264,7 +339,10 @@ fn check_storage(server: &Server, t: &Template, storage: &[Value]) -> Result<(u3
             }
             _ => {
                 if install.is_some() {
-                    let n = storage.iter().filter(|e| e.get("erase") != Some(&Value::Bool(false))).count();
+                    let n = storage
+                        .iter()
+                        .filter(|e| e.get("erase") != Some(&Value::Bool(false)))
+                        .count();
                     return Err(ApiError::new(
                         501,
                         "Server::NotImplemented::DiskGroupMultipleConfigs",
@@ -279,37 +357,60 @@ fn check_storage(server: &Server, t: &Template, storage: &[Value]) -> Result<(u3
     if keep.contains(&os_group) {
         return Err(bad(
             "DiskGroupEraseForbidden",
-            format!("Disk group {os_group} receives the operating system and cannot be kept (erase: false)"),
+            format!(
+                "Disk group {os_group} receives the operating system and cannot be kept (erase: false)"
+            ),
         ));
     }
     if let Some((id, obj, at)) = install {
-        let dg = server.disk_groups.iter().find(|g| g.id == id).expect("group checked above");
+        let dg = server
+            .disk_groups
+            .iter()
+            .find(|g| g.id == id)
+            .expect("group checked above");
         let mut hw_raid = false;
         if let Some(hr) = obj.get("hardwareRaid") {
-            let arr = hr.as_array().ok_or_else(|| invalid(&format!("{at}.hardwareRaid"), "must be an array"))?;
+            let arr = hr
+                .as_array()
+                .ok_or_else(|| invalid(&format!("{at}.hardwareRaid"), "must be an array"))?;
             if arr.len() > 1 {
                 return Err(ApiError::new(
                     501,
                     "Server::NotImplemented::HardwareRaidMultipleConfigs",
-                    format!("Multiple ({}) hardware RAID configurations not implemented", arr.len()),
+                    format!(
+                        "Multiple ({}) hardware RAID configurations not implemented",
+                        arr.len()
+                    ),
                 ));
             }
             if let Some(cfg) = arr.first() {
                 let at = format!("{at}.hardwareRaid.0");
-                let cfg = cfg.as_object().ok_or_else(|| invalid(&at, "must be an object"))?;
-                if let Some(k) = cfg.keys().find(|k| !["arrays", "disks", "raidLevel", "spares"].contains(&k.as_str())) {
+                let cfg = cfg
+                    .as_object()
+                    .ok_or_else(|| invalid(&at, "must be an object"))?;
+                if let Some(k) = cfg
+                    .keys()
+                    .find(|k| !["arrays", "disks", "raidLevel", "spares"].contains(&k.as_str()))
+                {
                     return Err(invalid(&format!("{at}.{k}"), "Unknown parameter"));
                 }
                 if dg.raid_controller.is_none() {
                     return Err(ApiError::new(
                         409,
                         "Client::Conflict::HardwareRaidIncompatibleOnDiskGroup",
-                        format!("Hardware RAID is not supported by {} on server {}", dg_name(id), server.name),
+                        format!(
+                            "Hardware RAID is not supported by {} on server {}",
+                            dg_name(id),
+                            server.name
+                        ),
                     ));
                 }
                 let level = int_field(cfg, "raidLevel", &at)?.unwrap_or(1);
                 if !HW_RAID_LEVELS.contains(&level) {
-                    return Err(invalid(&format!("{at}.raidLevel"), "must be one of 0, 1, 5, 6, 10, 50, 60"));
+                    return Err(invalid(
+                        &format!("{at}.raidLevel"),
+                        "must be one of 0, 1, 5, 6, 10, 50, 60",
+                    ));
                 }
                 let arrays = int_field(cfg, "arrays", &at)?.unwrap_or(1).max(1);
                 let disks = int_field(cfg, "disks", &at)?.unwrap_or(i64::from(dg.number_of_disks));
@@ -330,7 +431,9 @@ fn check_storage(server: &Server, t: &Template, storage: &[Value]) -> Result<(u3
                 if disks % arrays != 0 {
                     return Err(bad(
                         "HardwareRaidInvalidDisksArrays",
-                        format!("Number of disks ({disks}) must be a multiple of arrays ({arrays})"),
+                        format!(
+                            "Number of disks ({disks}) must be a multiple of arrays ({arrays})"
+                        ),
                     ));
                 }
                 hw_raid = true;
@@ -338,15 +441,28 @@ fn check_storage(server: &Server, t: &Template, storage: &[Value]) -> Result<(u3
         }
         if let Some(p) = obj.get("partitioning") {
             let at = format!("{at}.partitioning");
-            let p = p.as_object().ok_or_else(|| invalid(&at, "must be an object"))?;
+            let p = p
+                .as_object()
+                .ok_or_else(|| invalid(&at, "must be an object"))?;
             check_partitioning(server, t, id, dg.number_of_disks, hw_raid, p, &at)?;
         }
     }
     Ok((os_group, keep))
 }
 
-const FORBIDDEN_MOUNTPOINTS: &[&str] =
-    &["/bin", "/dev", "/etc", "/lib", "/lib64", "/lost+found", "/proc", "/run", "/sbin", "/sys", "/usr/bin"];
+const FORBIDDEN_MOUNTPOINTS: &[&str] = &[
+    "/bin",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib64",
+    "/lost+found",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr/bin",
+];
 
 fn check_partitioning(
     server: &Server,
@@ -357,22 +473,34 @@ fn check_partitioning(
     p: &Map<String, Value>,
     at: &str,
 ) -> Result<(), ApiError> {
-    if let Some(k) = p.keys().find(|k| !["disks", "layout", "schemeName"].contains(&k.as_str())) {
+    if let Some(k) = p
+        .keys()
+        .find(|k| !["disks", "layout", "schemeName"].contains(&k.as_str()))
+    {
         return Err(invalid(&format!("{at}.{k}"), "Unknown parameter"));
     }
     if t.no_partitioning {
         return Err(bad(
             "PartitionIncompatibleCustomPartitioning",
-            format!("Operating system  {} doesn't support custom partitioning layout in {}", t.name, dg_name(group)),
+            format!(
+                "Operating system  {} doesn't support custom partitioning layout in {}",
+                t.name,
+                dg_name(group)
+            ),
         ));
     }
     if let Some(s) = p.get("schemeName") {
-        let s = s.as_str().ok_or_else(|| invalid(&format!("{at}.schemeName"), "must be a string"))?;
+        let s = s
+            .as_str()
+            .ok_or_else(|| invalid(&format!("{at}.schemeName"), "must be a string"))?;
         if s != "default" {
             return Err(ApiError::new(
                 404,
                 "Client::NotFound::SchemeName",
-                format!("Partition scheme {s} not found for operating system {}", t.name),
+                format!(
+                    "Partition scheme {s} not found for operating system {}",
+                    t.name
+                ),
             ));
         }
     }
@@ -398,8 +526,12 @@ fn check_partitioning(
             ));
         }
     }
-    let Some(layout) = p.get("layout") else { return Ok(()) };
-    let layout = layout.as_array().ok_or_else(|| invalid(&format!("{at}.layout"), "must be an array"))?;
+    let Some(layout) = p.get("layout") else {
+        return Ok(());
+    };
+    let layout = layout
+        .as_array()
+        .ok_or_else(|| invalid(&format!("{at}.layout"), "must be an array"))?;
     if layout.is_empty() || layout.len() > 128 {
         return Err(bad(
             "PartitionLength",
@@ -419,19 +551,38 @@ fn check_partitioning(
         let at = format!("{at}.layout.{i}");
         // "for partition X at position N in disk group G", as in the published messages.
         let whr = |mp: &str| format!("for partition {mp} at position {} in {dgn}", i + 1);
-        let part = part.as_object().ok_or_else(|| invalid(&at, "must be an object"))?;
-        if let Some(k) = part.keys().find(|k| !["extras", "fileSystem", "mountPoint", "raidLevel", "size"].contains(&k.as_str())) {
+        let part = part
+            .as_object()
+            .ok_or_else(|| invalid(&at, "must be an object"))?;
+        if let Some(k) = part.keys().find(|k| {
+            !["extras", "fileSystem", "mountPoint", "raidLevel", "size"].contains(&k.as_str())
+        }) {
             return Err(invalid(&format!("{at}.{k}"), "Unknown parameter"));
         }
         let mp = match part.get("mountPoint") {
             Some(Value::String(s)) => s.as_str(),
             Some(_) => return Err(invalid(&format!("{at}.mountPoint"), "must be a string")),
-            None => return Err(invalid(&format!("{at}.mountPoint"), "Property is mandatory")),
+            None => {
+                return Err(invalid(
+                    &format!("{at}.mountPoint"),
+                    "Property is mandatory",
+                ));
+            }
         };
         let fs = match part.get("fileSystem") {
             Some(Value::String(s)) if FILESYSTEMS.contains(&s.as_str()) => s.as_str(),
-            Some(_) => return Err(invalid(&format!("{at}.fileSystem"), "must be one of the FileSystemEnum values")),
-            None => return Err(invalid(&format!("{at}.fileSystem"), "Property is mandatory")),
+            Some(_) => {
+                return Err(invalid(
+                    &format!("{at}.fileSystem"),
+                    "must be one of the FileSystemEnum values",
+                ));
+            }
+            None => {
+                return Err(invalid(
+                    &format!("{at}.fileSystem"),
+                    "Property is mandatory",
+                ));
+            }
         };
         if !t.filesystems.contains(&fs) {
             return Err(bad(
@@ -451,7 +602,10 @@ fn check_partitioning(
                 _ => {
                     return Err(bad(
                         "PartitionRaidLevel",
-                        format!("raidLevel value {v} must be one of 0, 1, 5, 6, 7, 10 {}", whr(mp)),
+                        format!(
+                            "raidLevel value {v} must be one of 0, 1, 5, 6, 7, 10 {}",
+                            whr(mp)
+                        ),
                     ));
                 }
             },
@@ -477,7 +631,10 @@ fn check_partitioning(
         }
         let size = int_field(part, "size", &at)?.unwrap_or(0);
         if size < 0 {
-            return Err(bad("PartitionMinSize", format!("size value {size} MiB must be bigger than 0 {}", whr(mp))));
+            return Err(bad(
+                "PartitionMinSize",
+                format!("size value {size} MiB must be bigger than 0 {}", whr(mp)),
+            ));
         }
         if size == 0 {
             fill += 1;
@@ -485,7 +642,10 @@ fn check_partitioning(
                 // Only one partition may fill the disk; class not published [inferred].
                 return Err(bad(
                     "PartitionIncompatibleParams",
-                    format!("size value 0 incompatible with size value 0 of another partition {}", whr(mp)),
+                    format!(
+                        "size value 0 incompatible with size value 0 of another partition {}",
+                        whr(mp)
+                    ),
                 ));
             }
         }
@@ -513,10 +673,17 @@ fn check_partitioning(
             if !mp.starts_with('/') {
                 return Err(bad(
                     "PartitionInvalidUnixMountpointPrefix",
-                    format!("mountPoint value {mp} is invalid (Unix-style mountpoint: must start with a '/') {}", whr(mp)),
+                    format!(
+                        "mountPoint value {mp} is invalid (Unix-style mountpoint: must start with a '/') {}",
+                        whr(mp)
+                    ),
                 ));
             }
-            if mp.len() > 256 || !mp.bytes().all(|c| c.is_ascii_alphanumeric() || b"/._-".contains(&c)) {
+            if mp.len() > 256
+                || !mp
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"/._-".contains(&c))
+            {
                 return Err(bad(
                     "PartitionInvalidUnixMountpoint",
                     format!(
@@ -550,15 +717,24 @@ fn check_partitioning(
             ));
         }
         if let Some(extras) = part.get("extras") {
-            let extras = extras.as_object().ok_or_else(|| invalid(&format!("{at}.extras"), "must be an object"))?;
+            let extras = extras
+                .as_object()
+                .ok_or_else(|| invalid(&format!("{at}.extras"), "must be an object"))?;
             check_extras(t, fs, &whr(mp), extras, &mut zp_names, &at)?;
         }
     }
-    let root = if windows { "c:" } else { t.root_mountpoint.unwrap_or("/") };
+    let root = if windows {
+        "c:"
+    } else {
+        t.root_mountpoint.unwrap_or("/")
+    };
     if !mounts.contains(root) {
         return Err(bad(
             "PartitionMissingRootMountpoint",
-            format!("mountPoint {root} missing for operating system {} in {dgn}", t.name),
+            format!(
+                "mountPoint {root} missing for operating system {} in {dgn}",
+                t.name
+            ),
         ));
     }
     Ok(())
@@ -579,18 +755,26 @@ fn check_extras(
                 .get("name")
                 .and_then(Value::as_str)
                 .map(|s| Some(s.to_string()))
-                .ok_or_else(|| invalid(&format!("{at}.extras.{key}.name"), "Property is mandatory")),
+                .ok_or_else(|| {
+                    invalid(&format!("{at}.extras.{key}.name"), "Property is mandatory")
+                }),
         }
     };
     let (lv, zp) = (name_of("lv")?, name_of("zp")?);
     if lv.is_some() && zp.is_some() {
-        return Err(bad("PartitionIncompatibleParams", format!("extras value lv incompatible with extras value zp {whr}")));
+        return Err(bad(
+            "PartitionIncompatibleParams",
+            format!("extras value lv incompatible with extras value zp {whr}"),
+        ));
     }
     if let Some(lv) = lv {
         if t.lvm_ready != Some(true) || fs == "zfs" {
             return Err(bad(
                 "PartitionIncompatibleLvm",
-                format!("extras.lv value {lv} is not compatible for operating system {} {whr}", t.name),
+                format!(
+                    "extras.lv value {lv} is not compatible for operating system {} {whr}",
+                    t.name
+                ),
             ));
         }
         if lv.is_empty() || lv.len() > 16 || !lv.bytes().all(|c| c.is_ascii_alphanumeric()) {
@@ -614,7 +798,9 @@ fn check_extras(
         if b.is_empty()
             || b.len() > 239
             || !b[0].is_ascii_alphabetic()
-            || !b.iter().all(|c| c.is_ascii_alphanumeric() || b"_:.".contains(c))
+            || !b
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"_:.".contains(c))
         {
             return Err(bad(
                 "PartitionInvalidZpName",
@@ -637,9 +823,23 @@ fn check_extras(
 
 /// Validate a legacy `install/start` body; returns the plan (no disk group kept: the legacy
 /// API has no `erase: false`).
-pub fn validate_legacy(server: &Server, templates: &[Template], body: &Value) -> Result<InstallPlan, ApiError> {
-    let obj = body.as_object().ok_or_else(|| invalid("body", "must be a JSON object"))?;
-    if let Some(k) = obj.keys().find(|k| !["templateName", "partitionSchemeName", "details", "userMetadata"].contains(&k.as_str())) {
+pub fn validate_legacy(
+    server: &Server,
+    templates: &[Template],
+    body: &Value,
+) -> Result<InstallPlan, ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| invalid("body", "must be a JSON object"))?;
+    if let Some(k) = obj.keys().find(|k| {
+        ![
+            "templateName",
+            "partitionSchemeName",
+            "details",
+            "userMetadata",
+        ]
+        .contains(&k.as_str())
+    }) {
         return Err(invalid(k, "Unknown parameter"));
     }
     let os = match obj.get("templateName") {
@@ -651,18 +851,39 @@ pub fn validate_legacy(server: &Server, templates: &[Template], body: &Value) ->
     if let Some(s) = obj.get("partitionSchemeName").and_then(Value::as_str)
         && s != "default"
     {
-        return Err(ApiError::new(404, "Client::NotFound::SchemeName", format!("Partition scheme {s} could not be found")));
+        return Err(ApiError::new(
+            404,
+            "Client::NotFound::SchemeName",
+            format!("Partition scheme {s} could not be found"),
+        ));
     }
-    let details = obj.get("details").and_then(Value::as_object).cloned().unwrap_or_default();
-    let keys = ["customHostname", "diskGroupId", "noRaid", "postInstallationScriptLink", "postInstallationScriptReturn", "softRaidDevices"];
+    let details = obj
+        .get("details")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let keys = [
+        "customHostname",
+        "diskGroupId",
+        "noRaid",
+        "postInstallationScriptLink",
+        "postInstallationScriptReturn",
+        "softRaidDevices",
+    ];
     if let Some(k) = details.keys().find(|k| !keys.contains(&k.as_str())) {
         return Err(invalid(&format!("details.{k}"), "Unknown parameter"));
     }
     let mut customs = Map::new();
     if let Some(Value::Array(meta)) = obj.get("userMetadata") {
         for (i, kv) in meta.iter().enumerate() {
-            let (Some(k), Some(v)) = (kv.get("key").and_then(Value::as_str), kv.get("value").and_then(Value::as_str)) else {
-                return Err(invalid(&format!("userMetadata.{i}"), "must be {key: string, value: string}"));
+            let (Some(k), Some(v)) = (
+                kv.get("key").and_then(Value::as_str),
+                kv.get("value").and_then(Value::as_str),
+            ) else {
+                return Err(invalid(
+                    &format!("userMetadata.{i}"),
+                    "must be {key: string, value: string}",
+                ));
             };
             customs.insert(k.to_string(), Value::String(v.to_string()));
         }
@@ -673,14 +894,30 @@ pub fn validate_legacy(server: &Server, templates: &[Template], body: &Value) ->
     check_customizations(template, &customs)?;
     let group = int_field(&details, "diskGroupId", "details")?.unwrap_or(0);
     let group = if group == 0 { 1 } else { group };
-    let os_group = server.disk_groups.iter().find(|g| i64::from(g.id) == group).map(|g| g.id).ok_or_else(|| {
-        ApiError::new(404, "Client::NotFound::DiskGroup", format!("{} could not be found on server {}", dg_name(group as u32), server.name))
-    })?;
+    let os_group = server
+        .disk_groups
+        .iter()
+        .find(|g| i64::from(g.id) == group)
+        .map(|g| g.id)
+        .ok_or_else(|| {
+            ApiError::new(
+                404,
+                "Client::NotFound::DiskGroup",
+                format!(
+                    "{} could not be found on server {}",
+                    dg_name(group as u32),
+                    server.name
+                ),
+            )
+        })?;
     Ok(InstallPlan {
         os: os.to_string(),
         os_disk_group: os_group,
         keep_disk_groups: BTreeSet::new(),
         efi_bootloader_path: template.efi_bootloader_path.map(str::to_string),
-        hostname: customs.get("hostname").and_then(Value::as_str).map(str::to_string),
+        hostname: customs
+            .get("hostname")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }

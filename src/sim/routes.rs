@@ -35,11 +35,18 @@ pub struct Req<'a> {
 
 impl Req<'_> {
     fn query(&self, key: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     fn queries(&self, key: &str) -> Vec<&str> {
-        self.query.iter().filter(|(k, _)| k == key || *k == format!("{key}[]")).map(|(_, v)| v.as_str()).collect()
+        self.query
+            .iter()
+            .filter(|(k, _)| k == key || *k == format!("{key}[]"))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     fn header(&self, name: &str) -> Option<&str> {
@@ -50,8 +57,13 @@ impl Req<'_> {
         if self.body.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(self.body)
-            .map_err(|e| ApiError::new(400, "Client::BadRequest", format!("Invalid JSON received: {e}")))
+        serde_json::from_slice(self.body).map_err(|e| {
+            ApiError::new(
+                400,
+                "Client::BadRequest",
+                format!("Invalid JSON received: {e}"),
+            )
+        })
     }
 }
 
@@ -64,7 +76,9 @@ pub fn classify(version: Version, method: &Method, segs: &[String]) -> Option<(S
     let public = |p: &str| Some((format!("{m} {p}"), false));
     match (version, m, s.as_slice()) {
         (Version::V1, "GET", ["auth", "time"]) => public("/auth/time"),
-        (Version::V1, "GET", ["dedicated", "installationTemplate"]) => public("/dedicated/installationTemplate"),
+        (Version::V1, "GET", ["dedicated", "installationTemplate"]) => {
+            public("/dedicated/installationTemplate")
+        }
         (Version::V1, "GET", ["dedicated", "installationTemplate", "templateInfos"]) => {
             public("/dedicated/installationTemplate/templateInfos")
         }
@@ -72,12 +86,18 @@ pub fn classify(version: Version, method: &Method, segs: &[String]) -> Option<(S
             public("/dedicated/installationTemplate/{templateName}")
         }
         (Version::V1, "GET", ["dedicated", "server"]) => pattern("/dedicated/server"),
-        (Version::V1, "GET" | "PUT", ["dedicated", "server", _]) => pattern("/dedicated/server/{serviceName}"),
-        (Version::V1, "GET", ["dedicated", "server", _, "boot"]) => pattern("/dedicated/server/{serviceName}/boot"),
+        (Version::V1, "GET" | "PUT", ["dedicated", "server", _]) => {
+            pattern("/dedicated/server/{serviceName}")
+        }
+        (Version::V1, "GET", ["dedicated", "server", _, "boot"]) => {
+            pattern("/dedicated/server/{serviceName}/boot")
+        }
         (Version::V1, "GET", ["dedicated", "server", _, "boot", _]) => {
             pattern("/dedicated/server/{serviceName}/boot/{bootId}")
         }
-        (Version::V1, "POST", ["dedicated", "server", _, "reboot"]) => pattern("/dedicated/server/{serviceName}/reboot"),
+        (Version::V1, "POST", ["dedicated", "server", _, "reboot"]) => {
+            pattern("/dedicated/server/{serviceName}/reboot")
+        }
         (Version::V1, "POST", ["dedicated", "server", _, "reinstall"]) => {
             pattern("/dedicated/server/{serviceName}/reinstall")
         }
@@ -93,7 +113,9 @@ pub fn classify(version: Version, method: &Method, segs: &[String]) -> Option<(S
         (Version::V1, "GET", ["dedicated", "server", _, "specifications", "hardware"]) => {
             pattern("/dedicated/server/{serviceName}/specifications/hardware")
         }
-        (Version::V1, "GET", ["dedicated", "server", _, "task"]) => pattern("/dedicated/server/{serviceName}/task"),
+        (Version::V1, "GET", ["dedicated", "server", _, "task"]) => {
+            pattern("/dedicated/server/{serviceName}/task")
+        }
         (Version::V1, "GET", ["dedicated", "server", _, "task", _]) => {
             pattern("/dedicated/server/{serviceName}/task/{taskId}")
         }
@@ -101,8 +123,12 @@ pub fn classify(version: Version, method: &Method, segs: &[String]) -> Option<(S
             pattern("/dedicated/server/{serviceName}/task/{taskId}/cancel")
         }
         (Version::V2, "GET", ["iam", "resource"]) => pattern("/v2/iam/resource"),
-        (Version::V2, "GET" | "PUT", ["iam", "resource", _]) => pattern("/v2/iam/resource/{resourceURN}"),
-        (Version::V2, "POST", ["iam", "resource", _, "tag"]) => pattern("/v2/iam/resource/{resourceURN}/tag"),
+        (Version::V2, "GET" | "PUT", ["iam", "resource", _]) => {
+            pattern("/v2/iam/resource/{resourceURN}")
+        }
+        (Version::V2, "POST", ["iam", "resource", _, "tag"]) => {
+            pattern("/v2/iam/resource/{resourceURN}/tag")
+        }
         (Version::V2, "DELETE", ["iam", "resource", _, "tag", _]) => {
             pattern("/v2/iam/resource/{resourceURN}/tag/{key}")
         }
@@ -123,7 +149,11 @@ pub struct Modes {
 
 impl Default for Modes {
     fn default() -> Self {
-        Modes { expanded_listing: true, batch: true, legacy_install: true }
+        Modes {
+            expanded_listing: true,
+            batch: true,
+            legacy_install: true,
+        }
     }
 }
 
@@ -133,21 +163,35 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
     let s: Vec<&str> = req.segs.iter().map(String::as_str).collect();
     match (req.version, req.method.as_str(), s.as_slice()) {
         (Version::V1, "GET", ["auth", "time"]) => Ok(Answer::json(json!(now_unix))),
-        (Version::V1, "GET", ["dedicated", "installationTemplate"]) => {
-            Ok(Answer::json(json!(world.templates.iter().map(|t| t.name).collect::<Vec<_>>())))
-        }
+        (Version::V1, "GET", ["dedicated", "installationTemplate"]) => Ok(Answer::json(json!(
+            world.templates.iter().map(|t| t.name).collect::<Vec<_>>()
+        ))),
         (Version::V1, "GET", ["dedicated", "installationTemplate", "templateInfos"]) => {
-            Ok(Answer::json(json!(world.templates.iter().map(|t| t.info_json()).collect::<Vec<_>>())))
+            Ok(Answer::json(json!(
+                world
+                    .templates
+                    .iter()
+                    .map(|t| t.info_json())
+                    .collect::<Vec<_>>()
+            )))
         }
         (Version::V1, "GET", ["dedicated", "installationTemplate", name]) => world
             .template(name)
             .map(|t| Answer::json(t.to_json()))
-            .ok_or_else(|| ApiError::new(404, "Client::NotFound", format!("The requested object (templateName = {name}) does not exist"))),
+            .ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "Client::NotFound",
+                    format!("The requested object (templateName = {name}) does not exist"),
+                )
+            }),
         (Version::V1, "GET", ["dedicated", "server"]) => list_servers(world, modes, req),
         (Version::V1, "GET", ["dedicated", "server", sn]) => {
             server(world, sn).map(|s| Answer::json(s.to_json()))
         }
-        (Version::V1, "PUT", ["dedicated", "server", sn]) => put_server(world, sn, &req.json_body()?),
+        (Version::V1, "PUT", ["dedicated", "server", sn]) => {
+            put_server(world, sn, &req.json_body()?)
+        }
         (Version::V1, "GET", ["dedicated", "server", sn, "boot"]) => {
             let srv = server(world, sn)?;
             let filter = req.query("bootType");
@@ -156,15 +200,21 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
             {
                 return Err(bad_param("bootType", f, "dedicated.server.BootTypeEnum"));
             }
-            let ids: Vec<u64> =
-                srv.boots.iter().filter(|b| filter.is_none_or(|f| b.boot_type == f)).map(|b| b.id).collect();
+            let ids: Vec<u64> = srv
+                .boots
+                .iter()
+                .filter(|b| filter.is_none_or(|f| b.boot_type == f))
+                .map(|b| b.id)
+                .collect();
             Ok(Answer::json(json!(ids)))
         }
         (Version::V1, "GET", ["dedicated", "server", sn, "boot", id]) => {
             let srv = server(world, sn)?;
             let id = parse_id("bootId", id)?;
             let b = srv.boot(id).ok_or_else(|| not_found_object("bootId", id))?;
-            Ok(Answer::json(json!({"bootId": b.id, "bootType": b.boot_type, "description": b.description, "kernel": b.kernel})))
+            Ok(Answer::json(
+                json!({"bootId": b.id, "bootType": b.boot_type, "description": b.description, "kernel": b.kernel}),
+            ))
         }
         (Version::V1, "POST", ["dedicated", "server", sn, "reboot"]) => {
             server(world, sn)?;
@@ -174,25 +224,45 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
         (Version::V1, "POST", ["dedicated", "server", sn, "reinstall"]) => {
             let body = req.json_body()?;
             let plan = reinstall::validate(server(world, sn)?, &world.templates, &body)?;
-            let t = create(world, sn, "reinstallServer", "Start bare metal OS installation", TaskEffect::Install(plan))?;
+            let t = create(
+                world,
+                sn,
+                "reinstallServer",
+                "Start bare metal OS installation",
+                TaskEffect::Install(plan),
+            )?;
             Ok(Answer::json(t.to_short_json()))
         }
-        (Version::V1, "POST", ["dedicated", "server", sn, "install", "start"]) if modes.legacy_install => {
+        (Version::V1, "POST", ["dedicated", "server", sn, "install", "start"])
+            if modes.legacy_install =>
+        {
             let body = req.json_body()?;
             let plan = reinstall::validate_legacy(server(world, sn)?, &world.templates, &body)?;
-            let t = create(world, sn, "reinstallServer", "Start dedicated server installation", TaskEffect::Install(plan))?;
+            let t = create(
+                world,
+                sn,
+                "reinstallServer",
+                "Start dedicated server installation",
+                TaskEffect::Install(plan),
+            )?;
             Ok(Answer::json(t.to_json()))
         }
         (Version::V1, "GET", ["dedicated", "server", sn, "install", "status"]) => {
             server(world, sn)?;
             // Error class of this 404 not seen anywhere; Client::NotFound presumed (REFERENCE §5.3).
             world.install_status(sn).map(Answer::json).ok_or_else(|| {
-                ApiError::new(404, "Client::NotFound", "Server is not being installed or reinstalled at the moment")
+                ApiError::new(
+                    404,
+                    "Client::NotFound",
+                    "Server is not being installed or reinstalled at the moment",
+                )
             })
         }
         (Version::V1, "GET", ["dedicated", "server", sn, "install", "compatibleTemplates"]) => {
             // 2026 shape: only `ovh` (personal templates are gone).
-            Ok(Answer::json(json!({"ovh": server(world, sn)?.compatible_templates})))
+            Ok(Answer::json(
+                json!({"ovh": server(world, sn)?.compatible_templates}),
+            ))
         }
         (Version::V1, "GET", ["dedicated", "server", sn, "specifications", "hardware"]) => {
             Ok(Answer::json(server(world, sn)?.hardware_json()))
@@ -202,14 +272,26 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
             let function = req.query("function");
             let status = req.query("status");
             if let Some(s) = status
-                && !["cancelled", "customerError", "doing", "done", "init", "ovhError", "todo"].contains(&s)
+                && ![
+                    "cancelled",
+                    "customerError",
+                    "doing",
+                    "done",
+                    "init",
+                    "ovhError",
+                    "todo",
+                ]
+                .contains(&s)
             {
                 return Err(bad_param("status", s, "dedicated.TaskStatusEnum"));
             }
             let ids: Vec<u64> = srv
                 .tasks
                 .values()
-                .filter(|t| function.is_none_or(|f| t.function == f) && status.is_none_or(|s| t.status.as_str() == s))
+                .filter(|t| {
+                    function.is_none_or(|f| t.function == f)
+                        && status.is_none_or(|s| t.status.as_str() == s)
+                })
                 .map(|t| t.id)
                 .collect();
             Ok(Answer::json(json!(ids)))
@@ -217,7 +299,11 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
         (Version::V1, "GET", ["dedicated", "server", sn, "task", id]) => {
             server(world, sn)?;
             let id = parse_id("taskId", id)?;
-            let task = world.servers.get_mut(*sn).and_then(|s| s.tasks.get_mut(&id)).ok_or_else(|| not_found_object("taskId", id))?;
+            let task = world
+                .servers
+                .get_mut(*sn)
+                .and_then(|s| s.tasks.get_mut(&id))
+                .ok_or_else(|| not_found_object("taskId", id))?;
             if task.transient_404 > 0 {
                 task.transient_404 -= 1;
                 return Err(not_found_object("taskId", id));
@@ -228,14 +314,23 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
             server(world, sn)?;
             let id = parse_id("taskId", id)?;
             let now = world.now();
-            let srv = world.servers.get_mut(*sn).ok_or_else(ApiError::not_found_service)?;
-            let task = srv.tasks.get_mut(&id).ok_or_else(|| not_found_object("taskId", id))?;
+            let srv = world
+                .servers
+                .get_mut(*sn)
+                .ok_or_else(ApiError::not_found_service)?;
+            let task = srv
+                .tasks
+                .get_mut(&id)
+                .ok_or_else(|| not_found_object("taskId", id))?;
             // Only tasks not yet started can be stopped; the real refusal is unpublished [inferred].
             if !matches!(task.status, TaskStatus::Init | TaskStatus::Todo) {
                 return Err(ApiError::new(
                     400,
                     "Client::BadRequest",
-                    format!("Task {id} cannot be cancelled in status {}", task.status.as_str()),
+                    format!(
+                        "Task {id} cannot be cancelled in status {}",
+                        task.status.as_str()
+                    ),
                 ));
             }
             task.status = TaskStatus::Cancelled;
@@ -247,16 +342,31 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
             Ok(Answer::void())
         }
         (Version::V2, "GET", ["iam", "resource"]) => list_resources(world, req),
-        (Version::V2, "GET", ["iam", "resource", urn]) => Ok(Answer::json(resource(world, urn)?.iam_resource_json())),
-        (Version::V2, "PUT", ["iam", "resource", urn]) => put_resource(world, urn, &req.json_body()?),
-        (Version::V2, "POST", ["iam", "resource", urn, "tag"]) => add_tag(world, urn, &req.json_body()?),
+        (Version::V2, "GET", ["iam", "resource", urn]) => {
+            Ok(Answer::json(resource(world, urn)?.iam_resource_json()))
+        }
+        (Version::V2, "PUT", ["iam", "resource", urn]) => {
+            put_resource(world, urn, &req.json_body()?)
+        }
+        (Version::V2, "POST", ["iam", "resource", urn, "tag"]) => {
+            add_tag(world, urn, &req.json_body()?)
+        }
         (Version::V2, "DELETE", ["iam", "resource", urn, "tag", key]) => {
             let name = resource(world, urn)?.name.clone();
             if key.starts_with("ovh:") {
                 return Err(reserved_tag(key));
             }
-            let srv = world.servers.get_mut(&name).ok_or_else(ApiError::not_found_service)?;
-            srv.tags.remove(*key).ok_or_else(|| ApiError::new(404, "Client::NotFound", format!("Tag {key} not found on resource")))?;
+            let srv = world
+                .servers
+                .get_mut(&name)
+                .ok_or_else(ApiError::not_found_service)?;
+            srv.tags.remove(*key).ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "Client::NotFound",
+                    format!("Tag {key} not found on resource"),
+                )
+            })?;
             Ok(Answer::void())
         }
         _ => Err(ApiError::invalid_url()),
@@ -264,16 +374,31 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
 }
 
 fn server<'w>(world: &'w World, sn: &str) -> Result<&'w super::world::Server, ApiError> {
-    world.servers.get(sn).ok_or_else(ApiError::not_found_service)
+    world
+        .servers
+        .get(sn)
+        .ok_or_else(ApiError::not_found_service)
 }
 
-fn create(world: &mut World, sn: &str, function: &str, comment: &str, effect: TaskEffect) -> Result<Task, ApiError> {
-    world.create_task(sn, function, comment, effect).ok_or_else(ApiError::not_found_service)
+fn create(
+    world: &mut World,
+    sn: &str,
+    function: &str,
+    comment: &str,
+    effect: TaskEffect,
+) -> Result<Task, ApiError> {
+    world
+        .create_task(sn, function, comment, effect)
+        .ok_or_else(ApiError::not_found_service)
 }
 
 /// Type errors on path/query parameters; the exact wording is [inferred].
 fn bad_param(name: &str, value: &str, kind: &str) -> ApiError {
-    ApiError::new(400, "Client::BadRequest", format!("[{name}] Given data ({value}) is not valid for type {kind}"))
+    ApiError::new(
+        400,
+        "Client::BadRequest",
+        format!("[{name}] Given data ({value}) is not valid for type {kind}"),
+    )
 }
 
 fn parse_id(name: &str, raw: &str) -> Result<u64, ApiError> {
@@ -281,28 +406,49 @@ fn parse_id(name: &str, raw: &str) -> Result<u64, ApiError> {
 }
 
 fn not_found_object(name: &str, id: u64) -> ApiError {
-    ApiError::new(404, "Client::NotFound", format!("The requested object ({name} = {id}) does not exist"))
+    ApiError::new(
+        404,
+        "Client::NotFound",
+        format!("The requested object ({name} = {id}) does not exist"),
+    )
 }
 
 fn reserved_tag(key: &str) -> ApiError {
-    ApiError::new(400, "Client::BadRequest", format!("Tag key {key} is reserved: keys prefixed with ovh: are system tags"))
+    ApiError::new(
+        400,
+        "Client::BadRequest",
+        format!("Tag key {key} is reserved: keys prefixed with ovh: are system tags"),
+    )
 }
 
 /// `iamTags`/`tags` filter: `{"key": [{"operator": "EQ", "value": "x"}]}` (JSON in the query).
 /// Keys are ANDed, the filters of one key ORed [inferred].
-fn tag_filter(raw: Option<&str>, param: &str) -> Result<Option<BTreeMap<String, Vec<(String, String)>>>, ApiError> {
+fn tag_filter(
+    raw: Option<&str>,
+    param: &str,
+) -> Result<Option<BTreeMap<String, Vec<(String, String)>>>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
-    let parsed: BTreeMap<String, Vec<Map<String, Value>>> =
-        serde_json::from_str(raw).map_err(|_| bad_param(param, raw, "map[string][]iam.resource.TagFilter"))?;
+    let parsed: BTreeMap<String, Vec<Map<String, Value>>> = serde_json::from_str(raw)
+        .map_err(|_| bad_param(param, raw, "map[string][]iam.resource.TagFilter"))?;
     let mut out = BTreeMap::new();
     for (k, filters) in parsed {
         let mut list = Vec::new();
         for f in filters {
-            let op = f.get("operator").and_then(Value::as_str).unwrap_or("EQ").to_string();
+            let op = f
+                .get("operator")
+                .and_then(Value::as_str)
+                .unwrap_or("EQ")
+                .to_string();
             if !["EQ", "EXISTS", "ILIKE", "LIKE", "NEQ", "NEXISTS"].contains(&op.as_str()) {
                 return Err(bad_param(param, raw, "iam.resource.TagFilter.OperatorEnum"));
             }
-            list.push((op, f.get("value").and_then(Value::as_str).unwrap_or("").to_string()));
+            list.push((
+                op,
+                f.get("value")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            ));
         }
         out.insert(k, list);
     }
@@ -318,19 +464,26 @@ fn like(pattern: &str, value: &str) -> bool {
     let mut rest = value;
     for (i, p) in parts.iter().enumerate() {
         if i == 0 {
-            let Some(r) = rest.strip_prefix(p) else { return false };
+            let Some(r) = rest.strip_prefix(p) else {
+                return false;
+            };
             rest = r;
         } else if i == parts.len() - 1 {
             return rest.ends_with(p);
         } else {
-            let Some(pos) = rest.find(p) else { return false };
+            let Some(pos) = rest.find(p) else {
+                return false;
+            };
             rest = &rest[pos + p.len()..];
         }
     }
     true
 }
 
-fn tags_match(tags: &BTreeMap<String, String>, filter: &BTreeMap<String, Vec<(String, String)>>) -> bool {
+fn tags_match(
+    tags: &BTreeMap<String, String>,
+    filter: &BTreeMap<String, Vec<(String, String)>>,
+) -> bool {
     filter.iter().all(|(key, fs)| {
         fs.iter().any(|(op, v)| {
             let cur = tags.get(key);
@@ -348,24 +501,44 @@ fn tags_match(tags: &BTreeMap<String, String>, filter: &BTreeMap<String, Vec<(St
 
 fn list_servers(world: &World, modes: &Modes, req: &Req<'_>) -> Outcome {
     let filter = tag_filter(req.query("iamTags"), "iamTags")?;
-    let servers: Vec<&super::world::Server> =
-        world.servers.values().filter(|s| filter.as_ref().is_none_or(|f| tags_match(&s.tags, f))).collect();
-    let expanded =
-        modes.expanded_listing && req.header("x-pagination-mode").is_some_and(|m| m == "CachedObjectList-Pages");
+    let servers: Vec<&super::world::Server> = world
+        .servers
+        .values()
+        .filter(|s| filter.as_ref().is_none_or(|f| tags_match(&s.tags, f)))
+        .collect();
+    let expanded = modes.expanded_listing
+        && req
+            .header("x-pagination-mode")
+            .is_some_and(|m| m == "CachedObjectList-Pages");
     if !expanded {
-        return Ok(Answer::json(json!(servers.iter().map(|s| &s.name).collect::<Vec<_>>())));
+        return Ok(Answer::json(json!(
+            servers.iter().map(|s| &s.name).collect::<Vec<_>>()
+        )));
     }
     let total = servers.len();
     let size = match req.header("x-pagination-size") {
-        Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| bad_param("X-Pagination-Size", v, "long"))?,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| bad_param("X-Pagination-Size", v, "long"))?,
         None => total.max(1),
     };
     // Page numbers start at 1 like the console's iceberg client [inferred].
     let number = match req.header("x-pagination-number") {
-        Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| bad_param("X-Pagination-Number", v, "long"))?,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| bad_param("X-Pagination-Number", v, "long"))?,
         None => 1,
     };
-    let page: Vec<Value> = servers.iter().skip((number - 1) * size).take(size).map(|s| s.to_json()).collect();
+    let page: Vec<Value> = servers
+        .iter()
+        .skip((number - 1) * size)
+        .take(size)
+        .map(|s| s.to_json())
+        .collect();
     Ok(Answer {
         body: json!(page),
         headers: vec![
@@ -401,30 +574,51 @@ fn nullable_string(key: &str, v: &Value) -> Result<Option<String>, ApiError> {
         Value::Null => Ok(None),
         Value::String(s) if s.is_empty() => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
-        _ => Err(ApiError::new(400, "Client::BadRequest", format!("[{key}] must be a string or null"))),
+        _ => Err(ApiError::new(
+            400,
+            "Client::BadRequest",
+            format!("[{key}] must be a string or null"),
+        )),
     }
 }
 
 fn put_server(world: &mut World, sn: &str, body: &Value) -> Outcome {
-    let srv = world.servers.get(sn).ok_or_else(ApiError::not_found_service)?;
-    let obj = body
-        .as_object()
-        .ok_or_else(|| ApiError::new(400, "Client::BadRequest", "Invalid JSON received: expected an object"))?;
+    let srv = world
+        .servers
+        .get(sn)
+        .ok_or_else(ApiError::not_found_service)?;
+    let obj = body.as_object().ok_or_else(|| {
+        ApiError::new(
+            400,
+            "Client::BadRequest",
+            "Invalid JSON received: expected an object",
+        )
+    })?;
     let mut next = srv.clone();
     for (k, v) in obj {
         if READ_ONLY.contains(&k.as_str()) {
             // What the real API does with read-only keys is undocumented; the simulator rejects
             // them so that a client sending one is caught here rather than in production.
-            return Err(ApiError::new(400, "Client::BadRequest", format!("[{k}] Property is read-only")));
+            return Err(ApiError::new(
+                400,
+                "Client::BadRequest",
+                format!("[{k}] Property is read-only"),
+            ));
         }
         match k.as_str() {
             "bootId" => {
                 next.boot_id = match v {
                     Value::Null => None,
                     v => {
-                        let id = v.as_u64().ok_or_else(|| bad_param("bootId", &v.to_string(), "long"))?;
+                        let id = v
+                            .as_u64()
+                            .ok_or_else(|| bad_param("bootId", &v.to_string(), "long"))?;
                         srv.boot(id).ok_or_else(|| {
-                            ApiError::new(400, "Client::BadRequest", format!("[bootId] Boot {id} is not available for server {sn}"))
+                            ApiError::new(
+                                400,
+                                "Client::BadRequest",
+                                format!("[bootId] Boot {id} is not available for server {sn}"),
+                            )
                         })?;
                         Some(id)
                     }
@@ -435,21 +629,43 @@ fn put_server(world: &mut World, sn: &str, body: &Value) -> Outcome {
             "rescueMail" => next.rescue_mail = nullable_string(k, v)?,
             "rescueSshKey" => next.rescue_ssh_key = nullable_string(k, v)?,
             "rootDevice" => next.root_device = nullable_string(k, v)?,
-            "monitoring" => next.monitoring = v.as_bool().ok_or_else(|| bad_param(k, &v.to_string(), "boolean"))?,
-            "noIntervention" => next.no_intervention = v.as_bool().ok_or_else(|| bad_param(k, &v.to_string(), "boolean"))?,
+            "monitoring" => {
+                next.monitoring = v
+                    .as_bool()
+                    .ok_or_else(|| bad_param(k, &v.to_string(), "boolean"))?
+            }
+            "noIntervention" => {
+                next.no_intervention = v
+                    .as_bool()
+                    .ok_or_else(|| bad_param(k, &v.to_string(), "boolean"))?
+            }
             "state" => match v.as_str() {
-                Some(s @ ("error" | "hacked" | "hackedBlocked" | "ok")) => next.state = s.to_string(),
+                Some(s @ ("error" | "hacked" | "hackedBlocked" | "ok")) => {
+                    next.state = s.to_string()
+                }
                 _ => return Err(bad_param(k, &v.to_string(), "dedicated.server.StateEnum")),
             },
-            _ => return Err(ApiError::new(400, "Client::BadRequest", format!("[{k}] Unknown parameter"))),
+            _ => {
+                return Err(ApiError::new(
+                    400,
+                    "Client::BadRequest",
+                    format!("[{k}] Unknown parameter"),
+                ));
+            }
         }
     }
     // bootId and bootScript are mutually exclusive (D:ipxe-scripts): whichever this body sets
     // wins; setting both is refused [inferred].
     let sets_id = obj.get("bootId").is_some_and(|v| !v.is_null());
-    let sets_script = obj.get("bootScript").is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()));
+    let sets_script = obj
+        .get("bootScript")
+        .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()));
     if sets_id && sets_script {
-        return Err(ApiError::new(400, "Client::BadRequest", "bootId and bootScript are mutually exclusive"));
+        return Err(ApiError::new(
+            400,
+            "Client::BadRequest",
+            "bootId and bootScript are mutually exclusive",
+        ));
     }
     if sets_id {
         next.boot_script = None;
@@ -474,16 +690,26 @@ fn resource<'w>(world: &'w World, urn: &str) -> Result<&'w super::world::Server,
 
 fn check_tag(key: &str, value: &str) -> Result<(), ApiError> {
     let ok = |s: &str, min: usize, max: usize| {
-        (min..=max).contains(&s.len()) && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.:/=+@-".contains(&c))
+        (min..=max).contains(&s.len())
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"_.:/=+@-".contains(&c))
     };
     if key.starts_with("ovh:") {
         return Err(reserved_tag(key));
     }
     if !ok(key, 1, 128) {
-        return Err(ApiError::new(400, "Client::BadRequest", format!("Tag key {key} must comply with '^[a-zA-Z0-9_.:/=+@-]{{1,128}}$'")));
+        return Err(ApiError::new(
+            400,
+            "Client::BadRequest",
+            format!("Tag key {key} must comply with '^[a-zA-Z0-9_.:/=+@-]{{1,128}}$'"),
+        ));
     }
     if !ok(value, 0, 256) {
-        return Err(ApiError::new(400, "Client::BadRequest", format!("Tag value for {key} must comply with '^[a-zA-Z0-9_.:/=+@-]{{0,256}}$'")));
+        return Err(ApiError::new(
+            400,
+            "Client::BadRequest",
+            format!("Tag value for {key} must comply with '^[a-zA-Z0-9_.:/=+@-]{{0,256}}$'"),
+        ));
     }
     Ok(())
 }
@@ -503,8 +729,14 @@ fn list_resources(world: &World, req: &Req<'_>) -> Outcome {
         .map(|s| s.iam_resource_json())
         .collect();
     // v2 cursor pagination; the cursor is opaque to clients (here: a base64 offset).
-    let Some(size) = req.header("x-pagination-size") else { return Ok(Answer::json(json!(all))) };
-    let size: usize = size.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad_param("X-Pagination-Size", size, "long"))?;
+    let Some(size) = req.header("x-pagination-size") else {
+        return Ok(Answer::json(json!(all)));
+    };
+    let size: usize = size
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| bad_param("X-Pagination-Size", size, "long"))?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let offset = match req.header("x-pagination-cursor") {
         None => 0,
@@ -518,28 +750,51 @@ fn list_resources(world: &World, req: &Req<'_>) -> Outcome {
     let page: Vec<Value> = all.iter().skip(offset).take(size).cloned().collect();
     let mut headers = Vec::new();
     if offset + size < all.len() {
-        headers.push(("x-pagination-cursor-next", b64.encode((offset + size).to_string())));
+        headers.push((
+            "x-pagination-cursor-next",
+            b64.encode((offset + size).to_string()),
+        ));
     }
-    Ok(Answer { body: json!(page), headers })
+    Ok(Answer {
+        body: json!(page),
+        headers,
+    })
 }
 
 fn put_resource(world: &mut World, urn: &str, body: &Value) -> Outcome {
     let name = resource(world, urn)?.name.clone();
-    let obj = body.as_object().ok_or_else(|| ApiError::new(400, "Client::BadRequest", "Invalid JSON received"))?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::new(400, "Client::BadRequest", "Invalid JSON received"))?;
     if let Some(k) = obj.keys().find(|k| k.as_str() != "tags") {
         // Only `tags` is writable in iam.resource.Resource.
-        return Err(ApiError::new(400, "Client::BadRequest", format!("[{k}] Property is read-only")));
+        return Err(ApiError::new(
+            400,
+            "Client::BadRequest",
+            format!("[{k}] Property is read-only"),
+        ));
     }
     let mut tags = BTreeMap::new();
     if let Some(t) = obj.get("tags").filter(|t| !t.is_null()) {
-        let t = t.as_object().ok_or_else(|| ApiError::new(400, "Client::BadRequest", "[tags] must be an object"))?;
+        let t = t
+            .as_object()
+            .ok_or_else(|| ApiError::new(400, "Client::BadRequest", "[tags] must be an object"))?;
         for (k, v) in t {
-            let v = v.as_str().ok_or_else(|| ApiError::new(400, "Client::BadRequest", format!("[tags.{k}] must be a string")))?;
+            let v = v.as_str().ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    "Client::BadRequest",
+                    format!("[tags.{k}] must be a string"),
+                )
+            })?;
             check_tag(k, v)?;
             tags.insert(k.clone(), v.to_string());
         }
     }
-    let srv = world.servers.get_mut(&name).ok_or_else(ApiError::not_found_service)?;
+    let srv = world
+        .servers
+        .get_mut(&name)
+        .ok_or_else(ApiError::not_found_service)?;
     // System tags survive a replacement of the user tags (TF relies on it).
     srv.tags.retain(|k, _| k.starts_with("ovh:"));
     srv.tags.extend(tags);
@@ -548,18 +803,31 @@ fn put_resource(world: &mut World, urn: &str, body: &Value) -> Outcome {
 
 fn add_tag(world: &mut World, urn: &str, body: &Value) -> Outcome {
     let name = resource(world, urn)?.name.clone();
-    let obj = body.as_object().ok_or_else(|| ApiError::new(400, "Client::BadRequest", "Invalid JSON received"))?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::new(400, "Client::BadRequest", "Invalid JSON received"))?;
     if let Some(k) = obj.keys().find(|k| !["key", "value"].contains(&k.as_str())) {
-        return Err(ApiError::new(400, "Client::BadRequest", format!("[{k}] Unknown parameter")));
+        return Err(ApiError::new(
+            400,
+            "Client::BadRequest",
+            format!("[{k}] Unknown parameter"),
+        ));
     }
     let get = |k: &str| {
-        obj.get(k)
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::new(400, "Client::BadRequest", format!("[{k}] Property is mandatory")))
+        obj.get(k).and_then(Value::as_str).ok_or_else(|| {
+            ApiError::new(
+                400,
+                "Client::BadRequest",
+                format!("[{k}] Property is mandatory"),
+            )
+        })
     };
     let (key, value) = (get("key")?, get("value")?);
     check_tag(key, value)?;
-    let srv = world.servers.get_mut(&name).ok_or_else(ApiError::not_found_service)?;
+    let srv = world
+        .servers
+        .get_mut(&name)
+        .ok_or_else(ApiError::not_found_service)?;
     srv.tags.insert(key.to_string(), value.to_string());
     Ok(Answer::void())
 }

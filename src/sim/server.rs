@@ -29,12 +29,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
+use super::SimConfig;
 use super::auth::{self, SimCredentials, Tokens};
 use super::faults::{Faults, Injected};
 use super::http::{Answer, ApiError, Outcome};
 use super::routes::{self, Modes, Req, Version};
 use super::world::{InstallFailure, World};
-use super::SimConfig;
 
 pub(crate) struct App {
     pub world: Mutex<World>,
@@ -101,21 +101,32 @@ impl SimIo {
             // deprecates set_linger is the blocking non-zero case).
             #[allow(deprecated)]
             let _ = self.stream.set_linger(Some(Duration::ZERO));
-            return Err(io::Error::new(io::ErrorKind::ConnectionReset, "simulated connection reset"));
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "simulated connection reset",
+            ));
         }
         Ok(())
     }
 }
 
 impl AsyncRead for SimIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         self.check()?;
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for SimIo {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.check()?;
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
@@ -137,7 +148,13 @@ impl Listener for SimListener {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let reset = Arc::new(AtomicBool::new(false));
-                    return (SimIo { stream, reset: reset.clone() }, Conn { reset, peer });
+                    return (
+                        SimIo {
+                            stream,
+                            reset: reset.clone(),
+                        },
+                        Conn { reset, peer },
+                    );
                 }
                 // Transient accept errors (e.g. too many open files): back off a little.
                 Err(e) => {
@@ -149,7 +166,10 @@ impl Listener for SimListener {
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(Conn { reset: Arc::new(AtomicBool::new(false)), peer: self.0.local_addr()? })
+        Ok(Conn {
+            reset: Arc::new(AtomicBool::new(false)),
+            peer: self.0.local_addr()?,
+        })
     }
 }
 
@@ -162,9 +182,12 @@ impl Connected<IncomingStream<'_, SimListener>> for Conn {
 pub(crate) async fn serve(listener: TcpListener, app: Arc<App>) {
     let router = Router::new().fallback(handle).with_state(app.clone());
     let shutdown = async move { app.shutdown.notified().await };
-    let served = axum::serve(SimListener(listener), router.into_make_service_with_connect_info::<Conn>())
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = axum::serve(
+        SimListener(listener),
+        router.into_make_service_with_connect_info::<Conn>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     if let Err(e) = served {
         tracing::error!(error = %e, "simulator stopped");
     }
@@ -172,14 +195,22 @@ pub(crate) async fn serve(listener: TcpListener, app: Arc<App>) {
 
 // --- Dispatcher -------------------------------------------------------------------------------
 
-async fn handle(State(app): State<Arc<App>>, ConnectInfo(conn): ConnectInfo<Conn>, req: Request) -> Response {
+async fn handle(
+    State(app): State<Arc<App>>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    req: Request,
+) -> Response {
     let seq = app.query_seq.fetch_add(1, Ordering::Relaxed);
     // Shaped like the real ids (`EU.ext-99.…`), unique per answer, quoted in support tickets.
     let query_id = format!("SIM.ws-1.{:08x}.{seq}", std::process::id());
     let (parts, body) = req.into_parts();
     let mut resp = match axum::body::to_bytes(body, 4 << 20).await {
         Ok(bytes) => dispatch(&app, &conn, &parts, &bytes).await,
-        Err(_) => error_response(&ApiError::new(400, "Client::BadRequest", "Request body too large or unreadable")),
+        Err(_) => error_response(&ApiError::new(
+            400,
+            "Client::BadRequest",
+            "Request body too large or unreadable",
+        )),
     };
     if let Ok(v) = HeaderValue::from_str(&query_id) {
         resp.headers_mut().insert("x-ovh-queryid", v);
@@ -188,7 +219,12 @@ async fn handle(State(app): State<Arc<App>>, ConnectInfo(conn): ConnectInfo<Conn
 }
 
 fn json_response(status: StatusCode, body: &Value, headers: &[(&'static str, String)]) -> Response {
-    let mut resp = (status, [("content-type", "application/json; charset=utf-8")], body.to_string()).into_response();
+    let mut resp = (
+        status,
+        [("content-type", "application/json; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response();
     for (k, v) in headers {
         if let Ok(v) = HeaderValue::from_str(v) {
             resp.headers_mut().insert(*k, v);
@@ -198,7 +234,11 @@ fn json_response(status: StatusCode, body: &Value, headers: &[(&'static str, Str
 }
 
 fn error_response(e: &ApiError) -> Response {
-    json_response(StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &e.body, &[])
+    json_response(
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &e.body,
+        &[],
+    )
 }
 
 fn render(outcome: Outcome) -> Response {
@@ -209,11 +249,18 @@ fn render(outcome: Outcome) -> Response {
 }
 
 fn segments(path: &str) -> Vec<String> {
-    path.split('/').filter(|s| !s.is_empty()).map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned()).collect()
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect()
 }
 
 fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
-    let decode = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+    let decode = |s: &str| {
+        percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     q.unwrap_or("")
         .split('&')
         .filter(|p| !p.is_empty())
@@ -232,12 +279,19 @@ async fn dispatch(app: &App, conn: &Conn, parts: &Parts, body: &Bytes) -> Respon
     let path = parts.uri.path();
     if path == "/_sim" || path.starts_with("/_sim/") {
         // Not part of OVH's API: invisible (an unknown URL) unless hooks are enabled.
-        return if app.hooks { render(hook(app, parts, body)) } else { error_response(&ApiError::invalid_url()) };
+        return if app.hooks {
+            render(hook(app, parts, body))
+        } else {
+            error_response(&ApiError::invalid_url())
+        };
     }
     if path == "/auth/oauth2/token" && parts.method == Method::POST {
         return oauth2_token(app, body);
     }
-    let (version, rest) = if let Some(r) = path.strip_prefix("/1.0").or_else(|| path.strip_prefix("/v1")) {
+    let (version, rest) = if let Some(r) = path
+        .strip_prefix("/1.0")
+        .or_else(|| path.strip_prefix("/v1"))
+    {
         (Version::V1, r)
     } else if let Some(r) = path.strip_prefix("/v2") {
         (Version::V2, r)
@@ -261,14 +315,26 @@ async fn dispatch(app: &App, conn: &Conn, parts: &Parts, body: &Bytes) -> Respon
     match injected {
         Injected::Reset => {
             conn.reset.store(true, Ordering::SeqCst);
-            return error_response(&ApiError::new(500, "Server::InternalServerError", "connection reset"));
+            return error_response(&ApiError::new(
+                500,
+                "Server::InternalServerError",
+                "connection reset",
+            ));
         }
         // No published body or Retry-After for 429 (REFERENCE §6.7) [inferred].
         Injected::TooManyRequests => {
-            return error_response(&ApiError::new(429, "Client::TooManyRequests", "Too many requests"));
+            return error_response(&ApiError::new(
+                429,
+                "Client::TooManyRequests",
+                "Too many requests",
+            ));
         }
         Injected::ServerError => {
-            return error_response(&ApiError::new(500, "Server::InternalServerError", "Internal server error"));
+            return error_response(&ApiError::new(
+                500,
+                "Server::InternalServerError",
+                "Internal server error",
+            ));
         }
         Injected::None => {}
     }
@@ -284,7 +350,8 @@ async fn dispatch(app: &App, conn: &Conn, parts: &Parts, body: &Bytes) -> Respon
         .map(str::to_string);
     let batch_ids: Option<Vec<String>> = batch_sep.as_ref().and_then(|sep| {
         let last = segs.last()?;
-        last.contains(sep.as_str()).then(|| last.split(sep.as_str()).map(str::to_string).collect())
+        last.contains(sep.as_str())
+            .then(|| last.split(sep.as_str()).map(str::to_string).collect())
     });
     if let Some(ids) = &batch_ids
         && let Some(last) = segs.last_mut()
@@ -297,8 +364,16 @@ async fn dispatch(app: &App, conn: &Conn, parts: &Parts, body: &Bytes) -> Respon
     *app.world().calls.entry(pattern).or_default() += 1;
 
     if needs_auth {
-        let host = parts.headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1");
-        let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(path);
+        let host = parts
+            .headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or(path);
         // The URL the client signed: what it addressed (Host header), not our bind address.
         let url = format!("http://{host}{pq}");
         let tokens = app.tokens.lock().unwrap_or_else(|p| p.into_inner());
@@ -319,7 +394,14 @@ async fn dispatch(app: &App, conn: &Conn, parts: &Parts, body: &Bytes) -> Respon
     let query = parse_query(parts.uri.query());
     let mut world = app.world();
     let Some(ids) = batch_ids else {
-        let req = Req { version, method: &parts.method, segs, query, headers: &parts.headers, body };
+        let req = Req {
+            version,
+            method: &parts.method,
+            segs,
+            query,
+            headers: &parts.headers,
+            body,
+        };
         return render(routes::execute(&mut world, &modes, &req, now_unix()));
     };
     // Item shape `{key, value, error}`: `value` is confirmed (OVH console), the other keys are
@@ -346,24 +428,48 @@ fn oauth2_token(app: &App, body: &Bytes) -> Response {
     let text = String::from_utf8_lossy(body);
     let form: Vec<(String, String)> = if text.trim_start().starts_with('{') {
         serde_json::from_str::<serde_json::Map<String, Value>>(&text)
-            .map(|m| m.into_iter().map(|(k, v)| (k, v.as_str().unwrap_or("").to_string())).collect())
+            .map(|m| {
+                m.into_iter()
+                    .map(|(k, v)| (k, v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
             .unwrap_or_default()
     } else {
         parse_query(Some(&text))
     };
-    let get = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| {
+        form.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
     let oauth_error = |status: StatusCode, error: &str, description: &str| {
-        json_response(status, &json!({"error": error, "error_description": description}), &[])
+        json_response(
+            status,
+            &json!({"error": error, "error_description": description}),
+            &[],
+        )
     };
     if get("grant_type") != Some("client_credentials") {
-        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "only client_credentials is supported");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only client_credentials is supported",
+        );
     }
     if get("client_id") != Some(app.credentials.client_id.as_str())
         || get("client_secret") != Some(app.credentials.client_secret.as_str())
     {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        );
     }
-    let token = app.tokens.lock().unwrap_or_else(|p| p.into_inner()).issue(app.token_ttl);
+    let token = app
+        .tokens
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .issue(app.token_ttl);
     json_response(
         StatusCode::OK,
         &json!({"access_token": token, "token_type": "Bearer", "expires_in": app.token_ttl.as_secs(), "scope": get("scope").unwrap_or("all")}),
@@ -382,7 +488,11 @@ fn hook(app: &App, parts: &Parts, body: &Bytes) -> Outcome {
     let segs = segments(parts.uri.path());
     let s: Vec<&str> = segs.iter().skip(1).map(String::as_str).collect();
     let parse = || -> Result<Value, ApiError> {
-        if body.is_empty() { Ok(Value::Null) } else { serde_json::from_slice(body).map_err(|e| hook_error(e.to_string())) }
+        if body.is_empty() {
+            Ok(Value::Null)
+        } else {
+            serde_json::from_slice(body).map_err(|e| hook_error(e.to_string()))
+        }
     };
     let mut w = app.world();
     w.tick();
@@ -394,19 +504,28 @@ fn hook(app: &App, parts: &Parts, body: &Bytes) -> Outcome {
             "modes": app.modes(),
             "faults": w.faults,
         }))),
-        ("GET", ["calls"]) => Ok(Answer::json(json!({"total": w.total_calls(), "routes": w.calls}))),
+        ("GET", ["calls"]) => Ok(Answer::json(
+            json!({"total": w.total_calls(), "routes": w.calls}),
+        )),
         ("DELETE", ["calls"]) => {
             w.calls.clear();
             Ok(Answer::void())
         }
-        ("GET", ["server", sn]) => {
-            w.servers.get(*sn).map(|s| Answer::json(json!(s))).ok_or_else(ApiError::not_found_service)
-        }
+        ("GET", ["server", sn]) => w
+            .servers
+            .get(*sn)
+            .map(|s| Answer::json(json!(s)))
+            .ok_or_else(ApiError::not_found_service),
         // Shallow merge of the given keys into the server's state (names as in GET /_sim/server).
         ("PATCH", ["server", sn]) => {
             let patch = parse()?;
-            let patch = patch.as_object().ok_or_else(|| hook_error("body must be an object"))?;
-            let srv = w.servers.get_mut(*sn).ok_or_else(ApiError::not_found_service)?;
+            let patch = patch
+                .as_object()
+                .ok_or_else(|| hook_error("body must be an object"))?;
+            let srv = w
+                .servers
+                .get_mut(*sn)
+                .ok_or_else(ApiError::not_found_service)?;
             let mut cur = serde_json::to_value(&*srv).map_err(|e| hook_error(e.to_string()))?;
             if let Some(obj) = cur.as_object_mut() {
                 for (k, v) in patch {
@@ -420,18 +539,28 @@ fn hook(app: &App, parts: &Parts, body: &Bytes) -> Outcome {
             Ok(Answer::json(json!(srv)))
         }
         ("POST", ["server", sn, "fail-next-install"]) => {
-            let f: InstallFailure = serde_json::from_value(parse()?).map_err(|e| hook_error(e.to_string()))?;
-            let srv = w.servers.get_mut(*sn).ok_or_else(ApiError::not_found_service)?;
+            let f: InstallFailure =
+                serde_json::from_value(parse()?).map_err(|e| hook_error(e.to_string()))?;
+            let srv = w
+                .servers
+                .get_mut(*sn)
+                .ok_or_else(ApiError::not_found_service)?;
             srv.fail_next_install = Some(f);
             Ok(Answer::void())
         }
         ("POST", ["clock", "advance"]) => {
-            let secs = parse()?.get("seconds").and_then(Value::as_f64).ok_or_else(|| hook_error("body: {\"seconds\": N}"))?;
+            let secs = parse()?
+                .get("seconds")
+                .and_then(Value::as_f64)
+                .ok_or_else(|| hook_error("body: {\"seconds\": N}"))?;
             w.advance(Duration::from_secs_f64(secs.max(0.0)));
             Ok(Answer::json(json!({"now": super::world::fmt_ts(w.now())})))
         }
         ("POST", ["clock", "speed"]) => {
-            let speed = parse()?.get("speed").and_then(Value::as_f64).ok_or_else(|| hook_error("body: {\"speed\": F}"))?;
+            let speed = parse()?
+                .get("speed")
+                .and_then(Value::as_f64)
+                .ok_or_else(|| hook_error("body: {\"speed\": F}"))?;
             w.clock.set_speed(speed);
             Ok(Answer::void())
         }
@@ -441,10 +570,15 @@ fn hook(app: &App, parts: &Parts, body: &Bytes) -> Outcome {
             Ok(Answer::void())
         }
         ("PUT", ["modes"]) => {
-            let m: Modes = serde_json::from_value(parse()?).map_err(|e| hook_error(e.to_string()))?;
+            let m: Modes =
+                serde_json::from_value(parse()?).map_err(|e| hook_error(e.to_string()))?;
             *app.modes.lock().unwrap_or_else(|p| p.into_inner()) = m;
             Ok(Answer::void())
         }
-        _ => Err(ApiError::new(404, "Sim::NotFound", "unknown hook; see docs/operations.md \"Simulator\"")),
+        _ => Err(ApiError::new(
+            404,
+            "Sim::NotFound",
+            "unknown hook; see docs/operations.md \"Simulator\"",
+        )),
     }
 }

@@ -45,8 +45,15 @@ pub struct DiskGroup {
 
 impl DiskGroup {
     pub fn description(&self) -> String {
-        let mode = if self.raid_controller.is_some() { "RAID" } else { "JBOD" };
-        format!("{} X Disk {} {} GB, {}", self.number_of_disks, self.disk_type, self.disk_size_gb, mode)
+        let mode = if self.raid_controller.is_some() {
+            "RAID"
+        } else {
+            "JBOD"
+        };
+        format!(
+            "{} X Disk {} {} GB, {}",
+            self.number_of_disks, self.disk_type, self.disk_size_gb, mode
+        )
     }
 }
 
@@ -117,7 +124,11 @@ impl Server {
     }
 
     fn tags_json(&self) -> Value {
-        if self.tags.is_empty() { Value::Null } else { json!(self.tags) }
+        if self.tags.is_empty() {
+            Value::Null
+        } else {
+            json!(self.tags)
+        }
     }
 
     /// `dedicated.server.DedicatedWithIAM`: every field, `null` when empty.
@@ -239,7 +250,10 @@ impl TaskStatus {
     }
 
     pub fn is_pending(self) -> bool {
-        matches!(self, TaskStatus::Init | TaskStatus::Todo | TaskStatus::Doing)
+        matches!(
+            self,
+            TaskStatus::Init | TaskStatus::Todo | TaskStatus::Doing
+        )
     }
 }
 
@@ -394,7 +408,8 @@ pub fn fmt_ts(t: Timestamp) -> String {
 }
 
 fn add(t: Timestamp, d: Duration) -> Timestamp {
-    t.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)).unwrap_or(t)
+    t.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
+        .unwrap_or(t)
 }
 
 /// The whole simulated world.
@@ -412,7 +427,13 @@ pub struct World {
 }
 
 impl World {
-    pub fn new(servers: Vec<Server>, templates: Vec<Template>, clock: SimClock, faults: Faults, rng: StdRng) -> Self {
+    pub fn new(
+        servers: Vec<Server>,
+        templates: Vec<Template>,
+        clock: SimClock,
+        faults: Faults,
+        rng: StdRng,
+    ) -> Self {
         World {
             servers: servers.into_iter().map(|s| (s.name.clone(), s)).collect(),
             templates,
@@ -438,7 +459,13 @@ impl World {
     }
 
     /// Create a task on `server`; the caller has checked that the server exists.
-    pub fn create_task(&mut self, server: &str, function: &str, comment: &str, effect: TaskEffect) -> Option<Task> {
+    pub fn create_task(
+        &mut self,
+        server: &str,
+        function: &str,
+        comment: &str,
+        effect: TaskEffect,
+    ) -> Option<Task> {
         let now = self.now();
         let t = &self.timings;
         let todo_at = add(now, t.init);
@@ -468,7 +495,11 @@ impl World {
                 end_at = add(doing_at, step_len(run) * (step as u32 + 1));
                 final_status = f.status;
             }
-            srv.install = Some(Install { task_id: id, failure, wiped: false });
+            srv.install = Some(Install {
+                task_id: id,
+                failure,
+                wiped: false,
+            });
         }
         let task = Task {
             id,
@@ -529,7 +560,11 @@ impl World {
                 && let Some(task) = srv.tasks.get(&inst.task_id)
                 && let TaskEffect::Install(plan) = &task.effect
                 && task.status != TaskStatus::Cancelled
-                && now >= add(task.doing_at, step_len(install_len) * (WIPE_STEP as u32 + 1))
+                && now
+                    >= add(
+                        task.doing_at,
+                        step_len(install_len) * (WIPE_STEP as u32 + 1),
+                    )
                 && inst.failure.as_ref().is_none_or(|f| f.step > WIPE_STEP)
             {
                 inst.wiped = true;
@@ -549,7 +584,9 @@ impl World {
                     None => true,
                     Some(t) => match t.status {
                         TaskStatus::Done | TaskStatus::Cancelled => true,
-                        TaskStatus::CustomerError | TaskStatus::OvhError => now >= add(t.end_at, failed_visible),
+                        TaskStatus::CustomerError | TaskStatus::OvhError => {
+                            now >= add(t.end_at, failed_visible)
+                        }
                         _ => false,
                     },
                 };
@@ -558,7 +595,8 @@ impl World {
                 }
             }
             if let Some(after) = purge_after {
-                srv.tasks.retain(|_, t| t.done.is_none_or(|d| now < add(d, after)));
+                srv.tasks
+                    .retain(|_, t| t.done.is_none_or(|d| now < add(d, after)));
             }
         }
     }
@@ -579,7 +617,11 @@ impl World {
                 let end = add(begin, step);
                 let (status, error) = match &inst.failure {
                     Some(f) if f.step == i && now >= end => ("error", Some(f.error.clone())),
-                    Some(f) if i > f.step && now >= add(task.doing_at, step * (f.step as u32 + 1)) => ("todo", None),
+                    Some(f)
+                        if i > f.step && now >= add(task.doing_at, step * (f.step as u32 + 1)) =>
+                    {
+                        ("todo", None)
+                    }
                     _ if now >= end => ("done", None),
                     _ if now >= begin => ("doing", None),
                     _ => ("todo", None),
@@ -606,7 +648,10 @@ fn apply_effect(srv: &mut Server, task: &Task) {
     }
     match &task.effect {
         TaskEffect::Reboot => {
-            let powered_off = srv.boot_id.and_then(|id| srv.boot(id)).is_some_and(|b| b.boot_type == "power");
+            let powered_off = srv
+                .boot_id
+                .and_then(|id| srv.boot(id))
+                .is_some_and(|b| b.boot_type == "power");
             srv.power_state = if powered_off { "poweroff" } else { "poweron" }.to_string();
         }
         TaskEffect::Install(plan) => {

@@ -58,7 +58,9 @@ fn null_or(schema: Value) -> Value {
 
 /// OpenAPI 3.0 schema → draft-7 schema, strict in `mode`.
 fn convert(node: &Value, ns: &str, mode: Mode) -> Value {
-    let Some(obj) = node.as_object() else { return node.clone() };
+    let Some(obj) = node.as_object() else {
+        return node.clone();
+    };
     let nullable = obj.get("nullable") == Some(&Value::Bool(true));
     if let Some(r) = obj.get("$ref").and_then(Value::as_str) {
         let name = r.trim_start_matches("#/components/schemas/");
@@ -101,8 +103,11 @@ fn convert(node: &Value, ns: &str, mode: Mode) -> Value {
     if let Some(props) = obj.get("properties").and_then(Value::as_object) {
         let mut p = Map::new();
         let mut required: Vec<Value> = Vec::new();
-        let declared: Vec<&str> =
-            obj.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let declared: Vec<&str> = obj
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         for (name, prop) in props {
             let read_only = prop.get("readOnly") == Some(&Value::Bool(true));
             match mode {
@@ -124,7 +129,10 @@ fn convert(node: &Value, ns: &str, mode: Mode) -> Value {
                 }
             }
         }
-        out.insert("type".into(), out.get("type").cloned().unwrap_or(json!("object")));
+        out.insert(
+            "type".into(),
+            out.get("type").cloned().unwrap_or(json!("object")),
+        );
         out.insert("properties".into(), Value::Object(p));
         out.insert("required".into(), Value::Array(required));
         out.insert("additionalProperties".into(), Value::Bool(false));
@@ -138,7 +146,9 @@ fn swagger12_type(t: &str, generic: Option<&str>) -> Value {
         return json!({"type": "array", "items": swagger12_type(inner, generic)});
     }
     match t {
-        "string" | "text" | "password" | "ipv4" | "ipv6" | "ip" | "phoneNumber" | "uuid" => json!({"type": "string"}),
+        "string" | "text" | "password" | "ipv4" | "ipv6" | "ip" | "phoneNumber" | "uuid" => {
+            json!({"type": "string"})
+        }
         "long" | "int" | "integer" => json!({"type": "integer"}),
         "double" | "float" => json!({"type": "number"}),
         "boolean" => json!({"type": "boolean"}),
@@ -157,15 +167,22 @@ fn swagger12_models(doc: &Value) -> Map<String, Value> {
             let long = model.get("enumType") == Some(&json!("long"));
             let values: Vec<Value> = values
                 .iter()
-                .map(|v| match (long, v.as_str().and_then(|s| s.parse::<i64>().ok())) {
-                    (true, Some(n)) => json!(n),
-                    _ => v.clone(),
-                })
+                .map(
+                    |v| match (long, v.as_str().and_then(|s| s.parse::<i64>().ok())) {
+                        (true, Some(n)) => json!(n),
+                        _ => v.clone(),
+                    },
+                )
                 .collect();
-            out.insert(name.clone(), json!({"type": if long { "integer" } else { "string" }, "enum": values}));
+            out.insert(
+                name.clone(),
+                json!({"type": if long { "integer" } else { "string" }, "enum": values}),
+            );
             continue;
         }
-        let generic = name.split_once('<').map(|(_, g)| g.trim_end_matches('>').to_string());
+        let generic = name
+            .split_once('<')
+            .map(|(_, g)| g.trim_end_matches('>').to_string());
         let mut props = Map::new();
         for (pname, p) in model["properties"].as_object().expect("properties") {
             let mut node = swagger12_type(p["type"].as_str().expect("type"), generic.as_deref());
@@ -201,7 +218,10 @@ struct Schemas {
 /// The differences REFERENCE.md lists between the published files and the 2026 API.
 fn patch_2026(ds: &mut Map<String, Value>, it: &mut Map<String, Value>) {
     let props = |m: &mut Map<String, Value>, name: &str| -> Map<String, Value> {
-        m[name]["properties"].as_object().cloned().unwrap_or_else(|| panic!("{name} has properties"))
+        m[name]["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} has properties"))
     };
     let set = |m: &mut Map<String, Value>, name: &str, f: &dyn Fn(&mut Map<String, Value>)| {
         let mut p = props(m, name);
@@ -218,9 +238,15 @@ fn patch_2026(ds: &mut Map<String, Value>, it: &mut Map<String, Value>) {
         );
     });
     set(ds, "dedicated.server.reinstall.Customizations", &|p| {
-        p.insert("configDriveMetadata".into(), json!({"type": "object", "additionalProperties": {"type": "string"}}));
+        p.insert(
+            "configDriveMetadata".into(),
+            json!({"type": "object", "additionalProperties": {"type": "string"}}),
+        );
         p.insert("enableLacpBonding".into(), json!({"type": "boolean"}));
-        p.insert("nutanixConfiguration".into(), json!({"type": "object", "additionalProperties": {"type": "string"}}));
+        p.insert(
+            "nutanixConfiguration".into(),
+            json!({"type": "object", "additionalProperties": {"type": "string"}}),
+        );
         p.insert("version".into(), json!({"type": "string"}));
     });
     set(ds, "dedicated.server.reinstall.Storage", &|p| {
@@ -229,9 +255,14 @@ fn patch_2026(ds: &mut Map<String, Value>, it: &mut Map<String, Value>) {
     set(it, "dedicated.installationTemplate.Templates", &|p| {
         p.remove("customization");
         p.remove("hardRaidConfiguration");
-        p.insert("rootMountpoint".into(), json!({"type": "string", "nullable": true, "readOnly": true}));
+        p.insert(
+            "rootMountpoint".into(),
+            json!({"type": "string", "nullable": true, "readOnly": true}),
+        );
     });
-    let input_types = it["dedicated.TemplateOsInputTypeEnum"]["enum"].as_array_mut().expect("enum");
+    let input_types = it["dedicated.TemplateOsInputTypeEnum"]["enum"]
+        .as_array_mut()
+        .expect("enum");
     input_types.push(json!("hostname"));
 }
 
@@ -240,8 +271,14 @@ impl Schemas {
         let ds = load("dedicated-server.openapi3.json");
         let iam = load("iam-v2.openapi3.json");
         let it = load("dedicated-installationTemplate.swagger12.json");
-        let mut ds_models = ds["components"]["schemas"].as_object().expect("components").clone();
-        let iam_models = iam["components"]["schemas"].as_object().expect("components").clone();
+        let mut ds_models = ds["components"]["schemas"]
+            .as_object()
+            .expect("components")
+            .clone();
+        let iam_models = iam["components"]["schemas"]
+            .as_object()
+            .expect("components")
+            .clone();
         let mut it_models = swagger12_models(&it);
         patch_2026(&mut ds_models, &mut it_models);
         let mut read = Map::new();
@@ -252,7 +289,13 @@ impl Schemas {
                 write.insert(def_key(ns, name), convert(m, ns, Mode::Write));
             }
         }
-        Schemas { ds, iam, it, read, write }
+        Schemas {
+            ds,
+            iam,
+            it,
+            read,
+            write,
+        }
     }
 
     fn root(&self, schema: Value, mode: Mode) -> Value {
@@ -272,7 +315,10 @@ impl Schemas {
             .contains_key(&def_key(ns, name)),
             "no model {ns}.{name}"
         );
-        self.root(json!({"$ref": format!("#/definitions/{}", def_key(ns, name))}), mode)
+        self.root(
+            json!({"$ref": format!("#/definitions/{}", def_key(ns, name))}),
+            mode,
+        )
     }
 
     /// The schema of an answer of `method path` (OpenAPI path template) with `status`.
@@ -286,14 +332,20 @@ impl Schemas {
             return self.it_response(template, status);
         }
         let op = &doc["paths"][path][method.to_lowercase()];
-        assert!(op.is_object(), "{method} {template} is not in the published schema");
+        assert!(
+            op.is_object(),
+            "{method} {template} is not in the published schema"
+        );
         let resp = &op["responses"][status.to_string()];
         if status != 200 && resp.is_null() {
             // Routes without declared error answers share the "Common error model".
             return self.error_model();
         }
         match resp["content"]["application/json"]["schema"].as_object() {
-            Some(s) => self.root(convert(&Value::Object(s.clone()), ns, Mode::Read), Mode::Read),
+            Some(s) => self.root(
+                convert(&Value::Object(s.clone()), ns, Mode::Read),
+                Mode::Read,
+            ),
             // `200` without content = void: the API answers `null`.
             None => self.root(json!({"type": "null"}), Mode::Read),
         }
@@ -309,14 +361,19 @@ impl Schemas {
             .iter()
             .find(|a| a["path"] == template)
             .unwrap_or_else(|| panic!("{template} not in installationTemplate schema"));
-        let ty = api["operations"][0]["responseType"].as_str().expect("responseType");
-        self.root(convert(&swagger12_type(ty, None), "it", Mode::Read), Mode::Read)
+        let ty = api["operations"][0]["responseType"]
+            .as_str()
+            .expect("responseType");
+        self.root(
+            convert(&swagger12_type(ty, None), "it", Mode::Read),
+            Mode::Read,
+        )
     }
 
     /// The "Common error model" the schema declares for error answers (strict).
     fn error_model(&self) -> Value {
-        let s = &self.ds["paths"]["/dedicated/server/{serviceName}/reinstall"]["post"]["responses"]["400"]["content"]
-            ["application/json"]["schema"];
+        let s = &self.ds["paths"]["/dedicated/server/{serviceName}/reinstall"]["post"]["responses"]
+            ["400"]["content"]["application/json"]["schema"];
         self.root(convert(s, "ds", Mode::Read), Mode::Read)
     }
 
@@ -325,15 +382,22 @@ impl Schemas {
             Some(p) => (&self.iam, "iam", p),
             None => (&self.ds, "ds", template),
         };
-        let s = &doc["paths"][path][method.to_lowercase()]["requestBody"]["content"]["application/json"]["schema"];
-        assert!(s.is_object(), "{method} {template} has no request body schema");
+        let s = &doc["paths"][path][method.to_lowercase()]["requestBody"]["content"]["application/json"]
+            ["schema"];
+        assert!(
+            s.is_object(),
+            "{method} {template} has no request body schema"
+        );
         self.root(convert(s, ns, Mode::Write), Mode::Write)
     }
 }
 
 fn errors(schema: &Value, instance: &Value) -> Vec<String> {
-    let v = jsonschema::draft7::new(schema).unwrap_or_else(|e| panic!("schema does not compile: {e}"));
-    v.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+    let v =
+        jsonschema::draft7::new(schema).unwrap_or_else(|e| panic!("schema does not compile: {e}"));
+    v.iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
 }
 
 /// The auth layer's legacy error shape (not in the dedicated-server schema; REFERENCE §6.6).
@@ -347,7 +411,10 @@ fn template_of(path: &str) -> (String, bool) {
     let path = path.split('?').next().unwrap_or(path);
     let (v2, rest) = match path.strip_prefix("/v2") {
         Some(r) => (true, r),
-        None => (false, path.trim_start_matches("/1.0").trim_start_matches("/v1")),
+        None => (
+            false,
+            path.trim_start_matches("/1.0").trim_start_matches("/v1"),
+        ),
     };
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let t: Vec<&str> = segs
@@ -355,7 +422,9 @@ fn template_of(path: &str) -> (String, bool) {
         .enumerate()
         .map(|(i, s)| match (v2, i, segs.get(..i)) {
             (false, 2, Some(["dedicated", "server"])) => "{serviceName}",
-            (false, 2, Some(["dedicated", "installationTemplate"])) if *s != "templateInfos" => "{templateName}",
+            (false, 2, Some(["dedicated", "installationTemplate"])) if *s != "templateInfos" => {
+                "{templateName}"
+            }
             (false, 4, Some([_, _, _, "boot"])) => "{bootId}",
             (false, 4, Some([_, _, _, "task"])) => "{taskId}",
             (true, 2, Some(["iam", "resource"])) => "{resourceURN}",
@@ -380,7 +449,10 @@ fn check(schemas: &Schemas, ex: &Exchange) -> Vec<String> {
         json!({"type": "integer"})
     } else if ex.body.get("errorCode").is_some() {
         legacy_error_schema()
-    } else if status == 200 && template == "/dedicated/server" && ex.body.get(0).is_some_and(Value::is_object) {
+    } else if status == 200
+        && template == "/dedicated/server"
+        && ex.body.get(0).is_some_and(Value::is_object)
+    {
         // Expanded listing: `x-expanded-response: DedicatedServerDedicatedWithIAM`.
         schemas.root(json!({"type": "array", "items": {"$ref": "#/definitions/ds.dedicated.server.DedicatedWithIAM"}}), Mode::Read)
     } else {
@@ -394,7 +466,10 @@ fn check(schemas: &Schemas, ex: &Exchange) -> Vec<String> {
             problems.push(format!("request body: {e}"));
         }
     }
-    problems.into_iter().map(|p| format!("{} {} → {status}: {p}", ex.method, ex.path)).collect()
+    problems
+        .into_iter()
+        .map(|p| format!("{} {} → {status}: {p}", ex.method, ex.path))
+        .collect()
 }
 
 /// Batch answers: each item's `value` against the single-object schema.
@@ -425,15 +500,51 @@ async fn every_response_of_a_full_workflow_matches_the_published_schemas() {
     let mut api = Api::new(&sim);
 
     // Unauthenticated catalogue and time.
-    let time = api.send(Method::GET, "/1.0/auth/time", None, &[], false).await;
+    let time = api
+        .send(Method::GET, "/1.0/auth/time", None, &[], false)
+        .await;
     assert!(time.body.is_i64());
-    let names = api.send(Method::GET, "/1.0/dedicated/installationTemplate", None, &[], false).await;
-    for n in ["debian12_64", "win2022-std_64", "byolinux_64", "proxmox8_64"] {
+    let names = api
+        .send(
+            Method::GET,
+            "/1.0/dedicated/installationTemplate",
+            None,
+            &[],
+            false,
+        )
+        .await;
+    for n in [
+        "debian12_64",
+        "win2022-std_64",
+        "byolinux_64",
+        "proxmox8_64",
+    ] {
         assert!(names.body.as_array().unwrap().contains(&json!(n)));
-        api.send(Method::GET, &format!("/1.0/dedicated/installationTemplate/{n}"), None, &[], false).await;
+        api.send(
+            Method::GET,
+            &format!("/1.0/dedicated/installationTemplate/{n}"),
+            None,
+            &[],
+            false,
+        )
+        .await;
     }
-    api.send(Method::GET, "/1.0/dedicated/installationTemplate/templateInfos", None, &[], false).await;
-    api.send(Method::GET, "/v1/dedicated/installationTemplate/nope_64", None, &[], false).await;
+    api.send(
+        Method::GET,
+        "/1.0/dedicated/installationTemplate/templateInfos",
+        None,
+        &[],
+        false,
+    )
+    .await;
+    api.send(
+        Method::GET,
+        "/v1/dedicated/installationTemplate/nope_64",
+        None,
+        &[],
+        false,
+    )
+    .await;
 
     // Servers: list, tag filter, expanded pages, each object.
     let list = api.get("/1.0/dedicated/server").await;
@@ -446,7 +557,11 @@ async fn every_response_of_a_full_workflow_matches_the_published_schemas() {
                 Method::GET,
                 "/1.0/dedicated/server",
                 None,
-                &[("X-Pagination-Mode", "CachedObjectList-Pages"), ("X-Pagination-Size", "2"), ("X-Pagination-Number", page)],
+                &[
+                    ("X-Pagination-Mode", "CachedObjectList-Pages"),
+                    ("X-Pagination-Size", "2"),
+                    ("X-Pagination-Number", page),
+                ],
                 true,
             )
             .await;
@@ -457,7 +572,8 @@ async fn every_response_of_a_full_workflow_matches_the_published_schemas() {
         let ex = api.get(&s(sn)).await;
         assert_eq!(ex.body["name"], sn);
         api.get(&format!("{}/specifications/hardware", s(sn))).await;
-        api.get(&format!("{}/install/compatibleTemplates", s(sn))).await;
+        api.get(&format!("{}/install/compatibleTemplates", s(sn)))
+            .await;
     }
     api.get(&s("ns9999999.ip-1-2-3.eu")).await;
 
@@ -466,7 +582,9 @@ async fn every_response_of_a_full_workflow_matches_the_published_schemas() {
     for id in boots.body.as_array().unwrap() {
         api.get(&format!("{}/boot/{id}", s(HYBRID))).await;
     }
-    let rescue = api.get(&format!("{}/boot?bootType=rescue", s(HYBRID))).await;
+    let rescue = api
+        .get(&format!("{}/boot?bootType=rescue", s(HYBRID)))
+        .await;
     let rescue_id = rescue.body[0].as_u64().unwrap();
 
     // PUT: bootScript, then bootId (exclusive), "" clears.
@@ -474,11 +592,25 @@ async fn every_response_of_a_full_workflow_matches_the_published_schemas() {
     let put = api.put(&s(HYBRID), json!({"bootScript": script})).await;
     assert_eq!((put.status.as_u16(), &put.body), (200, &Value::Null));
     let ex = api.get(&s(HYBRID)).await;
-    assert_eq!((&ex.body["bootId"], &ex.body["bootScript"]), (&Value::Null, &json!(script)));
-    api.put(&s(HYBRID), json!({"bootId": rescue_id, "rescueSshKey": "ssh-ed25519 AAAAC3Nza test"})).await;
+    assert_eq!(
+        (&ex.body["bootId"], &ex.body["bootScript"]),
+        (&Value::Null, &json!(script))
+    );
+    api.put(
+        &s(HYBRID),
+        json!({"bootId": rescue_id, "rescueSshKey": "ssh-ed25519 AAAAC3Nza test"}),
+    )
+    .await;
     let ex = api.get(&s(HYBRID)).await;
-    assert_eq!((&ex.body["bootId"], &ex.body["bootScript"]), (&json!(rescue_id), &Value::Null));
-    api.put(&s(HYBRID), json!({"bootId": 1, "rescueSshKey": "", "monitoring": true})).await;
+    assert_eq!(
+        (&ex.body["bootId"], &ex.body["bootScript"]),
+        (&json!(rescue_id), &Value::Null)
+    );
+    api.put(
+        &s(HYBRID),
+        json!({"bootId": 1, "rescueSshKey": "", "monitoring": true}),
+    )
+    .await;
     assert_eq!(api.get(&s(HYBRID)).await.body["rescueSshKey"], Value::Null);
     let ro = api.put(&s(HYBRID), json!({"os": "debian11_64"})).await;
     assert_error(&ro, 400, "Client::BadRequest");
@@ -495,14 +627,27 @@ async fn every_response_of_a_full_workflow_matches_the_published_schemas() {
 
     // Reinstall errors with their published classes.
     let reinstall = format!("{}/reinstall", s(HYBRID));
-    assert_error(&api.post(&reinstall, Some(json!({"operatingSystem": "debian99_64"}))).await, 404, "Client::NotFound::OperatingSystem");
     assert_error(
-        &api.post(&format!("{}/reinstall", s(RAID)), Some(json!({"operatingSystem": "win2022-std_64"}))).await,
+        &api.post(&reinstall, Some(json!({"operatingSystem": "debian99_64"})))
+            .await,
+        404,
+        "Client::NotFound::OperatingSystem",
+    );
+    assert_error(
+        &api.post(
+            &format!("{}/reinstall", s(RAID)),
+            Some(json!({"operatingSystem": "win2022-std_64"})),
+        )
+        .await,
         409,
         "Client::Conflict::OperatingSystemIncompatible",
     );
     assert_error(
-        &api.post(&reinstall, Some(json!({"operatingSystem": "debian12_64", "customizations": {"sshkey": "x"}}))).await,
+        &api.post(
+            &reinstall,
+            Some(json!({"operatingSystem": "debian12_64", "customizations": {"sshkey": "x"}})),
+        )
+        .await,
         400,
         "Client::BadRequest::CustomizationName",
     );
@@ -534,20 +679,47 @@ async fn every_response_of_a_full_workflow_matches_the_published_schemas() {
             {"diskGroupId": 2, "erase": false}]
     });
     let task = api.post(&reinstall, Some(body.clone())).await;
-    assert_eq!((task.status.as_u16(), &task.body["status"], &task.body["function"]), (200, &json!("init"), &json!("reinstallServer")));
+    assert_eq!(
+        (
+            task.status.as_u16(),
+            &task.body["status"],
+            &task.body["function"]
+        ),
+        (200, &json!("init"), &json!("reinstallServer"))
+    );
     let tid = task.body["taskId"].as_u64().unwrap();
-    assert_error(&api.post(&reinstall, Some(body)).await, 400, "Client::BadRequest::TaskAlreadyExists");
-    api.get(&format!("{}/task?function=reinstallServer", s(HYBRID))).await;
+    assert_error(
+        &api.post(&reinstall, Some(body)).await,
+        400,
+        "Client::BadRequest::TaskAlreadyExists",
+    );
+    api.get(&format!("{}/task?function=reinstallServer", s(HYBRID)))
+        .await;
     api.get(&format!("{}/install/status", s(HYBRID))).await;
     sim.advance(Duration::from_secs(300));
     let st = api.get(&format!("{}/install/status", s(HYBRID))).await;
-    assert!(st.body["progress"].as_array().unwrap().iter().any(|p| p["status"] == "done"));
-    assert_eq!(api.get(&format!("{}/task/{tid}", s(HYBRID))).await.body["status"], "doing");
+    assert!(
+        st.body["progress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["status"] == "done")
+    );
+    assert_eq!(
+        api.get(&format!("{}/task/{tid}", s(HYBRID))).await.body["status"],
+        "doing"
+    );
     sim.advance(Duration::from_secs(1200));
-    assert_eq!(api.get(&format!("{}/task/{tid}", s(HYBRID))).await.body["status"], "done");
+    assert_eq!(
+        api.get(&format!("{}/task/{tid}", s(HYBRID))).await.body["status"],
+        "done"
+    );
     let idle = api.get(&format!("{}/install/status", s(HYBRID))).await;
     assert_eq!(idle.status.as_u16(), 404);
-    assert_eq!(idle.body["message"], "Server is not being installed or reinstalled at the moment");
+    assert_eq!(
+        idle.body["message"],
+        "Server is not being installed or reinstalled at the moment"
+    );
 
     // Legacy install/start and a cancelled task.
     let legacy = api
@@ -558,25 +730,59 @@ async fn every_response_of_a_full_workflow_matches_the_published_schemas() {
         .await;
     assert_eq!(legacy.body["function"], "reinstallServer");
     let lid = legacy.body["taskId"].as_u64().unwrap();
-    assert_eq!(api.post(&format!("{}/task/{lid}/cancel", s(RAID)), None).await.body, Value::Null);
-    assert_eq!(api.get(&format!("{}/task/{lid}", s(RAID))).await.body["status"], "cancelled");
+    assert_eq!(
+        api.post(&format!("{}/task/{lid}/cancel", s(RAID)), None)
+            .await
+            .body,
+        Value::Null
+    );
+    assert_eq!(
+        api.get(&format!("{}/task/{lid}", s(RAID))).await.body["status"],
+        "cancelled"
+    );
 
     // IAM v2 tags, visible in v1.
     let urn = format!("urn:v1:eu:resource:dedicatedServer:{RAID}");
     let enc = urn.replace(':', "%3A");
     api.get("/v2/iam/resource").await;
-    api.get(&format!("/v2/iam/resource?resourceType=dedicatedServer&resourceName={RAID}")).await;
+    api.get(&format!(
+        "/v2/iam/resource?resourceType=dedicatedServer&resourceName={RAID}"
+    ))
+    .await;
     api.get(&format!("/v2/iam/resource/{enc}")).await;
-    api.put(&format!("/v2/iam/resource/{enc}"), json!({"tags": {"team": "db", "ovhform:fingerprint": "sha256:abc"}})).await;
-    api.post(&format!("/v2/iam/resource/{enc}/tag"), Some(json!({"key": "env", "value": "staging"}))).await;
-    api.delete(&format!("/v2/iam/resource/{enc}/tag/team")).await;
-    assert_error(&api.post(&format!("/v2/iam/resource/{enc}/tag"), Some(json!({"key": "ovh:x", "value": "y"}))).await, 400, "Client::BadRequest");
+    api.put(
+        &format!("/v2/iam/resource/{enc}"),
+        json!({"tags": {"team": "db", "ovhform:fingerprint": "sha256:abc"}}),
+    )
+    .await;
+    api.post(
+        &format!("/v2/iam/resource/{enc}/tag"),
+        Some(json!({"key": "env", "value": "staging"})),
+    )
+    .await;
+    api.delete(&format!("/v2/iam/resource/{enc}/tag/team"))
+        .await;
+    assert_error(
+        &api.post(
+            &format!("/v2/iam/resource/{enc}/tag"),
+            Some(json!({"key": "ovh:x", "value": "y"})),
+        )
+        .await,
+        400,
+        "Client::BadRequest",
+    );
     let tags = api.get(&s(RAID)).await.body["iam"]["tags"].clone();
-    assert_eq!(tags, json!({"env": "staging", "ovhform:fingerprint": "sha256:abc"}));
+    assert_eq!(
+        tags,
+        json!({"env": "staging", "ovhform:fingerprint": "sha256:abc"})
+    );
 
     // Auth errors.
     let bad = super::sim_support::Api::new(&sim)
-        .with_credentials(ovhform::sim::SimCredentials { consumer_key: "wrong".into(), ..sim.credentials() })
+        .with_credentials(ovhform::sim::SimCredentials {
+            consumer_key: "wrong".into(),
+            ..sim.credentials()
+        })
         .get(&s(HYBRID))
         .await;
     api.log.push(bad.clone());
@@ -587,18 +793,47 @@ async fn every_response_of_a_full_workflow_matches_the_published_schemas() {
 
     // Batch GETs (checked item by item).
     let batch = api
-        .send(Method::GET, &format!("/1.0/dedicated/server/{HYBRID},{RAID},nope"), None, &[("X-Ovh-Batch", ",")], true)
+        .send(
+            Method::GET,
+            &format!("/1.0/dedicated/server/{HYBRID},{RAID},nope"),
+            None,
+            &[("X-Ovh-Batch", ",")],
+            true,
+        )
         .await;
     assert_eq!(batch.body.as_array().unwrap().len(), 3);
     assert!(batch.body[2]["error"].is_string());
-    problems.extend(check_batch(&schemas, &batch, "/dedicated/server/{serviceName}"));
+    problems.extend(check_batch(
+        &schemas,
+        &batch,
+        "/dedicated/server/{serviceName}",
+    ));
     let tbatch = api
-        .send(Method::GET, &format!("{}/task/{tid},{id}", s(HYBRID)), None, &[("X-Ovh-Batch", ",")], true)
+        .send(
+            Method::GET,
+            &format!("{}/task/{tid},{id}", s(HYBRID)),
+            None,
+            &[("X-Ovh-Batch", ",")],
+            true,
+        )
         .await;
-    problems.extend(check_batch(&schemas, &tbatch, "/dedicated/server/{serviceName}/task/{taskId}"));
+    problems.extend(check_batch(
+        &schemas,
+        &tbatch,
+        "/dedicated/server/{serviceName}/task/{taskId}",
+    ));
 
-    assert!(problems.is_empty(), "{} schema violations:\n{}", problems.len(), problems.join("\n"));
-    assert!(api.log.len() >= 60, "workflow recorded only {} exchanges", api.log.len());
+    assert!(
+        problems.is_empty(),
+        "{} schema violations:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    assert!(
+        api.log.len() >= 60,
+        "workflow recorded only {} exchanges",
+        api.log.len()
+    );
     assert_eq!(sim.server(HYBRID).unwrap().os, "debian12_64");
     sim.shutdown().await;
 }
@@ -614,7 +849,10 @@ fn the_strict_validator_rejects_misnamed_missing_and_extra_fields() {
     let v = misnamed.as_object_mut().unwrap().remove("bootId").unwrap();
     misnamed["bootID"] = v;
     let e = errors(&server, &misnamed);
-    assert!(e.iter().any(|e| e.contains("bootID")) && e.iter().any(|e| e.contains("bootId")), "{e:?}");
+    assert!(
+        e.iter().any(|e| e.contains("bootID")) && e.iter().any(|e| e.contains("bootId")),
+        "{e:?}"
+    );
 
     let mut nested = good.clone();
     nested["iam"]["urnX"] = json!("x");
@@ -633,13 +871,31 @@ fn the_strict_validator_rejects_misnamed_missing_and_extra_fields() {
     assert!(!errors(&put, &json!({"os": "debian12_64"})).is_empty());
     let reinstall = schemas.request("POST", "/dedicated/server/{serviceName}/reinstall");
     assert!(errors(&reinstall, &json!({"operatingSystem": "debian12_64", "storage": [{"diskGroupId": 2, "erase": false}]})).is_empty());
-    assert!(!errors(&reinstall, &json!({"operatingSystem": "debian12_64", "customizations": {"sshkey": "x"}})).is_empty());
-    assert!(!errors(&reinstall, &json!({"customizations": {}})).is_empty(), "operatingSystem is required");
+    assert!(
+        !errors(
+            &reinstall,
+            &json!({"operatingSystem": "debian12_64", "customizations": {"sshkey": "x"}})
+        )
+        .is_empty()
+    );
+    assert!(
+        !errors(&reinstall, &json!({"customizations": {}})).is_empty(),
+        "operatingSystem is required"
+    );
 }
 
 #[test]
 fn path_templates() {
-    assert_eq!(template_of("/1.0/dedicated/server/ns1.eu/task/12?x=1").0, "/dedicated/server/{serviceName}/task/{taskId}");
-    assert_eq!(template_of("/v1/dedicated/installationTemplate/templateInfos").0, "/dedicated/installationTemplate/templateInfos");
-    assert_eq!(template_of("/v2/iam/resource/urn%3Ax/tag/k").0, "/v2/iam/resource/{resourceURN}/tag/{key}");
+    assert_eq!(
+        template_of("/1.0/dedicated/server/ns1.eu/task/12?x=1").0,
+        "/dedicated/server/{serviceName}/task/{taskId}"
+    );
+    assert_eq!(
+        template_of("/v1/dedicated/installationTemplate/templateInfos").0,
+        "/dedicated/installationTemplate/templateInfos"
+    );
+    assert_eq!(
+        template_of("/v2/iam/resource/urn%3Ax/tag/k").0,
+        "/v2/iam/resource/{resourceURN}/tag/{key}"
+    );
 }

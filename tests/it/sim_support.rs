@@ -35,17 +35,27 @@ pub const RAID: &str = "ns3000002.ip-51-68-1.eu";
 pub const WINDOWS: &str = "ns3000003.ip-51-68-1.eu";
 
 pub fn fleet() -> Vec<sim::Server> {
-    sim::fleet::parse(FLEET_YAML, std::path::Path::new("test-fleet.yaml"), &sim::catalog::catalogue())
-        .expect("test fleet parses")
+    sim::fleet::parse(
+        FLEET_YAML,
+        std::path::Path::new("test-fleet.yaml"),
+        &sim::catalog::catalogue(),
+    )
+    .expect("test fleet parses")
 }
 
 pub async fn start(config: SimConfig) -> SimHandle {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
     sim::spawn(listener, config)
 }
 
 pub async fn start_default() -> SimHandle {
-    start(SimConfig { fleet: fleet(), ..SimConfig::for_tests() }).await
+    start(SimConfig {
+        fleet: fleet(),
+        ..SimConfig::for_tests()
+    })
+    .await
 }
 
 /// One recorded exchange.
@@ -69,15 +79,26 @@ pub struct Api {
 pub fn signature(c: &SimCredentials, method: &str, url: &str, body: &str, ts: i64) -> String {
     use sha1::{Digest, Sha1};
     let mut h = Sha1::new();
-    h.update(format!("{}+{}+{method}+{url}+{body}+{ts}", c.application_secret, c.consumer_key));
+    h.update(format!(
+        "{}+{}+{method}+{url}+{body}+{ts}",
+        c.application_secret, c.consumer_key
+    ));
     format!("$1${}", hex::encode(h.finalize()))
 }
 
 impl Api {
     pub fn new(sim: &SimHandle) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client");
-        Api { http, root: sim.root_url(), creds: sim.credentials(), log: Vec::new() }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+        Api {
+            http,
+            root: sim.root_url(),
+            creds: sim.credentials(),
+            log: Vec::new(),
+        }
     }
 
     pub fn with_credentials(mut self, creds: SimCredentials) -> Self {
@@ -96,27 +117,49 @@ impl Api {
     ) -> Exchange {
         let url = format!("{}{path}", self.root);
         let text = body.as_ref().map(|b| b.to_string()).unwrap_or_default();
-        let mut req = self.http.request(method.clone(), &url).header("X-Ovh-Application", &self.creds.application_key);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .header("X-Ovh-Application", &self.creds.application_key);
         if signed {
             let ts = jiff::Timestamp::now().as_second();
             req = req
                 .header("X-Ovh-Consumer", &self.creds.consumer_key)
                 .header("X-Ovh-Timestamp", ts.to_string())
-                .header("X-Ovh-Signature", signature(&self.creds, method.as_str(), &url, &text, ts));
+                .header(
+                    "X-Ovh-Signature",
+                    signature(&self.creds, method.as_str(), &url, &text, ts),
+                );
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         if body.is_some() {
-            req = req.header("Content-Type", "application/json").body(text.clone());
+            req = req
+                .header("Content-Type", "application/json")
+                .body(text.clone());
         }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.expect("body");
-        let body: Value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|e| panic!("{method} {path}: body is not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
-        let ex = Exchange { method, path: path.to_string(), request: body_clone(&text), status, headers, body };
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "{method} {path}: body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        let ex = Exchange {
+            method,
+            path: path.to_string(),
+            request: body_clone(&text),
+            status,
+            headers,
+            body,
+        };
         self.log.push(ex.clone());
         ex
     }
@@ -139,12 +182,27 @@ impl Api {
 }
 
 fn body_clone(text: &str) -> Option<Value> {
-    if text.is_empty() { None } else { serde_json::from_str(text).ok() }
+    if text.is_empty() {
+        None
+    } else {
+        serde_json::from_str(text).ok()
+    }
 }
 
 /// Asserts an API error answer: status and class.
 #[track_caller]
 pub fn assert_error(ex: &Exchange, status: u16, class: &str) {
-    assert_eq!(ex.status.as_u16(), status, "{} {}: {}", ex.method, ex.path, ex.body);
-    assert_eq!(ex.body["class"], class, "{} {}: {}", ex.method, ex.path, ex.body);
+    assert_eq!(
+        ex.status.as_u16(),
+        status,
+        "{} {}: {}",
+        ex.method,
+        ex.path,
+        ex.body
+    );
+    assert_eq!(
+        ex.body["class"], class,
+        "{} {}: {}",
+        ex.method, ex.path, ex.body
+    );
 }
