@@ -54,7 +54,7 @@ pub enum Command {
     /// Print the JSON Schema of all manifest kinds (for yaml-language-server and editors).
     Schema(schema::Args),
     /// Run the OVHcloud API simulator (offline tests and demos).
-    Sim(sim::Args),
+    Sim(Box<sim::Args>),
 }
 
 /// Logs go to stderr so that stdout stays machine-readable (plans, schemas).
@@ -84,6 +84,6 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
-        Command::Sim(args) => sim::run(args),
+        Command::Sim(args) => sim::run(*args),
     }
 }

@@ -423,10 +423,10 @@ fn reserved_tag(key: &str) -> ApiError {
 
 /// `iamTags`/`tags` filter: `{"key": [{"operator": "EQ", "value": "x"}]}` (JSON in the query).
 /// Keys are ANDed, the filters of one key ORed [inferred].
-fn tag_filter(
-    raw: Option<&str>,
-    param: &str,
-) -> Result<Option<BTreeMap<String, Vec<(String, String)>>>, ApiError> {
+/// Tag key → (operator, value) filters.
+type TagFilter = BTreeMap<String, Vec<(String, String)>>;
+
+fn tag_filter(raw: Option<&str>, param: &str) -> Result<Option<TagFilter>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
     let parsed: BTreeMap<String, Vec<Map<String, Value>>> = serde_json::from_str(raw)
         .map_err(|_| bad_param(param, raw, "map[string][]iam.resource.TagFilter"))?;
