@@ -285,6 +285,11 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
             {
                 return Err(bad_param("status", s, "dedicated.TaskStatusEnum"));
             }
+            if let Some(f) = function
+                && !TASK_FUNCTIONS.contains(&f)
+            {
+                return Err(bad_param("function", f, "dedicated.TaskFunctionEnum"));
+            }
             let ids: Vec<u64> = srv
                 .tasks
                 .values()
@@ -548,6 +553,51 @@ fn list_servers(world: &World, modes: &Modes, req: &Req<'_>) -> Outcome {
         ],
     })
 }
+
+/// `dedicated.TaskFunctionEnum` (S25): filter values the API accepts.
+const TASK_FUNCTIONS: &[&str] = &[
+    "INFRA_002_VirtualNetworkInterface",
+    "INFRA_002_VirtualNetworkInterface_group",
+    "INFRA_002_VirtualNetworkInterface_ungroup",
+    "INFRA_ONE_NETWORK_ONEAPI_VirtualNetworkInterface_group",
+    "INFRA_ONE_NETWORK_ONEAPI_VirtualNetworkInterface_ungroup",
+    "INFRA_ONE_NETWORK_VirtualNetworkInterface_group",
+    "INFRA_ONE_NETWORK_VirtualNetworkInterface_ungroup",
+    "addVirtualMac",
+    "addWindowSplaFromExistingSerial",
+    "applyBackupFtpAcls",
+    "applyBackupFtpQuota",
+    "bypassAntiDDosGame",
+    "changePasswordBackupFTP",
+    "changeRipeOrg",
+    "checkAndReleaseIp",
+    "createBackupFTP",
+    "createOrUpdateRipeOrg",
+    "createPrivateNetwork",
+    "disableFirewall",
+    "enableFirewall",
+    "genericMoveFloatingIp",
+    "hardReboot",
+    "hardware_update",
+    "ipmi/configureSGX",
+    "migrateBackupFTP",
+    "moveFloatingIp",
+    "moveVirtualMac",
+    "reagregateBlock",
+    "rebootPower8To",
+    "reinstallServer",
+    "releaseIp",
+    "removeBackupFTP",
+    "removeVirtualMac",
+    "requestAccessIPMI",
+    "resetIPMI",
+    "resetIPMISession",
+    "testIPMIhttp",
+    "testIPMIpassword",
+    "testIPMIping",
+    "virtualMacAdd",
+    "virtualMacDelete",
+];
 
 const READ_ONLY: &[&str] = &[
     "availabilityZone",
