@@ -553,7 +553,9 @@ fn hook(app: &App, parts: &Parts, body: &Bytes) -> Outcome {
                 .get("seconds")
                 .and_then(Value::as_f64)
                 .ok_or_else(|| hook_error("body: {\"seconds\": N}"))?;
-            w.advance(Duration::from_secs_f64(secs.max(0.0)));
+            let by = Duration::try_from_secs_f64(secs)
+                .map_err(|e| hook_error(format!("seconds: {e}")))?;
+            w.advance(by);
             Ok(Answer::json(json!({"now": super::world::fmt_ts(w.now())})))
         }
         ("POST", ["clock", "speed"]) => {

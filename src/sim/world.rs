@@ -492,7 +492,7 @@ impl World {
             let failure = srv.fail_next_install.take().or(random_failure);
             if let Some(f) = &failure {
                 let step = f.step.min(INSTALL_STEPS.len() - 1);
-                end_at = add(doing_at, step_len(run) * (step as u32 + 1));
+                end_at = add(doing_at, step_len(run).saturating_mul(step as u32 + 1));
                 final_status = f.status;
             }
             srv.install = Some(Install {
@@ -563,7 +563,7 @@ impl World {
                 && now
                     >= add(
                         task.doing_at,
-                        step_len(install_len) * (WIPE_STEP as u32 + 1),
+                        step_len(install_len).saturating_mul(WIPE_STEP as u32 + 1),
                     )
                 && inst.failure.as_ref().is_none_or(|f| f.step > WIPE_STEP)
             {
@@ -613,12 +613,14 @@ impl World {
             .iter()
             .enumerate()
             .map(|(i, comment)| {
-                let begin = add(task.doing_at, step * i as u32);
+                let begin = add(task.doing_at, step.saturating_mul(i as u32));
                 let end = add(begin, step);
                 let (status, error) = match &inst.failure {
                     Some(f) if f.step == i && now >= end => ("error", Some(f.error.clone())),
                     Some(f)
-                        if i > f.step && now >= add(task.doing_at, step * (f.step as u32 + 1)) =>
+                        if i > f.step
+                            && now
+                                >= add(task.doing_at, step.saturating_mul(f.step as u32 + 1)) =>
                     {
                         ("todo", None)
                     }

@@ -684,3 +684,228 @@ fn cli_refuses_non_loopback_addresses() {
     let err = ovhform::cli::run(cli).unwrap_err();
     assert!(format!("{err:?}").contains("non-loopback"), "{err:?}");
 }
+
+#[tokio::test]
+async fn put_server_semantics() {
+    let sim = sim_support::start_default().await;
+    let mut api = Api::new(&sim);
+    let path = s(RAID);
+    let rescue = sim
+        .server(RAID)
+        .unwrap()
+        .boots
+        .iter()
+        .find(|b| b.kernel == "rescue-customer")
+        .unwrap()
+        .id;
+    assert_error(
+        &api.put(&path, json!({"bootId": 1, "bootScript": "#!ipxe\n"}))
+            .await,
+        400,
+        "Client::BadRequest",
+    );
+    assert_error(
+        &api.put(&path, json!({"bootId": 424242})).await,
+        400,
+        "Client::BadRequest",
+    );
+    assert_error(
+        &api.put(&path, json!({"bootid": 1})).await,
+        400,
+        "Client::BadRequest",
+    );
+    assert_error(
+        &api.put(&path, json!({"iam": {"tags": {}}})).await,
+        400,
+        "Client::BadRequest",
+    );
+    assert_error(
+        &api.put(&path, json!({"monitoring": "yes"})).await,
+        400,
+        "Client::BadRequest",
+    );
+    assert_error(
+        &api.put(&path, json!({"state": "broken"})).await,
+        400,
+        "Client::BadRequest",
+    );
+    // A refused body changes nothing, even its valid keys.
+    assert_error(
+        &api.put(&path, json!({"rootDevice": "/dev/sda", "os": "x"}))
+            .await,
+        400,
+        "Client::BadRequest",
+    );
+    assert_eq!(sim.server(RAID).unwrap().root_device, None);
+
+    api.put(
+        &path,
+        json!({"bootId": rescue, "rescueMail": "ops@example.com", "rootDevice": "/dev/sda"}),
+    )
+    .await;
+    let srv = api.get(&path).await.body;
+    assert_eq!(
+        (&srv["bootId"], &srv["rescueMail"], &srv["rootDevice"]),
+        (
+            &json!(rescue),
+            &json!("ops@example.com"),
+            &json!("/dev/sda")
+        )
+    );
+    api.put(&path, json!({"bootScript": "#!ipxe\nexit\n"}))
+        .await;
+    assert_eq!(api.get(&path).await.body["bootId"], Value::Null);
+    // Clearing the script ("" as Terraform sends) leaves the disk boot.
+    api.put(
+        &path,
+        json!({"bootScript": "", "rescueMail": "", "rootDevice": null}),
+    )
+    .await;
+    let srv = api.get(&path).await.body;
+    assert_eq!(
+        (
+            &srv["bootId"],
+            &srv["bootScript"],
+            &srv["rescueMail"],
+            &srv["rootDevice"]
+        ),
+        (&json!(1), &Value::Null, &Value::Null, &Value::Null)
+    );
+}
+
+#[tokio::test]
+async fn iam_filters_and_pagination() {
+    let sim = sim_support::start_default().await;
+    let mut api = Api::new(&sim);
+    let q = |f: &str| {
+        format!(
+            "/v2/iam/resource?tags={}",
+            percent_encoding::utf8_percent_encode(f, percent_encoding::NON_ALPHANUMERIC)
+        )
+    };
+    let names = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(
+            &api.get(&q(r#"{"env":[{"operator":"EXISTS","value":""}]}"#))
+                .await
+                .body
+        ),
+        [HYBRID]
+    );
+    assert_eq!(
+        names(
+            &api.get(&q(r#"{"env":[{"operator":"NEXISTS","value":""}]}"#))
+                .await
+                .body
+        )
+        .len(),
+        2
+    );
+    assert_eq!(
+        names(
+            &api.get(&q(r#"{"env":[{"operator":"ILIKE","value":"PR%"}]}"#))
+                .await
+                .body
+        ),
+        [HYBRID]
+    );
+    assert_error(
+        &api.get(&q(r#"{"env":[{"operator":"GT","value":"1"}]}"#))
+            .await,
+        400,
+        "Client::BadRequest",
+    );
+    let first = api
+        .send(
+            Method::GET,
+            "/v2/iam/resource",
+            None,
+            &[("X-Pagination-Size", "2")],
+            true,
+        )
+        .await;
+    assert_eq!(first.body.as_array().unwrap().len(), 2);
+    let cursor = first.headers["x-pagination-cursor-next"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let second = api
+        .send(
+            Method::GET,
+            "/v2/iam/resource",
+            None,
+            &[("X-Pagination-Size", "2"), ("X-Pagination-Cursor", &cursor)],
+            true,
+        )
+        .await;
+    assert_eq!(second.body.as_array().unwrap().len(), 1);
+    assert!(second.headers.get("x-pagination-cursor-next").is_none());
+    // PUT replaces user tags and keeps system (ovh:) tags.
+    let urn = format!("urn:v1:eu:resource:dedicatedServer:{HYBRID}").replace(':', "%3A");
+    let r = api
+        .put(
+            &format!("/v2/iam/resource/{urn}"),
+            json!({"tags": {"a": "b"}}),
+        )
+        .await;
+    assert_eq!(r.body["tags"], json!({"a": "b", "ovh:managedBy": "ovh"}));
+    assert_error(
+        &api.put(
+            &format!("/v2/iam/resource/{urn}"),
+            json!({"tags": {"ovh:x": "1"}}),
+        )
+        .await,
+        400,
+        "Client::BadRequest",
+    );
+    assert_error(
+        &api.put(
+            &format!("/v2/iam/resource/{urn}"),
+            json!({"tags": {"bad key": "1"}}),
+        )
+        .await,
+        400,
+        "Client::BadRequest",
+    );
+}
+
+#[tokio::test]
+async fn a_thousand_servers_list_in_pages() {
+    let sim = sim_support::start(SimConfig::for_tests().with_generated_fleet(1000, 3)).await;
+    let mut api = Api::new(&sim);
+    let started = std::time::Instant::now();
+    let mut seen = 0;
+    for page in 1..=4 {
+        let n = page.to_string();
+        let ex = api
+            .send(
+                Method::GET,
+                "/1.0/dedicated/server",
+                None,
+                &[
+                    ("X-Pagination-Mode", "CachedObjectList-Pages"),
+                    ("X-Pagination-Size", "250"),
+                    ("X-Pagination-Number", &n),
+                ],
+                true,
+            )
+            .await;
+        assert_eq!(ex.headers["x-pagination-elements"], "1000");
+        seen += ex.body.as_array().unwrap().len();
+    }
+    assert_eq!(seen, 1000);
+    let ids = api.get("/1.0/dedicated/server").await.body;
+    assert_eq!(ids.as_array().unwrap().len(), 1000);
+    assert_eq!(sim.total_calls(), 5);
+    eprintln!(
+        "1000 servers: 4 expanded pages + 1 id list in {:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
