@@ -445,6 +445,41 @@ mod tests {
     }
 
     #[test]
+    fn json_fleet_with_boot_script_and_hybrid_groups() {
+        let j = r##"{"servers": [{"name": "ns1.eu", "os": "debian12_64", "datacenter": "rbx8",
+            "bootScript": "#!ipxe\nexit\n", "tags": {"env": "prod"},
+            "diskGroups": [{"diskType": "SSD"}, {"diskType": "NVME", "diskSizeGb": 1920, "content": "keep me"}]}]}"##;
+        let s = parse(j, Path::new("fleet.json"), &catalogue()).unwrap();
+        assert_eq!(
+            (s[0].boot_id, s[0].boot_script.as_deref()),
+            (None, Some("#!ipxe\nexit\n"))
+        );
+        assert_eq!(s[0].region, "eu-west-rbx");
+        assert_eq!(s[0].disk_groups[1].content.as_deref(), Some("keep me"));
+        assert_eq!(s[0].disk_groups[1].id, 2);
+        let both =
+            r#"{"servers": [{"name": "a", "os": "debian12_64", "boot": "hd", "bootScript": "x"}]}"#;
+        assert!(
+            parse(both, Path::new("f.json"), &catalogue())
+                .unwrap_err()
+                .to_string()
+                .contains("either `boot` or `bootScript`")
+        );
+    }
+
+    #[test]
+    fn boot_ids_are_shared_within_a_region() {
+        let y = "servers:\n  - {name: a, os: debian12_64, datacenter: gra1}\n  - {name: b, os: debian12_64, datacenter: gra3}\n  - {name: c, os: debian12_64, datacenter: bhs6}\n";
+        let s = parse(y, Path::new("f.yaml"), &catalogue()).unwrap();
+        assert_eq!(s[0].boots, s[1].boots);
+        assert_ne!(s[0].boots, s[2].boots);
+        assert!(s.iter().all(|x| {
+            x.boot(1)
+                .is_some_and(|b| b.kernel == "hd" && b.boot_type == "harddisk")
+        }));
+    }
+
+    #[test]
     fn generated_fleet_is_varied_and_deterministic() {
         let t = catalogue();
         let a = generate(60, 42, &t);

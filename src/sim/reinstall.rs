@@ -405,8 +405,12 @@ fn check_storage(
                         ),
                     ));
                 }
-                let level = int_field(cfg, "raidLevel", &at)?.unwrap_or(1);
-                if !HW_RAID_LEVELS.contains(&level) {
+                // Absent ⇒ RAID 1; explicit null ⇒ JBOD (S26), which needs no level check.
+                let level = match cfg.get("raidLevel") {
+                    Some(Value::Null) => None,
+                    _ => Some(int_field(cfg, "raidLevel", &at)?.unwrap_or(1)),
+                };
+                if level.is_some_and(|l| !HW_RAID_LEVELS.contains(&l)) {
                     return Err(invalid(
                         &format!("{at}.raidLevel"),
                         "must be one of 0, 1, 5, 6, 10, 50, 60",
@@ -513,6 +517,17 @@ fn check_partitioning(
                     "Partitioning involving more disks ({disks}) than the {} has ({group_disks}) is not possible on server {}",
                     dg_name(group),
                     server.name
+                ),
+            ));
+        }
+        // Mirroring-only OSes (Windows) use the first two disks at most.
+        if t.soft_raid_only_mirroring && disks > 2 {
+            return Err(ApiError::new(
+                409,
+                "Client::Conflict::PartitioningTooManyDisksOperatingSystem",
+                format!(
+                    "Partitioning involving more disks ({disks}) than the operating system {} supports (2) is not possible",
+                    t.name
                 ),
             ));
         }

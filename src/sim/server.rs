@@ -83,7 +83,6 @@ impl App {
 #[derive(Clone, Debug)]
 pub(crate) struct Conn {
     reset: Arc<AtomicBool>,
-    #[allow(dead_code)]
     peer: SocketAddr,
 }
 
@@ -361,6 +360,7 @@ async fn dispatch(app: &App, conn: &Conn, parts: &Parts, body: &Bytes) -> Respon
     let Some((pattern, needs_auth)) = routes::classify(version, &parts.method, &segs) else {
         return error_response(&ApiError::invalid_url());
     };
+    tracing::debug!(peer = %conn.peer, route = %pattern, batch = batch_ids.is_some(), "simulator request");
     *app.world().calls.entry(pattern).or_default() += 1;
 
     if needs_auth {

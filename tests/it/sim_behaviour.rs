@@ -479,6 +479,30 @@ async fn faults_are_deterministic_for_a_seed() {
 }
 
 #[tokio::test]
+async fn latency_delays_every_api_answer() {
+    let faults = Faults {
+        latency: Some(Duration::from_millis(40)),
+        ..Faults::default()
+    };
+    let sim = sim_support::start(SimConfig {
+        faults,
+        fleet: sim_support::fleet(),
+        ..SimConfig::for_tests()
+    })
+    .await;
+    let mut api = Api::new(&sim);
+    let started = std::time::Instant::now();
+    api.get(&s(HYBRID)).await;
+    api.send(Method::GET, "/1.0/auth/time", None, &[], false)
+        .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(80),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn connection_resets_fresh_task_404_and_purged_tasks() {
     let sim = sim_support::start_default().await;
     let mut api = Api::new(&sim);

@@ -393,8 +393,12 @@ impl Schemas {
 }
 
 fn errors(schema: &Value, instance: &Value) -> Vec<String> {
-    let v =
-        jsonschema::draft7::new(schema).unwrap_or_else(|e| panic!("schema does not compile: {e}"));
+    // Formats (date-time, date, ipv4, uuid) are asserted too: a malformed date is a bug.
+    let v = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .should_validate_formats(true)
+        .build(schema)
+        .unwrap_or_else(|e| panic!("schema does not compile: {e}"));
     v.iter_errors(instance)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect()
@@ -864,6 +868,20 @@ fn the_strict_validator_rejects_misnamed_missing_and_extra_fields() {
     assert!(errors(&server, &iam_null).is_empty());
     iam_null["iam"] = json!("x");
     assert!(!errors(&server, &iam_null).is_empty());
+
+    // Formats are checked.
+    let mut bad_ip = good.clone();
+    bad_ip["ip"] = json!("51.68.1.999");
+    assert!(!errors(&server, &bad_ip).is_empty());
+    let task = schemas.model("ds", "dedicated.server.Task", Mode::Read);
+    let t = json!({"comment": null, "doneDate": null, "function": "hardReboot", "lastUpdate": null, "needSchedule": false,
+        "note": null, "plannedInterventionId": null, "startDate": "yesterday", "status": "init", "tags": null,
+        "taskId": 1, "ticketReference": null});
+    assert!(
+        errors(&task, &t).iter().any(|e| e.contains("date-time")),
+        "{:?}",
+        errors(&task, &t)
+    );
 
     // Write mode: read-only keys and misspelt keys in request bodies are refused.
     let put = schemas.request("PUT", "/dedicated/server/{serviceName}");

@@ -28,6 +28,7 @@ servers:
   - name: ns3000003.ip-51-68-1.eu
     os: win2022-std_64
     boot: rescue-customer
+    diskGroups: [{diskType: SSD, numberOfDisks: 4, diskSizeGb: 960}]
 "#;
 
 pub const HYBRID: &str = "ns3000001.ip-51-68-1.eu";
