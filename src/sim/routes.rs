@@ -110,6 +110,20 @@ pub fn classify(version: Version, method: &Method, segs: &[String]) -> Option<(S
         (Version::V1, "GET", ["dedicated", "server", _, "install", "compatibleTemplates"]) => {
             pattern("/dedicated/server/{serviceName}/install/compatibleTemplates")
         }
+        (Version::V1, "GET", ["dedicated", "server", _, "install", "hardwareRaidProfile"]) => {
+            pattern("/dedicated/server/{serviceName}/install/hardwareRaidProfile")
+        }
+        (
+            Version::V1,
+            "GET",
+            [
+                "dedicated",
+                "server",
+                _,
+                "install",
+                "compatibleTemplatePartitionSchemes",
+            ],
+        ) => pattern("/dedicated/server/{serviceName}/install/compatibleTemplatePartitionSchemes"),
         (Version::V1, "GET", ["dedicated", "server", _, "specifications", "hardware"]) => {
             pattern("/dedicated/server/{serviceName}/specifications/hardware")
         }
@@ -263,6 +277,51 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
             Ok(Answer::json(
                 json!({"ovh": server(world, sn)?.compatible_templates}),
             ))
+        }
+        (Version::V1, "GET", ["dedicated", "server", sn, "install", "hardwareRaidProfile"]) => {
+            let srv = server(world, sn)?;
+            let profile = srv.hardware_raid_profile_json();
+            if profile["controllers"]
+                .as_array()
+                .is_none_or(|c| c.is_empty())
+            {
+                // Documented answer (D:partitioning_ovh); the class is [inferred].
+                return Err(ApiError::new(
+                    403,
+                    "Client::Forbidden",
+                    "Hardware RAID is not supported by this server",
+                ));
+            }
+            Ok(Answer::json(profile))
+        }
+        (
+            Version::V1,
+            "GET",
+            [
+                "dedicated",
+                "server",
+                sn,
+                "install",
+                "compatibleTemplatePartitionSchemes",
+            ],
+        ) => {
+            let srv = server(world, sn)?;
+            let name = req.query("templateName").ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    "Client::BadRequest",
+                    "[templateName] Property is mandatory",
+                )
+            })?;
+            if !srv.compatible_templates.iter().any(|t| t == name) {
+                return Err(ApiError::new(
+                    404,
+                    "Client::NotFound::OperatingSystem",
+                    format!("Operating system {name} could not be found"),
+                ));
+            }
+            // Most OSes have a single scheme named `default` (D:partitioning_ovh 2026).
+            Ok(Answer::json(json!(["default"])))
         }
         (Version::V1, "GET", ["dedicated", "server", sn, "specifications", "hardware"]) => {
             Ok(Answer::json(server(world, sn)?.hardware_json()))

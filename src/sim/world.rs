@@ -219,6 +219,40 @@ impl Server {
         })
     }
 
+    /// `dedicated.server.HardwareRaidProfile`: one controller per model, with its disk groups.
+    pub fn hardware_raid_profile_json(&self) -> Value {
+        let mut controllers: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+        let mut slot = 0;
+        for g in &self.disk_groups {
+            let Some(model) = g.raid_controller.as_deref() else {
+                continue;
+            };
+            let names: Vec<String> = (0..g.number_of_disks)
+                .map(|d| format!("c0:d{}", slot + d))
+                .collect();
+            slot += g.number_of_disks;
+            let kind = match g.disk_type.to_ascii_uppercase().as_str() {
+                "NVME" => "NVMe",
+                "SAS" => "SAS",
+                "SATA" => "SATA",
+                "SSD" => "SSD",
+                _ => "Unknown",
+            };
+            controllers.entry(model).or_default().push(json!({
+                "capacity": {"unit": "GB", "value": g.disk_size_gb},
+                "diskGroupId": g.id,
+                "names": names,
+                "speed": {"unit": "GB/s", "value": "12g"},
+                "type": kind,
+            }));
+        }
+        let list: Vec<Value> = controllers
+            .into_iter()
+            .map(|(model, disks)| json!({"disks": disks, "model": model, "type": "mega"}))
+            .collect();
+        json!({"controllers": list})
+    }
+
     pub fn pending_task(&self) -> Option<&Task> {
         self.tasks.values().find(|t| t.status.is_pending())
     }

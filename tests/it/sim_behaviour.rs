@@ -933,3 +933,42 @@ async fn a_thousand_servers_list_in_pages() {
     );
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+#[tokio::test]
+async fn hardware_raid_profile_and_partition_schemes() {
+    let sim = sim_support::start_default().await;
+    let mut api = Api::new(&sim);
+    let p = api
+        .get(&format!("{}/install/hardwareRaidProfile", s(RAID)))
+        .await
+        .body;
+    assert_eq!(p["controllers"][0]["model"], "LSI MegaRAID 9361-8i");
+    assert_eq!(
+        p["controllers"][0]["disks"][0]["names"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    let none = api
+        .get(&format!("{}/install/hardwareRaidProfile", s(HYBRID)))
+        .await;
+    assert_eq!(
+        (none.status.as_u16(), &none.body["message"]),
+        (403, &json!("Hardware RAID is not supported by this server"))
+    );
+    let schemes = format!(
+        "{}/install/compatibleTemplatePartitionSchemes?templateName=debian12_64",
+        s(HYBRID)
+    );
+    assert_eq!(api.get(&schemes).await.body, json!(["default"]));
+    let win = format!(
+        "{}/install/compatibleTemplatePartitionSchemes?templateName=win2022-std_64",
+        s(RAID)
+    );
+    assert_error(
+        &api.get(&win).await,
+        404,
+        "Client::NotFound::OperatingSystem",
+    );
+}

@@ -578,6 +578,13 @@ async fn every_response_of_a_full_workflow_matches_the_published_schemas() {
         api.get(&format!("{}/specifications/hardware", s(sn))).await;
         api.get(&format!("{}/install/compatibleTemplates", s(sn)))
             .await;
+        api.get(&format!("{}/install/hardwareRaidProfile", s(sn)))
+            .await;
+        let schemes = format!(
+            "{}/install/compatibleTemplatePartitionSchemes?templateName=debian12_64",
+            s(sn)
+        );
+        api.get(&schemes).await;
     }
     api.get(&s("ns9999999.ip-1-2-3.eu")).await;
 
