@@ -510,7 +510,7 @@ async fn connection_resets_fresh_task_404_and_purged_tasks() {
         reset_rate: 1.0,
         ..Faults::default()
     });
-    let http = reqwest::Client::new();
+    let http = sim_support::http();
     let err = http
         .get(format!("{}/auth/time", sim.base_url()))
         .send()
@@ -543,7 +543,9 @@ async fn hooks_are_off_by_default_and_work_when_enabled() {
         ..SimConfig::default()
     })
     .await;
-    let resp = reqwest::get(format!("{}/_sim/world", off.root_url()))
+    let resp = sim_support::http()
+        .get(format!("{}/_sim/world", off.root_url()))
+        .send()
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 404);
@@ -555,7 +557,7 @@ async fn hooks_are_off_by_default_and_work_when_enabled() {
     let mut api = Api::new(&on);
     api.get(&s(HYBRID)).await;
     api.get(&s(RAID)).await;
-    let http = reqwest::Client::new();
+    let http = sim_support::http();
     let calls: Value = http
         .get(format!("{}/_sim/calls", on.root_url()))
         .send()
@@ -639,7 +641,7 @@ async fn expanded_listing_and_batch_can_be_switched_off() {
 #[tokio::test]
 async fn v1_alias_oauth2_bearer_and_auth_errors() {
     let sim = sim_support::start(SimConfig {
-        oauth2_token_ttl: Duration::from_secs(1),
+        oauth2_token_ttl: Duration::from_secs(60),
         fleet: sim_support::fleet(),
         ..SimConfig::for_tests()
     })
@@ -649,7 +651,7 @@ async fn v1_alias_oauth2_bearer_and_auth_errors() {
         api.get(&format!("/v1/dedicated/server/{RAID}")).await.body["name"],
         RAID
     );
-    let http = reqwest::Client::new();
+    let http = sim_support::http();
     let c = sim.credentials();
     let form = format!(
         "grant_type=client_credentials&client_id={}&client_secret={}&scope=all",

@@ -70,6 +70,15 @@ pub struct Exchange {
     pub body: Value,
 }
 
+/// A plain HTTP client (reqwest needs a rustls provider installed even for http://).
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
 pub struct Api {
     http: reqwest::Client,
     root: String,
