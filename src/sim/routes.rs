@@ -214,21 +214,24 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
             {
                 return Err(bad_param("bootType", f, "dedicated.server.BootTypeEnum"));
             }
-            let ids: Vec<u64> = srv
+            let boots: Vec<&super::world::Boot> = srv
                 .boots
                 .iter()
                 .filter(|b| filter.is_none_or(|f| b.boot_type == f))
-                .map(|b| b.id)
                 .collect();
-            Ok(Answer::json(json!(ids)))
+            // S25: `x-expanded-response: DedicatedServerNetboot`.
+            listing(
+                modes,
+                req,
+                boots.iter().map(|b| json!(b.id)).collect(),
+                || boots.iter().map(|b| b.to_json()).collect(),
+            )
         }
         (Version::V1, "GET", ["dedicated", "server", sn, "boot", id]) => {
             let srv = server(world, sn)?;
             let id = parse_id("bootId", id)?;
             let b = srv.boot(id).ok_or_else(|| not_found_object("bootId", id))?;
-            Ok(Answer::json(
-                json!({"bootId": b.id, "bootType": b.boot_type, "description": b.description, "kernel": b.kernel}),
-            ))
+            Ok(Answer::json(b.to_json()))
         }
         (Version::V1, "POST", ["dedicated", "server", sn, "reboot"]) => {
             server(world, sn)?;
@@ -349,16 +352,21 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
             {
                 return Err(bad_param("function", f, "dedicated.TaskFunctionEnum"));
             }
-            let ids: Vec<u64> = srv
+            let tasks: Vec<&Task> = srv
                 .tasks
                 .values()
                 .filter(|t| {
                     function.is_none_or(|f| t.function == f)
                         && status.is_none_or(|s| t.status.as_str() == s)
                 })
-                .map(|t| t.id)
                 .collect();
-            Ok(Answer::json(json!(ids)))
+            // S25: `x-expanded-response: DedicatedServerTask`.
+            listing(
+                modes,
+                req,
+                tasks.iter().map(|t| json!(t.id)).collect(),
+                || tasks.iter().map(|t| t.to_json()).collect(),
+            )
         }
         (Version::V1, "GET", ["dedicated", "server", sn, "task", id]) => {
             server(world, sn)?;
@@ -570,16 +578,32 @@ fn list_servers(world: &World, modes: &Modes, req: &Req<'_>) -> Outcome {
         .values()
         .filter(|s| filter.as_ref().is_none_or(|f| tags_match(&s.tags, f)))
         .collect();
+    // S25: `x-expanded-response: DedicatedServerDedicatedWithIAM`.
+    listing(
+        modes,
+        req,
+        servers.iter().map(|s| json!(s.name)).collect(),
+        || servers.iter().map(|s| s.to_json()).collect(),
+    )
+}
+
+/// A list route: plain ids, or — with `X-Pagination-Mode: CachedObjectList-Pages` on a route
+/// the schema marks `x-expanded-response` — a page of full objects (`X-Pagination-Size`,
+/// `X-Pagination-Number`), the total in `X-Pagination-Elements`.
+fn listing(
+    modes: &Modes,
+    req: &Req<'_>,
+    ids: Vec<Value>,
+    objects: impl FnOnce() -> Vec<Value>,
+) -> Outcome {
     let expanded = modes.expanded_listing
         && req
             .header("x-pagination-mode")
             .is_some_and(|m| m == "CachedObjectList-Pages");
     if !expanded {
-        return Ok(Answer::json(json!(
-            servers.iter().map(|s| &s.name).collect::<Vec<_>>()
-        )));
+        return Ok(Answer::json(Value::Array(ids)));
     }
-    let total = servers.len();
+    let total = ids.len();
     let size = match req.header("x-pagination-size") {
         Some(v) => v
             .parse::<usize>()
@@ -597,14 +621,13 @@ fn list_servers(world: &World, modes: &Modes, req: &Req<'_>) -> Outcome {
             .ok_or_else(|| bad_param("X-Pagination-Number", v, "long"))?,
         None => 1,
     };
-    let page: Vec<Value> = servers
-        .iter()
-        .skip((number - 1) * size)
+    let page: Vec<Value> = objects()
+        .into_iter()
+        .skip((number - 1).saturating_mul(size))
         .take(size)
-        .map(|s| s.to_json())
         .collect();
     Ok(Answer {
-        body: json!(page),
+        body: Value::Array(page),
         headers: vec![
             ("x-pagination-elements", total.to_string()),
             ("x-pagination-size", size.to_string()),

@@ -29,6 +29,13 @@ pub struct Boot {
     pub description: String,
 }
 
+impl Boot {
+    /// `dedicated.server.Netboot`.
+    pub fn to_json(&self) -> Value {
+        json!({"bootId": self.id, "bootType": self.boot_type, "description": self.description, "kernel": self.kernel})
+    }
+}
+
 /// A disk group and what it currently holds. `content` is the simulator's marker of the data
 /// on the group: `None` once wiped, the OS name after an install put it there, or whatever a
 /// fleet file / test wrote — so a test can prove a kept group survived a reinstall.

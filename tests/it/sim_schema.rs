@@ -370,6 +370,32 @@ impl Schemas {
         )
     }
 
+    /// Expanded listing of a list operation: `x-expanded-response: DedicatedServerNetboot` names
+    /// the component `dedicated.server.Netboot` (segments capitalised, dots removed).
+    fn expanded(&self, template: &str) -> Value {
+        let op = &self.ds["paths"][template]["get"];
+        let name = op["x-expanded-response"]
+            .as_str()
+            .unwrap_or_else(|| panic!("GET {template} has no x-expanded-response"));
+        let camel = |c: &str| {
+            c.split('.')
+                .map(|seg| {
+                    let mut ch = seg.chars();
+                    ch.next()
+                        .map(|f| f.to_uppercase().chain(ch).collect::<String>())
+                        .unwrap_or_default()
+                })
+                .collect::<String>()
+        };
+        let model = self.ds["components"]["schemas"]
+            .as_object()
+            .expect("components")
+            .keys()
+            .find(|k| camel(k) == name)
+            .unwrap_or_else(|| panic!("no component for {name}"));
+        self.root(json!({"type": "array", "items": {"$ref": format!("#/definitions/{}", def_key("ds", model))}}), Mode::Read)
+    }
+
     /// The "Common error model" the schema declares for error answers (strict).
     fn error_model(&self) -> Value {
         let s = &self.ds["paths"]["/dedicated/server/{serviceName}/reinstall"]["post"]["responses"]
@@ -453,12 +479,9 @@ fn check(schemas: &Schemas, ex: &Exchange) -> Vec<String> {
         json!({"type": "integer"})
     } else if ex.body.get("errorCode").is_some() {
         legacy_error_schema()
-    } else if status == 200
-        && template == "/dedicated/server"
-        && ex.body.get(0).is_some_and(Value::is_object)
-    {
-        // Expanded listing: `x-expanded-response: DedicatedServerDedicatedWithIAM`.
-        schemas.root(json!({"type": "array", "items": {"$ref": "#/definitions/ds.dedicated.server.DedicatedWithIAM"}}), Mode::Read)
+    } else if status == 200 && ex.headers.contains_key("x-pagination-elements") {
+        // Expanded listing: an array of the model the operation's `x-expanded-response` names.
+        schemas.expanded(&template)
     } else {
         schemas.response(ex.method.as_str(), &template, status)
     };
@@ -593,6 +616,20 @@ async fn every_response_of_a_full_workflow_matches_the_published_schemas() {
     for id in boots.body.as_array().unwrap() {
         api.get(&format!("{}/boot/{id}", s(HYBRID))).await;
     }
+    let expanded = [("X-Pagination-Mode", "CachedObjectList-Pages")];
+    let eb = api
+        .send(
+            Method::GET,
+            &format!("{}/boot", s(HYBRID)),
+            None,
+            &expanded,
+            true,
+        )
+        .await;
+    assert_eq!(
+        eb.body.as_array().unwrap().len(),
+        boots.body.as_array().unwrap().len()
+    );
     let rescue = api
         .get(&format!("{}/boot?bootType=rescue", s(HYBRID)))
         .await;
@@ -631,6 +668,16 @@ async fn every_response_of_a_full_workflow_matches_the_published_schemas() {
     assert_eq!(reboot.body["function"], "hardReboot");
     let id = reboot.body["taskId"].as_u64().unwrap();
     api.get(&format!("{}/task", s(WINDOWS))).await;
+    let et = api
+        .send(
+            Method::GET,
+            &format!("{}/task", s(WINDOWS)),
+            None,
+            &expanded,
+            true,
+        )
+        .await;
+    assert_eq!(et.body[0]["function"], "hardReboot");
     api.get(&format!("{}/task/{id}", s(WINDOWS))).await;
     sim.advance(Duration::from_secs(600));
     let done = api.get(&format!("{}/task/{id}", s(WINDOWS))).await;
