@@ -80,6 +80,9 @@ pub struct Args {
     /// Fraction (0..1) of installs that fail at a random step with ovhError.
     #[arg(long, default_value_t = 0.0)]
     pub install_failure_rate: f64,
+    /// Answer 429 beyond this many API requests per minute (OVH's fair use is about 60).
+    #[arg(long, value_name = "N")]
+    pub fair_use_per_minute: Option<u32>,
 }
 
 fn rate(name: &str, v: f64) -> miette::Result<f64> {
@@ -123,6 +126,7 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             purge_tasks_after: args.purge_tasks_after,
             fresh_task_404: args.fresh_task_404,
             install_failure_rate: rate("install-failure-rate", args.install_failure_rate)?,
+            fair_use_per_minute: args.fair_use_per_minute,
         },
         hooks: args.hooks,
         expanded_listing: !args.no_expanded_listing,

@@ -276,7 +276,15 @@ pub fn catalogue() -> Vec<Template> {
         no_partitioning: true,
         root_mountpoint: None,
         license: None,
-        ..linux("byolinux_64", "", "", "", "", "\\efi\\boot\\bootx64.efi")
+        // The rest as any Linux: filesystems, family, end of install, EFI fallback path.
+        ..linux(
+            "byolinux_64",
+            "Bring Your Own Linux",
+            "byolinux",
+            "byolinux",
+            "1",
+            "\\efi\\boot\\bootx64.efi",
+        )
     });
     for (name, description, subfamily) in [
         (

@@ -4,7 +4,8 @@
 //! Owns: the fault settings and the seeded dice. Must not touch: routes (they ask
 //! [`Faults::draw`] what to do) or world state.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -29,6 +30,34 @@ pub struct Faults {
     pub fresh_task_404: u32,
     /// Probability (0..=1) that an install fails at a random step (`ovhError`).
     pub install_failure_rate: f64,
+    /// Answer 429 once more than this many API requests arrived in the last 60 s (real time):
+    /// OVH's stated fair use is about 60 requests/minute per key (REFERENCE §6.7).
+    pub fair_use_per_minute: Option<u32>,
+}
+
+/// Sliding one-minute window of request arrival times, for the fair-use limit.
+#[derive(Debug, Default)]
+pub struct FairUse {
+    arrivals: VecDeque<Instant>,
+}
+
+impl FairUse {
+    /// Record a request at `now` unless the window is full; `None` limit admits everything.
+    pub fn admit(&mut self, limit: Option<u32>, now: Instant) -> bool {
+        let Some(limit) = limit else { return true };
+        while self
+            .arrivals
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            self.arrivals.pop_front();
+        }
+        if self.arrivals.len() >= limit as usize {
+            return false;
+        }
+        self.arrivals.push_back(now);
+        true
+    }
 }
 
 /// What to do with one request instead of answering it normally.
@@ -102,6 +131,16 @@ mod tests {
         assert_eq!(a, roll(7));
         assert!(a.contains(&Injected::Reset) && a.contains(&Injected::TooManyRequests));
         assert!(a.contains(&Injected::ServerError) && a.contains(&Injected::None));
+    }
+
+    #[test]
+    fn fair_use_window_slides() {
+        let mut f = FairUse::default();
+        let t0 = Instant::now();
+        assert!((0..60).all(|_| f.admit(Some(60), t0)));
+        assert!(!f.admit(Some(60), t0 + Duration::from_secs(59)));
+        assert!(f.admit(Some(60), t0 + Duration::from_secs(60)));
+        assert!(f.admit(None, t0));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -305,7 +305,12 @@ async fn dispatch(app: &App, conn: &Conn, parts: &Parts, body: &Bytes) -> Respon
     let (latency, injected) = {
         let mut w = app.world();
         let faults: Faults = w.faults.clone();
-        let injected = faults.draw(&mut w.rng);
+        let mut injected = faults.draw(&mut w.rng);
+        if injected == Injected::None
+            && !w.fair_use.admit(faults.fair_use_per_minute, Instant::now())
+        {
+            injected = Injected::TooManyRequests;
+        }
         (faults.latency, injected)
     };
     if let Some(l) = latency {

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::catalog::Template;
 use super::clock::SimClock;
-use super::faults::Faults;
+use super::faults::{FairUse, Faults};
 
 /// One netboot offered by a server (`dedicated.server.Netboot`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -462,6 +462,8 @@ pub struct World {
     pub timings: Timings,
     pub faults: Faults,
     pub rng: StdRng,
+    /// Arrival times for the fair-use limit ([`Faults::fair_use_per_minute`]).
+    pub fair_use: FairUse,
     /// Request counts per route pattern (e.g. `GET /dedicated/server/{serviceName}`).
     pub calls: BTreeMap<String, u64>,
     next_task_id: u64,
@@ -482,6 +484,7 @@ impl World {
             timings: Timings::default(),
             faults,
             rng,
+            fair_use: FairUse::default(),
             calls: BTreeMap::new(),
             next_task_id: 587_000_001,
         }

@@ -479,6 +479,26 @@ async fn faults_are_deterministic_for_a_seed() {
 }
 
 #[tokio::test]
+async fn fair_use_limit_answers_429_beyond_the_budget() {
+    let faults = Faults {
+        fair_use_per_minute: Some(10),
+        ..Faults::default()
+    };
+    let sim = sim_support::start(SimConfig {
+        faults,
+        fleet: sim_support::fleet(),
+        ..SimConfig::for_tests()
+    })
+    .await;
+    let mut api = Api::new(&sim);
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(api.get(&s(HYBRID)).await.status.as_u16());
+    }
+    assert_eq!(statuses, [vec![200; 10], vec![429; 2]].concat());
+}
+
+#[tokio::test]
 async fn latency_delays_every_api_answer() {
     let faults = Faults {
         latency: Some(Duration::from_millis(40)),
