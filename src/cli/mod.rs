@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub mod api;
 pub mod render;
 pub mod schema;
+pub mod sim;
 pub mod validate;
 
 /// Exit code: success, or no changes.
@@ -54,6 +55,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Print the JSON Schema of all manifest kinds (for yaml-language-server and editors).
     Schema(schema::Args),
+    /// Run the OVHcloud API simulator (offline tests and demos).
+    Sim(Box<sim::Args>),
 }
 
 /// Logs go to stderr so that stdout stays machine-readable (plans, schemas).
@@ -83,5 +86,6 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Sim(args) => sim::run(*args),
     }
 }

@@ -1,1 +1,252 @@
-//! TODO
+//! The OVHcloud API simulator: the same HTTP surface as the real API (REFERENCE.md), over an
+//! in-memory world, so every ovhform test and demo runs offline and against the real API's
+//! shapes, errors and timings rather than against our own client's assumptions.
+//!
+//! Owns: `src/sim/**`. Must not touch: the client (`ovh/`), the planner, manifests. It shares
+//! no types with the client on purpose: responses are built from the published schemas.
+//!
+//! # Layout
+//! - [`clock`]: simulated time with a speed factor.
+//! - [`catalog`]: installation templates. [`fleet`]: fleet file and generated fleets.
+//! - [`world`]: servers, tasks, installs; the lazy task engine.
+//! - [`reinstall`]: reinstall/install-start validation with the real error classes.
+//! - [`auth`]: signatures, consumer keys, OAuth2 bearer tokens.
+//! - [`faults`]: fault injection. [`routes`]: the API routes. `server`: HTTP plumbing, test
+//!   hooks under `/_sim`, connection resets.
+//!
+//! # Use from a test
+//! ```no_run
+//! # async fn demo() {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! let sim = ovhform::sim::spawn(listener, ovhform::sim::SimConfig::default());
+//! let base = sim.base_url(); // http://127.0.0.1:PORT/1.0
+//! sim.advance(std::time::Duration::from_secs(3600)); // finish every task
+//! sim.shutdown().await;
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, MutexGuard};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+pub mod auth;
+pub mod catalog;
+pub mod clock;
+pub mod faults;
+pub mod fleet;
+pub mod http;
+pub mod reinstall;
+pub mod routes;
+mod server;
+pub mod world;
+
+pub use auth::SimCredentials;
+pub use faults::Faults;
+pub use routes::Modes;
+pub use world::{InstallFailure, Server, TaskStatus, Timings, World};
+
+/// Errors of the simulator room.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("fleet file {path}: {message}")]
+    Fleet { path: String, message: String },
+    #[error(
+        "refusing to listen on non-loopback address {addr}: the simulator has no TLS and weak credentials; pass --allow-non-loopback if you really mean it"
+    )]
+    NonLoopback { addr: SocketAddr },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// How to build a simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The servers of the world (see [`fleet::load`] and [`fleet::generate`]).
+    pub fleet: Vec<Server>,
+    pub credentials: SimCredentials,
+    /// Simulated-time speed factor (1 = real time, 0 = frozen; tests advance by hand).
+    pub speed: f64,
+    /// Seeds fault dice and random install failures.
+    pub seed: u64,
+    pub faults: Faults,
+    /// Enable the `/_sim/…` test hooks (off by default: they are not part of OVH's API).
+    pub hooks: bool,
+    /// Honour `X-Pagination-Mode: CachedObjectList-Pages` on `GET /dedicated/server`.
+    pub expanded_listing: bool,
+    /// Honour `X-Ovh-Batch` on GETs.
+    pub batch: bool,
+    /// Serve the legacy `POST …/install/start`.
+    pub legacy_install: bool,
+    pub timings: Timings,
+    /// Lifetime of OAuth2 access tokens (real time; short so clients exercise refresh).
+    pub oauth2_token_ttl: Duration,
+    /// Tolerated difference between `X-Ovh-Timestamp` and the server's clock.
+    pub max_clock_skew: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        let templates = catalog::catalogue();
+        SimConfig {
+            fleet: fleet::generate(4, 0, &templates),
+            credentials: SimCredentials::generate(),
+            speed: 1.0,
+            seed: 0,
+            faults: Faults::default(),
+            hooks: false,
+            expanded_listing: true,
+            batch: true,
+            legacy_install: true,
+            timings: Timings::default(),
+            oauth2_token_ttl: Duration::from_secs(300),
+            max_clock_skew: Duration::from_secs(300),
+        }
+    }
+}
+
+impl SimConfig {
+    /// A generated fleet of `count` servers, deterministic for `seed`.
+    pub fn with_generated_fleet(mut self, count: usize, seed: u64) -> Self {
+        self.fleet = fleet::generate(count, seed, &catalog::catalogue());
+        self.seed = seed;
+        self
+    }
+
+    /// The test setup: hooks on, simulated time frozen (advance it by hand), fixed seed.
+    pub fn for_tests() -> Self {
+        SimConfig {
+            hooks: true,
+            speed: 0.0,
+            ..SimConfig::default()
+        }
+    }
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct SimHandle {
+    addr: SocketAddr,
+    app: Arc<server::App>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Start the simulator on an already bound listener (tests bind `127.0.0.1:0`). Must be called
+/// inside a tokio runtime; the server runs as a task of that runtime.
+pub fn spawn(listener: tokio::net::TcpListener, config: SimConfig) -> SimHandle {
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let templates = catalog::catalogue();
+    let mut world = World::new(
+        config.fleet.clone(),
+        templates,
+        clock::SimClock::new(jiff::Timestamp::now(), config.speed),
+        config.faults.clone(),
+        StdRng::seed_from_u64(config.seed),
+    );
+    world.timings = config.timings.clone();
+    let app = Arc::new(server::App::new(world, &config));
+    let task = tokio::spawn(server::serve(listener, app.clone()));
+    SimHandle {
+        addr,
+        app,
+        task: Some(task),
+    }
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT/1.0`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/1.0", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT` (for `/v2/…`, `/auth/oauth2/token`, `/_sim/…`).
+    pub fn root_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn credentials(&self) -> SimCredentials {
+        self.app.credentials.clone()
+    }
+
+    /// Lock the world for inspection or changes behind the client's back. Tasks are brought
+    /// up to date first. Do not hold the guard across an `.await`.
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        let mut w = self.app.world.lock().unwrap_or_else(|p| p.into_inner());
+        w.tick();
+        w
+    }
+
+    /// A copy of one server's state.
+    pub fn server(&self, name: &str) -> Option<Server> {
+        self.world().servers.get(name).cloned()
+    }
+
+    /// Change a server behind the client's back.
+    pub fn update_server(&self, name: &str, change: impl FnOnce(&mut Server)) -> bool {
+        self.world().servers.get_mut(name).map(change).is_some()
+    }
+
+    /// Requests per route pattern, e.g. `"GET /dedicated/server/{serviceName}"`.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.world().calls.clone()
+    }
+
+    pub fn total_calls(&self) -> u64 {
+        self.world().total_calls()
+    }
+
+    pub fn reset_calls(&self) {
+        self.world().calls.clear();
+    }
+
+    /// Move simulated time forward (tasks progress accordingly).
+    pub fn advance(&self, by: Duration) {
+        self.world().advance(by);
+    }
+
+    pub fn set_speed(&self, speed: f64) {
+        self.world().clock.set_speed(speed);
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.world().faults = faults;
+    }
+
+    pub fn modes(&self) -> Modes {
+        *self.app.modes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_modes(&self, modes: Modes) {
+        *self.app.modes.lock().unwrap_or_else(|p| p.into_inner()) = modes;
+    }
+
+    /// Make the next install on `server` fail at a step.
+    pub fn fail_next_install(&self, server: &str, failure: InstallFailure) -> bool {
+        self.update_server(server, |s| s.fail_next_install = Some(failure))
+    }
+
+    /// Stop accepting requests and wait for the server task to end.
+    pub async fn shutdown(mut self) {
+        self.app.shutdown.notify_one();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.app.shutdown.notify_one();
+    }
+}

@@ -4,4 +4,8 @@ mod ovh_client;
 mod plan;
 mod plan_laws;
 mod plan_render;
+mod sim_behaviour;
+mod sim_python;
+mod sim_schema;
+mod sim_support;
 mod state;
