@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod api;
+pub mod demo;
+pub mod plan;
 pub mod render;
 pub mod schema;
 pub mod sim;
@@ -55,6 +57,10 @@ pub enum Command {
     Validate(validate::Args),
     /// Print the JSON Schema of all manifest kinds (for yaml-language-server and editors).
     Schema(schema::Args),
+    /// Observe the live servers and show what would change (read-only).
+    Plan(Box<plan::Args>),
+    /// Plan the example manifests against the built-in simulator (offline, no account).
+    Demo(demo::Args),
     /// Run the OVHcloud API simulator (offline tests and demos).
     Sim(Box<sim::Args>),
 }
@@ -87,5 +93,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Sim(args) => sim::run(*args),
+        Command::Plan(args) => plan::run(*args),
+        Command::Demo(args) => demo::run(args),
     }
 }
