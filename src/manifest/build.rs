@@ -561,11 +561,9 @@ fn install(i: &RawInstall, resolver: &mut Resolver, sink: &mut Sink) -> Option<I
 /// Dotted field paths → where each value was written, for the planner's messages.
 pub fn field_origins(prefix: &str, node: &super::node::Node, files: &[super::raw::SourceFile], out: &mut BTreeMap<String, crate::model::Origin>) {
     use super::node::Value as V;
-    if let Some(f) = files.get(node.loc.file as usize) {
-        out.insert(
-            prefix.to_owned(),
-            crate::model::Origin { file: f.path.clone(), line: node.loc.line, column: node.loc.column },
-        );
+    let at = node.anchor();
+    if let Some(f) = files.get(at.file as usize) {
+        out.insert(prefix.to_owned(), crate::model::Origin { file: f.path.clone(), line: at.line, column: at.column });
     }
     match &node.value {
         V::Map(entries) => {

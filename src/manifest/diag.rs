@@ -201,9 +201,29 @@ impl Diag {
 }
 
 impl fmt::Display for Diag {
+    /// With a source snippet, miette prints file:line:column in the snippet's header; without
+    /// one (unreadable file, non-UTF-8), the message carries the location itself.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location(), self.message)
+        if self.span.is_some() && self.source.is_some() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.location(), self.message)
+        }
     }
+}
+
+/// Byte offset of a 1-based line and character column in `text` (for locations that come
+/// without a byte offset).
+pub fn offset_of(text: &str, line: u32, column: u32) -> usize {
+    let mut off = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line as usize {
+            let col = l.char_indices().nth(column.saturating_sub(1) as usize).map(|(b, _)| b).unwrap_or(l.len());
+            return off + col;
+        }
+        off += l.len();
+    }
+    text.len()
 }
 
 impl std::error::Error for Diag {}

@@ -77,7 +77,7 @@ pub fn merge(base: &Node, over: &Node) -> Node {
                     out.push((ok.clone(), ov.clone()));
                 }
             }
-            Node { value: Value::Map(out), loc: over.loc }
+            Node { value: Value::Map(out), loc: over.loc, key_loc: over.key_loc }
         }
         _ => over.clone(),
     }
@@ -312,7 +312,7 @@ fn classify(
     windows: &mut BTreeMap<String, MaintenanceWindow>,
 ) {
     if !matches!(doc.value, Value::Map(_)) {
-        sink.error(Code::NotAMapping, doc.loc, format!("a manifest document must be a mapping, not {}", doc.type_name()));
+        sink.error(Code::NotAMapping, doc.anchor(), format!("a manifest document must be a mapping, not {}", doc.type_name()));
         return;
     }
     let Some(kind_node) = doc.get("kind") else {

@@ -54,9 +54,20 @@ pub enum Value {
 pub struct Node {
     pub value: Value,
     pub loc: Loc,
+    /// Where the mapping key naming this node was written, if any.
+    pub key_loc: Option<Loc>,
 }
 
 impl Node {
+    /// The best place to point at for a problem with this node as a whole: its key for a
+    /// mapping or list (a block collection starts on the line after its key), itself otherwise.
+    pub fn anchor(&self) -> Loc {
+        match (&self.value, self.key_loc) {
+            (Value::Map(_) | Value::Seq(_), Some(k)) => k,
+            _ => self.loc,
+        }
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
             Value::Str(s) => Some(s),
@@ -93,6 +104,9 @@ impl Node {
     /// our file table).
     fn set_file(&mut self, file: u32) {
         self.loc.file = file;
+        if let Some(k) = &mut self.key_loc {
+            k.file = file;
+        }
         match &mut self.value {
             Value::Seq(items) => items.iter_mut().for_each(|n| n.set_file(file)),
             Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
@@ -107,7 +121,7 @@ impl Node {
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let sp = Spanned::<Value>::deserialize(d)?;
-        Ok(Node { value: sp.value, loc: Loc::from_saphyr(0, &sp.referenced) })
+        Ok(Node { value: sp.value, loc: Loc::from_saphyr(0, &sp.referenced), key_loc: None })
     }
 }
 
@@ -173,7 +187,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut entries = Vec::new();
         while let Some(k) = map.next_key::<Node>()? {
-            let v = map.next_value::<Node>()?;
+            let mut v = map.next_value::<Node>()?;
+            v.key_loc = Some(k.loc);
             entries.push((k, v));
         }
         Ok(Value::Map(entries))
@@ -187,6 +202,8 @@ pub struct SyntaxError {
     pub loc: Loc,
     /// True when a resource budget (aliases, depth, nodes) tripped, not the grammar.
     pub budget: bool,
+    /// True for a key given twice in one mapping.
+    pub duplicate_key: bool,
 }
 
 /// Budgets sized for manifests: generous for real fleets (a file of thousands of servers),
@@ -201,11 +218,11 @@ fn options() -> Options {
     budget.max_nodes = 1_000_000;
     budget.max_total_scalar_bytes = 32 * 1024 * 1024;
     budget.max_merge_keys = 10_000;
-    budget.max_recorded_anchor_events = 200_000;
+    budget.max_recorded_anchor_events = 50_000;
     budget.max_recorded_anchor_bytes = 16 * 1024 * 1024;
     let mut opts = Options::default();
     opts.budget = Some(budget);
-    opts.alias_limits.max_total_replayed_events = 200_000;
+    opts.alias_limits.max_total_replayed_events = 50_000;
     opts.alias_limits.max_replay_stack_depth = 16;
     opts.with_snippet = false;
     opts
@@ -223,7 +240,12 @@ pub fn parse_documents(text: &str, file: u32) -> Result<Vec<Node>, SyntaxError> 
             let message = e.without_snippet().to_string();
             let lower = message.to_ascii_lowercase();
             let budget = lower.contains("budget") || lower.contains("alias") || lower.contains("limit");
-            Err(SyntaxError { message: clean_message(&message), loc, budget })
+            let duplicate_key = lower.contains("duplicate mapping key");
+            let mut message = clean_message(&message);
+            if let Some(rest) = message.strip_prefix("budget breached: ") {
+                message = format!("YAML safety limit exceeded: {rest}");
+            }
+            Err(SyntaxError { message, loc, budget, duplicate_key })
         }
     }
 }
@@ -231,7 +253,9 @@ pub fn parse_documents(text: &str, file: u32) -> Result<Vec<Node>, SyntaxError> 
 /// serde-saphyr's messages end with "at line X, column Y"; we print the location ourselves.
 fn clean_message(m: &str) -> String {
     let first = m.lines().next().unwrap_or(m).trim();
-    match first.rfind(" at line ") {
+    // Advice about serde-saphyr's options is for the programmer, not the user.
+    let first = first.split(", set DuplicateKeyPolicy").next().unwrap_or(first);
+    match first.find(" at line ") {
         Some(i) => first[..i].to_owned(),
         None => first.to_owned(),
     }

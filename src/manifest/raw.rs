@@ -42,8 +42,14 @@ impl<'a> Sink<'a> {
             if let Some(src) = &f.source
                 && loc.line > 0
             {
+                let text: &str = src.inner();
+                let offset = if loc.offset == 0 && (loc.line, loc.column) != (1, 1) {
+                    super::diag::offset_of(text, loc.line, loc.column)
+                } else {
+                    loc.offset
+                };
                 d.source = Some(src.clone());
-                d.span = Some((loc.offset, loc.len.max(1)));
+                d.span = Some((offset, loc.len.max(1).min(text.len().saturating_sub(offset).max(1))));
             }
         }
         d
@@ -107,12 +113,12 @@ fn wrong_type(node: &Node, sink: &mut Sink, expected: &str) {
         }
         _ => format!("give {expected} here"),
     };
-    sink.error_hint(Code::WrongType, node.loc, format!("expected {expected}, found {}", node.type_name()), hint);
+    sink.error_hint(Code::WrongType, node.anchor(), format!("expected {expected}, found {}", node.type_name()), hint);
 }
 
 impl<T: FromNode> FromNode for Sp<T> {
     fn from_node(node: &Node, sink: &mut Sink) -> Option<Self> {
-        T::from_node(node, sink).map(|value| Sp { value, loc: node.loc })
+        T::from_node(node, sink).map(|value| Sp { value, loc: node.anchor() })
     }
 }
 
@@ -159,7 +165,7 @@ macro_rules! int_from_node {
                     Value::Int(i) => match <$t>::try_from(i) {
                         Ok(v) => Some(v),
                         Err(_) => {
-                            sink.error(Code::OutOfRange, node.loc, format!("{i} is out of range (0..={})", <$t>::MAX));
+                            sink.error(Code::OutOfRange, node.anchor(), format!("{i} is out of range (0..={})", <$t>::MAX));
                             None
                         }
                     },
@@ -243,7 +249,7 @@ impl<T: FromNode> FromNode for One<T> {
             Value::Seq(items) => {
                 sink.error(
                     Code::StorageMultipleConfigs,
-                    node.loc,
+                    node.anchor(),
                     format!("{} configurations given; the API accepts exactly one", items.len()),
                 );
                 None
@@ -364,7 +370,7 @@ macro_rules! raw_struct {
                     if !seen.contains(&$key) && <$ty>::absent().is_none() {
                         sink.error(
                             $crate::manifest::diag::Code::MissingField,
-                            node.loc,
+                            node.anchor(),
                             format!("missing field `{}` in {}", $key, $what),
                         );
                         missing = true;
@@ -374,7 +380,7 @@ macro_rules! raw_struct {
                     return None;
                 }
                 $( let $field = match $field { Some(v) => v, None => <$ty>::absent()? }; )*
-                Some($name { $( $field, )* loc: node.loc })
+                Some($name { $( $field, )* loc: node.anchor() })
             }
         }
     };
@@ -402,7 +408,7 @@ macro_rules! string_enum {
                     other => {
                         sink.error_hint(
                             $crate::manifest::diag::Code::InvalidEnum,
-                            node.loc,
+                            node.anchor(),
                             format!("`{other}` is not a valid value"),
                             format!("use one of: {}", Self::NAMES.join(", ")),
                         );
@@ -428,7 +434,7 @@ macro_rules! const_string {
                 if s == $s {
                     Some($name)
                 } else {
-                    sink.error_hint(Code::$code, node.loc, format!("`{s}` is not supported here"), format!("write `{}`", $s));
+                    sink.error_hint(Code::$code, node.anchor(), format!("`{s}` is not supported here"), format!("write `{}`", $s));
                     None
                 }
             }
@@ -517,7 +523,7 @@ impl FromNode for ValueSource {
                         None
                     }
                     _ => {
-                        sink.error(Code::ValueSourceInvalid, node.loc, "a value reference needs exactly one of `file`, `env`, `base64`");
+                        sink.error(Code::ValueSourceInvalid, node.anchor(), "a value reference needs exactly one of `file`, `env`, `base64`");
                         None
                     }
                 }
@@ -564,7 +570,7 @@ impl FromNode for SizeMiB {
             Value::Int(i) => match u64::try_from(*i) {
                 Ok(v) => Some(SizeMiB(v)),
                 Err(_) => {
-                    sink.error(Code::SizeInvalid, node.loc, format!("size {i} is negative"));
+                    sink.error(Code::SizeInvalid, node.anchor(), format!("size {i} is negative"));
                     None
                 }
             },
@@ -573,7 +579,7 @@ impl FromNode for SizeMiB {
                 if t.chars().all(|c| c.is_ascii_digit()) {
                     sink.error_hint(
                         Code::SizeInvalid,
-                        node.loc,
+                        node.anchor(),
                         format!("size \"{t}\" has no unit"),
                         "write a bare integer for MiB (size: 1024) or add a unit (1GiB)",
                     );
@@ -584,20 +590,20 @@ impl FromNode for SizeMiB {
                     Ok(b) => {
                         sink.error_hint(
                             Code::SizeInvalid,
-                            node.loc,
+                            node.anchor(),
                             format!("size `{t}` is {} bytes, not a whole number of MiB", b.as_u64()),
                             "the API takes MiB; use binary units (MiB, GiB, TiB): 1GB is 1000^3 bytes, 1GiB is 1024 MiB",
                         );
                         None
                     }
                     Err(e) => {
-                        sink.error(Code::SizeInvalid, node.loc, format!("size `{t}` is not a size: {e}"));
+                        sink.error(Code::SizeInvalid, node.anchor(), format!("size `{t}` is not a size: {e}"));
                         None
                     }
                 }
             }
             _ => {
-                sink.error(Code::SizeInvalid, node.loc, format!("expected a size, found {}", node.type_name()));
+                sink.error(Code::SizeInvalid, node.anchor(), format!("expected a size, found {}", node.type_name()));
                 None
             }
         }

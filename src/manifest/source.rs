@@ -165,13 +165,23 @@ pub fn parse_file(path: &Path, index: u32) -> Parsed {
     match node::parse_documents(&text, index) {
         Ok(docs) => Parsed { source: Some(source), docs, diag: None },
         Err(e) => {
-            let code = if e.budget { Code::YamlBudget } else { Code::YamlSyntax };
+            let code = if e.duplicate_key {
+                Code::DuplicateKey
+            } else if e.budget {
+                Code::YamlBudget
+            } else {
+                Code::YamlSyntax
+            };
             let mut d = file_diag(code, path, e.message);
             if e.loc.line > 0 {
                 d.line = e.loc.line;
                 d.column = e.loc.column;
-                let off = e.loc.offset.min(text.len());
-                d.span = Some((off, e.loc.len.max(1).min(text.len().saturating_sub(off)).max(0)));
+                let off = if e.loc.offset == 0 && (e.loc.line, e.loc.column) != (1, 1) {
+                    super::diag::offset_of(&text, e.loc.line, e.loc.column)
+                } else {
+                    e.loc.offset.min(text.len())
+                };
+                d.span = Some((off, e.loc.len.max(1).min(text.len().saturating_sub(off)).max(1)));
                 d.source = Some(source.clone());
             }
             Parsed { source: Some(source), docs: Vec::new(), diag: Some(d) }
