@@ -558,24 +558,49 @@ fn install(i: &RawInstall, resolver: &mut Resolver, sink: &mut Sink) -> Option<I
     })
 }
 
-/// Dotted field paths → where each value was written, for the planner's messages.
-pub fn field_origins(prefix: &str, node: &super::node::Node, files: &[super::raw::SourceFile], out: &mut BTreeMap<String, crate::model::Origin>) {
+/// Dotted field paths → where each value was written, for the planner's messages
+/// (`spec.install.storage.partitioning.layout.0.size`).
+pub fn field_origins(
+    prefix: &str,
+    node: &super::node::Node,
+    files: &[super::raw::SourceFile],
+    out: &mut BTreeMap<String, crate::model::Origin>,
+) {
+    let mut path = String::with_capacity(96);
+    path.push_str(prefix);
+    origins_into(&mut path, node, files, out);
+}
+
+fn origins_into(
+    path: &mut String,
+    node: &super::node::Node,
+    files: &[super::raw::SourceFile],
+    out: &mut BTreeMap<String, crate::model::Origin>,
+) {
     use super::node::Value as V;
+    use std::fmt::Write as _;
     let at = node.anchor();
     if let Some(f) = files.get(at.file as usize) {
-        out.insert(prefix.to_owned(), crate::model::Origin { file: f.path.clone(), line: at.line, column: at.column });
+        out.insert(path.clone(), crate::model::Origin { file: f.path.clone(), line: at.line, column: at.column });
     }
+    let len = path.len();
     match &node.value {
         V::Map(entries) => {
             for (k, v) in entries {
                 if let Some(k) = k.as_str() {
-                    field_origins(&format!("{prefix}.{k}"), v, files, out);
+                    path.push('.');
+                    path.push_str(k);
+                    origins_into(path, v, files, out);
+                    path.truncate(len);
                 }
             }
         }
         V::Seq(items) => {
             for (i, v) in items.iter().enumerate() {
-                field_origins(&format!("{prefix}.{i}"), v, files, out);
+                // Writing into a String cannot fail.
+                let _ = write!(path, ".{i}");
+                origins_into(path, v, files, out);
+                path.truncate(len);
             }
         }
         _ => {}

@@ -14,7 +14,7 @@ use super::diag::{Code, Diagnostics};
 use super::node::{Loc, Node, Value};
 use super::raw::{
     FromNode, KindMaintenanceWindow, KindServer, KindServerGroup, RawGroupDoc, RawServerDoc, RawServerSpec,
-    RawWindowDoc, Sink, SourceFile,
+    NodeOf, RawWindowDoc, Sink, SourceFile, Sp,
 };
 use super::{source, validate};
 use crate::model::{DesiredGroup, DesiredServer, MaintenanceWindow, Origin};
@@ -98,9 +98,12 @@ struct GroupDoc {
 /// [`super`] for the language). `Err` holds every error and warning; `Ok` holds the desired
 /// state and the warnings.
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
+    let started = std::time::Instant::now();
     let mut early = Vec::new();
     let paths_found = source::discover(paths, &mut early);
+    let discovered = started.elapsed();
     let parsed = source::parse_all(&paths_found);
+    let parsed_at = started.elapsed();
 
     let files: Vec<SourceFile> = paths_found
         .iter()
@@ -114,12 +117,24 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     let mut groups: BTreeMap<String, GroupDoc> = BTreeMap::new();
     let mut windows: BTreeMap<String, MaintenanceWindow> = BTreeMap::new();
 
+    // Converting documents is independent per file: do it on all cores, then register them
+    // in file order (so "already defined at" always names the earlier file).
+    let mut file_docs: Vec<Vec<Node>> = Vec::with_capacity(parsed.len());
     for p in parsed {
         if let Some(d) = p.diag {
             sink.push(d);
         }
-        for doc in p.docs {
-            classify(doc, &mut sink, &mut servers, &mut groups, &mut windows);
+        file_docs.push(p.docs);
+    }
+    let converted = parallel(file_docs, |chunk| {
+        let mut local = Sink::new(&files);
+        let docs: Vec<Converted> = chunk.into_iter().flatten().filter_map(|doc| convert(doc, &mut local)).collect();
+        (docs, local.diags)
+    });
+    for (docs, diags) in converted {
+        sink.diags.extend(diags);
+        for doc in docs {
+            register(doc, &mut sink, &mut servers, &mut groups, &mut windows);
         }
     }
 
@@ -183,102 +198,25 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     let mut all_servers: BTreeSet<String> = servers.keys().cloned().collect();
     all_servers.extend(memberships.keys().cloned());
 
-    let mut resolver = Resolver::new();
+    let classified_at = started.elapsed();
+    // Per-server work (merge, convert, validate, resolve, build, hash) is independent from
+    // server to server: spread it over the cores like parsing.
+    let names: Vec<String> = all_servers.into_iter().collect();
+    let cx = Shared { servers: &servers, groups: &groups, memberships: &memberships, windows: &windows, files: &files };
+    let results = parallel(names, |chunk| server_chunk(&chunk, &cx));
+    let built_at = started.elapsed();
+    tracing::debug!(
+        files = paths_found.len(),
+        discover_ms = discovered.as_secs_f64() * 1e3,
+        parse_ms = (parsed_at - discovered).as_secs_f64() * 1e3,
+        classify_ms = (classified_at - parsed_at).as_secs_f64() * 1e3,
+        build_ms = (built_at - classified_at).as_secs_f64() * 1e3,
+        "manifests loaded"
+    );
     let mut desired_servers = BTreeMap::new();
-    for name in all_servers {
-        let own = servers.get(&name);
-        let in_groups = memberships.get(&name).cloned().unwrap_or_default();
-        let templated: Vec<&GroupDoc> =
-            in_groups.iter().filter_map(|g| groups.get(g)).filter(|g| g.doc.spec.template.is_some()).collect();
-        if templated.len() > 1 {
-            let at = own.map(|s| s.doc.metadata.name.loc).unwrap_or(templated[1].doc.metadata.name.loc);
-            let names: Vec<&str> = templated.iter().map(|g| g.doc.metadata.name.value.as_str()).collect();
-            sink.error(
-                Code::MultipleTemplates,
-                at,
-                format!("`{name}` is in several ServerGroups with a template: {}", names.join(", ")),
-            );
-            continue;
-        }
-        let template = templated.first().and_then(|g| g.doc.spec.template.as_ref()).map(|t| &t.0);
-        let own_spec = own.and_then(|s| s.doc.spec.as_ref()).map(|s| &s.0);
-        let merged = match (template, own_spec) {
-            (Some(t), Some(o)) => Some(merge(t, o)),
-            (Some(t), None) => Some(t.clone()),
-            (None, Some(o)) => Some(o.clone()),
-            (None, None) => None,
-        };
-        let before = sink.error_count();
-        let spec = match &merged {
-            Some(node) => match RawServerSpec::from_node(node, &mut sink) {
-                Some(s) => s,
-                None => continue,
-            },
-            None => RawServerSpec {
-                install: None,
-                boot: None,
-                settings: None,
-                policy: None,
-                loc: own.map(|s| s.root).unwrap_or_default(),
-            },
-        };
-        if sink.error_count() > before {
-            // Rules on a half-converted spec would only add noise to the real error.
-            continue;
-        }
-        validate::server_spec(&spec, &mut sink);
-        if let Some(p) = &spec.policy
-            && let Some(w) = &p.maintenance_window
-            && !windows.contains_key(&w.value)
-        {
-            let known: Vec<&str> = windows.keys().map(String::as_str).collect();
-            let hint = if known.is_empty() {
-                "define a MaintenanceWindow with this name".to_owned()
-            } else {
-                format!("known windows: {}", known.join(", "))
-            };
-            sink.error_hint(Code::UnknownWindow, w.loc, format!("no MaintenanceWindow named `{}`", w.value), hint);
-        }
-        if sink.error_count() > before {
-            continue;
-        }
-        let built = build::server(&spec, &mut resolver, &mut sink);
-        if sink.error_count() > before {
-            continue;
-        }
-        let (doc_origin, labels) = match own {
-            Some(s) => (
-                origin(&files, s.root),
-                s.doc
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .map(|l| l.0.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect())
-                    .unwrap_or_default(),
-            ),
-            None => (templated.first().map(|g| origin(&files, g.root)).unwrap_or_default(), BTreeMap::new()),
-        };
-        let mut field_origins = BTreeMap::new();
-        if let Some(s) = own {
-            field_origins.insert("metadata.name".to_owned(), origin(&files, s.doc.metadata.name.loc));
-        }
-        if let Some(node) = &merged {
-            build::field_origins("spec", node, &files, &mut field_origins);
-        }
-        desired_servers.insert(
-            name.clone(),
-            DesiredServer {
-                name,
-                labels,
-                groups: in_groups,
-                origin: doc_origin,
-                field_origins,
-                install: built.install,
-                boot: built.boot,
-                settings: built.settings,
-                policy: built.policy,
-            },
-        );
+    for (built, diags) in results {
+        sink.diags.extend(diags);
+        desired_servers.extend(built.into_iter().map(|s| (s.name.clone(), s)));
     }
 
     let diags = Diagnostics::new(sink.diags);
@@ -304,16 +242,25 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     Ok(Loaded { desired, warnings: diags })
 }
 
-fn classify(
-    doc: Node,
-    sink: &mut Sink,
-    servers: &mut BTreeMap<String, ServerDoc>,
-    groups: &mut BTreeMap<String, GroupDoc>,
-    windows: &mut BTreeMap<String, MaintenanceWindow>,
-) {
+/// A document converted to its kind.
+enum Converted {
+    Server(ServerDoc),
+    Group(GroupDoc),
+    Window(Sp<String>, MaintenanceWindow),
+}
+
+/// Removes and returns a top-level entry of a mapping (moving a big subtree out instead of
+/// cloning it).
+fn take_entry(node: &mut Node, key: &str) -> Option<Node> {
+    let Value::Map(entries) = &mut node.value else { return None };
+    let i = entries.iter().position(|(k, _)| k.as_str() == Some(key))?;
+    Some(entries.remove(i).1)
+}
+
+fn convert(mut doc: Node, sink: &mut Sink) -> Option<Converted> {
     if !matches!(doc.value, Value::Map(_)) {
         sink.error(Code::NotAMapping, doc.anchor(), format!("a manifest document must be a mapping, not {}", doc.type_name()));
-        return;
+        return None;
     }
     let Some(kind_node) = doc.get("kind") else {
         sink.error_hint(
@@ -322,60 +269,101 @@ fn classify(
             "missing field `kind`",
             "add `kind: Server`, `kind: ServerGroup` or `kind: MaintenanceWindow`",
         );
-        return;
+        return None;
     };
     let Some(kind) = kind_node.as_str() else {
         sink.error(Code::WrongType, kind_node.loc, format!("`kind` must be a string, found {}", kind_node.type_name()));
-        return;
+        return None;
     };
     let root = doc.loc;
     match kind {
         KindServer::VALUE => {
-            let Some(d) = RawServerDoc::from_node(&doc, sink) else { return };
-            let name = &d.metadata.name;
-            if let Some(msg) = service_name_problem(&name.value) {
-                sink.error(Code::ServiceNameInvalid, name.loc, msg);
-                return;
+            let spec = take_entry(&mut doc, "spec");
+            let mut d = RawServerDoc::from_node(&doc, sink)?;
+            d.spec = spec.filter(|s| !s.is_null()).map(NodeOf::new);
+            if let Some(msg) = service_name_problem(&d.metadata.name.value) {
+                sink.error(Code::ServiceNameInvalid, d.metadata.name.loc, msg);
+                return None;
             }
-            if let Some(first) = servers.get(&name.value) {
-                let at = origin(sink.files, first.doc.metadata.name.loc);
-                sink.error_hint(
-                    Code::DuplicateServer,
-                    name.loc,
-                    format!("server `{}` is already defined at {at}", name.value),
-                    Code::DuplicateServer.default_hint(),
-                );
-                return;
-            }
-            servers.insert(name.value.clone(), ServerDoc { doc: d, root });
+            Some(Converted::Server(ServerDoc { doc: d, root }))
         }
         KindServerGroup::VALUE => {
-            let Some(d) = RawGroupDoc::from_node(&doc, sink) else { return };
-            let name = &d.metadata.name;
+            let d = RawGroupDoc::from_node(&doc, sink)?;
+            Some(Converted::Group(GroupDoc { doc: d, root, members: BTreeSet::new() }))
+        }
+        KindMaintenanceWindow::VALUE => {
+            let d = RawWindowDoc::from_node(&doc, sink)?;
+            let w = window(&d, root, sink)?;
+            Some(Converted::Window(d.metadata.name, w))
+        }
+        other => {
+            let hint = format!("use one of: {}", KINDS.join(", "));
+            sink.error_hint(Code::UnknownKind, kind_node.loc, format!("unknown kind `{other}`"), hint);
+            None
+        }
+    }
+}
+
+fn register(
+    doc: Converted,
+    sink: &mut Sink,
+    servers: &mut BTreeMap<String, ServerDoc>,
+    groups: &mut BTreeMap<String, GroupDoc>,
+    windows: &mut BTreeMap<String, MaintenanceWindow>,
+) {
+    match doc {
+        Converted::Server(s) => {
+            let name = &s.doc.metadata.name;
+            if let Some(first) = servers.get(&name.value) {
+                let at = origin(sink.files, first.doc.metadata.name.loc);
+                sink.error(Code::DuplicateServer, name.loc, format!("server `{}` is already defined at {at}", name.value));
+                return;
+            }
+            servers.insert(name.value.clone(), s);
+        }
+        Converted::Group(g) => {
+            let name = &g.doc.metadata.name;
             if let Some(first) = groups.get(&name.value) {
                 let at = origin(sink.files, first.doc.metadata.name.loc);
                 sink.error(Code::DuplicateName, name.loc, format!("ServerGroup `{}` is already defined at {at}", name.value));
                 return;
             }
-            groups.insert(name.value.clone(), GroupDoc { doc: d, root, members: BTreeSet::new() });
+            groups.insert(name.value.clone(), g);
         }
-        KindMaintenanceWindow::VALUE => {
-            let Some(d) = RawWindowDoc::from_node(&doc, sink) else { return };
-            let name = &d.metadata.name;
+        Converted::Window(name, w) => {
             if let Some(first) = windows.get(&name.value) {
                 let msg = format!("MaintenanceWindow `{}` is already defined at {}", name.value, first.origin);
                 sink.error(Code::DuplicateName, name.loc, msg);
                 return;
             }
-            if let Some(w) = window(&d, root, sink) {
-                windows.insert(name.value.clone(), w);
-            }
-        }
-        other => {
-            let hint = format!("use one of: {}", KINDS.join(", "));
-            sink.error_hint(Code::UnknownKind, kind_node.loc, format!("unknown kind `{other}`"), hint);
+            windows.insert(name.value, w);
         }
     }
+}
+
+/// Runs `f` over contiguous chunks of `items` on up to as many threads as the machine has
+/// (one thread for small inputs), returning the results in chunk order.
+fn parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(Vec<T>) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(items.len() / 256 + 1);
+    if threads <= 1 {
+        return vec![f(items)];
+    }
+    let per = items.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
+    let mut it = items.into_iter();
+    loop {
+        let c: Vec<T> = it.by_ref().take(per).collect();
+        if c.is_empty() {
+            break;
+        }
+        chunks.push(c);
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = chunks.into_iter().map(|c| s.spawn(move || f(c))).collect();
+        // A worker panic is a bug in a rule; propagate it rather than lose diagnostics silently.
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    })
 }
 
 fn window(d: &RawWindowDoc, root: Loc, sink: &mut Sink) -> Option<MaintenanceWindow> {
@@ -417,5 +405,116 @@ fn window(d: &RawWindowDoc, root: Loc, sink: &mut Sink) -> Option<MaintenanceWin
         schedule: sched.to_owned(),
         duration_secs,
         time_zone: tz,
+    })
+}
+
+/// What every per-server worker reads.
+struct Shared<'a> {
+    servers: &'a BTreeMap<String, ServerDoc>,
+    groups: &'a BTreeMap<String, GroupDoc>,
+    memberships: &'a BTreeMap<String, Vec<String>>,
+    windows: &'a BTreeMap<String, MaintenanceWindow>,
+    files: &'a [SourceFile],
+}
+
+fn server_chunk(names: &[String], cx: &Shared) -> (Vec<DesiredServer>, Vec<super::diag::Diag>) {
+    let mut sink = Sink::new(cx.files);
+    let mut resolver = Resolver::new();
+    let out = names.iter().filter_map(|n| one_server(n.clone(), cx, &mut sink, &mut resolver)).collect();
+    (out, sink.diags)
+}
+
+/// Merges, converts, validates and builds one server. `None` when it has errors (reported).
+fn one_server(name: String, cx: &Shared, sink: &mut Sink, resolver: &mut Resolver) -> Option<DesiredServer> {
+    let (servers, groups, memberships, windows, files) = (cx.servers, cx.groups, cx.memberships, cx.windows, cx.files);
+    let own = servers.get(&name);
+    let in_groups = memberships.get(&name).cloned().unwrap_or_default();
+    let templated: Vec<&GroupDoc> =
+        in_groups.iter().filter_map(|g| groups.get(g)).filter(|g| g.doc.spec.template.is_some()).collect();
+    if templated.len() > 1 {
+        let at = own.map(|s| s.doc.metadata.name.loc).unwrap_or(templated[1].doc.metadata.name.loc);
+        let names: Vec<&str> = templated.iter().map(|g| g.doc.metadata.name.value.as_str()).collect();
+        sink.error(
+            Code::MultipleTemplates,
+            at,
+            format!("`{name}` is in several ServerGroups with a template: {}", names.join(", ")),
+        );
+        return None;
+    }
+    let template = templated.first().and_then(|g| g.doc.spec.template.as_ref()).map(|t| &t.0);
+    let own_spec = own.and_then(|s| s.doc.spec.as_ref()).map(|s| &s.0);
+    let merged = match (template, own_spec) {
+        (Some(t), Some(o)) => Some(merge(t, o)),
+        (Some(t), None) => Some(t.clone()),
+        (None, Some(o)) => Some(o.clone()),
+        (None, None) => None,
+    };
+    let before = sink.error_count();
+    let spec = match &merged {
+        Some(node) => match RawServerSpec::from_node(node, sink) {
+            Some(s) => s,
+            None => return None,
+        },
+        None => RawServerSpec {
+            install: None,
+            boot: None,
+            settings: None,
+            policy: None,
+            loc: own.map(|s| s.root).unwrap_or_default(),
+        },
+    };
+    if sink.error_count() > before {
+        // Rules on a half-converted spec would only add noise to the real error.
+        return None;
+    }
+    validate::server_spec(&spec, sink);
+    if let Some(p) = &spec.policy
+        && let Some(w) = &p.maintenance_window
+        && !windows.contains_key(&w.value)
+    {
+        let known: Vec<&str> = windows.keys().map(String::as_str).collect();
+        let hint = if known.is_empty() {
+            "define a MaintenanceWindow with this name".to_owned()
+        } else {
+            format!("known windows: {}", known.join(", "))
+        };
+        sink.error_hint(Code::UnknownWindow, w.loc, format!("no MaintenanceWindow named `{}`", w.value), hint);
+    }
+    if sink.error_count() > before {
+        return None;
+    }
+    let built = build::server(&spec, resolver, sink);
+    if sink.error_count() > before {
+        return None;
+    }
+    let (doc_origin, labels) = match own {
+        Some(s) => (
+            origin(files, s.root),
+            s.doc
+                .metadata
+                .labels
+                .as_ref()
+                .map(|l| l.0.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect())
+                .unwrap_or_default(),
+        ),
+        None => (templated.first().map(|g| origin(files, g.root)).unwrap_or_default(), BTreeMap::new()),
+    };
+    let mut field_origins = BTreeMap::new();
+    if let Some(s) = own {
+        field_origins.insert("metadata.name".to_owned(), origin(files, s.doc.metadata.name.loc));
+    }
+    if let Some(node) = &merged {
+        build::field_origins("spec", node, files, &mut field_origins);
+    }
+    Some(DesiredServer {
+            name,
+            labels,
+            groups: in_groups,
+            origin: doc_origin,
+            field_origins,
+            install: built.install,
+            boot: built.boot,
+            settings: built.settings,
+            policy: built.policy,
     })
 }

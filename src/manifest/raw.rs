@@ -630,6 +630,12 @@ impl JsonSchema for SizeMiB {
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeOf<T>(pub Node, std::marker::PhantomData<T>);
 
+impl<T> NodeOf<T> {
+    pub fn new(node: Node) -> NodeOf<T> {
+        NodeOf(node, std::marker::PhantomData)
+    }
+}
+
 impl<T> FromNode for NodeOf<T> {
     fn from_node(node: &Node, _sink: &mut Sink) -> Option<Self> {
         Some(NodeOf(node.clone(), std::marker::PhantomData))

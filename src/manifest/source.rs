@@ -22,6 +22,24 @@ fn file_diag(code: Code, path: &Path, message: impl Into<String>) -> Diag {
     d
 }
 
+/// Identity of a file, to load a file reached through several links once. (dev, inode) costs
+/// nothing (the metadata is already there), unlike canonicalizing 10,000 paths.
+type FileId = (u64, u64);
+
+#[cfg(unix)]
+fn file_id(_path: &Path, meta: &std::fs::Metadata) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn file_id(path: &Path, _meta: &std::fs::Metadata) -> FileId {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).hash(&mut h);
+    (0, h.finish())
+}
+
 fn is_manifest(p: &Path) -> bool {
     matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
@@ -42,9 +60,8 @@ pub fn discover(paths: &[PathBuf], diags: &mut Vec<Diag>) -> Vec<PathBuf> {
                     diags.push(file_diag(Code::NoManifests, p, format!("no .yaml or .yml files under {}", p.display())));
                 }
             }
-            Ok(_) => {
-                let canon = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
-                if seen.insert(canon) {
+            Ok(m) => {
+                if seen.insert(file_id(p, &m)) {
                     out.push(p.clone());
                 }
             }
@@ -63,7 +80,7 @@ fn walk(
     dir: &Path,
     ancestors: &mut Vec<PathBuf>,
     out: &mut Vec<PathBuf>,
-    seen: &mut std::collections::HashSet<PathBuf>,
+    seen: &mut std::collections::HashSet<FileId>,
     diags: &mut Vec<Diag>,
 ) {
     let entries = match std::fs::read_dir(dir) {
@@ -101,9 +118,8 @@ fn walk(
                 walk(&path, ancestors, out, seen, diags);
                 ancestors.pop();
             }
-            Ok(_) if is_manifest(&path) => {
-                let canon = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-                if seen.insert(canon) {
+            Ok(m) if is_manifest(&path) => {
+                if seen.insert(file_id(&path, &m)) {
                     out.push(path);
                 }
             }
