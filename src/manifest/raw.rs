@@ -338,8 +338,8 @@ macro_rules! raw_struct {
             ),* $(,)?
         }
     ) => {
-        $(#[$meta])*
         #[derive(Clone, Debug, PartialEq, schemars::JsonSchema)]
+        $(#[$meta])*
         #[serde(deny_unknown_fields)]
         pub struct $name {
             $( $(#[$fmeta])* #[serde(rename = $key)] pub $field: $ty, )*
@@ -704,6 +704,7 @@ string_enum! {
 
 raw_struct! {
     /// The name and labels of a document.
+    #[schemars(rename = "Metadata")]
     pub struct RawMetadata ("metadata") {
         /// Server: the OVHcloud service name (e.g. `ns3012345.ip-51-68-1.eu`). Group/window: its name.
         "name" => name: Sp<String>,
@@ -714,6 +715,7 @@ raw_struct! {
 
 raw_struct! {
     /// `customizations`: the template inputs of the reinstall, camelCase as in the API.
+    #[schemars(rename = "Customizations")]
     pub struct RawCustomizations ("customizations") {
         /// Hostname set by the installer (RFC 1035).
         "hostname" => hostname: Option<Sp<String>>,
@@ -752,6 +754,7 @@ raw_struct! {
 
 raw_struct! {
     /// Hardware RAID of the OS disk group.
+    #[schemars(rename = "HardwareRaid")]
     pub struct RawHardwareRaid ("hardwareRaid") {
         /// 0, 1, 5, 6, 10, 50 or 60 (default 1).
         "raidLevel" => raid_level: Option<Sp<u32>>,
@@ -766,6 +769,7 @@ raw_struct! {
 
 raw_struct! {
     /// A named LVM volume or zpool.
+    #[schemars(rename = "VolumeName")]
     pub struct RawVolumeName ("extras name") {
         /// The LV or zpool name.
         "name" => name: Sp<String>,
@@ -774,6 +778,7 @@ raw_struct! {
 
 raw_struct! {
     /// Partition extras: LVM logical volume or ZFS pool.
+    #[schemars(rename = "Extras")]
     pub struct RawExtras ("extras") {
         /// Put the partition on an LVM logical volume with this name.
         "lv" => lv: Option<RawVolumeName>,
@@ -784,6 +789,7 @@ raw_struct! {
 
 raw_struct! {
     /// One partition of the layout.
+    #[schemars(rename = "Partition")]
     pub struct RawPartition ("a partition") {
         /// `/…` or `swap`.
         "mountPoint" => mount_point: Sp<String>,
@@ -800,6 +806,7 @@ raw_struct! {
 
 raw_struct! {
     /// Partitioning of the OS disk group.
+    #[schemars(rename = "Partitioning")]
     pub struct RawPartitioning ("partitioning") {
         /// Number of disks to partition (default: all).
         "disks" => disks: Option<Sp<u32>>,
@@ -812,6 +819,7 @@ raw_struct! {
 
 raw_struct! {
     /// Storage: the one disk group the OS goes on, and the disk groups kept intact.
+    #[schemars(rename = "Storage")]
     pub struct RawStorage ("storage") {
         /// The disk group the OS goes on (default: the API's, disk group 1).
         "diskGroupId" => disk_group_id: Option<Sp<u32>>,
@@ -826,6 +834,7 @@ raw_struct! {
 
 raw_struct! {
     /// What a reinstall installs.
+    #[schemars(rename = "Install")]
     pub struct RawInstall ("install") {
         /// The operating system (`operatingSystem`), e.g. `debian12_64`. Required once the
         /// group template and the server's own spec are merged.
@@ -841,6 +850,7 @@ raw_struct! {
 
 raw_struct! {
     /// What the server boots.
+    #[schemars(rename = "Boot")]
     pub struct RawBoot ("boot") {
         /// disk | rescue | ipxe | network | bootId. Required once template and server are merged.
         "mode" => mode: Option<Sp<BootModeKind>>,
@@ -859,6 +869,7 @@ raw_struct! {
 
 raw_struct! {
     /// Plain server attributes (PUT /dedicated/server/{serviceName}).
+    #[schemars(rename = "Settings")]
     pub struct RawSettings ("settings") {
         /// EFI bootloader path.
         "efiBootloaderPath" => efi_bootloader_path: Option<Sp<String>>,
@@ -877,6 +888,7 @@ raw_struct! {
 
 raw_struct! {
     /// Drift handling per area.
+    #[schemars(rename = "Drift")]
     pub struct RawDrift ("drift") {
         /// ignore | warn | correct.
         "boot" => boot: Option<Sp<DriftKind>>,
@@ -889,6 +901,7 @@ raw_struct! {
 
 raw_struct! {
     /// What ovhform may do to the server.
+    #[schemars(rename = "Policy")]
     pub struct RawPolicy ("policy") {
         /// manual (default) | auto | never.
         "reinstall" => reinstall: Option<Sp<ReinstallKind>>,
@@ -903,6 +916,7 @@ raw_struct! {
 
 raw_struct! {
     /// The spec of a Server (also a ServerGroup's template).
+    #[schemars(rename = "ServerSpec")]
     pub struct RawServerSpec ("spec") {
         /// What a reinstall installs.
         "install" => install: Option<RawInstall>,
@@ -917,6 +931,7 @@ raw_struct! {
 
 raw_struct! {
     /// `kind: Server`.
+    #[schemars(rename = "ServerDoc")]
     pub struct RawServerDoc ("a Server document") {
         /// Always `ovhform/v1`.
         "apiVersion" => api_version: ApiVersionV1,
@@ -931,6 +946,7 @@ raw_struct! {
 
 raw_struct! {
     /// Label selector.
+    #[schemars(rename = "Selector")]
     pub struct RawSelector ("selector") {
         /// Servers whose labels include all of these.
         "matchLabels" => match_labels: Map<Sp<String>>,
@@ -939,6 +955,7 @@ raw_struct! {
 
 raw_struct! {
     /// The spec of a ServerGroup.
+    #[schemars(rename = "GroupSpec")]
     pub struct RawGroupSpec ("ServerGroup spec") {
         /// Service names of the members.
         "members" => members: Option<Vec<Sp<String>>>,
@@ -953,6 +970,7 @@ raw_struct! {
 
 raw_struct! {
     /// `kind: ServerGroup`.
+    #[schemars(rename = "GroupDoc")]
     pub struct RawGroupDoc ("a ServerGroup document") {
         /// Always `ovhform/v1`.
         "apiVersion" => api_version: ApiVersionV1,
@@ -967,6 +985,7 @@ raw_struct! {
 
 raw_struct! {
     /// The spec of a MaintenanceWindow.
+    #[schemars(rename = "WindowSpec")]
     pub struct RawWindowSpec ("MaintenanceWindow spec") {
         /// When windows open: a 5-field cron expression.
         "schedule" => schedule: Sp<String>,
@@ -979,6 +998,7 @@ raw_struct! {
 
 raw_struct! {
     /// `kind: MaintenanceWindow`.
+    #[schemars(rename = "WindowDoc")]
     pub struct RawWindowDoc ("a MaintenanceWindow document") {
         /// Always `ovhform/v1`.
         "apiVersion" => api_version: ApiVersionV1,
