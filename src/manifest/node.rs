@@ -1,0 +1,339 @@
+//! A generic YAML tree where every node knows where it was written (line, column, byte span).
+//!
+//! Owns: turning one file's text into documents of [`Node`]s through serde-saphyr, under a
+//! budget that bounds alias expansion, depth and size. Must not touch: manifest semantics
+//! (that is `raw.rs` and `validate.rs`), the file system (that is `source.rs`).
+//!
+//! Why a generic tree first instead of deserializing straight into typed structs: a typed serde
+//! derive stops at the first error of a document, and one stream holds documents of different
+//! kinds. A spanned tree accepts any YAML, so every structural problem (unknown field, wrong
+//! type, missing field) in every document can be reported at once, and group templates can be
+//! merged under server manifests node by node while each value keeps its own file and line.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::{Budget, Location, Options, Spanned};
+
+/// Where a node was written. Lines and columns are 1-based; `offset`/`len` are bytes into the
+/// file's text (for source snippets). `file` indexes the loader's table of source files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Loc {
+    pub file: u32,
+    pub line: u32,
+    pub column: u32,
+    pub offset: usize,
+    pub len: usize,
+}
+
+impl Loc {
+    fn from_saphyr(file: u32, l: &Location) -> Loc {
+        let span = l.span();
+        Loc {
+            file,
+            line: u32::try_from(l.line()).unwrap_or(u32::MAX),
+            column: u32::try_from(l.column()).unwrap_or(u32::MAX),
+            offset: span
+                .byte_offset()
+                .and_then(|o| usize::try_from(o).ok())
+                .unwrap_or(0),
+            len: span
+                .byte_len()
+                .and_then(|o| usize::try_from(o).ok())
+                .unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub loc: Loc,
+    /// Where the mapping key naming this node was written, if any.
+    pub key_loc: Option<Loc>,
+}
+
+impl Node {
+    /// The best place to point at for a problem with this node as a whole: its key for a
+    /// mapping or list (a block collection starts on the line after its key), itself otherwise.
+    pub fn anchor(&self) -> Loc {
+        match (&self.value, self.key_loc) {
+            (Value::Map(_) | Value::Seq(_), Some(k)) => k,
+            _ => self.loc,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self.value, Value::Null)
+    }
+
+    /// The entry of a mapping with this (string) key, if any.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// A short name of the node's YAML type for "expected X, found Y" messages.
+    pub fn type_name(&self) -> &'static str {
+        match self.value {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+
+    /// Sets the file index of this node and all its children (serde-saphyr knows nothing of
+    /// our file table).
+    fn set_file(&mut self, file: u32) {
+        self.loc.file = file;
+        if let Some(k) = &mut self.key_loc {
+            k.file = file;
+        }
+        match &mut self.value {
+            Value::Seq(items) => items.iter_mut().for_each(|n| n.set_file(file)),
+            Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                k.set_file(file);
+                v.set_file(file);
+            }),
+            _ => {}
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let sp = Spanned::<Value>::deserialize(d)?;
+        Ok(Node {
+            value: sp.value,
+            loc: Loc::from_saphyr(0, &sp.referenced),
+            key_loc: None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v.into()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Int(v.into()))
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
+        Ok(i128::try_from(v)
+            .map(Value::Int)
+            .unwrap_or(Value::Float(v as f64)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Value, E> {
+        // `!!binary` scalars: keep them as text so the user gets a type error at the field,
+        // not a parser failure for the whole file.
+        Ok(Value::Str(String::from_utf8_lossy(v).into_owned()))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(n) = seq.next_element::<Node>()? {
+            items.push(n);
+        }
+        Ok(Value::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(k) = map.next_key::<Node>()? {
+            let mut v = map.next_value::<Node>()?;
+            v.key_loc = Some(k.loc);
+            entries.push((k, v));
+        }
+        Ok(Value::Map(entries))
+    }
+}
+
+/// A YAML syntax (or budget) failure: the whole file is unusable from here on.
+#[derive(Clone, Debug)]
+pub struct SyntaxError {
+    pub message: String,
+    pub loc: Loc,
+    /// True when a resource budget (aliases, depth, nodes) tripped, not the grammar.
+    pub budget: bool,
+    /// True for a key given twice in one mapping.
+    pub duplicate_key: bool,
+}
+
+/// Budgets sized for manifests: generous for real fleets (a file of thousands of servers),
+/// tight enough that an alias bomb or a pathological nesting fails in milliseconds.
+fn options() -> Options {
+    let mut budget = Budget::default();
+    budget.max_events = 2_000_000;
+    budget.max_aliases = 10_000;
+    budget.max_anchors = 10_000;
+    budget.max_depth = 48;
+    budget.max_documents = 20_000;
+    budget.max_nodes = 1_000_000;
+    budget.max_total_scalar_bytes = 32 * 1024 * 1024;
+    budget.max_merge_keys = 10_000;
+    budget.max_recorded_anchor_events = 50_000;
+    budget.max_recorded_anchor_bytes = 16 * 1024 * 1024;
+    let mut opts = Options::default();
+    opts.budget = Some(budget);
+    opts.alias_limits.max_total_replayed_events = 50_000;
+    opts.alias_limits.max_replay_stack_depth = 16;
+    opts.with_snippet = false;
+    opts
+}
+
+/// Parses every document of one file. Empty documents are skipped.
+pub fn parse_documents(text: &str, file: u32) -> Result<Vec<Node>, SyntaxError> {
+    match serde_saphyr::from_multiple_with_options::<Node>(text, options()) {
+        Ok(mut docs) => {
+            docs.iter_mut().for_each(|d| d.set_file(file));
+            Ok(docs)
+        }
+        Err(e) => {
+            let loc = e
+                .location()
+                .map(|l| Loc::from_saphyr(file, &l))
+                .unwrap_or(Loc {
+                    file,
+                    ..Loc::default()
+                });
+            let message = e.without_snippet().to_string();
+            let lower = message.to_ascii_lowercase();
+            let budget =
+                lower.contains("budget") || lower.contains("alias") || lower.contains("limit");
+            let duplicate_key = lower.contains("duplicate mapping key");
+            let mut message = clean_message(&message);
+            if let Some(rest) = message.strip_prefix("budget breached: ") {
+                message = format!("YAML safety limit exceeded: {rest}");
+            }
+            Err(SyntaxError {
+                message,
+                loc,
+                budget,
+                duplicate_key,
+            })
+        }
+    }
+}
+
+/// serde-saphyr's messages end with "at line X, column Y"; we print the location ourselves.
+fn clean_message(m: &str) -> String {
+    let first = m.lines().next().unwrap_or(m).trim();
+    // Advice about serde-saphyr's options is for the programmer, not the user.
+    let first = first
+        .split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(first);
+    match first.find(" at line ") {
+        Some(i) => first[..i].to_owned(),
+        None => first.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_on_every_node() {
+        let docs = parse_documents("a: 1\nb:\n  - x\n  - {c: true}\n---\nz: ~\n", 3).unwrap();
+        assert_eq!(docs.len(), 2);
+        let a = docs[0].get("a").unwrap();
+        assert_eq!((a.loc.line, a.loc.column, a.loc.file), (1, 4, 3));
+        assert_eq!(a.value, Value::Int(1));
+        let b = docs[0].get("b").unwrap();
+        let Value::Seq(items) = &b.value else {
+            panic!("seq")
+        };
+        assert_eq!(items[1].get("c").unwrap().loc.line, 4);
+        assert_eq!(docs[1].get("z").unwrap().value, Value::Null);
+        let Value::Map(entries) = &docs[0].value else {
+            panic!("map")
+        };
+        assert_eq!((entries[1].0.loc.line, entries[1].0.loc.column), (2, 1));
+        assert_eq!(
+            &"a: 1\nb:"[entries[1].0.loc.offset..entries[1].0.loc.offset + 1],
+            "b"
+        );
+    }
+
+    #[test]
+    fn syntax_error_has_location() {
+        let e = parse_documents("a: 1\nb: [1, 2\n", 0).unwrap_err();
+        assert!(e.loc.line >= 2, "{e:?}");
+        assert!(!e.message.is_empty());
+    }
+
+    #[test]
+    fn alias_bomb_is_bounded() {
+        let mut y = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            y.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        }
+        let t = std::time::Instant::now();
+        assert!(parse_documents(&y, 0).is_err());
+        assert!(t.elapsed().as_millis() < 1000);
+    }
+}
