@@ -6,7 +6,15 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = ovhform::cli::Cli::parse();
+    // Usage errors exit 1 like every other error: exit 2 means "changes present" (plan
+    // --detailed-exitcode), so clap's own code 2 would be misread by CI scripts.
+    let cli = match ovhform::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
     ovhform::cli::init_tracing(&cli.global);
     match ovhform::cli::run(cli) {
         Ok(code) => code,

@@ -48,6 +48,10 @@ pub struct ApiArgs {
     /// (POST /install/start, ended on ovh-eu on 2025-10-07; refuses custom partitioning).
     #[arg(long, value_enum, default_value_t = InstallApi::Reinstall, help_heading = "OVHcloud API")]
     pub install_api: InstallApi,
+    /// Retries of a failed safe (GET) call, with jittered backoff; writes are never retried
+    /// blindly.
+    #[arg(long, default_value_t = 4, help_heading = "OVHcloud API")]
+    pub retries: usize,
 }
 
 impl fmt::Debug for ApiArgs {
@@ -64,6 +68,7 @@ impl fmt::Debug for ApiArgs {
             .field("concurrency", &self.concurrency)
             .field("timeout", &self.timeout)
             .field("install_api", &self.install_api)
+            .field("retries", &self.retries)
             .finish()
     }
 }
@@ -91,6 +96,7 @@ impl ApiArgs {
         cfg.concurrency = usize::from(self.concurrency);
         cfg.timeout = self.timeout;
         cfg.install_api = self.install_api;
+        cfg.max_retries = self.retries;
         Ok(cfg)
     }
 

@@ -4,6 +4,7 @@ mod manifest;
 mod observe_sim;
 mod ovh_client;
 mod plan;
+mod plan_cli;
 mod plan_laws;
 mod plan_render;
 mod sim_behaviour;
