@@ -10,12 +10,16 @@
 use std::path::Path;
 use std::time::Instant;
 
-const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPNtXYuPwxcCK174vy6JaPpL0xp7VdERNtnmwx6DVvx0 ops@example";
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPNtXYuPwxcCK174vy6JaPpL0xp7VdERNtnmwx6DVvx0 ops@example";
 
 fn generate(dir: &Path, n: usize) -> std::io::Result<()> {
     std::fs::create_dir_all(dir.join("servers"))?;
     std::fs::create_dir_all(dir.join("scripts"))?;
-    std::fs::write(dir.join("scripts/bootstrap.sh"), "#!/bin/sh\napt-get update\n")?;
+    std::fs::write(
+        dir.join("scripts/bootstrap.sh"),
+        "#!/bin/sh\napt-get update\n",
+    )?;
     std::fs::write(
         dir.join("windows.yaml"),
         "apiVersion: ovhform/v1\nkind: MaintenanceWindow\nmetadata: {name: nights}\nspec: {schedule: \"0 2 * * *\", duration: 3h, timeZone: Europe/Paris}\n",
@@ -46,10 +50,16 @@ fn main() {
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let dir = tempfile::tempdir().expect("temporary directory");
-    if let Ok(keep) = std::env::var("BENCH_KEEP_DIR") { generate(std::path::Path::new(&keep), n).expect("generate"); }
+    if let Ok(keep) = std::env::var("BENCH_KEEP_DIR") {
+        generate(std::path::Path::new(&keep), n).expect("generate");
+    }
     let t = Instant::now();
     generate(dir.path(), n).expect("generate manifests");
-    println!("generated {n} server manifests in {:.2?} under {}", t.elapsed(), dir.path().display());
+    println!(
+        "generated {n} server manifests in {:.2?} under {}",
+        t.elapsed(),
+        dir.path().display()
+    );
     let mut times = Vec::new();
     for run in 0..runs {
         let t = Instant::now();
@@ -71,6 +81,8 @@ fn main() {
         times[0],
         times[times.len() / 2],
         times[times.len() - 1],
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     );
 }

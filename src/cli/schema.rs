@@ -20,8 +20,12 @@ pub struct Args {
 /// `yaml.schemas` setting) at it.
 pub fn run(args: Args) -> miette::Result<ExitCode> {
     let schema = crate::manifest::schema();
-    let text = if args.compact { serde_json::to_string(&schema) } else { serde_json::to_string_pretty(&schema) }
-        .map_err(|e| miette::miette!("cannot serialize the schema: {e}"))?;
+    let text = if args.compact {
+        serde_json::to_string(&schema)
+    } else {
+        serde_json::to_string_pretty(&schema)
+    }
+    .map_err(|e| miette::miette!("cannot serialize the schema: {e}"))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}").map_err(|e| miette::miette!("cannot write the schema: {e}"))?;
     Ok(ExitCode::from(EXIT_OK))

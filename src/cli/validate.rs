@@ -36,7 +36,9 @@ impl Color {
         match self {
             Color::Always => true,
             Color::Never => false,
-            Color::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+            Color::Auto => {
+                std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+            }
         }
     }
 }
@@ -44,16 +46,24 @@ impl Color {
 /// Exit 0 when the manifests are valid, 1 when they are not. Diagnostics and the one-line
 /// summary go to stderr; stdout stays empty.
 pub fn run(args: Args) -> miette::Result<ExitCode> {
-    let paths = if args.paths.is_empty() { vec![PathBuf::from("manifests")] } else { args.paths };
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("manifests")]
+    } else {
+        args.paths
+    };
     let color = args.color.enabled();
     let mut err = std::io::stderr().lock();
     let (ok, rendered, summary) = match manifest::load(&paths) {
         Ok(loaded) => {
             let d = &loaded.desired;
-            let ok = !(args.deny_warnings && !loaded.warnings.is_empty());
+            let ok = !args.deny_warnings || loaded.warnings.is_empty();
             let summary = format!(
                 "{}: {} servers, {} groups, {} maintenance windows; {}",
-                if ok { "valid" } else { "invalid (warnings denied)" },
+                if ok {
+                    "valid"
+                } else {
+                    "invalid (warnings denied)"
+                },
                 d.servers.len(),
                 d.groups.len(),
                 d.windows.len(),
@@ -61,7 +71,11 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             );
             (ok, loaded.warnings.render(color), summary)
         }
-        Err(diags) => (false, diags.render(color), format!("invalid: {}", diags.summary())),
+        Err(diags) => (
+            false,
+            diags.render(color),
+            format!("invalid: {}", diags.summary()),
+        ),
     };
     // A closed stderr must not turn a result into a panic; the exit code still tells.
     let _ = write!(err, "{rendered}");

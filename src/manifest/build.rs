@@ -18,10 +18,12 @@ use sha2::{Digest, Sha256};
 use super::diag::Code;
 use super::node::Loc;
 use super::raw::{
-    BootModeKind, DriftKind, FileSystem, RawInstall, RawServerSpec, RebootKind, ReinstallKind, Sink, Sp, ValueSource,
+    BootModeKind, DriftKind, FileSystem, RawInstall, RawServerSpec, RebootKind, ReinstallKind,
+    Sink, Sp, ValueSource,
 };
 use crate::model::{
-    BootMode, BootSpec, DriftAction, DriftPolicy, InstallSpec, Policy, RebootPolicy, ReinstallPolicy, Settings,
+    BootMode, BootSpec, DriftAction, DriftPolicy, InstallSpec, Policy, RebootPolicy,
+    ReinstallPolicy, Settings,
 };
 
 /// Largest manifest or referenced file ovhform reads: far above any real script or manifest,
@@ -65,7 +67,10 @@ fn io_error(path: &Path, e: &std::io::Error) -> ReadError {
     } else if e.kind() == std::io::ErrorKind::NotFound {
         ReadError::Missing { path }
     } else {
-        ReadError::Io { path, message: e.to_string() }
+        ReadError::Io {
+            path,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -74,16 +79,26 @@ fn io_error(path: &Path, e: &std::io::Error) -> ReadError {
 pub fn read_capped(path: &Path) -> Result<Vec<u8>, ReadError> {
     let meta = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
     if !meta.is_file() {
-        return Err(ReadError::NotAFile { path: path.to_path_buf() });
+        return Err(ReadError::NotAFile {
+            path: path.to_path_buf(),
+        });
     }
     if meta.len() > MAX_FILE_BYTES {
-        return Err(ReadError::TooLarge { path: path.to_path_buf(), size: meta.len() });
+        return Err(ReadError::TooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+        });
     }
     let f = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
     let mut buf = Vec::with_capacity(meta.len() as usize);
-    f.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf).map_err(|e| io_error(path, &e))?;
+    f.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| io_error(path, &e))?;
     if buf.len() as u64 > MAX_FILE_BYTES {
-        return Err(ReadError::TooLarge { path: path.to_path_buf(), size: buf.len() as u64 });
+        return Err(ReadError::TooLarge {
+            path: path.to_path_buf(),
+            size: buf.len() as u64,
+        });
     }
     Ok(buf)
 }
@@ -113,7 +128,9 @@ pub struct Resolver {
 
 impl Resolver {
     pub fn new() -> Resolver {
-        Resolver { cache: HashMap::new() }
+        Resolver {
+            cache: HashMap::new(),
+        }
     }
 
     fn read(&mut self, path: &Path) -> Result<Arc<Vec<u8>>, ReadError> {
@@ -125,7 +142,13 @@ impl Resolver {
         r
     }
 
-    fn resolve(&mut self, v: &Sp<ValueSource>, how: Use, allow_secret: bool, sink: &mut Sink) -> Option<Resolved> {
+    fn resolve(
+        &mut self,
+        v: &Sp<ValueSource>,
+        how: Use,
+        allow_secret: bool,
+        sink: &mut Sink,
+    ) -> Option<Resolved> {
         let (bytes, secret, from_file) = match &v.value {
             ValueSource::Inline(s) => (s.clone().into_bytes(), false, false),
             ValueSource::Env(name) => {
@@ -142,19 +165,31 @@ impl Resolver {
                     Some(val) => match val.into_string() {
                         Ok(s) => (s.into_bytes(), true, false),
                         Err(_) => {
-                            sink.error(Code::NotUtf8, name.loc, format!("environment variable {} is not UTF-8", name.value));
+                            sink.error(
+                                Code::NotUtf8,
+                                name.loc,
+                                format!("environment variable {} is not UTF-8", name.value),
+                            );
                             return None;
                         }
                     },
                     None => {
-                        sink.error(Code::EnvUnset, name.loc, format!("environment variable {} is not set", name.value));
+                        sink.error(
+                            Code::EnvUnset,
+                            name.loc,
+                            format!("environment variable {} is not set", name.value),
+                        );
                         return None;
                     }
                 }
             }
             ValueSource::File { path, sensitive } => {
                 if *sensitive && !allow_secret {
-                    sink.error(Code::ValueSourceInvalid, path.loc, "`sensitive` files are only allowed in install customizations");
+                    sink.error(
+                        Code::ValueSourceInvalid,
+                        path.loc,
+                        "`sensitive` files are only allowed in install customizations",
+                    );
                     return None;
                 }
                 let full = relative_to(sink, path.loc, &path.value);
@@ -162,7 +197,11 @@ impl Resolver {
                     Ok(b) => (b.as_ref().clone(), *sensitive, true),
                     Err(e) => {
                         let msg = match &e {
-                            ReadError::Missing { .. } => format!("file `{}` not found (resolved to {})", path.value, full.display()),
+                            ReadError::Missing { .. } => format!(
+                                "file `{}` not found (resolved to {})",
+                                path.value,
+                                full.display()
+                            ),
                             other => other.to_string(),
                         };
                         sink.error(e.code(), path.loc, msg);
@@ -172,11 +211,19 @@ impl Resolver {
             }
             ValueSource::Base64(data) => {
                 // Line breaks are common in pasted base64; they carry no data.
-                let compact: String = data.value.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+                let compact: String = data
+                    .value
+                    .chars()
+                    .filter(|c| !c.is_ascii_whitespace())
+                    .collect();
                 match STANDARD.decode(compact.as_bytes()) {
                     Ok(b) => (b, false, false),
                     Err(e) => {
-                        sink.error(Code::Base64Invalid, data.loc, format!("not valid base64: {e}"));
+                        sink.error(
+                            Code::Base64Invalid,
+                            data.loc,
+                            format!("not valid base64: {e}"),
+                        );
                         return None;
                     }
                 }
@@ -214,7 +261,11 @@ fn relative_to(sink: &Sink, loc: Loc, path: &str) -> PathBuf {
     if p.is_absolute() {
         return p.to_path_buf();
     }
-    let base = sink.files.get(loc.file as usize).and_then(|f| f.path.parent()).unwrap_or(Path::new(""));
+    let base = sink
+        .files
+        .get(loc.file as usize)
+        .and_then(|f| f.path.parent())
+        .unwrap_or(Path::new(""));
     base.join(p)
 }
 
@@ -231,16 +282,23 @@ pub fn ssh_key_problem(key: &str) -> Result<(), String> {
     };
     let known = kind == "ssh-rsa" || kind == "ssh-ed25519" || kind.starts_with("ecdsa-sha2-nistp");
     if !known {
-        return Err(format!("key type `{kind}` is not ssh-rsa, ssh-ed25519 or ecdsa-sha2-*"));
+        return Err(format!(
+            "key type `{kind}` is not ssh-rsa, ssh-ed25519 or ecdsa-sha2-*"
+        ));
     }
-    let blob = STANDARD.decode(body).map_err(|e| format!("the key body is not valid base64: {e}"))?;
+    let blob = STANDARD
+        .decode(body)
+        .map_err(|e| format!("the key body is not valid base64: {e}"))?;
     let inner = blob
         .get(..4)
         .map(|l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize)
         .and_then(|n| blob.get(4..4 + n));
     match inner {
         Some(t) if t == kind.as_bytes() => Ok(()),
-        Some(t) => Err(format!("the key body is a `{}` key, not `{kind}`", String::from_utf8_lossy(t))),
+        Some(t) => Err(format!(
+            "the key body is a `{}` key, not `{kind}`",
+            String::from_utf8_lossy(t)
+        )),
         None => Err("the key body is truncated".to_owned()),
     }
 }
@@ -307,21 +365,42 @@ pub struct Built {
 }
 
 pub fn server(spec: &RawServerSpec, resolver: &mut Resolver, sink: &mut Sink) -> Built {
-    let install = spec.install.as_ref().and_then(|i| install(i, resolver, sink));
+    let install = spec
+        .install
+        .as_ref()
+        .and_then(|i| install(i, resolver, sink));
     let boot = spec.boot.as_ref().and_then(|b| {
         let mode = match b.mode.as_ref()?.value {
             BootModeKind::Disk => BootMode::Disk,
             BootModeKind::Rescue => BootMode::Rescue {
-                kernel: b.rescue.as_ref().map(|r| r.value.clone()).unwrap_or_else(|| "rescue-customer".to_owned()),
+                kernel: b
+                    .rescue
+                    .as_ref()
+                    .map(|r| r.value.clone())
+                    .unwrap_or_else(|| "rescue-customer".to_owned()),
             },
-            BootModeKind::Network => BootMode::Network { kernel: b.network.as_ref()?.value.clone() },
-            BootModeKind::BootId => BootMode::BootId { id: b.boot_id.as_ref()?.value },
+            BootModeKind::Network => BootMode::Network {
+                kernel: b.network.as_ref()?.value.clone(),
+            },
+            BootModeKind::BootId => BootMode::BootId {
+                id: b.boot_id.as_ref()?.value,
+            },
             BootModeKind::Ipxe => {
                 let src = b.ipxe_script.as_ref()?;
                 let script = resolver.resolve(src, Use::Exact, false, sink)?.value;
                 if !script.starts_with("#!ipxe") {
-                    let first = script.lines().next().unwrap_or("").chars().take(40).collect::<String>();
-                    sink.error(Code::IpxeShebang, src.loc, format!("the iPXE script starts with `{first}`, not `#!ipxe`"));
+                    let first = script
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .chars()
+                        .take(40)
+                        .collect::<String>();
+                    sink.error(
+                        Code::IpxeShebang,
+                        src.loc,
+                        format!("the iPXE script starts with `{first}`, not `#!ipxe`"),
+                    );
                     return None;
                 }
                 BootMode::Ipxe { script }
@@ -357,7 +436,11 @@ pub fn server(spec: &RawServerSpec, resolver: &mut Resolver, sink: &mut Sink) ->
             let drift = p
                 .drift
                 .as_ref()
-                .map(|dr| DriftPolicy { boot: d(&dr.boot), settings: d(&dr.settings), install: d(&dr.install) })
+                .map(|dr| DriftPolicy {
+                    boot: d(&dr.boot),
+                    settings: d(&dr.settings),
+                    install: d(&dr.install),
+                })
                 .unwrap_or_default();
             Policy {
                 reinstall: match p.reinstall.as_ref().map(|r| r.value) {
@@ -371,7 +454,12 @@ pub fn server(spec: &RawServerSpec, resolver: &mut Resolver, sink: &mut Sink) ->
             }
         })
         .unwrap_or_default();
-    Built { install, boot, settings, policy }
+    Built {
+        install,
+        boot,
+        settings,
+        policy,
+    }
 }
 
 fn install(i: &RawInstall, resolver: &mut Resolver, sink: &mut Sink) -> Option<InstallSpec> {
@@ -383,14 +471,15 @@ fn install(i: &RawInstall, resolver: &mut Resolver, sink: &mut Sink) -> Option<I
 
     if let Some(c) = &i.customizations {
         let mut cm = Map::new();
-        let mut put = |cm: &mut Map<String, Value>, key: &str, v: Option<Resolved>, always_secret: bool| {
-            if let Some(r) = v {
-                if r.secret || always_secret {
-                    secret_paths.insert(format!("/customizations/{key}"));
+        let mut put =
+            |cm: &mut Map<String, Value>, key: &str, v: Option<Resolved>, always_secret: bool| {
+                if let Some(r) = v {
+                    if r.secret || always_secret {
+                        secret_paths.insert(format!("/customizations/{key}"));
+                    }
+                    cm.insert(key.into(), Value::String(r.value));
                 }
-                cm.insert(key.into(), Value::String(r.value));
-            }
-        };
+            };
         if let Some(h) = &c.hostname {
             cm.insert("hostname".into(), json!(h.value));
         }
@@ -399,6 +488,12 @@ fn install(i: &RawInstall, resolver: &mut Resolver, sink: &mut Sink) -> Option<I
             if let Some(r) = &r
                 && let Err(msg) = ssh_key_problem(&r.value)
             {
+                // The details quote the key; a secret key gets the rule, not its content.
+                let msg = if r.secret {
+                    "the secret value is not a valid SSH public key".to_owned()
+                } else {
+                    msg
+                };
                 sink.error(Code::SshKeyInvalid, k.loc, msg);
             }
             put(&mut cm, "sshKey", r, false);
@@ -408,7 +503,10 @@ fn install(i: &RawInstall, resolver: &mut Resolver, sink: &mut Sink) -> Option<I
             put(&mut cm, "postInstallationScript", r, true);
         }
         if let Some(e) = &c.post_installation_script_extension {
-            cm.insert("postInstallationScriptExtension".into(), json!(e.value.as_str()));
+            cm.insert(
+                "postInstallationScriptExtension".into(),
+                json!(e.value.as_str()),
+            );
         }
         if let Some(l) = &c.language {
             cm.insert("language".into(), json!(l.value.as_str()));
@@ -425,8 +523,16 @@ fn install(i: &RawInstall, resolver: &mut Resolver, sink: &mut Sink) -> Option<I
             if let Some(r) = &r
                 && !(r.value.starts_with("https://") || r.value.starts_with("http://"))
             {
-                let shown = if r.secret { "(secret value)".to_owned() } else { format!("`{}`", r.value) };
-                sink.error(Code::UrlInvalid, u.loc, format!("imageURL {shown} is not an http(s) URL"));
+                let shown = if r.secret {
+                    "(secret value)".to_owned()
+                } else {
+                    format!("`{}`", r.value)
+                };
+                sink.error(
+                    Code::UrlInvalid,
+                    u.loc,
+                    format!("imageURL {shown} is not an http(s) URL"),
+                );
             }
             put(&mut cm, "imageURL", r, false);
         }
@@ -455,7 +561,8 @@ fn install(i: &RawInstall, resolver: &mut Resolver, sink: &mut Sink) -> Option<I
             for (k, v) in &map.0 {
                 if let Some(r) = resolver.resolve(v, Use::Text, true, sink) {
                     if r.secret || always_secret {
-                        secret_paths.insert(format!("/customizations/{key}/{}", pointer_key(&k.value)));
+                        secret_paths
+                            .insert(format!("/customizations/{key}/{}", pointer_key(&k.value)));
                     }
                     m.insert(k.value.clone(), Value::String(r.value));
                 }
@@ -481,8 +588,15 @@ fn install(i: &RawInstall, resolver: &mut Resolver, sink: &mut Sink) -> Option<I
             let hw = &hw.0;
             let mut h = Map::new();
             // raidLevel defaults to 1 in the API; sent explicitly so the body says what it does.
-            h.insert("raidLevel".into(), json!(hw.raid_level.as_ref().map(|l| l.value).unwrap_or(1)));
-            for (k, v) in [("arrays", &hw.arrays), ("disks", &hw.disks), ("spares", &hw.spares)] {
+            h.insert(
+                "raidLevel".into(),
+                json!(hw.raid_level.as_ref().map(|l| l.value).unwrap_or(1)),
+            );
+            for (k, v) in [
+                ("arrays", &hw.arrays),
+                ("disks", &hw.disks),
+                ("spares", &hw.spares),
+            ] {
                 if let Some(v) = v {
                     h.insert(k.into(), json!(v.value));
                 }
@@ -507,8 +621,14 @@ fn install(i: &RawInstall, resolver: &mut Resolver, sink: &mut Sink) -> Option<I
                         m.insert("fileSystem".into(), json!(part.file_system.value.as_str()));
                         // Omitted raidLevel means 1 to the API, so 0 must be explicit; we
                         // always send it. Same for size (0 = fill).
-                        m.insert("raidLevel".into(), json!(part.raid_level.as_ref().map(|l| l.value).unwrap_or(1)));
-                        m.insert("size".into(), json!(part.size.as_ref().map(|s| s.value.0).unwrap_or(0)));
+                        m.insert(
+                            "raidLevel".into(),
+                            json!(part.raid_level.as_ref().map(|l| l.value).unwrap_or(1)),
+                        );
+                        m.insert(
+                            "size".into(),
+                            json!(part.size.as_ref().map(|s| s.value.0).unwrap_or(0)),
+                        );
                         if let Some(ex) = &part.extras {
                             let mut e = Map::new();
                             if let Some(lv) = &ex.lv {
@@ -519,7 +639,10 @@ fn install(i: &RawInstall, resolver: &mut Resolver, sink: &mut Sink) -> Option<I
                             }
                             m.insert("extras".into(), Value::Object(e));
                         }
-                        debug_assert!(part.file_system.value != FileSystem::Swap || part.mount_point.value == "swap");
+                        debug_assert!(
+                            part.file_system.value != FileSystem::Swap
+                                || part.mount_point.value == "swap"
+                        );
                         Value::Object(m)
                     })
                     .collect();
@@ -581,7 +704,14 @@ fn origins_into(
     use std::fmt::Write as _;
     let at = node.anchor();
     if let Some(f) = files.get(at.file as usize) {
-        out.insert(path.clone(), crate::model::Origin { file: f.path.clone(), line: at.line, column: at.column });
+        out.insert(
+            path.clone(),
+            crate::model::Origin {
+                file: f.path.clone(),
+                line: at.line,
+                column: at.column,
+            },
+        );
     }
     let len = path.len();
     match &node.value {
@@ -626,7 +756,10 @@ mod tests {
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {
         let a = json!({"b": 1, "a": {"d": [1, {"z": 1, "y": 2}], "c": "x"}});
-        assert_eq!(String::from_utf8(canonical_json(&a)).unwrap(), r#"{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}"#);
+        assert_eq!(
+            String::from_utf8(canonical_json(&a)).unwrap(),
+            r#"{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}"#
+        );
         let fp = fingerprint(&a);
         assert!(fp.starts_with("sha256:") && fp.len() == 7 + 64);
     }

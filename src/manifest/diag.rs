@@ -166,7 +166,11 @@ impl Diag {
     }
 
     pub fn severity(&self) -> Severity {
-        if self.code.is_warning() { Severity::Warning } else { Severity::Error }
+        if self.code.is_warning() {
+            Severity::Warning
+        } else {
+            Severity::Error
+        }
     }
 
     pub fn is_error(&self) -> bool {
@@ -184,13 +188,26 @@ impl Diag {
 
     /// Sort key: file, position, code (so output is deterministic whatever the load order).
     fn key(&self) -> (Option<&Path>, u32, u32, Code, &str) {
-        (self.file.as_deref(), self.line, self.column, self.code, &self.message)
+        (
+            self.file.as_deref(),
+            self.line,
+            self.column,
+            self.code,
+            &self.message,
+        )
     }
 }
 
 impl fmt::Debug for Diag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} [{}] {}", self.location(), self.severity_word(), self.code, self.message)
+        write!(
+            f,
+            "{}: {} [{}] {}",
+            self.location(),
+            self.severity_word(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -212,13 +229,34 @@ impl fmt::Display for Diag {
     }
 }
 
+/// A label span that always lies inside the source (miette cannot render one that does not):
+/// at least one byte when the text has any, never past its end.
+pub fn clamp_span(text: &str, offset: usize, len: usize) -> (usize, usize) {
+    if text.is_empty() {
+        return (0, 0);
+    }
+    let mut off = offset.min(text.len() - 1);
+    while !text.is_char_boundary(off) {
+        off -= 1;
+    }
+    let mut end = (off + len.max(1)).min(text.len());
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    (off, end - off)
+}
+
 /// Byte offset of a 1-based line and character column in `text` (for locations that come
 /// without a byte offset).
 pub fn offset_of(text: &str, line: u32, column: u32) -> usize {
     let mut off = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line as usize {
-            let col = l.char_indices().nth(column.saturating_sub(1) as usize).map(|(b, _)| b).unwrap_or(l.len());
+            let col = l
+                .char_indices()
+                .nth(column.saturating_sub(1) as usize)
+                .map(|(b, _)| b)
+                .unwrap_or(l.len());
             return off + col;
         }
         off += l.len();
@@ -244,8 +282,15 @@ impl Diagnostic for Diag {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let (offset, len) = self.span?;
         self.source.as_ref()?;
-        let label = self.label.clone().unwrap_or_else(|| self.code.slug().replace('-', " "));
-        Some(Box::new(std::iter::once(LabeledSpan::new(Some(label), offset, len))))
+        let label = self
+            .label
+            .clone()
+            .unwrap_or_else(|| self.code.slug().replace('-', " "));
+        Some(Box::new(std::iter::once(LabeledSpan::new(
+            Some(label),
+            offset,
+            len,
+        ))))
     }
 }
 
@@ -289,7 +334,8 @@ impl Diagnostics {
 
     /// One line: `3 errors, 1 warning in 2 files`.
     pub fn summary(&self) -> String {
-        let files: std::collections::BTreeSet<_> = self.items.iter().filter_map(|d| d.file.as_ref()).collect();
+        let files: std::collections::BTreeSet<_> =
+            self.items.iter().filter_map(|d| d.file.as_ref()).collect();
         let e = self.error_count();
         let w = self.warning_count();
         format!(
@@ -304,7 +350,11 @@ impl Diagnostics {
     /// Every diagnostic rendered by miette's graphical handler. `color: false` gives plain
     /// text (stable for snapshots and logs).
     pub fn render(&self, color: bool) -> String {
-        let theme = if color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
+        let theme = if color {
+            miette::GraphicalTheme::unicode()
+        } else {
+            miette::GraphicalTheme::unicode_nocolor()
+        };
         let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
         let mut out = String::new();
         for d in &self.items {

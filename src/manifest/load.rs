@@ -13,12 +13,12 @@ use super::build::{self, Resolver};
 use super::diag::{Code, Diagnostics};
 use super::node::{Loc, Node, Value};
 use super::raw::{
-    FromNode, KindMaintenanceWindow, KindServer, KindServerGroup, RawGroupDoc, RawServerDoc, RawServerSpec,
-    NodeOf, RawWindowDoc, Sink, SourceFile, Sp,
+    FromNode, KindMaintenanceWindow, KindServer, KindServerGroup, NodeOf, RawGroupDoc,
+    RawServerDoc, RawServerSpec, RawWindowDoc, Sink, SourceFile, Sp,
 };
 use super::{source, validate};
-use crate::model::{DesiredGroup, DesiredServer, MaintenanceWindow, Origin};
 use crate::model::Desired;
+use crate::model::{DesiredGroup, DesiredServer, MaintenanceWindow, Origin};
 
 /// A successful load: the desired state, and the warnings that did not block it.
 #[derive(Clone, Debug)]
@@ -27,11 +27,18 @@ pub struct Loaded {
     pub warnings: Diagnostics,
 }
 
-const KINDS: &[&str] = &[KindServer::VALUE, KindServerGroup::VALUE, KindMaintenanceWindow::VALUE];
+const KINDS: &[&str] = &[
+    KindServer::VALUE,
+    KindServerGroup::VALUE,
+    KindMaintenanceWindow::VALUE,
+];
 
 fn origin(files: &[SourceFile], loc: Loc) -> Origin {
     Origin {
-        file: files.get(loc.file as usize).map(|f| f.path.clone()).unwrap_or_default(),
+        file: files
+            .get(loc.file as usize)
+            .map(|f| f.path.clone())
+            .unwrap_or_default(),
         line: loc.line,
         column: loc.column,
     }
@@ -41,16 +48,22 @@ fn origin(files: &[SourceFile], loc: Loc) -> Origin {
 /// Lowercase DNS-like labels.
 pub fn service_name_problem(name: &str) -> Option<String> {
     if name.is_empty() || name.len() > 253 {
-        return Some(format!("service name `{name}` must have 1 to 253 characters"));
+        return Some(format!(
+            "service name `{name}` must have 1 to 253 characters"
+        ));
     }
     if name.chars().any(|c| c.is_ascii_uppercase()) {
-        return Some(format!("service name `{name}` has uppercase letters (service names are lowercase)"));
+        return Some(format!(
+            "service name `{name}` has uppercase letters (service names are lowercase)"
+        ));
     }
     for label in name.split('.') {
         if label.is_empty()
             || label.starts_with('-')
             || label.ends_with('-')
-            || !label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            || !label
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         {
             return Some(format!("`{name}` is not a service name"));
         }
@@ -77,7 +90,11 @@ pub fn merge(base: &Node, over: &Node) -> Node {
                     out.push((ok.clone(), ov.clone()));
                 }
             }
-            Node { value: Value::Map(out), loc: over.loc, key_loc: over.key_loc }
+            Node {
+                value: Value::Map(out),
+                loc: over.loc,
+                key_loc: over.key_loc,
+            }
         }
         _ => over.clone(),
     }
@@ -108,7 +125,10 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     let files: Vec<SourceFile> = paths_found
         .iter()
         .zip(&parsed)
-        .map(|(p, parsed)| SourceFile { path: p.clone(), source: parsed.source.clone() })
+        .map(|(p, parsed)| SourceFile {
+            path: p.clone(),
+            source: parsed.source.clone(),
+        })
         .collect();
     let mut sink = Sink::new(&files);
     sink.diags.extend(early);
@@ -128,7 +148,11 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     }
     let converted = parallel(file_docs, |chunk| {
         let mut local = Sink::new(&files);
-        let docs: Vec<Converted> = chunk.into_iter().flatten().filter_map(|doc| convert(doc, &mut local)).collect();
+        let docs: Vec<Converted> = chunk
+            .into_iter()
+            .flatten()
+            .filter_map(|doc| convert(doc, &mut local))
+            .collect();
         (docs, local.diags)
     });
     for (docs, diags) in converted {
@@ -143,7 +167,11 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     for (gname, g) in groups.iter_mut() {
         let spec = &g.doc.spec;
         if spec.members.is_none() && spec.selector.is_none() {
-            sink.error(Code::GroupEmpty, g.doc.metadata.name.loc, format!("ServerGroup `{gname}` has neither members nor a selector"));
+            sink.error(
+                Code::GroupEmpty,
+                g.doc.metadata.name.loc,
+                format!("ServerGroup `{gname}` has neither members nor a selector"),
+            );
         }
         if let Some(t) = &spec.template {
             // Structural problems of a template are reported even if no server uses it.
@@ -152,7 +180,11 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         if let Some(n) = &spec.max_concurrent_reinstalls
             && n.value == 0
         {
-            sink.error(Code::OutOfRange, n.loc, "maxConcurrentReinstalls must be at least 1");
+            sink.error(
+                Code::OutOfRange,
+                n.loc,
+                "maxConcurrentReinstalls must be at least 1",
+            );
         }
         for m in spec.members.iter().flatten() {
             if let Some(msg) = service_name_problem(&m.value) {
@@ -163,7 +195,10 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
                 sink.error(
                     Code::UnknownMember,
                     m.loc,
-                    format!("`{}` has no Server manifest and ServerGroup `{gname}` has no template", m.value),
+                    format!(
+                        "`{}` has no Server manifest and ServerGroup `{gname}` has no template",
+                        m.value
+                    ),
                 );
                 continue;
             }
@@ -174,7 +209,10 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
             for (sname, s) in &servers {
                 let labels = s.doc.metadata.labels.as_ref();
                 let all = sel.match_labels.0.iter().all(|(k, v)| {
-                    labels.is_some_and(|l| l.0.iter().any(|(lk, lv)| lk.value == k.value && lv.value == v.value))
+                    labels.is_some_and(|l| {
+                        l.0.iter()
+                            .any(|(lk, lv)| lk.value == k.value && lv.value == v.value)
+                    })
                 });
                 if all {
                     matched += 1;
@@ -182,16 +220,27 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
                 }
             }
             if matched == 0 {
-                let want: Vec<String> = sel.match_labels.0.iter().map(|(k, v)| format!("{}={}", k.value, v.value)).collect();
+                let want: Vec<String> = sel
+                    .match_labels
+                    .0
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", k.value, v.value))
+                    .collect();
                 sink.error(
                     Code::SelectorEmpty,
                     sel.loc,
-                    format!("selector of ServerGroup `{gname}` ({}) matches no Server", want.join(", ")),
+                    format!(
+                        "selector of ServerGroup `{gname}` ({}) matches no Server",
+                        want.join(", ")
+                    ),
                 );
             }
         }
         for m in &g.members {
-            memberships.entry(m.clone()).or_default().push(gname.clone());
+            memberships
+                .entry(m.clone())
+                .or_default()
+                .push(gname.clone());
         }
     }
 
@@ -202,7 +251,13 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     // Per-server work (merge, convert, validate, resolve, build, hash) is independent from
     // server to server: spread it over the cores like parsing.
     let names: Vec<String> = all_servers.into_iter().collect();
-    let cx = Shared { servers: &servers, groups: &groups, memberships: &memberships, windows: &windows, files: &files };
+    let cx = Shared {
+        servers: &servers,
+        groups: &groups,
+        memberships: &memberships,
+        windows: &windows,
+        files: &files,
+    };
     let results = parallel(names, |chunk| server_chunk(&chunk, &cx));
     let built_at = started.elapsed();
     tracing::debug!(
@@ -232,14 +287,21 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
                     name: name.clone(),
                     origin: origin(&files, g.root),
                     members: g.members,
-                    max_concurrent_reinstalls: g.doc.spec.max_concurrent_reinstalls.map(|n| n.value),
+                    max_concurrent_reinstalls: g
+                        .doc
+                        .spec
+                        .max_concurrent_reinstalls
+                        .map(|n| n.value),
                 };
                 (name, group)
             })
             .collect(),
         windows,
     };
-    Ok(Loaded { desired, warnings: diags })
+    Ok(Loaded {
+        desired,
+        warnings: diags,
+    })
 }
 
 /// A document converted to its kind.
@@ -252,14 +314,23 @@ enum Converted {
 /// Removes and returns a top-level entry of a mapping (moving a big subtree out instead of
 /// cloning it).
 fn take_entry(node: &mut Node, key: &str) -> Option<Node> {
-    let Value::Map(entries) = &mut node.value else { return None };
+    let Value::Map(entries) = &mut node.value else {
+        return None;
+    };
     let i = entries.iter().position(|(k, _)| k.as_str() == Some(key))?;
     Some(entries.remove(i).1)
 }
 
 fn convert(mut doc: Node, sink: &mut Sink) -> Option<Converted> {
     if !matches!(doc.value, Value::Map(_)) {
-        sink.error(Code::NotAMapping, doc.anchor(), format!("a manifest document must be a mapping, not {}", doc.type_name()));
+        sink.error(
+            Code::NotAMapping,
+            doc.anchor(),
+            format!(
+                "a manifest document must be a mapping, not {}",
+                doc.type_name()
+            ),
+        );
         return None;
     }
     let Some(kind_node) = doc.get("kind") else {
@@ -272,7 +343,11 @@ fn convert(mut doc: Node, sink: &mut Sink) -> Option<Converted> {
         return None;
     };
     let Some(kind) = kind_node.as_str() else {
-        sink.error(Code::WrongType, kind_node.loc, format!("`kind` must be a string, found {}", kind_node.type_name()));
+        sink.error(
+            Code::WrongType,
+            kind_node.loc,
+            format!("`kind` must be a string, found {}", kind_node.type_name()),
+        );
         return None;
     };
     let root = doc.loc;
@@ -289,7 +364,11 @@ fn convert(mut doc: Node, sink: &mut Sink) -> Option<Converted> {
         }
         KindServerGroup::VALUE => {
             let d = RawGroupDoc::from_node(&doc, sink)?;
-            Some(Converted::Group(GroupDoc { doc: d, root, members: BTreeSet::new() }))
+            Some(Converted::Group(GroupDoc {
+                doc: d,
+                root,
+                members: BTreeSet::new(),
+            }))
         }
         KindMaintenanceWindow::VALUE => {
             let d = RawWindowDoc::from_node(&doc, sink)?;
@@ -298,7 +377,12 @@ fn convert(mut doc: Node, sink: &mut Sink) -> Option<Converted> {
         }
         other => {
             let hint = format!("use one of: {}", KINDS.join(", "));
-            sink.error_hint(Code::UnknownKind, kind_node.loc, format!("unknown kind `{other}`"), hint);
+            sink.error_hint(
+                Code::UnknownKind,
+                kind_node.loc,
+                format!("unknown kind `{other}`"),
+                hint,
+            );
             None
         }
     }
@@ -316,7 +400,11 @@ fn register(
             let name = &s.doc.metadata.name;
             if let Some(first) = servers.get(&name.value) {
                 let at = origin(sink.files, first.doc.metadata.name.loc);
-                sink.error(Code::DuplicateServer, name.loc, format!("server `{}` is already defined at {at}", name.value));
+                sink.error(
+                    Code::DuplicateServer,
+                    name.loc,
+                    format!("server `{}` is already defined at {at}", name.value),
+                );
                 return;
             }
             servers.insert(name.value.clone(), s);
@@ -325,14 +413,21 @@ fn register(
             let name = &g.doc.metadata.name;
             if let Some(first) = groups.get(&name.value) {
                 let at = origin(sink.files, first.doc.metadata.name.loc);
-                sink.error(Code::DuplicateName, name.loc, format!("ServerGroup `{}` is already defined at {at}", name.value));
+                sink.error(
+                    Code::DuplicateName,
+                    name.loc,
+                    format!("ServerGroup `{}` is already defined at {at}", name.value),
+                );
                 return;
             }
             groups.insert(name.value.clone(), g);
         }
         Converted::Window(name, w) => {
             if let Some(first) = windows.get(&name.value) {
-                let msg = format!("MaintenanceWindow `{}` is already defined at {}", name.value, first.origin);
+                let msg = format!(
+                    "MaintenanceWindow `{}` is already defined at {}",
+                    name.value, first.origin
+                );
                 sink.error(Code::DuplicateName, name.loc, msg);
                 return;
             }
@@ -344,7 +439,10 @@ fn register(
 /// Runs `f` over contiguous chunks of `items` on up to as many threads as the machine has
 /// (one thread for small inputs), returning the results in chunk order.
 fn parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(Vec<T>) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(items.len() / 256 + 1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(items.len() / 256 + 1);
     if threads <= 1 {
         return vec![f(items)];
     }
@@ -362,7 +460,10 @@ fn parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(Vec<T>) -> R + Sync) -> 
     std::thread::scope(|s| {
         let handles: Vec<_> = chunks.into_iter().map(|c| s.spawn(move || f(c))).collect();
         // A worker panic is a bug in a rule; propagate it rather than lose diagnostics silently.
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
     })
 }
 
@@ -372,29 +473,57 @@ fn window(d: &RawWindowDoc, root: Loc, sink: &mut Sink) -> Option<MaintenanceWin
     let sched = s.schedule.value.trim();
     let fields = sched.split_whitespace().count();
     if !sched.starts_with('@') && fields != 5 {
-        sink.error(Code::CronInvalid, s.schedule.loc, format!("`{sched}` has {fields} fields, a cron schedule has 5"));
+        sink.error(
+            Code::CronInvalid,
+            s.schedule.loc,
+            format!("`{sched}` has {fields} fields, a cron schedule has 5"),
+        );
     } else if let Err(e) = sched.parse::<croner::Cron>() {
-        sink.error(Code::CronInvalid, s.schedule.loc, format!("`{sched}` is not a cron schedule: {e}"));
+        sink.error(
+            Code::CronInvalid,
+            s.schedule.loc,
+            format!("`{sched}` is not a cron schedule: {e}"),
+        );
     }
     let duration_secs = match humantime::parse_duration(s.duration.value.trim()) {
         Ok(dur) if dur.as_secs() == 0 => {
-            sink.error(Code::DurationInvalid, s.duration.loc, "a window must last more than 0 seconds");
+            sink.error(
+                Code::DurationInvalid,
+                s.duration.loc,
+                "a window must last more than 0 seconds",
+            );
             0
         }
         Ok(dur) if dur.as_secs() > 7 * 24 * 3600 => {
-            sink.error(Code::DurationInvalid, s.duration.loc, "a window may last at most 7 days");
+            sink.error(
+                Code::DurationInvalid,
+                s.duration.loc,
+                "a window may last at most 7 days",
+            );
             0
         }
         Ok(dur) => dur.as_secs(),
         Err(e) => {
-            sink.error(Code::DurationInvalid, s.duration.loc, format!("`{}` is not a duration: {e}", s.duration.value));
+            sink.error(
+                Code::DurationInvalid,
+                s.duration.loc,
+                format!("`{}` is not a duration: {e}", s.duration.value),
+            );
             0
         }
     };
-    let tz = s.time_zone.as_ref().map(|t| t.value.clone()).unwrap_or_else(|| "UTC".to_owned());
+    let tz = s
+        .time_zone
+        .as_ref()
+        .map(|t| t.value.clone())
+        .unwrap_or_else(|| "UTC".to_owned());
     if jiff::tz::TimeZone::get(&tz).is_err() {
         let loc = s.time_zone.as_ref().map(|t| t.loc).unwrap_or(s.loc);
-        sink.error(Code::TimeZoneInvalid, loc, format!("`{tz}` is not a known time zone"));
+        sink.error(
+            Code::TimeZoneInvalid,
+            loc,
+            format!("`{tz}` is not a known time zone"),
+        );
     }
     if sink.error_count() > before {
         return None;
@@ -420,28 +549,51 @@ struct Shared<'a> {
 fn server_chunk(names: &[String], cx: &Shared) -> (Vec<DesiredServer>, Vec<super::diag::Diag>) {
     let mut sink = Sink::new(cx.files);
     let mut resolver = Resolver::new();
-    let out = names.iter().filter_map(|n| one_server(n.clone(), cx, &mut sink, &mut resolver)).collect();
+    let out = names
+        .iter()
+        .filter_map(|n| one_server(n.clone(), cx, &mut sink, &mut resolver))
+        .collect();
     (out, sink.diags)
 }
 
 /// Merges, converts, validates and builds one server. `None` when it has errors (reported).
-fn one_server(name: String, cx: &Shared, sink: &mut Sink, resolver: &mut Resolver) -> Option<DesiredServer> {
-    let (servers, groups, memberships, windows, files) = (cx.servers, cx.groups, cx.memberships, cx.windows, cx.files);
+fn one_server(
+    name: String,
+    cx: &Shared,
+    sink: &mut Sink,
+    resolver: &mut Resolver,
+) -> Option<DesiredServer> {
+    let (servers, groups, memberships, windows, files) =
+        (cx.servers, cx.groups, cx.memberships, cx.windows, cx.files);
     let own = servers.get(&name);
     let in_groups = memberships.get(&name).cloned().unwrap_or_default();
-    let templated: Vec<&GroupDoc> =
-        in_groups.iter().filter_map(|g| groups.get(g)).filter(|g| g.doc.spec.template.is_some()).collect();
+    let templated: Vec<&GroupDoc> = in_groups
+        .iter()
+        .filter_map(|g| groups.get(g))
+        .filter(|g| g.doc.spec.template.is_some())
+        .collect();
     if templated.len() > 1 {
-        let at = own.map(|s| s.doc.metadata.name.loc).unwrap_or(templated[1].doc.metadata.name.loc);
-        let names: Vec<&str> = templated.iter().map(|g| g.doc.metadata.name.value.as_str()).collect();
+        let at = own
+            .map(|s| s.doc.metadata.name.loc)
+            .unwrap_or(templated[1].doc.metadata.name.loc);
+        let names: Vec<&str> = templated
+            .iter()
+            .map(|g| g.doc.metadata.name.value.as_str())
+            .collect();
         sink.error(
             Code::MultipleTemplates,
             at,
-            format!("`{name}` is in several ServerGroups with a template: {}", names.join(", ")),
+            format!(
+                "`{name}` is in several ServerGroups with a template: {}",
+                names.join(", ")
+            ),
         );
         return None;
     }
-    let template = templated.first().and_then(|g| g.doc.spec.template.as_ref()).map(|t| &t.0);
+    let template = templated
+        .first()
+        .and_then(|g| g.doc.spec.template.as_ref())
+        .map(|t| &t.0);
     let own_spec = own.and_then(|s| s.doc.spec.as_ref()).map(|s| &s.0);
     let merged = match (template, own_spec) {
         (Some(t), Some(o)) => Some(merge(t, o)),
@@ -451,10 +603,7 @@ fn one_server(name: String, cx: &Shared, sink: &mut Sink, resolver: &mut Resolve
     };
     let before = sink.error_count();
     let spec = match &merged {
-        Some(node) => match RawServerSpec::from_node(node, sink) {
-            Some(s) => s,
-            None => return None,
-        },
+        Some(node) => RawServerSpec::from_node(node, sink)?,
         None => RawServerSpec {
             install: None,
             boot: None,
@@ -478,7 +627,12 @@ fn one_server(name: String, cx: &Shared, sink: &mut Sink, resolver: &mut Resolve
         } else {
             format!("known windows: {}", known.join(", "))
         };
-        sink.error_hint(Code::UnknownWindow, w.loc, format!("no MaintenanceWindow named `{}`", w.value), hint);
+        sink.error_hint(
+            Code::UnknownWindow,
+            w.loc,
+            format!("no MaintenanceWindow named `{}`", w.value),
+            hint,
+        );
     }
     if sink.error_count() > before {
         return None;
@@ -494,27 +648,93 @@ fn one_server(name: String, cx: &Shared, sink: &mut Sink, resolver: &mut Resolve
                 .metadata
                 .labels
                 .as_ref()
-                .map(|l| l.0.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect())
+                .map(|l| {
+                    l.0.iter()
+                        .map(|(k, v)| (k.value.clone(), v.value.clone()))
+                        .collect()
+                })
                 .unwrap_or_default(),
         ),
-        None => (templated.first().map(|g| origin(files, g.root)).unwrap_or_default(), BTreeMap::new()),
+        None => (
+            templated
+                .first()
+                .map(|g| origin(files, g.root))
+                .unwrap_or_default(),
+            BTreeMap::new(),
+        ),
     };
     let mut field_origins = BTreeMap::new();
     if let Some(s) = own {
-        field_origins.insert("metadata.name".to_owned(), origin(files, s.doc.metadata.name.loc));
+        field_origins.insert(
+            "metadata.name".to_owned(),
+            origin(files, s.doc.metadata.name.loc),
+        );
     }
     if let Some(node) = &merged {
         build::field_origins("spec", node, files, &mut field_origins);
     }
     Some(DesiredServer {
-            name,
-            labels,
-            groups: in_groups,
-            origin: doc_origin,
-            field_origins,
-            install: built.install,
-            boot: built.boot,
-            settings: built.settings,
-            policy: built.policy,
+        name,
+        labels,
+        groups: in_groups,
+        origin: doc_origin,
+        field_origins,
+        install: built.install,
+        boot: built.boot,
+        settings: built.settings,
+        policy: built.policy,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::node::parse_documents;
+
+    fn node(y: &str) -> Node {
+        parse_documents(y, 0).unwrap().remove(0)
+    }
+
+    #[test]
+    fn merge_server_wins_maps_merge_lists_replace_null_removes() {
+        let t = node(
+            "install:\n  os: debian12_64\n  customizations: {sshKey: k, hostname: t}\n  storage: {keepDiskGroups: [2, 3]}\nboot: {mode: disk}\n",
+        );
+        let s = node(
+            "install:\n  customizations: {hostname: web-01}\n  storage: {keepDiskGroups: [4]}\nboot: ~\n",
+        );
+        let m = merge(&t, &s);
+        let c = m.get("install").unwrap().get("customizations").unwrap();
+        assert_eq!(c.get("hostname").unwrap().as_str(), Some("web-01"));
+        assert_eq!(c.get("sshKey").unwrap().as_str(), Some("k"));
+        assert_eq!(
+            m.get("install").unwrap().get("os").unwrap().as_str(),
+            Some("debian12_64")
+        );
+        let keep = m
+            .get("install")
+            .unwrap()
+            .get("storage")
+            .unwrap()
+            .get("keepDiskGroups")
+            .unwrap();
+        assert!(matches!(&keep.value, Value::Seq(v) if v.len() == 1));
+        assert!(
+            m.get("boot").is_none(),
+            "an explicit null removes the template's value"
+        );
+        // Values keep the location they were written at.
+        assert_eq!(c.get("sshKey").unwrap().loc.line, 3);
+        assert_eq!(c.get("hostname").unwrap().loc.line, 2);
+    }
+
+    #[test]
+    fn service_names() {
+        for ok in ["ns3000001.ip-51-68-1.eu", "sd-123456", "ks123.kimsufi.com"] {
+            assert!(service_name_problem(ok).is_none(), "{ok}");
+        }
+        for bad in ["", "NS1.ip-1-2-3.eu", "a..b", "-a", "a b", "web_01"] {
+            assert!(service_name_problem(bad).is_some(), "{bad}");
+        }
+    }
 }

@@ -33,8 +33,14 @@ impl Loc {
             file,
             line: u32::try_from(l.line()).unwrap_or(u32::MAX),
             column: u32::try_from(l.column()).unwrap_or(u32::MAX),
-            offset: span.byte_offset().and_then(|o| usize::try_from(o).ok()).unwrap_or(0),
-            len: span.byte_len().and_then(|o| usize::try_from(o).ok()).unwrap_or(0),
+            offset: span
+                .byte_offset()
+                .and_then(|o| usize::try_from(o).ok())
+                .unwrap_or(0),
+            len: span
+                .byte_len()
+                .and_then(|o| usize::try_from(o).ok())
+                .unwrap_or(0),
         }
     }
 }
@@ -82,7 +88,10 @@ impl Node {
     /// The entry of a mapping with this (string) key, if any.
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.value {
-            Value::Map(entries) => entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v),
+            Value::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
             _ => None,
         }
     }
@@ -121,7 +130,11 @@ impl Node {
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let sp = Spanned::<Value>::deserialize(d)?;
-        Ok(Node { value: sp.value, loc: Loc::from_saphyr(0, &sp.referenced), key_loc: None })
+        Ok(Node {
+            value: sp.value,
+            loc: Loc::from_saphyr(0, &sp.referenced),
+            key_loc: None,
+        })
     }
 }
 
@@ -161,7 +174,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Int(v))
     }
     fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
-        Ok(i128::try_from(v).map(Value::Int).unwrap_or(Value::Float(v as f64)))
+        Ok(i128::try_from(v)
+            .map(Value::Int)
+            .unwrap_or(Value::Float(v as f64)))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
         Ok(Value::Float(v))
@@ -236,16 +251,28 @@ pub fn parse_documents(text: &str, file: u32) -> Result<Vec<Node>, SyntaxError> 
             Ok(docs)
         }
         Err(e) => {
-            let loc = e.location().map(|l| Loc::from_saphyr(file, &l)).unwrap_or(Loc { file, ..Loc::default() });
+            let loc = e
+                .location()
+                .map(|l| Loc::from_saphyr(file, &l))
+                .unwrap_or(Loc {
+                    file,
+                    ..Loc::default()
+                });
             let message = e.without_snippet().to_string();
             let lower = message.to_ascii_lowercase();
-            let budget = lower.contains("budget") || lower.contains("alias") || lower.contains("limit");
+            let budget =
+                lower.contains("budget") || lower.contains("alias") || lower.contains("limit");
             let duplicate_key = lower.contains("duplicate mapping key");
             let mut message = clean_message(&message);
             if let Some(rest) = message.strip_prefix("budget breached: ") {
                 message = format!("YAML safety limit exceeded: {rest}");
             }
-            Err(SyntaxError { message, loc, budget, duplicate_key })
+            Err(SyntaxError {
+                message,
+                loc,
+                budget,
+                duplicate_key,
+            })
         }
     }
 }
@@ -254,7 +281,10 @@ pub fn parse_documents(text: &str, file: u32) -> Result<Vec<Node>, SyntaxError> 
 fn clean_message(m: &str) -> String {
     let first = m.lines().next().unwrap_or(m).trim();
     // Advice about serde-saphyr's options is for the programmer, not the user.
-    let first = first.split(", set DuplicateKeyPolicy").next().unwrap_or(first);
+    let first = first
+        .split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(first);
     match first.find(" at line ") {
         Some(i) => first[..i].to_owned(),
         None => first.to_owned(),
@@ -273,12 +303,19 @@ mod tests {
         assert_eq!((a.loc.line, a.loc.column, a.loc.file), (1, 4, 3));
         assert_eq!(a.value, Value::Int(1));
         let b = docs[0].get("b").unwrap();
-        let Value::Seq(items) = &b.value else { panic!("seq") };
+        let Value::Seq(items) = &b.value else {
+            panic!("seq")
+        };
         assert_eq!(items[1].get("c").unwrap().loc.line, 4);
         assert_eq!(docs[1].get("z").unwrap().value, Value::Null);
-        let Value::Map(entries) = &docs[0].value else { panic!("map") };
+        let Value::Map(entries) = &docs[0].value else {
+            panic!("map")
+        };
         assert_eq!((entries[1].0.loc.line, entries[1].0.loc.column), (2, 1));
-        assert_eq!(&"a: 1\nb:"[entries[1].0.loc.offset..entries[1].0.loc.offset + 1], "b");
+        assert_eq!(
+            &"a: 1\nb:"[entries[1].0.loc.offset..entries[1].0.loc.offset + 1],
+            "b"
+        );
     }
 
     #[test]

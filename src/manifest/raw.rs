@@ -29,7 +29,10 @@ pub struct Sink<'a> {
 
 impl<'a> Sink<'a> {
     pub fn new(files: &'a [SourceFile]) -> Sink<'a> {
-        Sink { files, diags: Vec::new() }
+        Sink {
+            files,
+            diags: Vec::new(),
+        }
     }
 
     /// A diagnostic at a node's location.
@@ -49,7 +52,7 @@ impl<'a> Sink<'a> {
                     loc.offset
                 };
                 d.source = Some(src.clone());
-                d.span = Some((offset, loc.len.max(1).min(text.len().saturating_sub(offset).max(1))));
+                d.span = Some(super::diag::clamp_span(text, offset, loc.len));
             }
         }
         d
@@ -64,7 +67,13 @@ impl<'a> Sink<'a> {
         self.diags.push(d);
     }
 
-    pub fn error_hint(&mut self, code: Code, loc: Loc, message: impl Into<String>, hint: impl Into<String>) {
+    pub fn error_hint(
+        &mut self,
+        code: Code,
+        loc: Loc,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         let d = self.at(code, loc, message).hint(hint);
         self.diags.push(d);
     }
@@ -113,12 +122,20 @@ fn wrong_type(node: &Node, sink: &mut Sink, expected: &str) {
         }
         _ => format!("give {expected} here"),
     };
-    sink.error_hint(Code::WrongType, node.anchor(), format!("expected {expected}, found {}", node.type_name()), hint);
+    sink.error_hint(
+        Code::WrongType,
+        node.anchor(),
+        format!("expected {expected}, found {}", node.type_name()),
+        hint,
+    );
 }
 
 impl<T: FromNode> FromNode for Sp<T> {
     fn from_node(node: &Node, sink: &mut Sink) -> Option<Self> {
-        T::from_node(node, sink).map(|value| Sp { value, loc: node.anchor() })
+        T::from_node(node, sink).map(|value| Sp {
+            value,
+            loc: node.anchor(),
+        })
     }
 }
 
@@ -126,7 +143,11 @@ impl<T: FromNode> FromNode for Option<T> {
     fn from_node(node: &Node, sink: &mut Sink) -> Option<Self> {
         // An explicit null is the same as leaving the field out; in a server manifest it also
         // removes a value its group template would have given.
-        if node.is_null() { Some(None) } else { T::from_node(node, sink).map(Some) }
+        if node.is_null() {
+            Some(None)
+        } else {
+            T::from_node(node, sink).map(Some)
+        }
     }
     fn absent() -> Option<Self> {
         Some(None)
@@ -250,7 +271,10 @@ impl<T: FromNode> FromNode for One<T> {
                 sink.error(
                     Code::StorageMultipleConfigs,
                     node.anchor(),
-                    format!("{} configurations given; the API accepts exactly one", items.len()),
+                    format!(
+                        "{} configurations given; the API accepts exactly one",
+                        items.len()
+                    ),
                 );
                 None
             }
@@ -300,12 +324,21 @@ pub fn unknown_field(sink: &mut Sink, key: &Node, name: &str, fields: &[&str], w
         Some((d, f)) if d <= 3 || f.eq_ignore_ascii_case(name) => format!("did you mean `{f}`?"),
         _ => format!("{what} accepts: {}", fields.join(", ")),
     };
-    sink.error_hint(Code::UnknownField, key.loc, format!("unknown field `{name}` in {what}"), hint);
+    sink.error_hint(
+        Code::UnknownField,
+        key.loc,
+        format!("unknown field `{name}` in {what}"),
+        hint,
+    );
 }
 
 /// The entries of a mapping node with string keys; reports a wrong type, non-string keys and
 /// duplicate keys.
-pub fn map_entries<'n>(node: &'n Node, sink: &mut Sink, what: &str) -> Option<Vec<(&'n Node, &'n str, &'n Node)>> {
+pub fn map_entries<'n>(
+    node: &'n Node,
+    sink: &mut Sink,
+    what: &str,
+) -> Option<Vec<(&'n Node, &'n str, &'n Node)>> {
     let Value::Map(entries) = &node.value else {
         wrong_type(node, sink, &format!("a mapping ({what})"));
         return None;
@@ -317,7 +350,10 @@ pub fn map_entries<'n>(node: &'n Node, sink: &mut Sink, what: &str) -> Option<Ve
             continue;
         };
         if let Some((first, _, _)) = out.iter().find(|(_, name, _)| *name == key) {
-            let msg = format!("key `{key}` appears twice (first at line {})", first.loc.line);
+            let msg = format!(
+                "key `{key}` appears twice (first at line {})",
+                first.loc.line
+            );
             sink.error(Code::DuplicateKey, k.loc, msg);
             continue;
         }
@@ -453,7 +489,6 @@ macro_rules! const_string {
     };
 }
 
-
 const_string!(ApiVersionV1 = "ovhform/v1", ApiVersion);
 const_string!(KindServer = "Server", UnknownKind);
 const_string!(KindServerGroup = "ServerGroup", UnknownKind);
@@ -508,9 +543,10 @@ impl FromNode for ValueSource {
                     return None;
                 }
                 match (file, env, b64, sensitive) {
-                    (Some(path), None, None, s) => {
-                        Some(ValueSource::File { path, sensitive: s.map(|s| s.value).unwrap_or(false) })
-                    }
+                    (Some(path), None, None, s) => Some(ValueSource::File {
+                        path,
+                        sensitive: s.map(|s| s.value).unwrap_or(false),
+                    }),
                     (None, Some(name), None, None) => Some(ValueSource::Env(name)),
                     (None, None, Some(data), None) => Some(ValueSource::Base64(data)),
                     (None, Some(_), None, Some(s)) | (None, None, Some(_), Some(s)) => {
@@ -523,13 +559,21 @@ impl FromNode for ValueSource {
                         None
                     }
                     _ => {
-                        sink.error(Code::ValueSourceInvalid, node.anchor(), "a value reference needs exactly one of `file`, `env`, `base64`");
+                        sink.error(
+                            Code::ValueSourceInvalid,
+                            node.anchor(),
+                            "a value reference needs exactly one of `file`, `env`, `base64`",
+                        );
                         None
                     }
                 }
             }
             _ => {
-                wrong_type(node, sink, "a string or {file: PATH} / {env: NAME} / {base64: DATA}");
+                wrong_type(
+                    node,
+                    sink,
+                    "a string or {file: PATH} / {env: NAME} / {base64: DATA}",
+                );
                 None
             }
         }
@@ -570,7 +614,11 @@ impl FromNode for SizeMiB {
             Value::Int(i) => match u64::try_from(*i) {
                 Ok(v) => Some(SizeMiB(v)),
                 Err(_) => {
-                    sink.error(Code::SizeInvalid, node.anchor(), format!("size {i} is negative"));
+                    sink.error(
+                        Code::SizeInvalid,
+                        node.anchor(),
+                        format!("size {i} is negative"),
+                    );
                     None
                 }
             },
@@ -597,13 +645,21 @@ impl FromNode for SizeMiB {
                         None
                     }
                     Err(e) => {
-                        sink.error(Code::SizeInvalid, node.anchor(), format!("size `{t}` is not a size: {e}"));
+                        sink.error(
+                            Code::SizeInvalid,
+                            node.anchor(),
+                            format!("size `{t}` is not a size: {e}"),
+                        );
                         None
                     }
                 }
             }
             _ => {
-                sink.error(Code::SizeInvalid, node.anchor(), format!("expected a size, found {}", node.type_name()));
+                sink.error(
+                    Code::SizeInvalid,
+                    node.anchor(),
+                    format!("expected a size, found {}", node.type_name()),
+                );
                 None
             }
         }
@@ -1008,5 +1064,126 @@ raw_struct! {
         "metadata" => metadata: RawMetadata,
         /// Schedule, duration, time zone.
         "spec" => spec: RawWindowSpec,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::node::parse_documents;
+
+    fn convert<T: FromNode>(y: &str) -> (Option<T>, Vec<Code>) {
+        let files = [SourceFile {
+            path: "t.yaml".into(),
+            source: None,
+        }];
+        let mut sink = Sink::new(&files);
+        let n = parse_documents(y, 0).unwrap().remove(0);
+        let v = T::from_node(n.get("v").unwrap(), &mut sink);
+        (v, sink.diags.iter().map(|d| d.code).collect())
+    }
+
+    #[test]
+    fn sizes_normalise_to_mib() {
+        for (y, mib) in [
+            ("v: 1024", 1024),
+            ("v: 1GiB", 1024),
+            ("v: 512MiB", 512),
+            ("v: 2 TiB", 2 * 1024 * 1024),
+            ("v: 0", 0),
+        ] {
+            assert_eq!(convert::<SizeMiB>(y).0, Some(SizeMiB(mib)), "{y}");
+        }
+        for y in [
+            "v: 1GB",
+            "v: \"1024\"",
+            "v: -5",
+            "v: big",
+            "v: [1]",
+            "v: 1.5KiB",
+        ] {
+            assert_eq!(convert::<SizeMiB>(y).1, [Code::SizeInvalid], "{y}");
+        }
+    }
+
+    #[test]
+    fn value_sources() {
+        assert_eq!(
+            convert::<ValueSource>("v: text").0,
+            Some(ValueSource::Inline("text".into()))
+        );
+        assert!(matches!(
+            convert::<ValueSource>("v: {file: a, sensitive: true}").0,
+            Some(ValueSource::File {
+                sensitive: true,
+                ..
+            })
+        ));
+        assert!(matches!(
+            convert::<ValueSource>("v: {env: X}").0,
+            Some(ValueSource::Env(_))
+        ));
+        assert!(matches!(
+            convert::<ValueSource>("v: {base64: aGk=}").0,
+            Some(ValueSource::Base64(_))
+        ));
+        assert_eq!(
+            convert::<ValueSource>("v: {file: a, env: b}").1,
+            [Code::ValueSourceInvalid]
+        );
+        assert_eq!(
+            convert::<ValueSource>("v: {env: b, sensitive: true}").1,
+            [Code::ValueSourceInvalid]
+        );
+        assert_eq!(
+            convert::<ValueSource>("v: {fiel: a}").1,
+            [Code::UnknownField]
+        );
+        assert_eq!(convert::<ValueSource>("v: 3").1, [Code::WrongType]);
+    }
+
+    #[test]
+    fn structs_report_every_problem_with_a_suggestion() {
+        let files = [SourceFile {
+            path: "t.yaml".into(),
+            source: None,
+        }];
+        let mut sink = Sink::new(&files);
+        let n = parse_documents("v:\n  moutnPoint: /\n  raidLevel: one\n  colour: red\n", 0)
+            .unwrap()
+            .remove(0);
+        assert!(RawPartition::from_node(n.get("v").unwrap(), &mut sink).is_none());
+        let got: Vec<(Code, u32, String)> = sink
+            .diags
+            .iter()
+            .map(|d| (d.code, d.line, d.hint.clone()))
+            .collect();
+        assert_eq!(
+            got[0],
+            (
+                Code::UnknownField,
+                2,
+                "did you mean `mountPoint`?".to_owned()
+            )
+        );
+        assert_eq!((got[1].0, got[1].1), (Code::WrongType, 3));
+        assert_eq!((got[2].0, got[2].1), (Code::UnknownField, 4));
+        // Missing required fields name the mapping's key line.
+        assert_eq!(got[3].0, Code::MissingField);
+        assert_eq!(got[4].0, Code::MissingField);
+        assert_eq!(got.len(), 5);
+    }
+
+    #[test]
+    fn one_accepts_a_single_item_list() {
+        assert!(
+            convert::<One<RawHardwareRaid>>("v: [{raidLevel: 1}]")
+                .0
+                .is_some()
+        );
+        assert_eq!(
+            convert::<One<RawHardwareRaid>>("v: [{raidLevel: 1}, {raidLevel: 5}]").1,
+            [Code::StorageMultipleConfigs]
+        );
     }
 }

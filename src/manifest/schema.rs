@@ -32,7 +32,13 @@ mod tests {
     fn schema_names_every_kind() {
         let s = super::schema();
         let text = s.to_string();
-        for kind in ["\"Server\"", "\"ServerGroup\"", "\"MaintenanceWindow\"", "keepDiskGroups", "ipxeScript"] {
+        for kind in [
+            "\"Server\"",
+            "\"ServerGroup\"",
+            "\"MaintenanceWindow\"",
+            "keepDiskGroups",
+            "ipxeScript",
+        ] {
             assert!(text.contains(kind), "{kind} missing");
         }
         assert_eq!(s["oneOf"].as_array().map(Vec::len), Some(3));

@@ -36,7 +36,9 @@ fn file_id(_path: &Path, meta: &std::fs::Metadata) -> FileId {
 fn file_id(path: &Path, _meta: &std::fs::Metadata) -> FileId {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).hash(&mut h);
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .hash(&mut h);
     (0, h.finish())
 }
 
@@ -57,7 +59,11 @@ pub fn discover(paths: &[PathBuf], diags: &mut Vec<Diag>) -> Vec<PathBuf> {
                 let before = out.len();
                 walk(p, &mut vec![canon], &mut out, &mut seen, diags);
                 if out.len() == before {
-                    diags.push(file_diag(Code::NoManifests, p, format!("no .yaml or .yml files under {}", p.display())));
+                    diags.push(file_diag(
+                        Code::NoManifests,
+                        p,
+                        format!("no .yaml or .yml files under {}", p.display()),
+                    ));
                 }
             }
             Ok(m) => {
@@ -66,10 +72,18 @@ pub fn discover(paths: &[PathBuf], diags: &mut Vec<Diag>) -> Vec<PathBuf> {
                 }
             }
             Err(e) if e.raw_os_error() == Some(ELOOP) => {
-                diags.push(file_diag(Code::SymlinkLoop, p, format!("{}: symbolic link loop", p.display())));
+                diags.push(file_diag(
+                    Code::SymlinkLoop,
+                    p,
+                    format!("{}: symbolic link loop", p.display()),
+                ));
             }
             Err(e) => {
-                diags.push(file_diag(Code::FileUnreadable, p, format!("{}: {e}", p.display())));
+                diags.push(file_diag(
+                    Code::FileUnreadable,
+                    p,
+                    format!("{}: {e}", p.display()),
+                ));
             }
         }
     }
@@ -86,11 +100,18 @@ fn walk(
     let entries = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) => {
-            diags.push(file_diag(Code::FileUnreadable, dir, format!("{}: {e}", dir.display())));
+            diags.push(file_diag(
+                Code::FileUnreadable,
+                dir,
+                format!("{}: {e}", dir.display()),
+            ));
             return;
         }
     };
-    let mut names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    let mut names: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
     names.sort();
     for name in names {
         if name.to_string_lossy().starts_with('.') {
@@ -102,7 +123,11 @@ fn walk(
                 let canon = match std::fs::canonicalize(&path) {
                     Ok(c) => c,
                     Err(e) => {
-                        diags.push(file_diag(Code::FileUnreadable, &path, format!("{}: {e}", path.display())));
+                        diags.push(file_diag(
+                            Code::FileUnreadable,
+                            &path,
+                            format!("{}: {e}", path.display()),
+                        ));
                         continue;
                     }
                 };
@@ -125,11 +150,19 @@ fn walk(
             }
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(ELOOP) => {
-                diags.push(file_diag(Code::SymlinkLoop, &path, format!("{}: symbolic link loop", path.display())));
+                diags.push(file_diag(
+                    Code::SymlinkLoop,
+                    &path,
+                    format!("{}: symbolic link loop", path.display()),
+                ));
             }
             Err(e) if is_manifest(&path) => {
                 // A dangling link named like a manifest is a manifest the user lost.
-                diags.push(file_diag(Code::FileUnreadable, &path, format!("{}: {e}", path.display())));
+                diags.push(file_diag(
+                    Code::FileUnreadable,
+                    &path,
+                    format!("{}: {e}", path.display()),
+                ));
             }
             Err(_) => {}
         }
@@ -147,8 +180,16 @@ pub struct Parsed {
 fn line_col(text: &str, offset: usize) -> (u32, u32) {
     let before = &text[..offset.min(text.len())];
     let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
-    (u32::try_from(line).unwrap_or(u32::MAX), u32::try_from(col).unwrap_or(u32::MAX))
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (
+        u32::try_from(line).unwrap_or(u32::MAX),
+        u32::try_from(col).unwrap_or(u32::MAX),
+    )
 }
 
 pub fn parse_file(path: &Path, index: u32) -> Parsed {
@@ -159,7 +200,11 @@ pub fn parse_file(path: &Path, index: u32) -> Parsed {
                 ReadError::Missing { .. } => Code::FileUnreadable,
                 ref other => other.code(),
             };
-            return Parsed { source: None, docs: Vec::new(), diag: Some(file_diag(code, path, e.to_string())) };
+            return Parsed {
+                source: None,
+                docs: Vec::new(),
+                diag: Some(file_diag(code, path, e.to_string())),
+            };
         }
     };
     let text = match String::from_utf8(bytes) {
@@ -170,16 +215,29 @@ pub fn parse_file(path: &Path, index: u32) -> Parsed {
             // The valid prefix is UTF-8 by definition, so this never falls back.
             let prefix = std::str::from_utf8(&bytes[..valid]).unwrap_or("");
             let (line, column) = line_col(prefix, valid);
-            let mut d = file_diag(Code::NotUtf8, path, format!("byte {valid} (0x{:02x}) is not valid UTF-8", bytes[valid]));
+            let mut d = file_diag(
+                Code::NotUtf8,
+                path,
+                format!("byte {valid} (0x{:02x}) is not valid UTF-8", bytes[valid]),
+            );
             d.line = line;
             d.column = column;
-            return Parsed { source: None, docs: Vec::new(), diag: Some(d) };
+            return Parsed {
+                source: None,
+                docs: Vec::new(),
+                diag: Some(d),
+            };
         }
     };
     let text: Arc<str> = Arc::from(text);
-    let source = Arc::new(NamedSource::new(path.display().to_string(), text.clone()).with_language("yaml"));
+    let source =
+        Arc::new(NamedSource::new(path.display().to_string(), text.clone()).with_language("yaml"));
     match node::parse_documents(&text, index) {
-        Ok(docs) => Parsed { source: Some(source), docs, diag: None },
+        Ok(docs) => Parsed {
+            source: Some(source),
+            docs,
+            diag: None,
+        },
         Err(e) => {
             let code = if e.duplicate_key {
                 Code::DuplicateKey
@@ -195,21 +253,32 @@ pub fn parse_file(path: &Path, index: u32) -> Parsed {
                 let off = if e.loc.offset == 0 && (e.loc.line, e.loc.column) != (1, 1) {
                     super::diag::offset_of(&text, e.loc.line, e.loc.column)
                 } else {
-                    e.loc.offset.min(text.len())
+                    e.loc.offset
                 };
-                d.span = Some((off, e.loc.len.max(1).min(text.len().saturating_sub(off)).max(1)));
+                d.span = Some(super::diag::clamp_span(&text, off, e.loc.len));
                 d.source = Some(source.clone());
             }
-            Parsed { source: Some(source), docs: Vec::new(), diag: Some(d) }
+            Parsed {
+                source: Some(source),
+                docs: Vec::new(),
+                diag: Some(d),
+            }
         }
     }
 }
 
 /// Parses all files, on as many threads as the machine has (parsing dominates load time).
 pub fn parse_all(files: &[PathBuf]) -> Vec<Parsed> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(files.len() / 32 + 1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(files.len() / 32 + 1);
     if threads <= 1 {
-        return files.iter().enumerate().map(|(i, p)| parse_file(p, i as u32)).collect();
+        return files
+            .iter()
+            .enumerate()
+            .map(|(i, p)| parse_file(p, i as u32))
+            .collect();
     }
     let mut slots: Vec<Option<Parsed>> = (0..files.len()).map(|_| None).collect();
     std::thread::scope(|s| {
@@ -240,7 +309,11 @@ pub fn parse_all(files: &[PathBuf]) -> Vec<Parsed> {
             p.unwrap_or_else(|| Parsed {
                 source: None,
                 docs: Vec::new(),
-                diag: Some(file_diag(Code::FileUnreadable, &files[i], "internal error while parsing this file")),
+                diag: Some(file_diag(
+                    Code::FileUnreadable,
+                    &files[i],
+                    "internal error while parsing this file",
+                )),
             })
         })
         .collect()

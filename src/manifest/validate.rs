@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use super::diag::Code;
 use super::raw::{
-    BootModeKind, ChecksumType, FileSystem, RawBoot, RawCustomizations, RawInstall, RawPartition, RawServerSpec, RawSettings,
-    RawStorage, Sink,
+    BootModeKind, ChecksumType, FileSystem, RawBoot, RawCustomizations, RawInstall, RawPartition,
+    RawServerSpec, RawSettings, RawStorage, Sink,
 };
 
 /// Soft RAID levels the API accepts in a layout.
@@ -66,7 +66,10 @@ fn install_rules(install: &RawInstall, sink: &mut Sink) {
 /// ending with a letter or digit, letters/digits/hyphens only; the whole name ≤ 255.
 pub fn hostname_problem(name: &str) -> Option<(Code, String)> {
     if name.len() > 255 {
-        return Some((Code::HostnameTooLong, format!("hostname is {} characters long (at most 255)", name.len())));
+        return Some((
+            Code::HostnameTooLong,
+            format!("hostname is {} characters long (at most 255)", name.len()),
+        ));
     }
     for label in name.split('.') {
         let problem = if label.is_empty() {
@@ -96,8 +99,16 @@ fn customizations(c: &RawCustomizations, sink: &mut Sink) {
         sink.error(code, h.loc, msg);
     }
     match (&c.image_checksum, &c.image_checksum_type) {
-        (Some(sum), None) => sink.error(Code::ImageChecksum, sum.loc, "imageCheckSum without imageCheckSumType"),
-        (None, Some(t)) => sink.error(Code::ImageChecksum, t.loc, "imageCheckSumType without imageCheckSum"),
+        (Some(sum), None) => sink.error(
+            Code::ImageChecksum,
+            sum.loc,
+            "imageCheckSum without imageCheckSumType",
+        ),
+        (None, Some(t)) => sink.error(
+            Code::ImageChecksum,
+            t.loc,
+            "imageCheckSumType without imageCheckSum",
+        ),
         (Some(sum), Some(t)) => {
             let want = match t.value {
                 ChecksumType::Md5 => 32,
@@ -110,7 +121,11 @@ fn customizations(c: &RawCustomizations, sink: &mut Sink) {
                 sink.error(
                     Code::ImageChecksum,
                     sum.loc,
-                    format!("a {} checksum is {want} hex digits; this is {} characters", t.value.as_str(), s.len()),
+                    format!(
+                        "a {} checksum is {want} hex digits; this is {} characters",
+                        t.value.as_str(),
+                        s.len()
+                    ),
                 );
             }
         }
@@ -119,13 +134,21 @@ fn customizations(c: &RawCustomizations, sink: &mut Sink) {
     if let Some(p) = &c.efi_bootloader_path
         && p.value.trim().is_empty()
     {
-        sink.error(Code::CustomizationInvalid, p.loc, "efiBootloaderPath is empty");
+        sink.error(
+            Code::CustomizationInvalid,
+            p.loc,
+            "efiBootloaderPath is empty",
+        );
     }
 }
 
 fn storage(st: &RawStorage, sink: &mut Sink) {
     // diskGroupId 0 or absent: the API picks disk group 1 (D:partitioning_ovh).
-    let explicit = st.disk_group_id.as_ref().map(|d| d.value).filter(|&d| d != 0);
+    let explicit = st
+        .disk_group_id
+        .as_ref()
+        .map(|d| d.value)
+        .filter(|&d| d != 0);
     let os_group = explicit.unwrap_or(1);
     if let Some(keep) = &st.keep_disk_groups {
         let mut seen = BTreeMap::new();
@@ -134,9 +157,15 @@ fn storage(st: &RawStorage, sink: &mut Sink) {
                 sink.error(Code::OutOfRange, k.loc, "disk group ids start at 1");
             } else if k.value == os_group {
                 let why = if explicit.is_some() {
-                    format!("disk group {} is the one the OS is installed on (diskGroupId)", k.value)
+                    format!(
+                        "disk group {} is the one the OS is installed on (diskGroupId)",
+                        k.value
+                    )
                 } else {
-                    format!("disk group {} is the one the OS is installed on (no diskGroupId given: the API uses 1)", k.value)
+                    format!(
+                        "disk group {} is the one the OS is installed on (no diskGroupId given: the API uses 1)",
+                        k.value
+                    )
                 };
                 sink.error(Code::KeepOsDiskGroup, k.loc, why);
             }
@@ -144,7 +173,10 @@ fn storage(st: &RawStorage, sink: &mut Sink) {
                 sink.error(
                     Code::KeepDuplicate,
                     k.loc,
-                    format!("disk group {} is listed twice (first at line {})", k.value, first.line),
+                    format!(
+                        "disk group {} is listed twice (first at line {})",
+                        k.value, first.line
+                    ),
                 );
             }
         }
@@ -154,7 +186,11 @@ fn storage(st: &RawStorage, sink: &mut Sink) {
         if let Some(l) = &hw.raid_level
             && !HARDWARE_RAID_LEVELS.contains(&l.value)
         {
-            sink.error(Code::HardwareRaidLevel, l.loc, format!("hardware RAID level {} does not exist", l.value));
+            sink.error(
+                Code::HardwareRaidLevel,
+                l.loc,
+                format!("hardware RAID level {} does not exist", l.value),
+            );
         }
         if let Some(a) = &hw.arrays
             && a.value == 0
@@ -168,7 +204,10 @@ fn storage(st: &RawStorage, sink: &mut Sink) {
             sink.error(
                 Code::HardwareRaidDisksArrays,
                 d.loc,
-                format!("number of disks ({}) must be a multiple of arrays ({})", d.value, a.value),
+                format!(
+                    "number of disks ({}) must be a multiple of arrays ({})",
+                    d.value, a.value
+                ),
             );
         }
         if let Some(p) = &st.partitioning
@@ -186,7 +225,11 @@ fn storage(st: &RawStorage, sink: &mut Sink) {
         && let Some(layout) = &p.layout
     {
         if layout.value.is_empty() {
-            sink.error(Code::LayoutEmpty, layout.loc, "the layout has no partitions");
+            sink.error(
+                Code::LayoutEmpty,
+                layout.loc,
+                "the layout has no partitions",
+            );
             return;
         }
         let mut mounts = BTreeMap::new();
@@ -199,7 +242,10 @@ fn storage(st: &RawStorage, sink: &mut Sink) {
                 sink.error(
                     Code::MountpointDuplicate,
                     mp.loc,
-                    format!("mount point `{}` appears twice (first at line {})", mp.value, first.line),
+                    format!(
+                        "mount point `{}` appears twice (first at line {})",
+                        mp.value, first.line
+                    ),
                 );
             }
             let size = part.size.as_ref().map(|s| s.value.0).unwrap_or(0);
@@ -217,19 +263,27 @@ fn storage(st: &RawStorage, sink: &mut Sink) {
             if let Some(ex) = &part.extras {
                 for (kind, v) in [("LV", &ex.lv), ("zpool", &ex.zp)] {
                     if let Some(v) = v
-                        && let Some(first) = volumes.insert((kind, v.name.value.clone()), v.name.loc)
+                        && let Some(first) =
+                            volumes.insert((kind, v.name.value.clone()), v.name.loc)
                     {
                         sink.error(
                             Code::DuplicateVolumeName,
                             v.name.loc,
-                            format!("{kind} name `{}` is used twice (first at line {})", v.name.value, first.line),
+                            format!(
+                                "{kind} name `{}` is used twice (first at line {})",
+                                v.name.value, first.line
+                            ),
                         );
                     }
                 }
             }
         }
         if !mounts.contains_key("/") {
-            sink.error(Code::RootMissing, layout.loc, "the layout has no root partition (`mountPoint: /`)");
+            sink.error(
+                Code::RootMissing,
+                layout.loc,
+                "the layout has no root partition (`mountPoint: /`)",
+            );
         }
     }
 }
@@ -241,15 +295,42 @@ fn partition(part: &RawPartition, sink: &mut Sink) {
     if !is_swap_mp {
         let m = mp.value.as_str();
         if !m.starts_with('/') {
-            sink.error(Code::MountpointPrefix, mp.loc, format!("mount point `{m}` does not start with `/`"));
-        } else if m.len() > 256 || !m.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c)) {
-            sink.error(Code::MountpointInvalid, mp.loc, format!("mount point `{m}` has characters outside [A-Za-z0-9/._-] or is too long"));
+            sink.error(
+                Code::MountpointPrefix,
+                mp.loc,
+                format!("mount point `{m}` does not start with `/`"),
+            );
+        } else if m.len() > 256
+            || !m
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        {
+            sink.error(
+                Code::MountpointInvalid,
+                mp.loc,
+                format!("mount point `{m}` has characters outside [A-Za-z0-9/._-] or is too long"),
+            );
         } else if m != "/" && m.ends_with('/') {
-            sink.error(Code::MountpointTrailingSlash, mp.loc, format!("mount point `{m}` ends with `/`"));
+            sink.error(
+                Code::MountpointTrailingSlash,
+                mp.loc,
+                format!("mount point `{m}` ends with `/`"),
+            );
         } else if m.contains("//") || m.split('/').any(|s| s == "." || s == "..") {
-            sink.error(Code::MountpointInvalid, mp.loc, format!("mount point `{m}` is not canonical"));
-        } else if FORBIDDEN_MOUNT_POINTS.iter().any(|f| m == *f || m.starts_with(&format!("{f}/"))) {
-            sink.error(Code::MountpointForbidden, mp.loc, format!("`{m}` is a virtual file system, not a partition"));
+            sink.error(
+                Code::MountpointInvalid,
+                mp.loc,
+                format!("mount point `{m}` is not canonical"),
+            );
+        } else if FORBIDDEN_MOUNT_POINTS
+            .iter()
+            .any(|f| m == *f || m.starts_with(&format!("{f}/")))
+        {
+            sink.error(
+                Code::MountpointForbidden,
+                mp.loc,
+                format!("`{m}` is a virtual file system, not a partition"),
+            );
         }
     }
     if is_swap_mp != (fs == FileSystem::Swap) {
@@ -272,17 +353,33 @@ fn partition(part: &RawPartition, sink: &mut Sink) {
     let level = part.raid_level.as_ref().map(|l| l.value).unwrap_or(1);
     let level_loc = part.raid_level.as_ref().map(|l| l.loc).unwrap_or(part.loc);
     if !SOFT_RAID_LEVELS.contains(&level) {
-        sink.error(Code::SoftRaidLevel, level_loc, format!("software RAID level {level} does not exist"));
+        sink.error(
+            Code::SoftRaidLevel,
+            level_loc,
+            format!("software RAID level {level} does not exist"),
+        );
     } else {
         match fs {
             FileSystem::Swap if level != 1 => {
-                sink.error(Code::SwapRaid, level_loc, format!("swap with raidLevel {level}"));
+                sink.error(
+                    Code::SwapRaid,
+                    level_loc,
+                    format!("swap with raidLevel {level}"),
+                );
             }
             FileSystem::Zfs if level == 10 => {
-                sink.error(Code::RaidFsIncompatible, level_loc, "zfs does not take RAID 10 (use 0, 1, 5, 6 or 7)");
+                sink.error(
+                    Code::RaidFsIncompatible,
+                    level_loc,
+                    "zfs does not take RAID 10 (use 0, 1, 5, 6 or 7)",
+                );
             }
             FileSystem::Ntfs if level != 1 => {
-                sink.error(Code::RaidFsIncompatible, level_loc, format!("ntfs only takes RAID 1, not {level}"));
+                sink.error(
+                    Code::RaidFsIncompatible,
+                    level_loc,
+                    format!("ntfs only takes RAID 1, not {level}"),
+                );
             }
             FileSystem::Btrfs
             | FileSystem::Ext3
@@ -296,13 +393,19 @@ fn partition(part: &RawPartition, sink: &mut Sink) {
                 sink.error(
                     Code::RaidFsIncompatible,
                     level_loc,
-                    format!("{} does not take RAID 7 (only zfs does, as raidz3)", fs.as_str()),
+                    format!(
+                        "{} does not take RAID 7 (only zfs does, as raidz3)",
+                        fs.as_str()
+                    ),
                 );
             }
             _ => {}
         }
     }
-    if matches!(fs, FileSystem::Ufs | FileSystem::Vmfs5 | FileSystem::Vmfs6 | FileSystem::Vmfsl) {
+    if matches!(
+        fs,
+        FileSystem::Ufs | FileSystem::Vmfs5 | FileSystem::Vmfs6 | FileSystem::Vmfsl
+    ) {
         sink.error(
             Code::NoCustomPartitioning,
             part.file_system.loc,
@@ -313,14 +416,33 @@ fn partition(part: &RawPartition, sink: &mut Sink) {
         if let Some(lv) = &ex.lv {
             let n = &lv.name.value;
             if n.is_empty() || n.len() > 16 || !n.chars().all(|c| c.is_ascii_alphanumeric()) {
-                sink.error(Code::LvNameInvalid, lv.name.loc, format!("LV name `{n}` is not 1–16 letters or digits"));
+                sink.error(
+                    Code::LvNameInvalid,
+                    lv.name.loc,
+                    format!("LV name `{n}` is not 1–16 letters or digits"),
+                );
             } else if RESERVED_LV_NAMES.contains(&n.as_str()) {
-                sink.error(Code::LvNameInvalid, lv.name.loc, format!("LV name `{n}` is reserved by LVM"));
+                sink.error(
+                    Code::LvNameInvalid,
+                    lv.name.loc,
+                    format!("LV name `{n}` is reserved by LVM"),
+                );
             }
             if fs == FileSystem::Zfs {
-                sink.error(Code::ZfsLvm, lv.name.loc, "a zfs partition cannot be an LVM logical volume");
-            } else if !matches!(fs, FileSystem::Btrfs | FileSystem::Ext4 | FileSystem::Xfs | FileSystem::Ext3) {
-                sink.error(Code::ZfsLvm, lv.name.loc, format!("{} cannot be put on LVM", fs.as_str()));
+                sink.error(
+                    Code::ZfsLvm,
+                    lv.name.loc,
+                    "a zfs partition cannot be an LVM logical volume",
+                );
+            } else if !matches!(
+                fs,
+                FileSystem::Btrfs | FileSystem::Ext4 | FileSystem::Xfs | FileSystem::Ext3
+            ) {
+                sink.error(
+                    Code::ZfsLvm,
+                    lv.name.loc,
+                    format!("{} cannot be put on LVM", fs.as_str()),
+                );
             }
         }
         if let Some(zp) = &ex.zp {
@@ -328,14 +450,28 @@ fn partition(part: &RawPartition, sink: &mut Sink) {
             let reserved = n == "log" || RESERVED_ZPOOL_PREFIXES.iter().any(|p| n.starts_with(p));
             if !n.starts_with(|c: char| c.is_ascii_alphabetic())
                 || n.len() > 239
-                || !n.chars().all(|c| c.is_ascii_alphanumeric() || "_:.".contains(c))
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_:.".contains(c))
             {
-                sink.error(Code::ZpoolNameInvalid, zp.name.loc, format!("zpool name `{n}` is invalid"));
+                sink.error(
+                    Code::ZpoolNameInvalid,
+                    zp.name.loc,
+                    format!("zpool name `{n}` is invalid"),
+                );
             } else if reserved {
-                sink.error(Code::ZpoolNameInvalid, zp.name.loc, format!("zpool name `{n}` is reserved by ZFS"));
+                sink.error(
+                    Code::ZpoolNameInvalid,
+                    zp.name.loc,
+                    format!("zpool name `{n}` is reserved by ZFS"),
+                );
             }
             if fs != FileSystem::Zfs {
-                sink.error(Code::ZfsLvm, zp.name.loc, format!("`extras.zp` on a {} partition (only zfs)", fs.as_str()));
+                sink.error(
+                    Code::ZfsLvm,
+                    zp.name.loc,
+                    format!("`extras.zp` on a {} partition (only zfs)", fs.as_str()),
+                );
             }
         }
     }
@@ -356,11 +492,18 @@ fn boot_rules(boot: &RawBoot, sink: &mut Sink) {
         sink.error(
             Code::BootFieldMismatch,
             loc,
-            format!("`{field}` is only used with `mode: {wants}`, but mode is `{}`", mode.as_str()),
+            format!(
+                "`{field}` is only used with `mode: {wants}`, but mode is `{}`",
+                mode.as_str()
+            ),
         );
     };
     match (&boot.ipxe_script, mode) {
-        (None, BootModeKind::Ipxe) => sink.error(Code::IpxeScriptMissing, mode_sp.loc, "mode ipxe without ipxeScript"),
+        (None, BootModeKind::Ipxe) => sink.error(
+            Code::IpxeScriptMissing,
+            mode_sp.loc,
+            "mode ipxe without ipxeScript",
+        ),
         (Some(s), m) if m != BootModeKind::Ipxe => mismatch(sink, "ipxeScript", "ipxe", s.loc),
         _ => {}
     }
@@ -370,14 +513,20 @@ fn boot_rules(boot: &RawBoot, sink: &mut Sink) {
         mismatch(sink, "rescue", "rescue", r.loc);
     }
     match (&boot.network, mode) {
-        (None, BootModeKind::Network) => {
-            sink.error(Code::BootFieldMissing, mode_sp.loc, "mode network without `network` (the kernel to boot)")
-        }
+        (None, BootModeKind::Network) => sink.error(
+            Code::BootFieldMissing,
+            mode_sp.loc,
+            "mode network without `network` (the kernel to boot)",
+        ),
         (Some(n), m) if m != BootModeKind::Network => mismatch(sink, "network", "network", n.loc),
         _ => {}
     }
     match (&boot.boot_id, mode) {
-        (None, BootModeKind::BootId) => sink.error(Code::BootFieldMissing, mode_sp.loc, "mode bootId without `bootId`"),
+        (None, BootModeKind::BootId) => sink.error(
+            Code::BootFieldMissing,
+            mode_sp.loc,
+            "mode bootId without `bootId`",
+        ),
         (Some(b), m) if m != BootModeKind::BootId => mismatch(sink, "bootId", "bootId", b.loc),
         _ => {}
     }
@@ -398,7 +547,11 @@ fn settings_rules(s: &RawSettings, sink: &mut Sink) {
         && !m.value.is_empty()
         && !m.value.contains('@')
     {
-        sink.error(Code::CustomizationInvalid, m.loc, format!("rescueMail `{}` is not an e-mail address", m.value));
+        sink.error(
+            Code::CustomizationInvalid,
+            m.loc,
+            format!("rescueMail `{}` is not an e-mail address", m.value),
+        );
     }
 }
 
@@ -408,13 +561,26 @@ mod tests {
 
     #[test]
     fn hostnames_as_the_api_checks_them() {
-        for ok in ["web-01", "a", "mon-tux", "web01.example.com", &"a".repeat(63)] {
+        for ok in [
+            "web-01",
+            "a",
+            "mon-tux",
+            "web01.example.com",
+            &"a".repeat(63),
+        ] {
             assert!(hostname_problem(ok).is_none(), "{ok}");
         }
         for bad in ["1web", "web-", "we_b", "", "web..x", &"a".repeat(64), "-a"] {
-            assert_eq!(hostname_problem(bad).map(|p| p.0), Some(Code::HostnameInvalid), "{bad}");
+            assert_eq!(
+                hostname_problem(bad).map(|p| p.0),
+                Some(Code::HostnameInvalid),
+                "{bad}"
+            );
         }
         let long = vec!["abc"; 70].join(".");
-        assert_eq!(hostname_problem(&long).map(|p| p.0), Some(Code::HostnameTooLong));
+        assert_eq!(
+            hostname_problem(&long).map(|p| p.0),
+            Some(Code::HostnameTooLong)
+        );
     }
 }
