@@ -210,6 +210,137 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
+/// Limits of the event path; beyond them it hands over to the serde path and its budget.
+const PLAIN_MAX_DEPTH: usize = 48;
+const PLAIN_MAX_NODES: usize = 1_000_000;
+
+enum Frame {
+    Seq(Vec<Node>, Loc),
+    Map(Vec<(Node, Node)>, Option<Node>, Loc),
+}
+
+fn marker_loc(m: &serde_saphyr::granit_parser::Marker, end: &serde_saphyr::granit_parser::Marker) -> Loc {
+    let offset = m.byte_offset().unwrap_or(0);
+    Loc {
+        file: 0,
+        line: u32::try_from(m.line()).unwrap_or(u32::MAX),
+        column: u32::try_from(m.col() + 1).unwrap_or(u32::MAX),
+        offset,
+        len: end.byte_offset().unwrap_or(offset).saturating_sub(offset),
+    }
+}
+
+/// The type of a plain scalar, when every YAML schema agrees on it; `None` for spellings whose
+/// meaning is schema-dependent (`yes`, `0x1F`, `1e3`, `.inf`, `010`, …), left to serde-saphyr.
+fn resolve_plain(s: &str) -> Option<Value> {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
+        "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
+        "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
+        _ => {}
+    }
+    let lower = s.to_ascii_lowercase();
+    if matches!(lower.as_str(), "yes" | "no" | "on" | "off" | "y" | "n" | "inf" | "infinity" | "nan") {
+        return None;
+    }
+    let b = s.as_bytes();
+    let first = b[0];
+    if first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.') {
+        let digits = s.strip_prefix('-').unwrap_or(s);
+        let canonical_int = !digits.is_empty()
+            && digits.bytes().all(|c| c.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'));
+        if canonical_int {
+            return s.parse::<i128>().ok().map(Value::Int);
+        }
+        // `1GiB`, `512MiB`, `3h`: digits then letters only can be no number in any schema.
+        if first.is_ascii_digit() {
+            let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+            let rest = s[num_end..].trim_start_matches(' ');
+            let number = &s[..num_end];
+            if !rest.is_empty()
+                && rest.chars().all(|c| c.is_ascii_alphabetic())
+                && number.matches('.').count() <= 1
+                && !number.ends_with('.')
+            {
+                return Some(Value::Str(s.to_owned()));
+            }
+        }
+        return None;
+    }
+    Some(Value::Str(s.to_owned()))
+}
+
+/// The event path of [`parse_documents`]: `None` = use the serde path.
+pub fn parse_plain(text: &str) -> Option<Vec<Node>> {
+    use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
+    let mut docs = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut nodes = 0usize;
+    for item in Parser::new_from_str(text) {
+        let (event, span) = item.ok()?;
+        let done: Node = match event {
+            Event::Scalar(value, style, anchor, tag) => {
+                if anchor != 0 || tag.is_some() {
+                    return None;
+                }
+                let v = match style {
+                    ScalarStyle::Plain => resolve_plain(&value)?,
+                    _ => Value::Str(value.into_owned()),
+                };
+                Node { value: v, loc: marker_loc(&span.start, &span.end), key_loc: None }
+            }
+            Event::SequenceStart(_, anchor, ref tag) | Event::MappingStart(_, anchor, ref tag) => {
+                if anchor != 0 || tag.is_some() || stack.len() >= PLAIN_MAX_DEPTH {
+                    return None;
+                }
+                let loc = marker_loc(&span.start, &span.end);
+                if matches!(event, Event::SequenceStart(..)) {
+                    stack.push(Frame::Seq(Vec::new(), loc));
+                } else {
+                    stack.push(Frame::Map(Vec::new(), None, loc));
+                }
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => match stack.pop()? {
+                Frame::Seq(items, loc) => Node { value: Value::Seq(items), loc, key_loc: None },
+                Frame::Map(entries, None, loc) => Node { value: Value::Map(entries), loc, key_loc: None },
+                Frame::Map(_, Some(_), _) => return None,
+            },
+            Event::Alias(_) => return None,
+            #[allow(unreachable_patterns)]
+            _ => continue,
+        };
+        nodes += 1;
+        if nodes > PLAIN_MAX_NODES {
+            return None;
+        }
+        match stack.last_mut() {
+            None => {
+                if !done.is_null() {
+                    docs.push(done);
+                }
+            }
+            Some(Frame::Seq(items, _)) => items.push(done),
+            Some(Frame::Map(entries, pending, _)) => match pending.take() {
+                None => {
+                    // Merge keys (`<<`) have schema-dependent meaning: serde path.
+                    if done.as_str() == Some("<<") {
+                        return None;
+                    }
+                    *pending = Some(done);
+                }
+                Some(key) => {
+                    let mut value = done;
+                    value.key_loc = Some(key.loc);
+                    entries.push((key, value));
+                }
+            },
+        }
+    }
+    stack.is_empty().then_some(docs)
+}
+
 /// A YAML syntax (or budget) failure: the whole file is unusable from here on.
 #[derive(Clone, Debug)]
 pub struct SyntaxError {
@@ -244,7 +375,23 @@ fn options() -> Options {
 }
 
 /// Parses every document of one file. Empty documents are skipped.
+///
+/// Most manifests are plain YAML: no anchors, aliases, tags or merge keys, and scalars whose
+/// type no YAML schema disputes. Those are built straight from serde-saphyr's parser events
+/// ([`parse_plain`]), about 3x faster than through serde (parsing is most of the time of a
+/// 10,000-server load). Anything else — and any error — goes through serde-saphyr's
+/// deserializer with its budget, so aliases are bounded and diagnostics are the same either way.
+/// A test checks both paths build identical trees.
 pub fn parse_documents(text: &str, file: u32) -> Result<Vec<Node>, SyntaxError> {
+    if let Some(mut docs) = parse_plain(text) {
+        docs.iter_mut().for_each(|d| d.set_file(file));
+        return Ok(docs);
+    }
+    parse_with_serde(text, file)
+}
+
+/// The serde-saphyr deserializer path (see [`parse_documents`]).
+pub fn parse_with_serde(text: &str, file: u32) -> Result<Vec<Node>, SyntaxError> {
     match serde_saphyr::from_multiple_with_options::<Node>(text, options()) {
         Ok(mut docs) => {
             docs.iter_mut().for_each(|d| d.set_file(file));
@@ -316,6 +463,36 @@ mod tests {
             &"a: 1\nb:"[entries[1].0.loc.offset..entries[1].0.loc.offset + 1],
             "b"
         );
+    }
+
+    /// The event path must build exactly what the serde path builds, locations included.
+    #[test]
+    fn plain_path_matches_serde_path() {
+        let mut checked = 0;
+        let mut dirs = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/manifests")),
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                    continue;
+                }
+                let Ok(text) = std::fs::read_to_string(&p) else { continue };
+                if let (Some(fast), Ok(slow)) = (parse_plain(&text), parse_with_serde(&text, 0)) {
+                    assert_eq!(fast, slow, "{}", p.display());
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 40, "only {checked} files compared");
+        for y in ["a: 1\nb: -2\nc: 0\nd: x1\ne: 1GiB\nf: 3h\ng: true\nh: ~\ni:\nj: 'q'\nk: \"d\"\nl: |\n  lit\n  x\nm: >\n  fold\n  ed\n",
+                  "- {a: [1, 2, {b: c}]}\n- []\n- {}\n", "---\n---\nx: 1\n...\n---\nz: [a,\n  b]\n", "k: 12.5MiB\nj: 20 GiB\n"] {
+            assert_eq!(parse_plain(y).expect(y), parse_with_serde(y, 0).unwrap(), "{y:?}");
+        }
+        for y in ["a: yes", "a: 0x1F", "a: 1e3", "a: .inf", "a: 010", "a: &x 1\nb: *x", "a: !!str 1", "<<: {a: 1}", "a: 1_000"] {
+            assert!(parse_plain(y).is_none(), "{y:?} must use the serde path");
+        }
     }
 
     #[test]
