@@ -57,18 +57,16 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         Ok(loaded) => {
             let d = &loaded.desired;
             let ok = !args.deny_warnings || loaded.warnings.is_empty();
-            let summary = format!(
-                "{}: {} servers, {} groups, {} maintenance windows; {}",
-                if ok {
-                    "valid"
-                } else {
-                    "invalid (warnings denied)"
-                },
+            let verdict = if ok { "valid" } else { "invalid (warnings denied)" };
+            let mut summary = format!(
+                "{verdict}: {} servers, {} groups, {} maintenance windows",
                 d.servers.len(),
                 d.groups.len(),
                 d.windows.len(),
-                loaded.warnings.summary()
             );
+            if !loaded.warnings.is_empty() {
+                summary.push_str(&format!("; {}", loaded.warnings.summary()));
+            }
             (ok, loaded.warnings.render(color), summary)
         }
         Err(diags) => (
