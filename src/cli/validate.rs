@@ -57,7 +57,11 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         Ok(loaded) => {
             let d = &loaded.desired;
             let ok = !args.deny_warnings || loaded.warnings.is_empty();
-            let verdict = if ok { "valid" } else { "invalid (warnings denied)" };
+            let verdict = if ok {
+                "valid"
+            } else {
+                "invalid (warnings denied)"
+            };
             let mut summary = format!(
                 "{verdict}: {} servers, {} groups, {} maintenance windows",
                 d.servers.len(),

@@ -219,7 +219,10 @@ enum Frame {
     Map(Vec<(Node, Node)>, Option<Node>, Loc),
 }
 
-fn marker_loc(m: &serde_saphyr::granit_parser::Marker, end: &serde_saphyr::granit_parser::Marker) -> Loc {
+fn marker_loc(
+    m: &serde_saphyr::granit_parser::Marker,
+    end: &serde_saphyr::granit_parser::Marker,
+) -> Loc {
     let offset = m.byte_offset().unwrap_or(0);
     Loc {
         file: 0,
@@ -240,7 +243,10 @@ fn resolve_plain(s: &str) -> Option<Value> {
         _ => {}
     }
     let lower = s.to_ascii_lowercase();
-    if matches!(lower.as_str(), "yes" | "no" | "on" | "off" | "y" | "n" | "inf" | "infinity" | "nan") {
+    if matches!(
+        lower.as_str(),
+        "yes" | "no" | "on" | "off" | "y" | "n" | "inf" | "infinity" | "nan"
+    ) {
         return None;
     }
     let b = s.as_bytes();
@@ -255,7 +261,9 @@ fn resolve_plain(s: &str) -> Option<Value> {
         }
         // `1GiB`, `512MiB`, `3h`: digits then letters only can be no number in any schema.
         if first.is_ascii_digit() {
-            let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+            let num_end = s
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(s.len());
             let rest = s[num_end..].trim_start_matches(' ');
             let number = &s[..num_end];
             if !rest.is_empty()
@@ -288,7 +296,11 @@ pub fn parse_plain(text: &str) -> Option<Vec<Node>> {
                     ScalarStyle::Plain => resolve_plain(&value)?,
                     _ => Value::Str(value.into_owned()),
                 };
-                Node { value: v, loc: marker_loc(&span.start, &span.end), key_loc: None }
+                Node {
+                    value: v,
+                    loc: marker_loc(&span.start, &span.end),
+                    key_loc: None,
+                }
             }
             Event::SequenceStart(_, anchor, ref tag) | Event::MappingStart(_, anchor, ref tag) => {
                 if anchor != 0 || tag.is_some() || stack.len() >= PLAIN_MAX_DEPTH {
@@ -303,8 +315,16 @@ pub fn parse_plain(text: &str) -> Option<Vec<Node>> {
                 continue;
             }
             Event::SequenceEnd | Event::MappingEnd => match stack.pop()? {
-                Frame::Seq(items, loc) => Node { value: Value::Seq(items), loc, key_loc: None },
-                Frame::Map(entries, None, loc) => Node { value: Value::Map(entries), loc, key_loc: None },
+                Frame::Seq(items, loc) => Node {
+                    value: Value::Seq(items),
+                    loc,
+                    key_loc: None,
+                },
+                Frame::Map(entries, None, loc) => Node {
+                    value: Value::Map(entries),
+                    loc,
+                    key_loc: None,
+                },
                 Frame::Map(_, Some(_), _) => return None,
             },
             Event::Alias(_) => return None,
@@ -324,8 +344,11 @@ pub fn parse_plain(text: &str) -> Option<Vec<Node>> {
             Some(Frame::Seq(items, _)) => items.push(done),
             Some(Frame::Map(entries, pending, _)) => match pending.take() {
                 None => {
-                    // Merge keys (`<<`) have schema-dependent meaning: serde path.
-                    if done.as_str() == Some("<<") {
+                    // Merge keys (`<<`) have schema-dependent meaning, and a key given twice
+                    // is an error with the serde path's message: serde path for both.
+                    if done.as_str() == Some("<<")
+                        || entries.iter().any(|(k, _)| k.value == done.value)
+                    {
                         return None;
                     }
                     *pending = Some(done);
@@ -469,8 +492,10 @@ mod tests {
     #[test]
     fn plain_path_matches_serde_path() {
         let mut checked = 0;
-        let mut dirs = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/manifests")),
-            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))];
+        let mut dirs = vec![
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/manifests")),
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")),
+        ];
         while let Some(d) = dirs.pop() {
             for e in std::fs::read_dir(&d).unwrap() {
                 let p = e.unwrap().path();
@@ -478,7 +503,9 @@ mod tests {
                     dirs.push(p);
                     continue;
                 }
-                let Ok(text) = std::fs::read_to_string(&p) else { continue };
+                let Ok(text) = std::fs::read_to_string(&p) else {
+                    continue;
+                };
                 if let (Some(fast), Ok(slow)) = (parse_plain(&text), parse_with_serde(&text, 0)) {
                     assert_eq!(fast, slow, "{}", p.display());
                     checked += 1;
@@ -486,11 +513,31 @@ mod tests {
             }
         }
         assert!(checked > 40, "only {checked} files compared");
-        for y in ["a: 1\nb: -2\nc: 0\nd: x1\ne: 1GiB\nf: 3h\ng: true\nh: ~\ni:\nj: 'q'\nk: \"d\"\nl: |\n  lit\n  x\nm: >\n  fold\n  ed\n",
-                  "- {a: [1, 2, {b: c}]}\n- []\n- {}\n", "---\n---\nx: 1\n...\n---\nz: [a,\n  b]\n", "k: 12.5MiB\nj: 20 GiB\n"] {
-            assert_eq!(parse_plain(y).expect(y), parse_with_serde(y, 0).unwrap(), "{y:?}");
+        for y in [
+            "a: 1\nb: -2\nc: 0\nd: x1\ne: 1GiB\nf: 3h\ng: true\nh: ~\ni:\nj: 'q'\nk: \"d\"\nl: |\n  lit\n  x\nm: >\n  fold\n  ed\n",
+            "- {a: [1, 2, {b: c}]}\n- []\n- {}\n",
+            "---\n---\nx: 1\n...\n---\nz: [a,\n  b]\n",
+            "k: 12.5MiB\nj: 20 GiB\n",
+        ] {
+            assert_eq!(
+                parse_plain(y).expect(y),
+                parse_with_serde(y, 0).unwrap(),
+                "{y:?}"
+            );
         }
-        for y in ["a: yes", "a: 0x1F", "a: 1e3", "a: .inf", "a: 010", "a: &x 1\nb: *x", "a: !!str 1", "<<: {a: 1}", "a: 1_000"] {
+        for y in [
+            "a: 1\na: 2",
+            "m: {x: 1, x: 2}",
+            "a: yes",
+            "a: 0x1F",
+            "a: 1e3",
+            "a: .inf",
+            "a: 010",
+            "a: &x 1\nb: *x",
+            "a: !!str 1",
+            "<<: {a: 1}",
+            "a: 1_000",
+        ] {
             assert!(parse_plain(y).is_none(), "{y:?} must use the serde path");
         }
     }

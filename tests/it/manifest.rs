@@ -368,6 +368,34 @@ fn all_errors_are_reported_at_once_across_files() {
 }
 
 #[test]
+fn group_member_without_own_manifest_gets_the_template_alone() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(
+        t.path().join("g.yaml"),
+        "apiVersion: ovhform/v1\nkind: ServerGroup\nmetadata: {name: cache}\nspec:\n  members: [ns7.ip-1-2-3.eu, ns8.ip-1-2-3.eu]\n  template:\n    install: {os: debian12_64}\n    boot: {mode: disk}\n---\napiVersion: ovhform/v1\nkind: Server\nmetadata: {name: ns8.ip-1-2-3.eu}\nspec:\n  install: {os: ubuntu2404-server_64}\n",
+    )
+    .unwrap();
+    let d = manifest::load(&[t.path().to_path_buf()])
+        .unwrap_or_else(|d| panic!("{}", d.render(false)))
+        .desired;
+    let alone = &d.servers["ns7.ip-1-2-3.eu"];
+    assert_eq!(alone.install.as_ref().unwrap().os, "debian12_64");
+    assert_eq!(
+        alone.origin.line, 1,
+        "a template-only server points at its group"
+    );
+    assert_eq!(alone.groups, ["cache"]);
+    // The server's own value wins over the template's.
+    let own = &d.servers["ns8.ip-1-2-3.eu"];
+    assert_eq!(own.install.as_ref().unwrap().os, "ubuntu2404-server_64");
+    assert_eq!(
+        own.boot.as_ref().unwrap().mode,
+        ovhform::model::BootMode::Disk
+    );
+    assert_eq!(d.groups["cache"].members.len(), 2);
+}
+
+#[test]
 fn selector_matching_nothing_is_a_warning_not_an_error() {
     let t = tempfile::tempdir().unwrap();
     std::fs::write(
