@@ -49,6 +49,17 @@ pub enum ReadError {
 }
 
 impl ReadError {
+    /// The message without the path, for diagnostics already located at that file.
+    pub fn reason(&self) -> String {
+        match self {
+            ReadError::Missing { .. } => "no such file".to_owned(),
+            ReadError::SymlinkLoop { .. } => "symbolic link loop".to_owned(),
+            ReadError::TooLarge { size, .. } => format!("{size} bytes, more than the 10 MiB limit"),
+            ReadError::NotAFile { .. } => "not a regular file".to_owned(),
+            ReadError::Io { message, .. } => message.clone(),
+        }
+    }
+
     pub fn code(&self) -> Code {
         match self {
             ReadError::Missing { .. } => Code::FileMissing,

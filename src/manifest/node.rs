@@ -212,12 +212,22 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
 /// Limits of the event path; beyond them it hands over to the serde path and its budget.
 const PLAIN_MAX_DEPTH: usize = 48;
-const PLAIN_MAX_NODES: usize = 1_000_000;
+const PLAIN_MAX_NODES: usize = MAX_NODES;
 
 enum Frame {
     Seq(Vec<Node>, Loc),
-    Map(Vec<(Node, Node)>, Option<Node>, Loc),
+    /// Entries, the key waiting for its value, location, and the keys seen (a set once the
+    /// mapping is large enough for a linear scan to matter: a 10 MiB mapping must stay linear).
+    Map(
+        Vec<(Node, Node)>,
+        Option<Node>,
+        Loc,
+        Option<std::collections::HashSet<String>>,
+    ),
 }
+
+/// Documents beyond this go to the serde path, whose budget refuses them.
+const PLAIN_MAX_DOCUMENTS: usize = 20_000;
 
 fn marker_loc(
     m: &serde_saphyr::granit_parser::Marker,
@@ -279,21 +289,112 @@ fn resolve_plain(s: &str) -> Option<Value> {
     Some(Value::Str(s.to_owned()))
 }
 
-/// The event path of [`parse_documents`]: `None` = use the serde path.
-pub fn parse_plain(text: &str) -> Option<Vec<Node>> {
+/// Counts the nodes and documents left after the event path gave up, to apply the budget
+/// without building anything; `None` either way (the serde path takes over if within budget).
+fn count_rest<'a, E>(
+    events: &mut impl Iterator<
+        Item = Result<
+            (
+                serde_saphyr::granit_parser::Event<'a>,
+                serde_saphyr::granit_parser::Span,
+            ),
+            E,
+        >,
+    >,
+    mut nodes: usize,
+    mut docs: usize,
+    over: &mut Option<(&'static str, Loc)>,
+) -> Option<Vec<Node>> {
+    use serde_saphyr::granit_parser::Event;
+    for item in events {
+        let Ok((event, span)) = item else { return None };
+        match event {
+            Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..) => nodes += 1,
+            Event::DocumentStart(..) => docs += 1,
+            _ => {}
+        }
+        if nodes > PLAIN_MAX_NODES {
+            *over = Some((
+                "250000 nodes in one file",
+                marker_loc(&span.start, &span.end),
+            ));
+            return None;
+        }
+        if docs > PLAIN_MAX_DOCUMENTS {
+            *over = Some((
+                "20000 documents in one file",
+                marker_loc(&span.start, &span.end),
+            ));
+            return None;
+        }
+    }
+    None
+}
+
+/// Whether `key` is already in the mapping; records it. Linear for small mappings, a set for
+/// large ones.
+fn key_seen(
+    entries: &[(Node, Node)],
+    seen: &mut Option<std::collections::HashSet<String>>,
+    key: &str,
+) -> bool {
+    if let Some(set) = seen {
+        return !set.insert(key.to_owned());
+    }
+    let dup = entries.iter().any(|(k, _)| k.as_str() == Some(key));
+    if entries.len() >= 16 {
+        let mut set: std::collections::HashSet<String> = entries
+            .iter()
+            .filter_map(|(k, _)| k.as_str().map(str::to_owned))
+            .collect();
+        set.insert(key.to_owned());
+        *seen = Some(set);
+    }
+    dup
+}
+
+/// The event path of [`parse_documents`]: `None` = use the serde path. Past the node or
+/// document limit it answers with a budget error itself (the serde path would reach the same
+/// verdict, only slower).
+pub fn parse_plain(text: &str) -> Option<Result<Vec<Node>, SyntaxError>> {
+    let mut over: Option<(&'static str, Loc)> = None;
+    let docs = parse_plain_inner(text, &mut over);
+    match over {
+        Some((what, loc)) => Some(Err(SyntaxError {
+            message: format!("YAML safety limit exceeded: more than {what}"),
+            loc,
+            budget: true,
+            duplicate_key: false,
+        })),
+        None => docs.map(Ok),
+    }
+}
+
+fn parse_plain_inner(text: &str, over: &mut Option<(&'static str, Loc)>) -> Option<Vec<Node>> {
     use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
     let mut docs = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut nodes = 0usize;
-    for item in Parser::new_from_str(text) {
+    let mut parser = Parser::new_from_str(text);
+    // Hands over to the serde path, after counting what is left so that a huge file still
+    // fails on the node/document budget at event speed.
+    macro_rules! bail {
+        () => {
+            return count_rest(&mut parser, nodes, docs.len(), over)
+        };
+    }
+    while let Some(item) = parser.next() {
         let (event, span) = item.ok()?;
         let done: Node = match event {
             Event::Scalar(value, style, anchor, tag) => {
                 if anchor != 0 || tag.is_some() {
-                    return None;
+                    bail!();
                 }
                 let v = match style {
-                    ScalarStyle::Plain => resolve_plain(&value)?,
+                    ScalarStyle::Plain => match resolve_plain(&value) {
+                        Some(v) => v,
+                        None => bail!(),
+                    },
                     _ => Value::Str(value.into_owned()),
                 };
                 Node {
@@ -304,13 +405,13 @@ pub fn parse_plain(text: &str) -> Option<Vec<Node>> {
             }
             Event::SequenceStart(_, anchor, ref tag) | Event::MappingStart(_, anchor, ref tag) => {
                 if anchor != 0 || tag.is_some() || stack.len() >= PLAIN_MAX_DEPTH {
-                    return None;
+                    bail!();
                 }
                 let loc = marker_loc(&span.start, &span.end);
                 if matches!(event, Event::SequenceStart(..)) {
                     stack.push(Frame::Seq(Vec::new(), loc));
                 } else {
-                    stack.push(Frame::Map(Vec::new(), None, loc));
+                    stack.push(Frame::Map(Vec::new(), None, loc, None));
                 }
                 continue;
             }
@@ -320,19 +421,20 @@ pub fn parse_plain(text: &str) -> Option<Vec<Node>> {
                     loc,
                     key_loc: None,
                 },
-                Frame::Map(entries, None, loc) => Node {
+                Frame::Map(entries, None, loc, _) => Node {
                     value: Value::Map(entries),
                     loc,
                     key_loc: None,
                 },
-                Frame::Map(_, Some(_), _) => return None,
+                Frame::Map(_, Some(_), _, _) => bail!(),
             },
-            Event::Alias(_) => return None,
+            Event::Alias(_) => bail!(),
             #[allow(unreachable_patterns)]
             _ => continue,
         };
         nodes += 1;
         if nodes > PLAIN_MAX_NODES {
+            *over = Some(("250000 nodes in one file", done.loc));
             return None;
         }
         match stack.last_mut() {
@@ -340,16 +442,22 @@ pub fn parse_plain(text: &str) -> Option<Vec<Node>> {
                 if !done.is_null() {
                     docs.push(done);
                 }
+                if docs.len() > PLAIN_MAX_DOCUMENTS {
+                    *over = Some((
+                        "20000 documents in one file",
+                        marker_loc(&span.start, &span.end),
+                    ));
+                    return None;
+                }
             }
             Some(Frame::Seq(items, _)) => items.push(done),
-            Some(Frame::Map(entries, pending, _)) => match pending.take() {
+            Some(Frame::Map(entries, pending, _, seen)) => match pending.take() {
                 None => {
-                    // Merge keys (`<<`) have schema-dependent meaning, and a key given twice
-                    // is an error with the serde path's message: serde path for both.
-                    if done.as_str() == Some("<<")
-                        || entries.iter().any(|(k, _)| k.value == done.value)
-                    {
-                        return None;
+                    // Non-string keys, merge keys (`<<`, schema-dependent meaning) and a key
+                    // given twice (an error with the serde path's message): serde path.
+                    let Some(key) = done.as_str() else { bail!() };
+                    if key == "<<" || key_seen(entries, seen, key) {
+                        bail!();
                     }
                     *pending = Some(done);
                 }
@@ -375,6 +483,10 @@ pub struct SyntaxError {
     pub duplicate_key: bool,
 }
 
+/// Most YAML nodes in one file (≈ 4,000 server manifests): beyond, the file is refused
+/// before the work grows (both parse paths apply it).
+pub const MAX_NODES: usize = 250_000;
+
 /// Budgets sized for manifests: generous for real fleets (a file of thousands of servers),
 /// tight enough that an alias bomb or a pathological nesting fails in milliseconds.
 fn options() -> Options {
@@ -384,7 +496,7 @@ fn options() -> Options {
     budget.max_anchors = 10_000;
     budget.max_depth = 48;
     budget.max_documents = 20_000;
-    budget.max_nodes = 1_000_000;
+    budget.max_nodes = MAX_NODES;
     budget.max_total_scalar_bytes = 32 * 1024 * 1024;
     budget.max_merge_keys = 10_000;
     budget.max_recorded_anchor_events = 50_000;
@@ -406,9 +518,16 @@ fn options() -> Options {
 /// deserializer with its budget, so aliases are bounded and diagnostics are the same either way.
 /// A test checks both paths build identical trees.
 pub fn parse_documents(text: &str, file: u32) -> Result<Vec<Node>, SyntaxError> {
-    if let Some(mut docs) = parse_plain(text) {
-        docs.iter_mut().for_each(|d| d.set_file(file));
-        return Ok(docs);
+    match parse_plain(text) {
+        Some(Ok(mut docs)) => {
+            docs.iter_mut().for_each(|d| d.set_file(file));
+            return Ok(docs);
+        }
+        Some(Err(mut e)) => {
+            e.loc.file = file;
+            return Err(e);
+        }
+        None => {}
     }
     parse_with_serde(text, file)
 }
@@ -506,7 +625,8 @@ mod tests {
                 let Ok(text) = std::fs::read_to_string(&p) else {
                     continue;
                 };
-                if let (Some(fast), Ok(slow)) = (parse_plain(&text), parse_with_serde(&text, 0)) {
+                if let (Some(Ok(fast)), Ok(slow)) = (parse_plain(&text), parse_with_serde(&text, 0))
+                {
                     assert_eq!(fast, slow, "{}", p.display());
                     checked += 1;
                 }
@@ -520,7 +640,7 @@ mod tests {
             "k: 12.5MiB\nj: 20 GiB\n",
         ] {
             assert_eq!(
-                parse_plain(y).expect(y),
+                parse_plain(y).expect(y).unwrap(),
                 parse_with_serde(y, 0).unwrap(),
                 "{y:?}"
             );

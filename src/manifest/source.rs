@@ -203,7 +203,7 @@ pub fn parse_file(path: &Path, index: u32) -> Parsed {
             return Parsed {
                 source: None,
                 docs: Vec::new(),
-                diag: Some(file_diag(code, path, e.to_string())),
+                diag: Some(file_diag(code, path, e.reason())),
             };
         }
     };

@@ -491,6 +491,25 @@ fn deep_nesting_is_bounded() {
 }
 
 #[test]
+fn node_and_document_budgets_stop_huge_files() {
+    let t = tempfile::tempdir().unwrap();
+    // 260,000 nodes of plain YAML: over the per-file node budget.
+    let p = t.path().join("wide.yaml");
+    let body: String = (0..130_000).map(|i| format!("k{i}: v\n")).collect();
+    std::fs::write(&p, body).unwrap();
+    assert_fast_error(&p, Code::YamlBudget);
+    // The same with values whose type only the serde path decides (`yes`).
+    let p = t.path().join("wide-yes.yaml");
+    let body: String = (0..130_000).map(|i| format!("k{i}: yes\n")).collect();
+    std::fs::write(&p, body).unwrap();
+    assert_fast_error(&p, Code::YamlBudget);
+    // A storm of document separators.
+    let p = t.path().join("docs.yaml");
+    std::fs::write(&p, "---\na: 1\n".repeat(30_000)).unwrap();
+    assert_fast_error(&p, Code::YamlBudget);
+}
+
+#[test]
 fn non_utf8_names_the_line() {
     let t = tempfile::tempdir().unwrap();
     let p = t.path().join("latin1.yaml");
