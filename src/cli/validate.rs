@@ -11,6 +11,11 @@ use crate::cli::{EXIT_ERROR, EXIT_OK};
 use crate::manifest;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 when the manifests are valid, 1 when they are not.\n\
+    Every error is printed (not only the first) with file:line:column, a code and a hint;\n\
+    docs/manifest.md lists every field and every code."
+)]
 pub struct Args {
     /// Manifest files or directories (directories are searched recursively for .yaml/.yml,
     /// hidden entries skipped). Default: manifests/

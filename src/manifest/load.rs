@@ -131,7 +131,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         })
         .collect();
     let mut sink = Sink::new(&files);
-    sink.diags.extend(early);
+    sink.extend(early);
 
     let mut servers: BTreeMap<String, ServerDoc> = BTreeMap::new();
     let mut groups: BTreeMap<String, GroupDoc> = BTreeMap::new();
@@ -156,7 +156,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         (docs, local.diags)
     });
     for (docs, diags) in converted {
-        sink.diags.extend(diags);
+        sink.extend(diags);
         for doc in docs {
             register(doc, &mut sink, &mut servers, &mut groups, &mut windows);
         }
@@ -270,7 +270,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     );
     let mut desired_servers = BTreeMap::new();
     for (built, diags) in results {
-        sink.diags.extend(diags);
+        sink.extend(diags);
         desired_servers.extend(built.into_iter().map(|s| (s.name.clone(), s)));
     }
 

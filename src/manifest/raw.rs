@@ -25,6 +25,8 @@ pub struct SourceFile {
 pub struct Sink<'a> {
     pub files: &'a [SourceFile],
     pub diags: Vec<Diag>,
+    /// Errors among `diags` (kept as a count: rules compare it before and after a step).
+    errors: usize,
 }
 
 impl<'a> Sink<'a> {
@@ -32,6 +34,7 @@ impl<'a> Sink<'a> {
         Sink {
             files,
             diags: Vec::new(),
+            errors: 0,
         }
     }
 
@@ -59,12 +62,17 @@ impl<'a> Sink<'a> {
     }
 
     pub fn push(&mut self, d: Diag) {
+        self.errors += usize::from(d.is_error());
         self.diags.push(d);
+    }
+
+    pub fn extend(&mut self, ds: Vec<Diag>) {
+        ds.into_iter().for_each(|d| self.push(d));
     }
 
     pub fn error(&mut self, code: Code, loc: Loc, message: impl Into<String>) {
         let d = self.at(code, loc, message);
-        self.diags.push(d);
+        self.push(d);
     }
 
     pub fn error_hint(
@@ -75,11 +83,11 @@ impl<'a> Sink<'a> {
         hint: impl Into<String>,
     ) {
         let d = self.at(code, loc, message).hint(hint);
-        self.diags.push(d);
+        self.push(d);
     }
 
     pub fn error_count(&self) -> usize {
-        self.diags.iter().filter(|d| d.is_error()).count()
+        self.errors
     }
 }
 
