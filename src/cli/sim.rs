@@ -30,15 +30,19 @@ pub struct Args {
     /// Seed for the generated fleet and the fault dice (same seed, same run).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Application key clients must sign with (generated and printed when absent).
     #[arg(long, env = "OVHFORM_SIM_APPLICATION_KEY", requires_all = ["application_secret", "consumer_key"])]
     pub application_key: Option<String>,
+    /// Application secret (generated and printed when absent; never echoed when given).
     #[arg(long, env = "OVHFORM_SIM_APPLICATION_SECRET", hide_env_values = true)]
     pub application_secret: Option<String>,
+    /// Consumer key accepted by the simulator (generated and printed when absent).
     #[arg(long, env = "OVHFORM_SIM_CONSUMER_KEY", hide_env_values = true)]
     pub consumer_key: Option<String>,
     /// OAuth2 client id accepted at /auth/oauth2/token (generated when absent).
     #[arg(long, env = "OVHFORM_SIM_CLIENT_ID", requires = "client_secret")]
     pub client_id: Option<String>,
+    /// OAuth2 client secret paired with --client-id (generated when absent).
     #[arg(long, env = "OVHFORM_SIM_CLIENT_SECRET", hide_env_values = true)]
     pub client_secret: Option<String>,
     /// Simulated-time speed factor (60 = a 15-minute install takes 15 seconds).

@@ -11,6 +11,11 @@ use crate::cli::{EXIT_ERROR, EXIT_OK};
 use crate::manifest;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 when the manifests are valid, 1 when they are not.\n\
+    Every error is printed (not only the first) with file:line:column, a code and a hint;\n\
+    docs/manifest.md lists every field and every code."
+)]
 pub struct Args {
     /// Manifest files or directories (directories are searched recursively for .yaml/.yml,
     /// hidden entries skipped). Default: manifests/
@@ -56,20 +61,26 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     let (ok, rendered, summary) = match manifest::load(&paths) {
         Ok(loaded) => {
             let d = &loaded.desired;
-            let ok = !(args.deny_warnings && !loaded.warnings.is_empty());
-            let summary = format!(
-                "{}: {} servers, {} groups, {} maintenance windows; {}",
-                if ok {
-                    "valid"
-                } else {
-                    "invalid (warnings denied)"
-                },
+            let ok = !args.deny_warnings || loaded.warnings.is_empty();
+            let verdict = if ok {
+                "valid"
+            } else {
+                "invalid (warnings denied)"
+            };
+            let mut summary = format!(
+                "{verdict}: {} servers, {} groups, {} maintenance windows",
                 d.servers.len(),
                 d.groups.len(),
                 d.windows.len(),
-                loaded.warnings.summary()
             );
-            (ok, loaded.warnings.render(color), summary)
+            if !loaded.warnings.is_empty() {
+                summary.push_str(&format!("; {}", loaded.warnings.summary()));
+            }
+            let rendered = loaded.warnings.render(color);
+            // The process ends right after: freeing a 10,000-server desired state piece by
+            // piece costs more than a tenth of a second and buys nothing.
+            std::mem::forget(loaded);
+            (ok, rendered, summary)
         }
         Err(diags) => (
             false,

@@ -49,6 +49,17 @@ pub enum ReadError {
 }
 
 impl ReadError {
+    /// The message without the path, for diagnostics already located at that file.
+    pub fn reason(&self) -> String {
+        match self {
+            ReadError::Missing { .. } => "no such file".to_owned(),
+            ReadError::SymlinkLoop { .. } => "symbolic link loop".to_owned(),
+            ReadError::TooLarge { size, .. } => format!("{size} bytes, more than the 10 MiB limit"),
+            ReadError::NotAFile { .. } => "not a regular file".to_owned(),
+            ReadError::Io { message, .. } => message.clone(),
+        }
+    }
+
     pub fn code(&self) -> Code {
         match self {
             ReadError::Missing { .. } => Code::FileMissing,
@@ -488,6 +499,12 @@ fn install(i: &RawInstall, resolver: &mut Resolver, sink: &mut Sink) -> Option<I
             if let Some(r) = &r
                 && let Err(msg) = ssh_key_problem(&r.value)
             {
+                // The details quote the key; a secret key gets the rule, not its content.
+                let msg = if r.secret {
+                    "the secret value is not a valid SSH public key".to_owned()
+                } else {
+                    msg
+                };
                 sink.error(Code::SshKeyInvalid, k.loc, msg);
             }
             put(&mut cm, "sshKey", r, false);

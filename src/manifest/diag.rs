@@ -229,6 +229,23 @@ impl fmt::Display for Diag {
     }
 }
 
+/// A label span that always lies inside the source (miette cannot render one that does not):
+/// at least one byte when the text has any, never past its end.
+pub fn clamp_span(text: &str, offset: usize, len: usize) -> (usize, usize) {
+    if text.is_empty() {
+        return (0, 0);
+    }
+    let mut off = offset.min(text.len() - 1);
+    while !text.is_char_boundary(off) {
+        off -= 1;
+    }
+    let mut end = (off + len.max(1)).min(text.len());
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    (off, end - off)
+}
+
 /// Byte offset of a 1-based line and character column in `text` (for locations that come
 /// without a byte offset).
 pub fn offset_of(text: &str, line: u32, column: u32) -> usize {

@@ -131,7 +131,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         })
         .collect();
     let mut sink = Sink::new(&files);
-    sink.diags.extend(early);
+    sink.extend(early);
 
     let mut servers: BTreeMap<String, ServerDoc> = BTreeMap::new();
     let mut groups: BTreeMap<String, GroupDoc> = BTreeMap::new();
@@ -156,7 +156,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         (docs, local.diags)
     });
     for (docs, diags) in converted {
-        sink.diags.extend(diags);
+        sink.extend(diags);
         for doc in docs {
             register(doc, &mut sink, &mut servers, &mut groups, &mut windows);
         }
@@ -270,7 +270,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     );
     let mut desired_servers = BTreeMap::new();
     for (built, diags) in results {
-        sink.diags.extend(diags);
+        sink.extend(diags);
         desired_servers.extend(built.into_iter().map(|s| (s.name.clone(), s)));
     }
 
@@ -603,10 +603,7 @@ fn one_server(
     };
     let before = sink.error_count();
     let spec = match &merged {
-        Some(node) => match RawServerSpec::from_node(node, sink) {
-            Some(s) => s,
-            None => return None,
-        },
+        Some(node) => RawServerSpec::from_node(node, sink)?,
         None => RawServerSpec {
             install: None,
             boot: None,
@@ -687,4 +684,57 @@ fn one_server(
         settings: built.settings,
         policy: built.policy,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::node::parse_documents;
+
+    fn node(y: &str) -> Node {
+        parse_documents(y, 0).unwrap().remove(0)
+    }
+
+    #[test]
+    fn merge_server_wins_maps_merge_lists_replace_null_removes() {
+        let t = node(
+            "install:\n  os: debian12_64\n  customizations: {sshKey: k, hostname: t}\n  storage: {keepDiskGroups: [2, 3]}\nboot: {mode: disk}\n",
+        );
+        let s = node(
+            "install:\n  customizations: {hostname: web-01}\n  storage: {keepDiskGroups: [4]}\nboot: ~\n",
+        );
+        let m = merge(&t, &s);
+        let c = m.get("install").unwrap().get("customizations").unwrap();
+        assert_eq!(c.get("hostname").unwrap().as_str(), Some("web-01"));
+        assert_eq!(c.get("sshKey").unwrap().as_str(), Some("k"));
+        assert_eq!(
+            m.get("install").unwrap().get("os").unwrap().as_str(),
+            Some("debian12_64")
+        );
+        let keep = m
+            .get("install")
+            .unwrap()
+            .get("storage")
+            .unwrap()
+            .get("keepDiskGroups")
+            .unwrap();
+        assert!(matches!(&keep.value, Value::Seq(v) if v.len() == 1));
+        assert!(
+            m.get("boot").is_none(),
+            "an explicit null removes the template's value"
+        );
+        // Values keep the location they were written at.
+        assert_eq!(c.get("sshKey").unwrap().loc.line, 3);
+        assert_eq!(c.get("hostname").unwrap().loc.line, 2);
+    }
+
+    #[test]
+    fn service_names() {
+        for ok in ["ns3000001.ip-51-68-1.eu", "sd-123456", "ks123.kimsufi.com"] {
+            assert!(service_name_problem(ok).is_none(), "{ok}");
+        }
+        for bad in ["", "NS1.ip-1-2-3.eu", "a..b", "-a", "a b", "web_01"] {
+            assert!(service_name_problem(bad).is_some(), "{bad}");
+        }
+    }
 }

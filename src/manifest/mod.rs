@@ -24,6 +24,11 @@ pub use diag::{Code, Diag, Diagnostics};
 pub use load::{Loaded, load};
 pub use schema::schema;
 
+/// [`load`] for callers that do not show warnings: the desired state alone.
+pub fn load_desired(paths: &[std::path::PathBuf]) -> Result<crate::model::Desired, Diagnostics> {
+    load(paths).map(|l| l.desired)
+}
+
 /// `"sha256:" + hex(sha256(canonical JSON))` of a reinstall request: keys sorted at every
 /// level, no whitespace. Identical for identical requests whatever the YAML looked like.
 pub fn fingerprint(request: &serde_json::Value) -> String {

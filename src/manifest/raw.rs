@@ -25,6 +25,8 @@ pub struct SourceFile {
 pub struct Sink<'a> {
     pub files: &'a [SourceFile],
     pub diags: Vec<Diag>,
+    /// Errors among `diags` (kept as a count: rules compare it before and after a step).
+    errors: usize,
 }
 
 impl<'a> Sink<'a> {
@@ -32,6 +34,7 @@ impl<'a> Sink<'a> {
         Sink {
             files,
             diags: Vec::new(),
+            errors: 0,
         }
     }
 
@@ -52,22 +55,24 @@ impl<'a> Sink<'a> {
                     loc.offset
                 };
                 d.source = Some(src.clone());
-                d.span = Some((
-                    offset,
-                    loc.len.max(1).min(text.len().saturating_sub(offset).max(1)),
-                ));
+                d.span = Some(super::diag::clamp_span(text, offset, loc.len));
             }
         }
         d
     }
 
     pub fn push(&mut self, d: Diag) {
+        self.errors += usize::from(d.is_error());
         self.diags.push(d);
+    }
+
+    pub fn extend(&mut self, ds: Vec<Diag>) {
+        ds.into_iter().for_each(|d| self.push(d));
     }
 
     pub fn error(&mut self, code: Code, loc: Loc, message: impl Into<String>) {
         let d = self.at(code, loc, message);
-        self.diags.push(d);
+        self.push(d);
     }
 
     pub fn error_hint(
@@ -78,11 +83,11 @@ impl<'a> Sink<'a> {
         hint: impl Into<String>,
     ) {
         let d = self.at(code, loc, message).hint(hint);
-        self.diags.push(d);
+        self.push(d);
     }
 
     pub fn error_count(&self) -> usize {
-        self.diags.iter().filter(|d| d.is_error()).count()
+        self.errors
     }
 }
 
@@ -1067,5 +1072,126 @@ raw_struct! {
         "metadata" => metadata: RawMetadata,
         /// Schedule, duration, time zone.
         "spec" => spec: RawWindowSpec,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::node::parse_documents;
+
+    fn convert<T: FromNode>(y: &str) -> (Option<T>, Vec<Code>) {
+        let files = [SourceFile {
+            path: "t.yaml".into(),
+            source: None,
+        }];
+        let mut sink = Sink::new(&files);
+        let n = parse_documents(y, 0).unwrap().remove(0);
+        let v = T::from_node(n.get("v").unwrap(), &mut sink);
+        (v, sink.diags.iter().map(|d| d.code).collect())
+    }
+
+    #[test]
+    fn sizes_normalise_to_mib() {
+        for (y, mib) in [
+            ("v: 1024", 1024),
+            ("v: 1GiB", 1024),
+            ("v: 512MiB", 512),
+            ("v: 2 TiB", 2 * 1024 * 1024),
+            ("v: 0", 0),
+        ] {
+            assert_eq!(convert::<SizeMiB>(y).0, Some(SizeMiB(mib)), "{y}");
+        }
+        for y in [
+            "v: 1GB",
+            "v: \"1024\"",
+            "v: -5",
+            "v: big",
+            "v: [1]",
+            "v: 1.5KiB",
+        ] {
+            assert_eq!(convert::<SizeMiB>(y).1, [Code::SizeInvalid], "{y}");
+        }
+    }
+
+    #[test]
+    fn value_sources() {
+        assert_eq!(
+            convert::<ValueSource>("v: text").0,
+            Some(ValueSource::Inline("text".into()))
+        );
+        assert!(matches!(
+            convert::<ValueSource>("v: {file: a, sensitive: true}").0,
+            Some(ValueSource::File {
+                sensitive: true,
+                ..
+            })
+        ));
+        assert!(matches!(
+            convert::<ValueSource>("v: {env: X}").0,
+            Some(ValueSource::Env(_))
+        ));
+        assert!(matches!(
+            convert::<ValueSource>("v: {base64: aGk=}").0,
+            Some(ValueSource::Base64(_))
+        ));
+        assert_eq!(
+            convert::<ValueSource>("v: {file: a, env: b}").1,
+            [Code::ValueSourceInvalid]
+        );
+        assert_eq!(
+            convert::<ValueSource>("v: {env: b, sensitive: true}").1,
+            [Code::ValueSourceInvalid]
+        );
+        assert_eq!(
+            convert::<ValueSource>("v: {fiel: a}").1,
+            [Code::UnknownField]
+        );
+        assert_eq!(convert::<ValueSource>("v: 3").1, [Code::WrongType]);
+    }
+
+    #[test]
+    fn structs_report_every_problem_with_a_suggestion() {
+        let files = [SourceFile {
+            path: "t.yaml".into(),
+            source: None,
+        }];
+        let mut sink = Sink::new(&files);
+        let n = parse_documents("v:\n  moutnPoint: /\n  raidLevel: one\n  colour: red\n", 0)
+            .unwrap()
+            .remove(0);
+        assert!(RawPartition::from_node(n.get("v").unwrap(), &mut sink).is_none());
+        let got: Vec<(Code, u32, String)> = sink
+            .diags
+            .iter()
+            .map(|d| (d.code, d.line, d.hint.clone()))
+            .collect();
+        assert_eq!(
+            got[0],
+            (
+                Code::UnknownField,
+                2,
+                "did you mean `mountPoint`?".to_owned()
+            )
+        );
+        assert_eq!((got[1].0, got[1].1), (Code::WrongType, 3));
+        assert_eq!((got[2].0, got[2].1), (Code::UnknownField, 4));
+        // Missing required fields name the mapping's key line.
+        assert_eq!(got[3].0, Code::MissingField);
+        assert_eq!(got[4].0, Code::MissingField);
+        assert_eq!(got.len(), 5);
+    }
+
+    #[test]
+    fn one_accepts_a_single_item_list() {
+        assert!(
+            convert::<One<RawHardwareRaid>>("v: [{raidLevel: 1}]")
+                .0
+                .is_some()
+        );
+        assert_eq!(
+            convert::<One<RawHardwareRaid>>("v: [{raidLevel: 1}, {raidLevel: 5}]").1,
+            [Code::StorageMultipleConfigs]
+        );
     }
 }

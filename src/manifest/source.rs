@@ -203,7 +203,7 @@ pub fn parse_file(path: &Path, index: u32) -> Parsed {
             return Parsed {
                 source: None,
                 docs: Vec::new(),
-                diag: Some(file_diag(code, path, e.to_string())),
+                diag: Some(file_diag(code, path, e.reason())),
             };
         }
     };
@@ -253,12 +253,9 @@ pub fn parse_file(path: &Path, index: u32) -> Parsed {
                 let off = if e.loc.offset == 0 && (e.loc.line, e.loc.column) != (1, 1) {
                     super::diag::offset_of(&text, e.loc.line, e.loc.column)
                 } else {
-                    e.loc.offset.min(text.len())
+                    e.loc.offset
                 };
-                d.span = Some((
-                    off,
-                    e.loc.len.max(1).min(text.len().saturating_sub(off)).max(1),
-                ));
+                d.span = Some(super::diag::clamp_span(&text, off, e.loc.len));
                 d.source = Some(source.clone());
             }
             Parsed {
