@@ -5,6 +5,7 @@
 //! ([`Diagnostics`]), all renderable by miette. Must not touch: YAML or validation rules.
 //! Codes are stable: tests and users grep for them; never renumber, only add.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,6 +75,7 @@ codes! {
     UrlInvalid = "E0312", "url-invalid", "give an absolute http:// or https:// URL";
     DuplicateName = "E0313", "duplicate-name", "names of ServerGroups and MaintenanceWindows must be unique; rename or merge one";
     CustomizationInvalid = "E0314", "customization-invalid", "check the value against the OVHcloud reinstall customization rules";
+    SecretInline = "E0315", "secret-inline", "httpHeaders values are credentials: give each as {env: NAME} or {file: PATH, sensitive: true}, so it stays out of git and of every output";
     // --- storage ----------------------------------------------------------------------------
     StorageMultipleConfigs = "E0401", "storage-multiple-configs", "the API installs on one disk group: give `storage` and `hardwareRaid` as single mappings; keep other disk groups with keepDiskGroups";
     MountpointPrefix = "E0402", "mountpoint-prefix", "a mount point starts with `/` or is `swap`";
@@ -163,6 +165,14 @@ impl Diag {
     pub fn hint(mut self, hint: impl Into<String>) -> Diag {
         self.hint = hint.into();
         self
+    }
+
+    /// Drop the source snippet (for diagnostics about a value that must never be printed);
+    /// the location stays in the message.
+    pub fn hide_source(&mut self) {
+        self.span = None;
+        self.label = None;
+        self.source = None;
     }
 
     pub fn severity(&self) -> Severity {
@@ -305,6 +315,18 @@ impl Diagnostics {
         items.sort_by(|a, b| a.key().cmp(&b.key()));
         // A group template is checked once per member; one report per place is enough.
         items.dedup_by(|a, b| a.key() == b.key());
+        // A file holding an inline credential gets no snippets at all: the context lines of
+        // any neighbouring diagnostic could print it.
+        let tainted: BTreeSet<PathBuf> = items
+            .iter()
+            .filter(|d| d.code == Code::SecretInline)
+            .filter_map(|d| d.file.clone())
+            .collect();
+        for d in &mut items {
+            if d.file.as_ref().is_some_and(|f| tainted.contains(f)) {
+                d.hide_source();
+            }
+        }
         Diagnostics { items }
     }
     pub fn len(&self) -> usize {

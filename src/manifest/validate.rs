@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::diag::Code;
 use super::raw::{
     BootModeKind, ChecksumType, FileSystem, RawBoot, RawCustomizations, RawInstall, RawPartition,
-    RawServerSpec, RawSettings, RawStorage, Sink,
+    RawServerSpec, RawSettings, RawStorage, Sink, ValueSource,
 };
 
 /// Soft RAID levels the API accepts in a layout.
@@ -93,6 +93,26 @@ pub fn hostname_problem(name: &str) -> Option<(Code, String)> {
 }
 
 fn customizations(c: &RawCustomizations, sink: &mut Sink) {
+    // A credential typed into the manifest would sit in git and could show up in a
+    // diagnostic's source snippet; only references keep it out of both.
+    if let Some(headers) = &c.http_headers {
+        for (name, value) in &headers.0 {
+            if matches!(value.value, ValueSource::Inline(_)) {
+                let mut d = sink.at(
+                    Code::SecretInline,
+                    value.loc,
+                    format!(
+                        "httpHeaders.{} is written inline in the manifest",
+                        name.value
+                    ),
+                );
+                // No snippet: it would print the very secret (Diagnostics also hides the
+                // snippets of every other diagnostic in this file).
+                d.hide_source();
+                sink.push(d);
+            }
+        }
+    }
     if let Some(h) = &c.hostname
         && let Some((code, msg)) = hostname_problem(&h.value)
     {

@@ -734,10 +734,11 @@ fn env_values_are_secret_and_resolved() {
     unsafe { std::env::set_var(var, "Bearer s3cr3t") };
     std::fs::write(
         t.path().join("s.yaml"),
-        format!("apiVersion: ovhform/v1\nkind: Server\nmetadata: {{name: ns1.ip-1-2-3.eu}}\nspec:\n  install:\n    os: byolinux_64\n    customizations:\n      imageURL: https://images.example.net/deb.qcow2\n      httpHeaders:\n        Authorization: {{env: {var}}}\n        X-Plain/Header: visible\n      sshKey: {{file: key.pub, sensitive: true}}\n"),
+        format!("apiVersion: ovhform/v1\nkind: Server\nmetadata: {{name: ns1.ip-1-2-3.eu}}\nspec:\n  install:\n    os: byolinux_64\n    customizations:\n      imageURL: https://images.example.net/deb.qcow2\n      httpHeaders:\n        Authorization: {{env: {var}}}\n        X-Plain/Header: {{file: hdr.txt}}\n      sshKey: {{file: key.pub, sensitive: true}}\n"),
     )
     .unwrap();
     std::fs::write(t.path().join("key.pub"), format!("{KEY}\n")).unwrap();
+    std::fs::write(t.path().join("hdr.txt"), "visible").unwrap();
     let l =
         manifest::load(&[t.path().to_path_buf()]).unwrap_or_else(|d| panic!("{}", d.render(false)));
     let i = l.desired.servers["ns1.ip-1-2-3.eu"]
@@ -906,4 +907,34 @@ fn fifo_is_not_read() {
     }
     // Reading a FIFO would block forever; the loader must refuse it up front.
     assert_fast_error(t.path(), Code::NotAFile);
+}
+
+/// An inline credential is refused, and neither its diagnostic nor a neighbouring one prints it.
+#[test]
+fn inline_http_header_is_refused_without_printing_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("byo.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: ovhform/v1\nkind: Server\nmetadata:\n  name: ns4000001.ip-1-2-3.eu\nspec:\n  install:\n    os: byolinux_64\n    customizations:\n      hostname: 1-starts-with-a-digit\n      imageURL: https://images.example.net/deb12.qcow2\n      httpHeaders:\n        Authorization: \"Basic TOPSECRET-HEADER\"\n",
+    )
+    .expect("write manifest");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ovhform"))
+        .arg("validate")
+        .arg(&path)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run validate");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("E0315"), "{all}");
+    assert!(
+        all.contains("E0301"),
+        "the hostname error is still reported: {all}"
+    );
+    assert!(!all.contains("TOPSECRET"), "{all}");
 }
