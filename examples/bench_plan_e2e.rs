@@ -2,7 +2,8 @@
 //! process) of a simulated fleet where nothing changes, next to `benches/python_plan_reads.py`
 //! (python-ovh doing the same reads) against the same in-process simulator, in the same run.
 //!
-//! Run (the example measures the `ovhform` binary next to it, so build both first):
+//! Run (the example measures the `ovhform` binary next to it and `cargo run --example` does
+//! not rebuild that binary, so build both first):
 //!
 //! ```sh
 //! cargo build --release --bin ovhform --example bench_plan_e2e
@@ -62,6 +63,13 @@ struct Args {
     /// target/test-venv/bin/python (made by scripts/test.sh), else python3.
     #[arg(long)]
     python: Option<PathBuf>,
+    /// Simulate an API that ignores the expanded listing (ovhform falls back to the id list and
+    /// batch GETs); use with --python-runs 0, the python expanded mode needs the listing.
+    #[arg(long)]
+    no_expanded_listing: bool,
+    /// Simulate an API without batch GETs (`X-Ovh-Batch`) too.
+    #[arg(long)]
+    no_batch: bool,
     /// The ovhform binary to measure. Default: `ovhform` in this example's profile directory.
     #[arg(long)]
     ovhform: Option<PathBuf>,
@@ -95,7 +103,6 @@ fn run(args: Args) -> Result<(), Fail> {
             ovhform.display()
         ));
     }
-    warn_if_stale(&ovhform);
     let python = match &args.python {
         Some(p) => p.clone(),
         None => default_python(),
@@ -140,6 +147,8 @@ fn run(args: Args) -> Result<(), Fail> {
                     latency: Some(Duration::from_millis(args.latency_ms)),
                     ..Faults::default()
                 },
+                expanded_listing: !args.no_expanded_listing,
+                batch: !args.no_batch,
                 ..SimConfig::default()
             },
         ))
@@ -469,23 +478,6 @@ fn default_ovhform() -> Result<PathBuf, Fail> {
         .and_then(Path::parent)
         .ok_or("cannot locate the target directory from this example's path")?;
     Ok(profile_dir.join(format!("ovhform{}", std::env::consts::EXE_SUFFIX)))
-}
-
-/// `cargo run --example` does not rebuild the binary: say so when it looks older than the
-/// library this example was built from (with slack: one `cargo build` links the binary and the
-/// example a few seconds apart, in either order).
-fn warn_if_stale(bin: &Path) {
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let exe = std::env::current_exe().ok();
-    if let (Some(b), Some(e)) = (modified(bin), exe.as_deref().and_then(modified))
-        && b + Duration::from_secs(120) < e
-    {
-        eprintln!(
-            "warning: {} is older than this example; if the library changed, rebuild it with \
-             `cargo build --release --bin ovhform`",
-            bin.display()
-        );
-    }
 }
 
 fn default_python() -> PathBuf {
