@@ -389,6 +389,21 @@ fn check_all_noop(stdout: &[u8], servers: usize) -> Result<(), String> {
                 sp["actions"]
             ));
         }
+        // In sync, not merely quiet: no drift, no findings, and the install record (read back
+        // from the IAM tags, there is no state dir) is the manifest's.
+        for field in ["drift", "findings"] {
+            if sp[field].as_array().is_some_and(|a| !a.is_empty()) {
+                return Err(format!("server {name} has {field}: {}", sp[field]));
+            }
+        }
+        let based_on = &sp["based_on"];
+        if based_on["recorded_fingerprint"].is_null()
+            || based_on["recorded_fingerprint"] != based_on["desired_fingerprint"]
+        {
+            return Err(format!(
+                "server {name}: the plan did not read the install record from the tags: {based_on}"
+            ));
+        }
     }
     if plan["findings"].as_array().is_some_and(|f| !f.is_empty()) {
         return Err(format!("the plan has findings: {}", plan["findings"]));
