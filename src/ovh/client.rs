@@ -99,7 +99,13 @@ struct Inner {
     oauth_style: std::sync::atomic::AtomicU8,
     unsupported: Mutex<BTreeSet<Mode>>,
     caches: Caches,
+    /// Wall clock in unix seconds, for signatures (injectable so tests can tie it to paused
+    /// tokio time).
+    clock: WallClock,
 }
+
+/// Unix seconds "now", as the signer sees it.
+pub type WallClock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// The OVHcloud API client. Cheap to clone (shared state behind an `Arc`): clones share the
 /// budget, the counter, the caches and the remembered fallbacks.
@@ -131,6 +137,15 @@ impl Client {
 
     /// A client over any transport (tests use in-memory fakes).
     pub fn with_transport(cfg: ClientConfig, transport: Arc<dyn Transport>) -> Client {
+        Client::with_transport_and_clock(cfg, transport, Arc::new(unix_now))
+    }
+
+    /// A client over any transport with its own wall clock (tests of signature timing).
+    pub fn with_transport_and_clock(
+        cfg: ClientConfig,
+        transport: Arc<dyn Transport>,
+        clock: WallClock,
+    ) -> Client {
         let caches = Caches::new(cfg.cache_ttl);
         Client {
             inner: Arc::new(Inner {
@@ -144,6 +159,7 @@ impl Client {
                 transport,
                 caches,
                 cfg,
+                clock,
             }),
         }
     }
@@ -329,6 +345,11 @@ impl Client {
             headers.push(("Content-Type".into(), "application/json".into()));
         }
         headers.extend(call.headers.iter().cloned());
+        // Whatever may itself call the API (the /auth/time delta, an OAuth2 token) happens
+        // before this request queues for the budget and a concurrency slot; the signature is
+        // computed after that wait, so a queued request never leaves with a stale timestamp
+        // (the API refuses those: "Query out of time").
+        let mut signer = None;
         match &cfg.credentials {
             Credentials::ApplicationKey {
                 application_key,
@@ -337,19 +358,8 @@ impl Client {
             } => {
                 headers.push(("X-Ovh-Application".into(), application_key.clone()));
                 if call.auth {
-                    let ts = self.timestamp().await?;
-                    let body = call.body.as_deref().unwrap_or(b"");
-                    let sig = sign(
-                        application_secret.expose(),
-                        consumer_key.expose(),
-                        call.method,
-                        &url,
-                        body,
-                        ts,
-                    );
-                    headers.push(("X-Ovh-Consumer".into(), consumer_key.expose().to_string()));
-                    headers.push(("X-Ovh-Timestamp".into(), ts.to_string()));
-                    headers.push(("X-Ovh-Signature".into(), sig));
+                    let delta = self.time_delta().await?;
+                    signer = Some((application_secret, consumer_key, delta));
                 }
             }
             Credentials::OAuth2 {
@@ -363,6 +373,22 @@ impl Client {
                 }
             }
         }
+        let permit = self.admit().await;
+        if let Some((application_secret, consumer_key, delta)) = signer {
+            let ts = (self.inner.clock)() + delta;
+            let body = call.body.as_deref().unwrap_or(b"");
+            let sig = sign(
+                application_secret.expose(),
+                consumer_key.expose(),
+                call.method,
+                &url,
+                body,
+                ts,
+            );
+            headers.push(("X-Ovh-Consumer".into(), consumer_key.expose().to_string()));
+            headers.push(("X-Ovh-Timestamp".into(), ts.to_string()));
+            headers.push(("X-Ovh-Signature".into(), sig));
+        }
         let request = HttpRequest {
             method: call.method.into(),
             url,
@@ -371,7 +397,7 @@ impl Client {
             timeout: cfg.timeout,
         };
         let resp = self
-            .send_counted(request)
+            .send_admitted(request, permit)
             .await
             .map_err(|e| self.transport_error(call.method, &call.path, e))?;
         if (200..300).contains(&resp.status) {
@@ -387,8 +413,8 @@ impl Client {
         }
     }
 
-    /// Budget, then a concurrency permit, then the counter, then the wire.
-    async fn send_counted(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+    /// Wait for the budget, then for a concurrency permit (held until the answer is in).
+    async fn admit(&self) -> tokio::sync::SemaphorePermit<'_> {
         let wait = self
             .inner
             .budget
@@ -399,12 +425,19 @@ impl Client {
             tracing::debug!(?wait, "request budget: waiting");
             tokio::time::sleep(wait).await;
         }
-        let _permit = self
-            .inner
+        self.inner
             .permits
             .acquire()
             .await
-            .expect("semaphore never closed");
+            .expect("semaphore never closed")
+    }
+
+    /// The counter, then the wire (the caller holds an admission permit).
+    async fn send_admitted(
+        &self,
+        request: HttpRequest,
+        _permit: tokio::sync::SemaphorePermit<'_>,
+    ) -> Result<HttpResponse, TransportError> {
         self.inner.calls.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(method = %request.method, url = %request.url, "OVHcloud API request");
         // The transport honours `request.timeout`; this outer limit makes the promise hold for
@@ -451,14 +484,10 @@ impl Client {
                 };
                 let resp: HttpResponse = Box::pin(self.execute_with_retries(&call)).await?;
                 let server: i64 = decode("GET", "/auth/time", &resp)?;
-                Ok::<i64, Error>(server - unix_now())
+                Ok::<i64, Error>(server - (self.inner.clock)())
             })
             .await
             .copied()
-    }
-
-    async fn timestamp(&self) -> Result<i64, Error> {
-        Ok(unix_now() + self.time_delta().await?)
     }
 
     /// The current bearer token, fetched (client credentials, `scope=all`) when absent or due.
@@ -555,8 +584,9 @@ impl Client {
             url: token_url.to_string(),
             message,
         };
+        let permit = self.admit().await;
         let resp = self
-            .send_counted(request)
+            .send_admitted(request, permit)
             .await
             .map_err(|e| (oauth_err(e.to_string()), false))?;
         let refused = matches!(resp.status, 400 | 401);

@@ -463,6 +463,56 @@ async fn the_request_budget_paces_requests() {
     assert_eq!(in_first_second, 10, "burst size");
 }
 
+/// Requests queued behind the budget are signed when they leave the queue: a timestamp taken
+/// before the wait would be refused by the API ("Query out of time") once the queue is longer
+/// than its clock tolerance.
+#[tokio::test(start_paused = true)]
+async fn queued_requests_are_signed_when_sent_not_when_queued() {
+    let transport = Arc::new(Instant200::default());
+    let mut cfg = config("http://127.0.0.1:9/1.0", app_key_creds());
+    cfg.requests_per_minute = 60;
+    let t0 = tokio::time::Instant::now();
+    // The wall clock follows paused tokio time, so a wait of N seconds shows in the timestamp.
+    let clock: ovh::WallClock = Arc::new(move || 1_700_000_000 + t0.elapsed().as_secs() as i64);
+    let c = Client::with_transport_and_clock(cfg, transport.clone(), clock);
+    // 30 listings at once: a burst of 10, then one per second, so the last waits ~20 s.
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let c = c.clone();
+        calls.spawn(async move { c.list_boots("ns1", None).await });
+    }
+    while let Some(r) = calls.join_next().await {
+        r.expect("task").expect("listing");
+    }
+    let sent = transport.sent.lock().unwrap();
+    let signed: Vec<_> = sent
+        .iter()
+        .filter_map(|(at, r)| {
+            let ts = r
+                .headers
+                .iter()
+                .find(|(k, _)| k == "X-Ovh-Timestamp")?
+                .1
+                .parse::<i64>()
+                .unwrap();
+            Some((at.duration_since(t0).as_secs() as i64, ts))
+        })
+        .collect();
+    assert_eq!(signed.len(), 30);
+    assert!(
+        signed.iter().any(|(sent_at, _)| *sent_at >= 15),
+        "{signed:?}"
+    );
+    for (sent_at, ts) in &signed {
+        // `/auth/time` answered 1700000000 at t0, so the delta is 0: ts = 1700000000 + seconds
+        // elapsed when the request went out.
+        assert!(
+            (ts - (1_700_000_000 + sent_at)).abs() <= 1,
+            "sent at +{sent_at}s with timestamp {ts}: {signed:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn config_precedence_flags_env_and_files() {
     let dir = tempfile::tempdir().unwrap();
