@@ -97,6 +97,44 @@ fn rate(name: &str, v: f64) -> miette::Result<f64> {
     }
 }
 
+/// Which credentials were given (by flag or `OVHFORM_SIM_*` environment variable).
+struct Given {
+    application_key: bool,
+    application_secret: bool,
+    consumer_key: bool,
+    client_id: bool,
+    client_secret: bool,
+}
+
+/// The start-up lines about credentials. Generated values are printed once, as `OVH_*`
+/// assignments a demo can paste; a value that was given is never echoed (one given secret
+/// must not be printed just because the others were generated).
+fn credential_lines(endpoint: &str, c: &SimCredentials, given: &Given) -> Vec<String> {
+    let mut lines = vec![format!("OVH_ENDPOINT={endpoint}")];
+    for (name, value, was_given) in [
+        (
+            "OVH_APPLICATION_KEY",
+            &c.application_key,
+            given.application_key,
+        ),
+        (
+            "OVH_APPLICATION_SECRET",
+            &c.application_secret,
+            given.application_secret,
+        ),
+        ("OVH_CONSUMER_KEY", &c.consumer_key, given.consumer_key),
+        ("OVH_CLIENT_ID", &c.client_id, given.client_id),
+        ("OVH_CLIENT_SECRET", &c.client_secret, given.client_secret),
+    ] {
+        lines.push(if was_given {
+            format!("# {name}: as given")
+        } else {
+            format!("{name}={value}")
+        });
+    }
+    lines
+}
+
 pub fn run(args: Args) -> miette::Result<ExitCode> {
     if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
         return Err(SimError::NonLoopback { addr: args.listen }).into_diagnostic();
@@ -107,7 +145,13 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         None => sim::fleet::generate(args.servers, args.seed, &templates),
     };
     let generated = SimCredentials::generate();
-    let given = args.application_key.is_some();
+    let given = Given {
+        application_key: args.application_key.is_some(),
+        application_secret: args.application_secret.is_some(),
+        consumer_key: args.consumer_key.is_some(),
+        client_id: args.client_id.is_some(),
+        client_secret: args.client_secret.is_some(),
+    };
     let credentials = SimCredentials {
         application_key: args.application_key.unwrap_or(generated.application_key),
         application_secret: args
@@ -162,22 +206,47 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             args.speed,
             if args.hooks { "on" } else { "off" }
         );
-        if given {
-            println!(
-                "credentials: as given by flags (application key {})",
-                credentials.application_key
-            );
-        } else {
-            // Generated test credentials: printed once so a demo can use them.
-            println!("OVH_ENDPOINT={}", handle.base_url());
-            println!("OVH_APPLICATION_KEY={}", credentials.application_key);
-            println!("OVH_APPLICATION_SECRET={}", credentials.application_secret);
-            println!("OVH_CONSUMER_KEY={}", credentials.consumer_key);
-            println!("OVH_CLIENT_ID={}", credentials.client_id);
-            println!("OVH_CLIENT_SECRET={}", credentials.client_secret);
+        for line in credential_lines(&handle.base_url(), &credentials, &given) {
+            println!("{line}");
         }
         tokio::signal::ctrl_c().await.into_diagnostic()?;
         handle.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds() -> SimCredentials {
+        SimCredentials {
+            application_key: "GEN-AK".into(),
+            application_secret: "GIVEN-AS".into(),
+            consumer_key: "GEN-CK".into(),
+            client_id: "GEN-ID".into(),
+            client_secret: "GIVEN-CS".into(),
+        }
+    }
+
+    #[test]
+    fn given_secrets_are_never_echoed_generated_ones_are_printed() {
+        let given = Given {
+            application_key: false,
+            application_secret: true,
+            consumer_key: false,
+            client_id: false,
+            client_secret: true,
+        };
+        let out = credential_lines("http://127.0.0.1:8080/1.0", &creds(), &given).join("\n");
+        assert!(!out.contains("GIVEN"), "{out}");
+        for shown in [
+            "OVH_APPLICATION_KEY=GEN-AK",
+            "OVH_CONSUMER_KEY=GEN-CK",
+            "OVH_CLIENT_ID=GEN-ID",
+        ] {
+            assert!(out.contains(shown), "{out}");
+        }
+        assert!(out.contains("# OVH_APPLICATION_SECRET: as given"), "{out}");
+    }
 }

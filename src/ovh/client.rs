@@ -80,6 +80,8 @@ impl Call {
 }
 
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// Longest time an OAuth2 access token is reused before asking for a new one.
+const MAX_TOKEN_LIFE: Duration = Duration::from_secs(24 * 3600);
 
 struct Token {
     access: Secret,
@@ -604,7 +606,9 @@ impl Client {
         };
         match (resp.status, body.access_token) {
             (200..=299, Some(access)) if !access.is_empty() => {
-                let life = Duration::from_secs(body.expires_in.unwrap_or(3600));
+                // Capped: the lifetime comes from the network, and an absurd one must neither
+                // overflow the instant arithmetic below nor keep a token for ever.
+                let life = Duration::from_secs(body.expires_in.unwrap_or(3600)).min(MAX_TOKEN_LIFE);
                 // Refresh a little before expiry: 10% of the lifetime, at most 60 s.
                 let margin = (life / 10).min(Duration::from_secs(60));
                 Ok(Token {
@@ -734,6 +738,50 @@ mod tests {
         assert!(v.is_empty());
         assert_eq!(c.calls(), 2);
         assert!(t0.elapsed() >= Duration::from_secs(7), "{:?}", t0.elapsed());
+    }
+
+    /// A token endpoint announcing an absurd lifetime, then plain 200 answers.
+    #[derive(Default)]
+    struct EndlessToken(std::sync::atomic::AtomicUsize);
+    impl Transport for EndlessToken {
+        fn send(
+            &self,
+            req: HttpRequest,
+        ) -> super::super::BoxFuture<'_, Result<HttpResponse, TransportError>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let body: &[u8] = if req.url.ends_with("/auth/oauth2/token") {
+                br#"{"access_token":"tok","token_type":"Bearer","expires_in":18446744073709551615}"#
+            } else {
+                b"[]"
+            };
+            Box::pin(async move {
+                Ok(HttpResponse {
+                    status: 200,
+                    headers: vec![],
+                    body: body.to_vec(),
+                })
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_absurd_token_lifetime_is_capped_not_a_panic() {
+        let creds = Credentials::OAuth2 {
+            client_id: "id".into(),
+            client_secret: Secret::new("s"),
+            token_url: "http://127.0.0.1:9/auth/oauth2/token".into(),
+        };
+        let mut cfg = ClientConfig::new(Endpoint::parse("http://127.0.0.1:9/1.0").unwrap(), creds);
+        cfg.requests_per_minute = 0;
+        let transport = Arc::new(EndlessToken::default());
+        let c = Client::with_transport(cfg, transport.clone());
+        let v: Vec<u64> = c.get("/dedicated/server").await.unwrap();
+        assert!(v.is_empty());
+        assert_eq!(c.calls(), 2, "one token request, one GET");
+        // Past the cap the token is fetched again.
+        tokio::time::advance(MAX_TOKEN_LIFE).await;
+        let _: Vec<u64> = c.get("/dedicated/server").await.unwrap();
+        assert_eq!(transport.0.load(Ordering::SeqCst), 4);
     }
 
     /// A transport that never answers: the client's own timeout still ends the request.

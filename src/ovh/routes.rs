@@ -621,6 +621,13 @@ impl Client {
                     _ => single.push(id),
                 }
             }
+            // An id the batch answer left out is asked for alone: silently dropping it would
+            // make an existing object look absent (as if it had answered 404).
+            for id in ids {
+                if !out.contains_key(id) && !single.contains(id) {
+                    single.push(id.clone());
+                }
+            }
         }
         let mut set = JoinSet::new();
         for id in single {

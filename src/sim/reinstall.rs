@@ -416,16 +416,25 @@ fn check_storage(
                         "must be one of 0, 1, 5, 6, 10, 50, 60",
                     ));
                 }
-                let arrays = int_field(cfg, "arrays", &at)?.unwrap_or(1).max(1);
-                let disks = int_field(cfg, "disks", &at)?.unwrap_or(i64::from(dg.number_of_disks));
-                let spares = int_field(cfg, "spares", &at)?.unwrap_or(0);
-                if disks + spares > i64::from(dg.number_of_disks) {
+                // Counts come from the request: negative ones are refused and the sum saturates,
+                // so no value can overflow (the simulator answers errors, it never panics).
+                let count = |key: &str, default: i64| -> Result<i64, ApiError> {
+                    let v = int_field(cfg, key, &at)?.unwrap_or(default);
+                    if v < 0 {
+                        return Err(invalid(&format!("{at}.{key}"), "must not be negative"));
+                    }
+                    Ok(v)
+                };
+                let arrays = count("arrays", 1)?.max(1);
+                let disks = count("disks", i64::from(dg.number_of_disks))?;
+                let spares = count("spares", 0)?;
+                if disks.saturating_add(spares) > i64::from(dg.number_of_disks) {
                     return Err(ApiError::new(
                         409,
                         "Client::Conflict::HardwareRaidTooManyDisks",
                         format!(
                             "Hardware RAID involving more disks ({}) than the {} has ({}) is not possible on server {}",
-                            disks + spares,
+                            disks.saturating_add(spares),
                             dg_name(id),
                             dg.number_of_disks,
                             server.name
@@ -509,6 +518,9 @@ fn check_partitioning(
         }
     }
     if let Some(disks) = int_field(p, "disks", at)? {
+        if disks < 1 {
+            return Err(invalid(&format!("{at}.disks"), "must be at least 1"));
+        }
         if disks > i64::from(group_disks) {
             return Err(ApiError::new(
                 409,

@@ -881,11 +881,10 @@ fn list_resources(world: &World, req: &Req<'_>) -> Outcome {
     };
     let page: Vec<Value> = all.iter().skip(offset).take(size).cloned().collect();
     let mut headers = Vec::new();
-    if offset + size < all.len() {
-        headers.push((
-            "x-pagination-cursor-next",
-            b64.encode((offset + size).to_string()),
-        ));
+    // Saturating: the cursor and the size come from the client (a huge value must not overflow).
+    let next = offset.saturating_add(size);
+    if next < all.len() {
+        headers.push(("x-pagination-cursor-next", b64.encode(next.to_string())));
     }
     Ok(Answer {
         body: json!(page),

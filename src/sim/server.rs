@@ -34,7 +34,7 @@ use super::auth::{self, SimCredentials, Tokens};
 use super::faults::{Faults, Injected};
 use super::http::{Answer, ApiError, Outcome};
 use super::routes::{self, Modes, Req, Version};
-use super::world::{InstallFailure, World};
+use super::world::{InstallFailure, TaskStatus, World};
 
 pub(crate) struct App {
     pub world: Mutex<World>,
@@ -546,6 +546,11 @@ fn hook(app: &App, parts: &Parts, body: &Bytes) -> Outcome {
         ("POST", ["server", sn, "fail-next-install"]) => {
             let f: InstallFailure =
                 serde_json::from_value(parse()?).map_err(|e| hook_error(e.to_string()))?;
+            if !matches!(f.status, TaskStatus::CustomerError | TaskStatus::OvhError) {
+                return Err(hook_error(
+                    "status must be customerError or ovhError (how a failed install ends)",
+                ));
+            }
             let srv = w
                 .servers
                 .get_mut(*sn)

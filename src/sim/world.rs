@@ -533,10 +533,21 @@ impl World {
         let mut end_at = add(doing_at, run);
         let mut final_status = TaskStatus::Done;
         if let TaskEffect::Install(_) = effect {
-            let failure = srv.fail_next_install.take().or(random_failure);
+            // The step may come from a hook body: clamped to the last step, and only a failure
+            // status makes sense as the end of a failed install.
+            let failure = srv
+                .fail_next_install
+                .take()
+                .or(random_failure)
+                .map(|mut f| {
+                    f.step = f.step.min(INSTALL_STEPS.len() - 1);
+                    if f.status != TaskStatus::CustomerError {
+                        f.status = TaskStatus::OvhError;
+                    }
+                    f
+                });
             if let Some(f) = &failure {
-                let step = f.step.min(INSTALL_STEPS.len() - 1);
-                end_at = add(doing_at, step_len(run).saturating_mul(step as u32 + 1));
+                end_at = add(doing_at, step_len(run).saturating_mul(f.step as u32 + 1));
                 final_status = f.status;
             }
             srv.install = Some(Install {

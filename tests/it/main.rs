@@ -8,6 +8,7 @@ mod plan_cli;
 mod plan_laws;
 mod plan_render;
 mod sim_behaviour;
+mod sim_hostile;
 mod sim_python;
 mod sim_schema;
 mod sim_support;

@@ -1205,3 +1205,31 @@ async fn batch_gets_when_only_batch_mode_is_honoured() {
         "/1.0/dedicated/server/ns1.example/boot/1,1000,1001"
     );
 }
+
+/// A batch answer that leaves an id out must not make that object look absent: the client asks
+/// for it alone.
+#[tokio::test]
+async fn an_id_left_out_of_a_batch_answer_is_fetched_alone() {
+    let fake = serve(|s| match s.path() {
+        "/1.0/auth/time" => ok(json!(now())),
+        "/1.0/dedicated/server/ns1/task/7,8" => {
+            ok(json!([{"key": "7", "value": task7(), "error": null}]))
+        }
+        "/1.0/dedicated/server/ns1/task/8" => {
+            let mut t = task7();
+            t["taskId"] = json!(8);
+            ok(t)
+        }
+        _ => err(
+            404,
+            json!({"class": "Client::NotFound", "message": "This service does not exist"}),
+        ),
+    })
+    .await;
+    let c = client(&fake);
+    let tasks = c.get_tasks("ns1", &[7, 8]).await.unwrap();
+    assert_eq!(tasks.keys().copied().collect::<Vec<_>>(), [7, 8]);
+    assert_eq!(tasks[&8].task_id, 8);
+    assert_eq!(fake.count("GET", "/1.0/dedicated/server/ns1/task/8"), 1);
+    assert!(c.fallbacks().is_empty(), "batch mode itself worked");
+}

@@ -396,6 +396,20 @@ impl Schemas {
         self.root(json!({"type": "array", "items": {"$ref": format!("#/definitions/{}", def_key("ds", model))}}), Mode::Read)
     }
 
+    /// Whether the published schemas describe `method template` at all.
+    fn knows(&self, method: &str, template: &str) -> bool {
+        if template.starts_with("/dedicated/installationTemplate") {
+            return self.it["apis"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|api| api["path"] == template));
+        }
+        let (doc, path) = match template.strip_prefix("/v2") {
+            Some(p) => (&self.iam, p),
+            None => (&self.ds, template),
+        };
+        doc["paths"][path][method.to_lowercase()].is_object()
+    }
+
     /// The "Common error model" the schema declares for error answers (strict).
     fn error_model(&self) -> Value {
         let s = &self.ds["paths"]["/dedicated/server/{serviceName}/reinstall"]["post"]["responses"]
@@ -479,6 +493,9 @@ fn check(schemas: &Schemas, ex: &Exchange) -> Vec<String> {
         json!({"type": "integer"})
     } else if ex.body.get("errorCode").is_some() {
         legacy_error_schema()
+    } else if status != 200 && !schemas.knows(ex.method.as_str(), &template) {
+        // A path the API does not describe: its 404 answer is still the common error model.
+        schemas.error_model()
     } else if status == 200 && ex.headers.contains_key("x-pagination-elements") {
         // Expanded listing: an array of the model the operation's `x-expanded-response` names.
         schemas.expanded(&template)
@@ -845,6 +862,56 @@ async fn every_response_of_a_full_workflow_matches_the_published_schemas() {
         .await;
     api.log.push(bad.clone());
     assert_eq!(bad.status.as_u16(), 403);
+    let tampered = super::sim_support::Api::new(&sim)
+        .with_credentials(ovhform::sim::SimCredentials {
+            application_secret: "tampered".into(),
+            ..sim.credentials()
+        })
+        .get(&s(HYBRID))
+        .await;
+    api.log.push(tampered.clone());
+    assert_error(&tampered, 400, "Client::BadRequest");
+    let unsigned = api.send(Method::GET, &s(HYBRID), None, &[], false).await;
+    assert_eq!(unsigned.status.as_u16(), 403);
+    assert_error(
+        &api.get("/1.0/dedicated/nope").await,
+        404,
+        "Client::NotFound",
+    );
+
+    // A failed install: the error step in install/status and the failed task.
+    assert!(sim.fail_next_install(
+        RAID,
+        ovhform::sim::InstallFailure {
+            step: 9,
+            status: ovhform::sim::TaskStatus::OvhError,
+            error: "Partitioning failed".into(),
+        },
+    ));
+    let failing = api
+        .post(
+            &format!("{}/reinstall", s(RAID)),
+            Some(
+                json!({"operatingSystem": "debian12_64", "customizations": {"hostname": "web-2"}}),
+            ),
+        )
+        .await;
+    let fid = failing.body["taskId"].as_u64().unwrap();
+    sim.advance(Duration::from_secs(1200));
+    let st = api.get(&format!("{}/install/status", s(RAID))).await;
+    assert!(
+        st.body["progress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["status"] == "error" && p["error"] == "Partitioning failed"),
+        "{}",
+        st.body
+    );
+    assert_eq!(
+        api.get(&format!("{}/task/{fid}", s(RAID))).await.body["status"],
+        "ovhError"
+    );
 
     // Validate everything recorded.
     let mut problems: Vec<String> = api.log.iter().flat_map(|ex| check(&schemas, ex)).collect();
