@@ -60,6 +60,15 @@ async fn raw(
     (status, qid, body)
 }
 
+/// method, path, raw body, extra headers, expected status.
+type Case = (
+    Method,
+    String,
+    Vec<u8>,
+    Vec<(&'static str, &'static str)>,
+    u16,
+);
+
 fn srv(sn: &str) -> String {
     format!("/1.0/dedicated/server/{sn}")
 }
@@ -72,7 +81,7 @@ async fn malformed_requests_get_api_errors_not_panics() {
         {"disks": i64::MAX, "spares": 1, "raidLevel": 1}]}]});
     let negative = json!({"operatingSystem": "debian12_64", "storage": [{"hardwareRaid": [
         {"disks": -4, "raidLevel": 1}]}]});
-    let cases: Vec<(Method, String, Vec<u8>, Vec<(&str, &str)>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         (Method::PUT, srv(HYBRID), b"{not json".to_vec(), vec![], 400),
         (Method::PUT, srv(HYBRID), b"[1,2]".to_vec(), vec![], 400),
         (Method::PUT, srv(HYBRID), b"null".to_vec(), vec![], 400),
