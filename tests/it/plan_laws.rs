@@ -1,5 +1,6 @@
 //! Property laws of the planner over generated fleets (fixed seed, so CI is deterministic):
-//! determinism; idempotence (apply the plan in memory, plan again → only `noop`); every
+//! determinism; idempotence (apply the plan in memory, plan again → only `noop`; a `wait`
+//! plan takes one round more, once its tasks end); every
 //! action targets a known server; `reinstall` only with a fingerprint/OS/generation
 //! difference; the plan lint is always clean.
 
@@ -38,6 +39,10 @@ struct Case {
     auto: bool,
     /// 0 none, 1 policy never, 2 suspended, 3 missing kernel, 4 no detail.
     blocker: u8,
+    /// OVH tasks in the server's history: 0–5 none, 6 a running task (→ `wait`), 7–8 a
+    /// finished `reinstallServer` ovhform did not make (→ install drift), 9 an install in
+    /// progress (→ `wait`).
+    task: u8,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -54,14 +59,16 @@ fn case() -> impl Strategy<Value = Case> {
             (0..3u8, 0..3u8, 0..3u8),
             any::<bool>(),
             proptest::option::of(any::<bool>()),
+            0..10u8,
         ),
     )
         .prop_map(
             |(
                 (live_os, desired_os, record, desired_boot, live_boot, reboot),
                 (monitoring, live_monitoring, mail, live_mail),
-                (applied, drift, auto, efi),
+                (applied, drift, auto, efi, task),
             )| Case {
+                task,
                 efi,
                 live_os,
                 desired_os,
@@ -176,6 +183,36 @@ fn build(cases: &[Case], forgotten: usize) -> (Desired, Observed, Records) {
         if c.auto {
             ds.policy.reinstall = ReinstallPolicy::Auto;
         }
+        let hour_ago = now
+            .checked_sub(jiff::SignedDuration::from_hours(1))
+            .unwrap();
+        let detail = live.detail.as_mut().unwrap();
+        match c.task {
+            6 => detail.tasks.push(Task {
+                id: 7,
+                function: "hardReboot".into(),
+                status: TaskStatus::Doing,
+                comment: None,
+                start_date: Some(hour_ago),
+                done_date: None,
+            }),
+            // After the recorded install (a day before `now`, task 1000): not ovhform's.
+            7 | 8 => detail.tasks.push(Task {
+                id: 2000,
+                function: "reinstallServer".into(),
+                status: TaskStatus::Done,
+                comment: None,
+                start_date: Some(hour_ago),
+                done_date: Some(hour_ago),
+            }),
+            9 => {
+                detail.install_status = Some(InstallStatus {
+                    elapsed_secs: 120,
+                    steps: vec![],
+                })
+            }
+            _ => {}
+        }
         match c.blocker {
             1 => ds.policy.reinstall = ReinstallPolicy::Never,
             2 => ds.policy.suspend = true,
@@ -253,11 +290,20 @@ fn check_universe_and_reinstall(
                 let live = &o.servers[name];
                 let grounded = match r.installs.get(name) {
                     None => live.os != spec.os,
+                    // A `reinstallServer` after the recorded one that ovhform did not make: what
+                    // is installed now has an unknown fingerprint (install drift).
                     Some(rec) => {
+                        let foreign = live.detail.iter().flat_map(|dt| &dt.tasks).any(|t| {
+                            t.function == "reinstallServer"
+                                && t.status == TaskStatus::Done
+                                && Some(t.id) != rec.task_id
+                                && t.start_date > rec.started
+                        });
                         rec.fingerprint != spec.fingerprint
                             || rec.os != spec.os
                             || spec.generation > rec.generation
                             || live.os != rec.os
+                            || foreign
                     }
                 };
                 prop_assert!(
@@ -268,6 +314,128 @@ fn check_universe_and_reinstall(
         }
     }
     Ok(())
+}
+
+/// Plan, apply the plan in memory, plan again. A plan with `wait` is applied once more after
+/// its tasks end (the first apply only waits): `wait` means "nothing else yet", so convergence
+/// takes one round more. Every plan on the way must be lint-clean, with reinstalls grounded and
+/// every action inside the universe. Returns the plan after the last apply.
+fn apply_until_settled(
+    d: &Desired,
+    o: &mut Observed,
+    r: &mut Records,
+) -> Result<Plan, TestCaseError> {
+    let mut p = plan(d, o, r, &input());
+    for _round in 0..2 {
+        prop_assert!(lint(&p).is_empty(), "{:#?}", lint(&p));
+        check_universe_and_reinstall(&p, d, o, r)?;
+        let waited = p
+            .servers
+            .values()
+            .any(|sp| sp.actions.iter().any(|a| a.kind == ActionKind::Wait));
+        apply_in_memory(&p, d, o, r, now());
+        p = plan(d, o, r, &input());
+        if !waited {
+            break;
+        }
+    }
+    prop_assert!(lint(&p).is_empty(), "{:#?}", lint(&p));
+    check_universe_and_reinstall(&p, d, o, r)?;
+    Ok(p)
+}
+
+/// The laws above are only as strong as the fleets they see: over the generator's own
+/// distribution (same seed and case count), every action type, every kind of drift, and both
+/// grounds for a reinstall (no record + other OS; record differs) must actually occur, and a
+/// good share of servers must have something to do. Guards against a generator change that
+/// quietly makes the laws vacuous.
+#[test]
+fn the_generators_cover_every_action_and_drift() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    use std::collections::BTreeMap;
+
+    let mut runner = TestRunner::new(config());
+    let strategy = (prop::collection::vec((case(), 0..5u8), 1..8), 0..3usize);
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    let mut bump = |k: String| *kinds.entry(k).or_default() += 1;
+    let (mut servers, mut busy) = (0, 0);
+    for i in 0..config().cases {
+        let (cases, forgotten) = strategy.new_tree(&mut runner).unwrap().current();
+        // Half the fleets without blockers, as the idempotence law sees them.
+        let blockers = i % 2 == 1;
+        let cases: Vec<Case> = cases
+            .into_iter()
+            .map(|(mut c, b)| {
+                c.blocker = if blockers { b } else { 0 };
+                c
+            })
+            .collect();
+        let (d, o, r) = build(&cases, forgotten);
+        let p = plan(&d, &o, &r, &input());
+        for sp in p.servers.values() {
+            servers += 1;
+            if sp.actions.iter().any(|a| a.kind != ActionKind::Noop) {
+                busy += 1;
+            }
+            for a in &sp.actions {
+                bump(a.kind.to_string());
+                if let Some(b) = a.blocks {
+                    bump(format!("blocked {b}"));
+                }
+                if a.effective_kind() == ActionKind::Reinstall {
+                    let ground = if r.installs.contains_key(&sp.server) {
+                        "reinstall: record differs"
+                    } else {
+                        "reinstall: no record, other OS"
+                    };
+                    bump(ground.to_string());
+                }
+            }
+            for dr in &sp.drift {
+                let field = dr.field.split('.').next().unwrap_or("").to_string();
+                bump(format!("drift {field}"));
+                if dr.field == "install"
+                    && dr
+                        .live
+                        .as_deref()
+                        .is_some_and(|l| l.starts_with("reinstalled by task"))
+                {
+                    bump("drift install: foreign task".to_string());
+                }
+            }
+        }
+    }
+    for k in [
+        "adopt",
+        "reinstall",
+        "set-boot",
+        "reboot",
+        "update-settings",
+        "wait",
+        "blocked",
+        "forget",
+        "noop",
+        "blocked reinstall",
+        "blocked set-boot",
+        "blocked update-settings",
+        "reinstall: record differs",
+        "reinstall: no record, other OS",
+        "drift install",
+        "drift install: foreign task",
+        "drift boot",
+        "drift settings",
+    ] {
+        let n = kinds.get(k).copied().unwrap_or(0);
+        assert!(
+            n >= 5,
+            "the generators produce {k:?} only {n} times: {kinds:#?}"
+        );
+    }
+    assert!(
+        busy * 3 >= servers,
+        "only {busy} of {servers} generated servers have something to do: {kinds:#?}"
+    );
 }
 
 proptest! {
@@ -287,17 +455,12 @@ proptest! {
     #[test]
     fn applying_the_plan_then_replanning_yields_only_noop(cases in prop::collection::vec(case(), 1..8), forgotten in 0..3usize) {
         let (d, mut o, mut r) = build(&cases, forgotten);
-        let first = plan(&d, &o, &r, &input());
-        prop_assert!(lint(&first).is_empty(), "{:#?}", lint(&first));
-        check_universe_and_reinstall(&first, &d, &o, &r)?;
-        apply_in_memory(&first, &d, &mut o, &mut r, now());
-        let second = plan(&d, &o, &r, &input());
-        prop_assert!(lint(&second).is_empty(), "{:#?}", lint(&second));
-        for (name, sp) in &second.servers {
+        let last = apply_until_settled(&d, &mut o, &mut r)?;
+        for (name, sp) in &last.servers {
             let kinds: Vec<ActionKind> = sp.actions.iter().map(|a| a.kind).collect();
             prop_assert_eq!(&kinds, &vec![ActionKind::Noop], "{} after apply: {:#?}", name, sp.actions);
         }
-        prop_assert!(!second.has_changes());
+        prop_assert!(!last.has_changes());
     }
 
     #[test]
@@ -306,14 +469,9 @@ proptest! {
     ) {
         let cases: Vec<Case> = cases.into_iter().map(|(mut c, b)| { c.blocker = b; c }).collect();
         let (d, mut o, mut r) = build(&cases, 0);
-        let first = plan(&d, &o, &r, &input());
-        prop_assert!(lint(&first).is_empty(), "{:#?}", lint(&first));
-        check_universe_and_reinstall(&first, &d, &o, &r)?;
-        apply_in_memory(&first, &d, &mut o, &mut r, now());
-        let second = plan(&d, &o, &r, &input());
-        prop_assert!(lint(&second).is_empty(), "{:#?}", lint(&second));
+        let last = apply_until_settled(&d, &mut o, &mut r)?;
         let allowed: BTreeSet<ActionKind> = [ActionKind::Noop, ActionKind::Blocked].into();
-        for sp in second.servers.values() {
+        for sp in last.servers.values() {
             for a in &sp.actions {
                 prop_assert!(allowed.contains(&a.kind), "{}: {:?} after apply", sp.server, a);
             }
