@@ -129,7 +129,10 @@ pub async fn plan_manifests(manifests: &Path, ctx: &PlanContext<'_>) -> miette::
     let loaded = match manifest::load(&[manifests.to_path_buf()]) {
         Ok(loaded) => loaded,
         Err(diags) => {
-            let color = std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
+            let color = render::color_wanted(
+                std::io::stderr().is_terminal(),
+                std::env::var_os("NO_COLOR").as_deref(),
+            );
             return Err(miette!(
                 "{}\n{}",
                 diags.render(color).trim_end(),

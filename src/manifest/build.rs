@@ -284,6 +284,14 @@ fn relative_to(sink: &Sink, loc: Loc, path: &str) -> PathBuf {
 /// starts with the same key type (as `ssh-keygen -l` would check).
 pub fn ssh_key_problem(key: &str) -> Result<(), String> {
     let key = key.trim();
+    // A private key given by mistake must be refused without quoting any of it.
+    if key.contains("PRIVATE KEY") {
+        return Err(
+            "this is a PRIVATE key: give the public key (the .pub file), and remove the private \
+             key from the manifests"
+                .to_owned(),
+        );
+    }
     if key.contains('\n') {
         return Err("give one key, not several lines".to_owned());
     }
@@ -293,8 +301,11 @@ pub fn ssh_key_problem(key: &str) -> Result<(), String> {
     };
     let known = kind == "ssh-rsa" || kind == "ssh-ed25519" || kind.starts_with("ecdsa-sha2-nistp");
     if !known {
+        // Quote a short prefix at most: the value may come from a file nobody meant to print.
+        let shown: String = kind.chars().take(20).collect();
+        let more = if kind.chars().count() > 20 { "…" } else { "" };
         return Err(format!(
-            "key type `{kind}` is not ssh-rsa, ssh-ed25519 or ecdsa-sha2-*"
+            "key type `{shown}{more}` is not ssh-rsa, ssh-ed25519 or ecdsa-sha2-*"
         ));
     }
     let blob = STANDARD
@@ -762,6 +773,14 @@ mod tests {
         // An RSA blob announced as ed25519.
         assert!(ssh_key_problem("ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ== x").is_err());
         assert!(ssh_key_problem("ssh-ed25519").is_err());
+        let private = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUTOPSECRET\n-----END OPENSSH PRIVATE KEY-----\n";
+        let msg = ssh_key_problem(private).unwrap_err();
+        assert!(
+            msg.contains("PRIVATE") && !msg.contains("TOPSECRET"),
+            "{msg}"
+        );
+        let long = format!("{} AAAA", "x".repeat(200));
+        assert!(ssh_key_problem(&long).unwrap_err().len() < 100);
     }
 
     #[test]

@@ -616,8 +616,27 @@ pub struct SizeMiB(pub u64);
 
 const MIB: u64 = 1024 * 1024;
 
+/// The API's layout `size` is a 32-bit integer of MiB (about 2 PiB): anything larger is a typo.
+const MAX_SIZE_MIB: u64 = i32::MAX as u64;
+
 impl FromNode for SizeMiB {
     fn from_node(node: &Node, sink: &mut Sink) -> Option<Self> {
+        let size = SizeMiB::parse(node, sink)?;
+        if size.0 > MAX_SIZE_MIB {
+            sink.error_hint(
+                Code::SizeInvalid,
+                node.anchor(),
+                format!("size {} MiB is larger than any disk group", size.0),
+                "the API takes at most 2147483647 MiB (about 2 PiB); use 0 to fill the disk",
+            );
+            return None;
+        }
+        Some(size)
+    }
+}
+
+impl SizeMiB {
+    fn parse(node: &Node, sink: &mut Sink) -> Option<Self> {
         match &node.value {
             Value::Int(i) => match u64::try_from(*i) {
                 Ok(v) => Some(SizeMiB(v)),
@@ -1109,6 +1128,8 @@ mod tests {
             "v: big",
             "v: [1]",
             "v: 1.5KiB",
+            "v: 18446744073709551615",
+            "v: 4096PiB",
         ] {
             assert_eq!(convert::<SizeMiB>(y).1, [Code::SizeInvalid], "{y}");
         }
