@@ -354,6 +354,21 @@ fn map_template(t: &types::InstallationTemplate) -> Template {
     }
 }
 
+/// The servers of the account that carry an IAM tag with key `tag_key` (server-side `iamTags`
+/// filter, one call). `plan` uses it to find servers ovhform manages whose manifest is gone,
+/// when no state directory remembers them (a read-only plan in CI).
+pub async fn servers_tagged(
+    client: &ovh::Client,
+    tag_key: &str,
+) -> Result<BTreeSet<String>, ObserveError> {
+    let filter = serde_json::json!({ tag_key: [{"operator": "EXISTS", "value": ""}] }).to_string();
+    let query = percent_encoding::utf8_percent_encode(&filter, percent_encoding::NON_ALPHANUMERIC);
+    let names: Vec<String> = client
+        .get(&format!("/dedicated/server?iamTags={query}"))
+        .await?;
+    Ok(names.into_iter().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

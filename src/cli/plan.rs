@@ -153,10 +153,17 @@ pub async fn plan_desired(
     ctx: &PlanContext<'_>,
     warnings: Option<String>,
 ) -> miette::Result<Planned> {
-    // Servers with a record but no manifest must be observed too: they become `forget`.
+    // Servers with a record but no manifest must be observed too: they become `forget`. The
+    // record may live only in the servers' tags (a plan in CI without the state directory).
+    let calls_before = ctx.client.calls();
+    let tagged = observe::servers_tagged(ctx.client, state::tags::TAG_FINGERPRINT)
+        .await
+        .map_err(|e| miette!("{e}"))
+        .wrap_err("cannot list the servers ovhform manages")?;
     let mut names: BTreeSet<String> = desired.servers.keys().cloned().collect();
     names.extend(stored.installs.keys().cloned());
     names.extend(stored.applied.keys().cloned());
+    names.extend(tagged);
     if !ctx.targets.is_empty() {
         names.retain(|n| ctx.targets.contains(n));
     }
@@ -165,6 +172,7 @@ pub async fn plan_desired(
         .await
         .map_err(|e| miette!("{e}"))
         .wrap_err("cannot observe the servers")?;
+    observed.api_calls = ctx.client.calls() - calls_before;
     let (tag_records, tag_errors) = state::records_from_observed(&observed);
     for e in &tag_errors {
         tracing::warn!("{e}");

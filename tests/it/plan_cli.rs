@@ -228,7 +228,7 @@ async fn plan_exit_codes() {
     .expect("task");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot observe the servers"), "{err}");
+    assert!(err.contains("GET /auth/time failed"), "{err}");
 
     // A usage error is an error (1), never mistaken for "changes present" (2).
     let bad = Command::new(env!("CARGO_BIN_EXE_ovhform"))
@@ -325,5 +325,88 @@ async fn planning_1000_unchanged_servers_costs_at_most_40_calls() {
         planned.observed.api_calls
     );
     assert_eq!(sim.total_calls(), planned.observed.api_calls);
+    sim.shutdown().await;
+}
+
+/// A plan with no state directory (CI, read-only key) still knows what ovhform installed, from
+/// the servers' IAM tags: a recorded server as its manifest wants it is `noop` (not adopt, not
+/// reinstall), and a tagged server whose manifest was removed is `forget`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_in_tags_are_read_without_a_state_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kept = "ns5000001.ip-10-1-1.eu";
+    let removed = "ns5000002.ip-10-1-1.eu";
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        format!(
+            "apiVersion: ovhform/v1\nkind: Server\nmetadata: {{name: {kept}}}\nspec:\n  install:\n    os: debian12_64\n    customizations: {{hostname: kept}}\n"
+        ),
+    )
+    .expect("write manifest");
+    let desired = ovhform::manifest::load(&[dir.path().to_path_buf()])
+        .expect("manifest loads")
+        .desired;
+    let install = desired.servers[kept].install.clone().expect("install");
+    let record = |server: &str, fingerprint: &str| InstallRecord {
+        server: server.to_string(),
+        fingerprint: fingerprint.to_string(),
+        os: "debian12_64".into(),
+        generation: 1,
+        revision: None,
+        task_id: Some(7),
+        started: Some("2026-11-01T10:00:00Z".parse().expect("time")),
+        finished: Some("2026-11-01T10:15:00Z".parse().expect("time")),
+    };
+    let tags_yaml = |r: &InstallRecord| {
+        let tags = ovhform::state::record_to_tags(r).expect("tags");
+        let inner: Vec<String> = tags
+            .iter()
+            .map(|(k, v)| format!("\"{k}\": \"{v}\""))
+            .collect();
+        format!("{{{}}}", inner.join(", "))
+    };
+    let fleet_yaml = format!(
+        "servers:\n  - {{name: {kept}, os: debian12_64, tags: {}}}\n  - {{name: {removed}, os: debian12_64, tags: {}}}\n  - {{name: ns5000003.ip-10-1-1.eu, os: debian12_64}}\n",
+        tags_yaml(&record(kept, &install.fingerprint)),
+        tags_yaml(&record(
+            removed,
+            "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+        )),
+    );
+    let fleet = ovhform::sim::fleet::parse(
+        &fleet_yaml,
+        Path::new("fleet.yaml"),
+        &ovhform::sim::catalog::catalogue(),
+    )
+    .expect("fleet parses");
+    let sim = start(SimConfig {
+        fleet,
+        ..SimConfig::for_tests()
+    })
+    .await;
+    let client = client_for_sim(&sim).expect("client");
+    let empty_store = MemoryStore::default();
+    let ctx = PlanContext {
+        client: &client,
+        store: &empty_store,
+        now: jiff::Timestamp::now(),
+        targets: BTreeSet::new(),
+        revision: None,
+        apply_command: "ovhform apply".into(),
+    };
+    let planned = plan_desired(desired, Records::default(), &ctx, None)
+        .await
+        .expect("plan");
+    let kinds = |s: &str| -> Vec<ActionKind> {
+        planned.plan.servers[s]
+            .actions
+            .iter()
+            .map(|a| a.kind)
+            .collect()
+    };
+    assert_eq!(kinds(kept), [ActionKind::Noop]);
+    assert_eq!(kinds(removed), [ActionKind::Forget]);
+    // A server ovhform never managed is not in the plan at all.
+    assert!(!planned.plan.servers.contains_key("ns5000003.ip-10-1-1.eu"));
     sim.shutdown().await;
 }
