@@ -390,6 +390,20 @@ impl Plan {
     }
 
     /// Plan-level findings, then every server's, in server order.
+    /// Every finding with the server it is about (`None` for plan-level findings), in the
+    /// order the renderers show them: plan-level first, then per server.
+    pub fn findings_by_server(&self) -> Vec<(Option<&str>, &Finding)> {
+        self.findings
+            .iter()
+            .map(|f| (None, f))
+            .chain(
+                self.servers
+                    .values()
+                    .flat_map(|s| s.findings.iter().map(move |f| (Some(s.server.as_str()), f))),
+            )
+            .collect()
+    }
+
     pub fn all_findings(&self) -> impl Iterator<Item = &Finding> {
         self.findings
             .iter()

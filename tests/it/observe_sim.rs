@@ -4,26 +4,15 @@
 
 use std::collections::BTreeSet;
 
+use ovhform::cli::demo::client_for_sim;
 use ovhform::observe::{observe_detail, observe_fleet};
-use ovhform::ovh::{Client, ClientConfig, Credentials, Endpoint, Secret};
+use ovhform::ovh::Client;
 use ovhform::sim::{SimConfig, SimHandle};
 
 use crate::sim_support::start;
 
 fn client_for(sim: &SimHandle) -> Client {
-    let creds = sim.credentials();
-    let cfg = ClientConfig {
-        requests_per_minute: 0,
-        ..ClientConfig::new(
-            Endpoint::parse(&sim.base_url()).expect("simulator URL parses"),
-            Credentials::ApplicationKey {
-                application_key: creds.application_key.clone(),
-                application_secret: Secret::new(creds.application_secret.clone()),
-                consumer_key: Secret::new(creds.consumer_key.clone()),
-            },
-        )
-    };
-    Client::new(cfg).expect("client builds")
+    client_for_sim(sim).expect("client builds")
 }
 
 async fn generated(count: usize, expanded: bool, batch: bool) -> SimHandle {

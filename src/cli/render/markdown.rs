@@ -137,16 +137,7 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
         let _ = writeln!(head);
     }
 
-    let findings: Vec<(Option<&str>, &crate::plan::Finding)> = plan
-        .findings
-        .iter()
-        .map(|f| (None, f))
-        .chain(
-            plan.servers
-                .values()
-                .flat_map(|s| s.findings.iter().map(move |f| (Some(s.server.as_str()), f))),
-        )
-        .collect();
+    let findings = plan.findings_by_server();
     if !findings.is_empty() {
         let _ = writeln!(head, "#### Findings\n");
         for (i, (server, f)) in findings.iter().enumerate() {

@@ -127,16 +127,7 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         let _ = writeln!(out);
     }
 
-    let findings: Vec<(Option<&str>, &crate::plan::Finding)> = plan
-        .findings
-        .iter()
-        .map(|f| (None, f))
-        .chain(
-            plan.servers
-                .values()
-                .flat_map(|s| s.findings.iter().map(move |f| (Some(s.server.as_str()), f))),
-        )
-        .collect();
+    let findings = plan.findings_by_server();
     if !findings.is_empty() {
         let _ = writeln!(out, "{}", p.bold("Findings:"));
         for (server, f) in findings {
