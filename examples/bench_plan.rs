@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use ovhform::cli::render::{MARKDOWN_LIMIT, render_json, render_markdown, render_text};
+use ovhform::cli::render::{MARKDOWN_LIMIT, render_markdown, render_text};
 use ovhform::plan::{PlanInput, lint, plan, testkit};
 
 fn stats(name: &str, mut samples: Vec<Duration>) {
@@ -88,7 +88,7 @@ fn main() {
     );
     stats("lint", time(runs, || lint(&p)));
     stats("render_text", time(runs, || render_text(&p, false)));
-    stats("render_json", time(runs, || render_json(&p)));
+    stats("render_json", time(runs, || p.to_json()));
     stats(
         "render_markdown (60 KB cap)",
         time(runs, || render_markdown(&p, MARKDOWN_LIMIT)),

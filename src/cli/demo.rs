@@ -65,11 +65,8 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             now: jiff::Timestamp::now(),
             targets: BTreeSet::new(),
             revision: crate::state::manifests_revision(&manifests),
-            apply_command: format!(
-                "ovhform apply --manifests {} --endpoint {}",
-                manifests.display(),
-                handle.base_url()
-            ),
+            // The simulator is gone when the demo ends: never suggest a command naming it.
+            apply_command: None,
         };
         let planned = plan_manifests(&manifests, &ctx).await?;
         let color = render::color_wanted(

@@ -64,7 +64,8 @@ pub struct PlanContext<'a> {
     pub now: jiff::Timestamp,
     pub targets: BTreeSet<String>,
     pub revision: Option<String>,
-    pub apply_command: String,
+    /// The apply command renderings suggest; `None` suggests none.
+    pub apply_command: Option<String>,
 }
 
 pub fn run(args: Args) -> miette::Result<ExitCode> {
@@ -81,7 +82,8 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         now: jiff::Timestamp::now(),
         targets: args.targets.iter().cloned().collect(),
         revision,
-        apply_command: apply_command(&args),
+        // `ovhform apply` does not exist yet: suggest no command rather than one that fails.
+        apply_command: None,
     };
     let runtime = runtime()?;
     let planned = runtime.block_on(plan_manifests(&args.manifests, &ctx))?;
@@ -106,13 +108,6 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         &planned.plan,
         args.detailed_exitcode,
     )))
-}
-
-fn apply_command(args: &Args) -> String {
-    match &args.out {
-        Some(out) => format!("ovhform apply {}", out.display()),
-        None => format!("ovhform apply --manifests {}", args.manifests.display()),
-    }
 }
 
 pub(crate) fn runtime() -> miette::Result<tokio::runtime::Runtime> {
@@ -228,7 +223,7 @@ pub async fn plan_desired(
 }
 
 fn save_plan(plan: &Plan, out: &Path) -> miette::Result<()> {
-    let json = render::render_json(plan);
+    let json = plan.to_json();
     state::write_atomic(out, json.as_bytes())
         .map_err(miette::Report::new)
         .wrap_err_with(|| format!("cannot save the plan to {}", out.display()))

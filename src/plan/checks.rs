@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::model::{DesiredServer, InstallSpec, ObservedServer, Template};
 
-use super::{DiskFate, DiskGroupFate, Finding, Severity};
+use super::{DiskFate, DiskGroupFate, Finding, FindingCode, Severity};
 
 /// What the checks found for one reinstall.
 #[derive(Clone, Debug, Default)]
@@ -41,16 +41,13 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn push(&mut self, severity: Severity, code: &str, path: &str, message: String) {
-        self.out.findings.push(Finding {
-            severity,
-            code: code.to_string(),
+    /// A finding with its code's severity, at the manifest line of `path`.
+    fn push(&mut self, code: FindingCode, path: &str, message: String) {
+        self.out.findings.push(Finding::new(
+            code,
             message,
-            origin: Some(self.ds.origin_of(path).clone()),
-        });
-    }
-    fn error(&mut self, code: &str, path: &str, message: String) {
-        self.push(Severity::Error, code, path, message);
+            Some(self.ds.origin_of(path).clone()),
+        ));
     }
 }
 
@@ -101,8 +98,8 @@ pub fn check_reinstall(
     let os = spec.os.as_str();
 
     if !detail.compatible_templates.iter().any(|t| t == os) {
-        cx.error(
-            "os-not-compatible",
+        cx.push(
+            FindingCode::OsNotCompatible,
             "spec.install.os",
             format!(
                 "OS {os} is not in this server's compatible templates ({})",
@@ -120,8 +117,8 @@ pub fn check_reinstall(
         cx.out.missing.push(format!(
             "installation template {os} was not found in the catalog"
         ));
-        cx.error(
-            "os-unknown",
+        cx.push(
+            FindingCode::OsUnknown,
             "spec.install.os",
             format!("OS {os} is not in the installation template catalog"),
         );
@@ -156,8 +153,8 @@ pub fn check_reinstall(
             }
             let group = hw.disk_groups.iter().find(|g| g.id == os_group);
             match group {
-                None => cx.error(
-                    "disk-group-missing",
+                None => cx.push(
+                    FindingCode::DiskGroupMissing,
                     "spec.install.storage.diskGroupId",
                     format!(
                         "disk group {os_group} does not exist on this server (it has {})",
@@ -168,16 +165,16 @@ pub fn check_reinstall(
             }
             for kept in &spec.keep_disk_groups {
                 if *kept == os_group {
-                    cx.error(
-                        "keep-os-disk-group",
+                    cx.push(
+                        FindingCode::KeepOsDiskGroup,
                         "spec.install.storage.keepDiskGroups",
                         format!(
                             "disk group {kept} carries the OS and cannot be kept (erase: false is refused there)"
                         ),
                     );
                 } else if !hw.disk_groups.iter().any(|g| g.id == *kept) {
-                    cx.error(
-                        "kept-disk-group-missing",
+                    cx.push(
+                        FindingCode::KeptDiskGroupMissing,
                         "spec.install.storage.keepDiskGroups",
                         format!(
                             "disk group {kept} is to be kept but does not exist on this server (it has {}); \
@@ -243,8 +240,8 @@ fn check_template(cx: &mut Ctx<'_>, spec: &InstallSpec, t: &Template, now: Times
         let given = custom.get(&input.name);
         let has_default = input.default.as_deref().is_some_and(|d| !d.is_empty());
         if input.mandatory && given.is_none() && !has_default {
-            cx.error(
-                "input-missing",
+            cx.push(
+                FindingCode::InputMissing,
                 "spec.install.customizations",
                 format!(
                     "{} requires customization {} ({})",
@@ -271,8 +268,8 @@ fn check_template(cx: &mut Ctx<'_>, spec: &InstallSpec, t: &Template, now: Times
                 format!("{s:?}")
             };
             if !input.enum_values.contains(&s) {
-                cx.error(
-                    "input-enum",
+                cx.push(
+                    FindingCode::InputEnum,
                     &format!("spec.install.customizations.{}", input.name),
                     format!(
                         "customization {} = {shown} is not one of {}",
@@ -285,8 +282,8 @@ fn check_template(cx: &mut Ctx<'_>, spec: &InstallSpec, t: &Template, now: Times
     }
     for key in custom.keys() {
         if !t.inputs.iter().any(|i| &i.name == key) {
-            cx.error(
-                "input-unknown",
+            cx.push(
+                FindingCode::InputUnknown,
                 &format!("spec.install.customizations.{key}"),
                 format!(
                     "customization {key} doesn't exist for {} (known: {})",
@@ -302,8 +299,8 @@ fn check_template(cx: &mut Ctx<'_>, spec: &InstallSpec, t: &Template, now: Times
     }
     let parts = layout(spec);
     if t.no_partitioning && !parts.is_empty() {
-        cx.error(
-            "no-partitioning",
+        cx.push(
+            FindingCode::NoPartitioning,
             "spec.install.storage.partitioning",
             format!(
                 "{} does not accept custom partitioning; remove the layout",
@@ -315,8 +312,8 @@ fn check_template(cx: &mut Ctx<'_>, spec: &InstallSpec, t: &Template, now: Times
         let fs = p.get("fileSystem").and_then(Value::as_str).unwrap_or("");
         let mp = p.get("mountPoint").and_then(Value::as_str).unwrap_or("?");
         if !t.filesystems.iter().any(|f| f == fs) {
-            cx.error(
-                "filesystem",
+            cx.push(
+                FindingCode::Filesystem,
                 "spec.install.storage.partitioning.layout",
                 format!(
                     "{mp}: file system {fs} is not offered by {} ({})",
@@ -326,8 +323,8 @@ fn check_template(cx: &mut Ctx<'_>, spec: &InstallSpec, t: &Template, now: Times
             );
         }
         if p.pointer("/extras/lv").is_some() && t.lvm_ready == Some(false) {
-            cx.error(
-                "lvm",
+            cx.push(
+                FindingCode::Lvm,
                 "spec.install.storage.partitioning.layout",
                 format!("{mp}: {} is not LVM-ready; remove extras.lv", t.name),
             );
@@ -336,8 +333,8 @@ fn check_template(cx: &mut Ctx<'_>, spec: &InstallSpec, t: &Template, now: Times
             && let Some(level) = p.get("raidLevel").and_then(Value::as_u64)
             && level > 1
         {
-            cx.error(
-                "soft-raid-mirroring",
+            cx.push(
+                FindingCode::SoftRaidMirroring,
                 "spec.install.storage.partitioning.layout",
                 format!("{mp}: {} allows only soft RAID 0 or 1, not {level}", t.name),
             );
@@ -347,8 +344,7 @@ fn check_template(cx: &mut Ctx<'_>, spec: &InstallSpec, t: &Template, now: Times
         let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
         match end.parse::<jiff::civil::Date>() {
             Ok(d) if d < today => cx.push(
-                Severity::Warning,
-                "end-of-install",
+                FindingCode::EndOfInstall,
                 "spec.install.os",
                 format!(
                     "{} reached its end of install on {end}; the API may refuse it",
@@ -368,8 +364,8 @@ fn check_raid(cx: &mut Ctx<'_>, spec: &InstallSpec, disks: u64, g: &crate::model
     {
         for hr in arr {
             if g.raid_controller.is_none() {
-                cx.error(
-                    "hardware-raid-unsupported",
+                cx.push(
+                    FindingCode::HardwareRaidUnsupported,
                     "spec.install.storage.hardwareRaid",
                     format!("disk group {} has no RAID controller; use soft RAID", g.id),
                 );
@@ -377,8 +373,8 @@ fn check_raid(cx: &mut Ctx<'_>, spec: &InstallSpec, disks: u64, g: &crate::model
             let level = hr.get("raidLevel").and_then(Value::as_u64).unwrap_or(1);
             let need = hard_raid_min_disks(level);
             if disks < need {
-                cx.error(
-                    "raid-disks",
+                cx.push(
+                    FindingCode::RaidDisks,
                     "spec.install.storage.hardwareRaid",
                     format!(
                         "hardware RAID {level} needs at least {need} disks; disk group {} has {disks}",
@@ -398,8 +394,8 @@ fn check_raid(cx: &mut Ctx<'_>, spec: &InstallSpec, disks: u64, g: &crate::model
         let need = soft_raid_min_disks(level, zfs);
         if disks < need {
             let mp = p.get("mountPoint").and_then(Value::as_str).unwrap_or("?");
-            cx.error(
-                "raid-disks",
+            cx.push(
+                FindingCode::RaidDisks,
                 "spec.install.storage.partitioning.layout",
                 format!(
                     "{mp}: soft RAID {level} needs at least {need} disks; disk group {} has {disks}",

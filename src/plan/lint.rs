@@ -1,19 +1,22 @@
 //! The plan lint (omicron's "blippy"): invariants a finished [`Plan`] must satisfy before it
 //! is shown, saved or applied. A lint error is a planner bug, never a user error.
 //!
-//! Owns: the invariant list. Must not touch: planning (it only reads the plan).
+//! Owns: the list of named checks ([`CHECKS`]), one function each over the typed plan. What
+//! the types already guarantee (a reinstall has its request, a set-boot its target, a wait its
+//! task) is not checked here; what remains are relations between actions and with the
+//! server's presence. Must not touch: planning (it only reads the plan).
 
 use std::collections::BTreeSet;
 
 use serde::Serialize;
 
 use super::redact::{ALWAYS_SECRET, is_redacted};
-use super::{ActionKind, Approval, Plan};
+use super::{Action, ActionKind, Approval, BootTarget, Plan, ServerPlan};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LintError {
     pub server: String,
-    /// Stable rule name, e.g. `wait-alone`.
+    /// The check's stable name, e.g. `wait-alone`.
     pub rule: &'static str,
     pub message: String,
 }
@@ -28,154 +31,272 @@ impl std::fmt::Display for LintError {
     }
 }
 
-/// Check every invariant; an empty list means the plan is internally consistent.
+/// One named invariant over one server's plan; it pushes a message per violation.
+pub struct LintCheck {
+    pub name: &'static str,
+    pub check: fn(&str, &ServerPlan, &mut Vec<String>),
+}
+
+/// Every check, in the order they run.
+pub const CHECKS: &[LintCheck] = &[
+    LintCheck {
+        name: "server-key",
+        check: server_key,
+    },
+    LintCheck {
+        name: "no-actions",
+        check: no_actions,
+    },
+    LintCheck {
+        name: "forget-scope",
+        check: forget_scope,
+    },
+    LintCheck {
+        name: "outside-universe",
+        check: outside_universe,
+    },
+    LintCheck {
+        name: "reinstall-grounded",
+        check: reinstall_grounded,
+    },
+    LintCheck {
+        name: "reinstall-runnable",
+        check: reinstall_runnable,
+    },
+    LintCheck {
+        name: "secret-shown",
+        check: secret_shown,
+    },
+    LintCheck {
+        name: "alone",
+        check: alone,
+    },
+    LintCheck {
+        name: "duplicate",
+        check: duplicate,
+    },
+    LintCheck {
+        name: "order",
+        check: order,
+    },
+    LintCheck {
+        name: "reboot-after-set-boot",
+        check: reboot_after_set_boot,
+    },
+    LintCheck {
+        name: "adopt-or-reinstall",
+        check: adopt_or_reinstall,
+    },
+    LintCheck {
+        name: "boot-resolved",
+        check: boot_resolved,
+    },
+    LintCheck {
+        name: "blocked-shape",
+        check: blocked_shape,
+    },
+];
+
+/// Run every check; an empty list means the plan is internally consistent.
 pub fn lint(plan: &Plan) -> Vec<LintError> {
     let mut out = Vec::new();
     for (name, sp) in &plan.servers {
-        let mut err = |rule: &'static str, message: String| {
-            out.push(LintError {
+        for c in CHECKS {
+            let mut messages = Vec::new();
+            (c.check)(name, sp, &mut messages);
+            out.extend(messages.into_iter().map(|message| LintError {
                 server: name.clone(),
-                rule,
+                rule: c.name,
                 message,
-            });
-        };
-        if name != &sp.server {
-            err(
-                "server-key",
-                format!("keyed as {name} but names itself {}", sp.server),
-            );
-        }
-        let p = sp.presence;
-        if sp.actions.is_empty() {
-            err(
-                "no-actions",
-                "every planned server has at least one action (noop if nothing)".into(),
-            );
-        }
-        let kinds: Vec<ActionKind> = sp.actions.iter().map(|a| a.kind).collect();
-        for a in &sp.actions {
-            match a.kind {
-                ActionKind::Forget if p.desired => err(
-                    "forget-desired",
-                    "forget planned for a server that still has a manifest".into(),
-                ),
-                ActionKind::Forget if !(p.recorded || p.observed) => err(
-                    "forget-unknown",
-                    "forget planned for a server with no record and no tag".into(),
-                ),
-                ActionKind::Forget => {}
-                _ if !(p.desired || p.observed) => err(
-                    "outside-universe",
-                    format!(
-                        "{} planned for a server neither desired nor observed",
-                        a.kind
-                    ),
-                ),
-                _ => {}
-            }
-            if a.destructive != (a.kind == ActionKind::Reinstall) {
-                err(
-                    "destructive-flag",
-                    format!("{} has destructive = {}", a.kind, a.destructive),
-                );
-            }
-            if (a.kind == ActionKind::Blocked) == a.blocked_by.is_empty() {
-                err(
-                    "blocked-by",
-                    format!("{} with blocked_by {:?}", a.kind, a.blocked_by),
-                );
-            }
-            if a.blocks.is_some() && a.kind != ActionKind::Blocked {
-                err("blocks", format!("{} with blocks = {:?}", a.kind, a.blocks));
-            }
-            if a.reason.trim().is_empty() {
-                err("reason", format!("{} has no reason", a.kind));
-            }
-            if a.effective_kind() == ActionKind::Reinstall {
-                let grounded = a.changes.iter().any(|c| {
-                    matches!(
-                        c.field.as_str(),
-                        "install.fingerprint" | "install.os" | "install.generation"
-                    )
-                });
-                if !grounded {
-                    err(
-                        "reinstall-grounded",
-                        "reinstall without a fingerprint, OS or generation difference".into(),
-                    );
-                }
-                match &a.reinstall {
-                    None => err(
-                        "reinstall-detail",
-                        "reinstall without its request and disk groups".into(),
-                    ),
-                    Some(r) => {
-                        let approved = r.approval != Approval::None;
-                        if a.kind == ActionKind::Reinstall && (!approved || !r.checks_done) {
-                            err(
-                                "reinstall-approval",
-                                "a runnable reinstall needs an approval path and done checks"
-                                    .into(),
-                            );
-                        }
-                        for path in ALWAYS_SECRET {
-                            if let Some(v) = r.request.pointer(path) {
-                                let ok = match v {
-                                    serde_json::Value::Object(m) => m.values().all(is_redacted),
-                                    other => is_redacted(other),
-                                };
-                                if !ok {
-                                    err("secret-shown", format!("{path} is not redacted"));
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if kinds.contains(&ActionKind::Wait) && kinds.len() > 1 {
-            err("wait-alone", format!("wait together with {kinds:?}"));
-        }
-        if kinds.contains(&ActionKind::Noop) && kinds.len() > 1 {
-            err("noop-alone", format!("noop together with {kinds:?}"));
-        }
-        if kinds.contains(&ActionKind::Forget) && kinds.len() > 1 {
-            err("forget-alone", format!("forget together with {kinds:?}"));
-        }
-        let mut seen = BTreeSet::new();
-        for a in &sp.actions {
-            if !seen.insert((a.kind, a.blocks)) {
-                err("duplicate", format!("{} appears twice", a.kind));
-            }
-        }
-        let ranks: Vec<u8> = sp
-            .actions
-            .iter()
-            .map(|a| a.effective_kind().rank())
-            .collect();
-        if ranks.windows(2).any(|w| w[0] > w[1]) {
-            err("order", format!("actions out of order: {kinds:?}"));
-        }
-        if kinds.contains(&ActionKind::Reboot) && !kinds.contains(&ActionKind::SetBoot) {
-            err(
-                "reboot-after-set-boot",
-                "reboot without a set-boot before it".into(),
-            );
-        }
-        if kinds.contains(&ActionKind::Adopt) && kinds.contains(&ActionKind::Reinstall) {
-            err(
-                "adopt-or-reinstall",
-                "adopt and reinstall are exclusive".into(),
-            );
+            }));
         }
     }
     out
 }
 
+fn kinds(sp: &ServerPlan) -> Vec<ActionKind> {
+    sp.actions.iter().map(Action::kind).collect()
+}
+
+fn server_key(name: &str, sp: &ServerPlan, out: &mut Vec<String>) {
+    if name != sp.server {
+        out.push(format!("keyed as {name} but names itself {}", sp.server));
+    }
+}
+
+fn no_actions(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
+    if sp.actions.is_empty() {
+        out.push("every planned server has at least one action (noop if nothing)".into());
+    }
+}
+
+/// `forget` only for a server with no manifest that ovhform knows of (record or tag).
+fn forget_scope(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
+    let p = sp.presence;
+    for a in &sp.actions {
+        if a.kind() == ActionKind::Forget {
+            if p.desired {
+                out.push("forget planned for a server that still has a manifest".into());
+            }
+            if !(p.recorded || p.observed) {
+                out.push("forget planned for a server with no record and no tag".into());
+            }
+        }
+    }
+}
+
+/// Every other action is about a server that is desired or live.
+fn outside_universe(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
+    let p = sp.presence;
+    for a in &sp.actions {
+        if a.kind() != ActionKind::Forget && !(p.desired || p.observed) {
+            out.push(format!(
+                "{} planned for a server neither desired nor observed",
+                a.kind()
+            ));
+        }
+    }
+}
+
+/// A reinstall (runnable or blocked) rests on an OS, fingerprint or generation difference.
+fn reinstall_grounded(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
+    for a in &sp.actions {
+        let Some(r) = a.reinstall() else { continue };
+        let grounded = r.changes.iter().any(|c| {
+            matches!(
+                c.field.as_str(),
+                "install.fingerprint" | "install.os" | "install.generation"
+            )
+        });
+        if !grounded {
+            out.push("reinstall without a fingerprint, OS or generation difference".into());
+        }
+    }
+}
+
+/// A runnable reinstall has an approval path and finished checks.
+fn reinstall_runnable(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
+    for a in &sp.actions {
+        if let Action::Reinstall(r) = a {
+            if r.approval == Approval::Never {
+                out.push("a runnable reinstall under policy never".into());
+            }
+            if !r.checks_done {
+                out.push("a runnable reinstall whose checks were not done".into());
+            }
+        }
+    }
+}
+
+/// No secret customization reaches a plan unredacted.
+fn secret_shown(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
+    for a in &sp.actions {
+        let Some(r) = a.reinstall() else { continue };
+        for path in ALWAYS_SECRET {
+            if let Some(v) = r.request.pointer(path) {
+                let ok = match v {
+                    serde_json::Value::Object(m) => m.values().all(is_redacted),
+                    other => is_redacted(other),
+                };
+                if !ok {
+                    out.push(format!("{path} is not redacted"));
+                }
+            }
+        }
+    }
+}
+
+/// `wait`, `noop` and `forget` stand alone.
+fn alone(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
+    let k = kinds(sp);
+    for lonely in [ActionKind::Wait, ActionKind::Noop, ActionKind::Forget] {
+        if k.contains(&lonely) && k.len() > 1 {
+            out.push(format!("{lonely} together with {k:?}"));
+        }
+    }
+}
+
+fn duplicate(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
+    let mut seen = BTreeSet::new();
+    for a in &sp.actions {
+        if !seen.insert((a.kind(), a.effective_kind())) {
+            out.push(format!("{} appears twice", a.effective_kind()));
+        }
+    }
+}
+
+fn order(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
+    let ranks: Vec<u8> = sp
+        .actions
+        .iter()
+        .map(|a| a.effective_kind().rank())
+        .collect();
+    if ranks.windows(2).any(|w| w[0] > w[1]) {
+        out.push(format!("actions out of order: {:?}", kinds(sp)));
+    }
+}
+
+/// A reboot only follows a boot change that runs (never a blocked one).
+fn reboot_after_set_boot(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
+    let k = kinds(sp);
+    if k.contains(&ActionKind::Reboot) && !k.contains(&ActionKind::SetBoot) {
+        out.push("reboot without a set-boot before it".into());
+    }
+}
+
+fn adopt_or_reinstall(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
+    let adopt = sp.actions.iter().any(|a| a.kind() == ActionKind::Adopt);
+    let reinstall = sp.actions.iter().any(|a| a.reinstall().is_some());
+    if adopt && reinstall {
+        out.push("adopt and reinstall are exclusive".into());
+    }
+}
+
+/// A runnable set-boot PUTs a resolved boot.
+fn boot_resolved(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
+    for a in &sp.actions {
+        if let Action::SetBoot(s) = a
+            && let BootTarget::Unresolved { wanted } = &s.target
+        {
+            out.push(format!(
+                "a runnable set-boot to an unresolved boot ({wanted})"
+            ));
+        }
+    }
+}
+
+/// A blocked action names what blocks it, blocks a real action (never another `blocked`),
+/// and says why when it blocks nothing in particular.
+fn blocked_shape(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
+    for a in &sp.actions {
+        let Action::Blocked(b) = a else { continue };
+        if b.blockers.is_empty() {
+            out.push(format!("blocked {} without a blocker", a.effective_kind()));
+        }
+        match b.action.as_deref() {
+            Some(Action::Blocked(_)) => out.push("blocked inside blocked".into()),
+            Some(Action::Noop(_) | Action::Wait(_) | Action::Forget(_)) => out.push(format!(
+                "blocked {}: only API actions and adopt can be blocked",
+                a.effective_kind()
+            )),
+            Some(_) => {}
+            None if b.reason.trim().is_empty() => {
+                out.push("blocked with no action and no reason".into())
+            }
+            None => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Action, BasedOn, Presence, ServerPlan};
+    use crate::model::Settings;
+    use crate::plan::{BasedOn, PlanningReport};
+    use crate::plan::{
+        Blocked, Blocker, Change, Destructive, Noop, Presence, Reboot, Reinstall, SetBoot,
+        UpdateSettings, Wait, WaitOn,
+    };
 
     fn plan_with(actions: Vec<Action>) -> Plan {
         let sp = ServerPlan {
@@ -191,14 +312,14 @@ mod tests {
             based_on: BasedOn::default(),
         };
         Plan {
-            format_version: 1,
+            format_version: crate::plan::FORMAT_VERSION,
             generated_at: jiff::Timestamp::UNIX_EPOCH,
             revision: None,
-            apply_command: "ovhform apply".into(),
+            apply_command: None,
             targets: Default::default(),
             servers: [("s1".to_string(), sp)].into(),
             findings: vec![],
-            steps: vec![],
+            report: PlanningReport::default(),
         }
     }
 
@@ -206,44 +327,113 @@ mod tests {
         lint(p).into_iter().map(|e| e.rule).collect()
     }
 
+    fn reboot() -> Action {
+        Action::Reboot(Reboot { reason: "r".into() })
+    }
+
+    fn set_boot(target: BootTarget) -> Action {
+        Action::SetBoot(SetBoot {
+            reason: "b".into(),
+            changes: vec![],
+            from: "disk".into(),
+            target,
+            script_diff: None,
+        })
+    }
+
+    fn reinstall(changes: Vec<Change>, approval: Approval, checks_done: bool) -> Action {
+        Action::Reinstall(Reinstall {
+            destructive: Destructive,
+            reason: "because".into(),
+            changes,
+            os: "debian12_64".into(),
+            fingerprint: "sha256:00".into(),
+            generation: 1,
+            request: serde_json::json!({"customizations": {"postInstallationScript": "echo hi"}}),
+            disk_groups: vec![],
+            approval,
+            checks_done,
+        })
+    }
+
     #[test]
     fn catches_wait_with_other_actions() {
         let p = plan_with(vec![
-            Action::new(ActionKind::Wait, "task"),
-            Action::new(ActionKind::Reboot, "r"),
+            Action::Wait(Wait {
+                reason: "task".into(),
+                on: WaitOn::Install {
+                    elapsed_secs: 1,
+                    steps: 2,
+                },
+            }),
+            reboot(),
         ]);
         let r = rules(&p);
-        assert!(r.contains(&"wait-alone"), "{r:?}");
+        assert!(r.contains(&"alone"), "{r:?}");
         assert!(r.contains(&"reboot-after-set-boot"), "{r:?}");
     }
 
     #[test]
-    fn catches_ungrounded_reinstall_and_bad_flags() {
-        let mut a = Action::new(ActionKind::Reinstall, "because");
-        a.destructive = false;
-        let r = rules(&plan_with(vec![a]));
-        assert!(r.contains(&"reinstall-grounded"), "{r:?}");
-        assert!(r.contains(&"destructive-flag"), "{r:?}");
-        assert!(r.contains(&"reinstall-detail"), "{r:?}");
+    fn catches_ungrounded_unapproved_unchecked_reinstall_showing_a_secret() {
+        let r = rules(&plan_with(vec![reinstall(vec![], Approval::Never, false)]));
+        for rule in ["reinstall-grounded", "reinstall-runnable", "secret-shown"] {
+            assert!(r.contains(&rule), "{rule}: {r:?}");
+        }
+        let fine = Change {
+            field: "install.os".into(),
+            old: Some("a".into()),
+            new: Some("b".into()),
+        };
+        // Blocked, the same reinstall is not "runnable"; still grounded and redaction-checked.
+        let blocked =
+            reinstall(vec![fine], Approval::Never, false).block(vec![Blocker::PolicyNever {
+                origin: Default::default(),
+            }]);
+        let r = rules(&plan_with(vec![blocked]));
+        assert_eq!(r, vec!["secret-shown"], "{r:?}");
     }
 
     #[test]
-    fn catches_order_duplicates_and_blocked_without_reason() {
+    fn catches_order_duplicates_and_unresolved_or_empty_blocks() {
         let p = plan_with(vec![
-            Action::new(ActionKind::SetBoot, "b"),
-            Action::new(ActionKind::SetBoot, "b"),
-            Action::new(ActionKind::UpdateSettings, "s"),
-            Action::new(ActionKind::Blocked, "x"),
+            set_boot(BootTarget::Disk { id: 1 }),
+            set_boot(BootTarget::Unresolved {
+                wanted: "rescue".into(),
+            }),
+            Action::UpdateSettings(UpdateSettings {
+                reason: "s".into(),
+                changes: vec![],
+                fields: Settings::default(),
+            }),
+            Action::Blocked(Blocked {
+                reason: String::new(),
+                action: None,
+                blockers: vec![],
+            }),
         ]);
         let r = rules(&p);
-        assert!(r.contains(&"duplicate"), "{r:?}");
-        assert!(r.contains(&"order"), "{r:?}");
-        assert!(r.contains(&"blocked-by"), "{r:?}");
+        for rule in ["duplicate", "order", "boot-resolved", "blocked-shape"] {
+            assert!(r.contains(&rule), "{rule}: {r:?}");
+        }
     }
 
     #[test]
-    fn clean_plan_has_no_lint() {
-        let p = plan_with(vec![Action::new(ActionKind::Noop, "in sync")]);
+    fn blocked_noop_and_nested_blocks_are_caught() {
+        let nested = Action::Blocked(Blocked {
+            reason: String::new(),
+            action: Some(Box::new(reboot().block(vec![Blocker::DetailMissing]))),
+            blockers: vec![Blocker::DetailMissing],
+        });
+        let noop = Action::Noop(Noop { reason: "x".into() }).block(vec![Blocker::DetailMissing]);
+        assert!(rules(&plan_with(vec![nested])).contains(&"blocked-shape"));
+        assert!(rules(&plan_with(vec![noop])).contains(&"blocked-shape"));
+    }
+
+    #[test]
+    fn clean_plan_has_no_lint_and_every_check_has_a_unique_name() {
+        let p = plan_with(vec![Action::noop("in sync")]);
         assert!(lint(&p).is_empty());
+        let names: BTreeSet<&str> = CHECKS.iter().map(|c| c.name).collect();
+        assert_eq!(names.len(), CHECKS.len());
     }
 }

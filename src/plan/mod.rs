@@ -2,38 +2,52 @@
 //! ovhform did before) → a [`Plan`] a reviewer can trust.
 //!
 //! Owns: deciding what to do and why, the safety rules, plan-time validation against the
-//! catalog and hardware, the plan lint, secret redaction of everything a plan shows.
+//! catalog and hardware, the plan lint, secret redaction of everything a plan shows, and the
+//! plan's saved form ([`Plan::to_json`] / [`Plan::from_json`]).
 //! Must not touch: I/O of any kind, the clock (`now` comes in [`PlanInput`]), randomness,
 //! async, YAML, HTTP. Everything is ordered through `BTreeMap`/`BTreeSet`, so the same inputs
 //! give the same plan byte for byte.
 //!
-//! Layout: [`planner`] runs the named steps per server; [`checks`] validates a reinstall
-//! against catalog and hardware; [`window`] evaluates maintenance windows; [`redact`] hides
-//! secrets; [`lint`] checks a finished plan's invariants (omicron's "blippy");
-//! [`testkit`] is a pure in-memory "API" used by the idempotence law and the benchmark.
+//! Layout: [`action`] holds the typed actions and blockers an executor matches on;
+//! [`finding`] the one table of finding codes; [`planner`] runs the named steps per server,
+//! each returning its own report ([`report`]); [`checks`] validates a reinstall against
+//! catalog and hardware; [`window`] evaluates maintenance windows; [`redact`] hides secrets;
+//! [`lint`] checks a finished plan's invariants (omicron's "blippy"); [`testkit`] is a pure
+//! in-memory "API" used by the idempotence law and the benchmark.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Desired, InstallRecord, Observed, Origin, Records};
+use crate::model::{Desired, Observed, Records};
 
+pub mod action;
 pub mod checks;
+pub mod finding;
 pub mod lint;
 mod planner;
 pub mod redact;
+pub mod report;
 pub mod testkit;
 pub mod window;
 
-pub use lint::{LintError, lint};
+pub use action::{
+    Action, ActionKind, Adopt, Approval, Blocked, Blocker, BootTarget, Change, Destructive,
+    DiskFate, DiskGroupFate, Forget, Noop, Reboot, Reinstall, SetBoot, TaskRef, UpdateSettings,
+    Wait, WaitOn,
+};
+pub use finding::{Finding, FindingCode, Severity};
+pub use lint::{LintCheck, LintError, lint};
+pub use report::PlanningReport;
 
 /// Version of the JSON shape of [`Plan`] (`--format json` and saved plans).
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: actions are tagged payloads (`type` + the fields of that kind), blockers are typed.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Tag key prefix ovhform uses for its install record mirrored into IAM tags.
 pub const TAG_PREFIX: &str = "ovhform:";
 
-/// Everything the planner needs besides the three states. Plain data: the CLI fills it.
+/// Everything the planner needs besides the three states. Plain data: the caller fills it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlanInput {
     /// "Now", injected: maintenance windows, `endOfInstall` and adoption times use it.
@@ -42,18 +56,21 @@ pub struct PlanInput {
     pub targets: BTreeSet<String>,
     /// The manifests' revision (git commit) the desired state was read from, if known.
     pub revision: Option<String>,
-    /// The exact command a reviewer runs to apply this plan (printed in every rendering).
-    pub apply_command: String,
+    /// The exact command that applies this plan, printed by every rendering when the plan
+    /// has changes and no errors. `None` prints none: there is no command to run yet, or
+    /// this plan cannot be applied as it is (the caller decides; the planner never invents
+    /// one).
+    pub apply_command: Option<String>,
 }
 
 impl PlanInput {
-    /// An input planning every server at `now`, with the default apply command.
+    /// An input planning every server at `now`, suggesting no command.
     pub fn new(now: jiff::Timestamp) -> Self {
         PlanInput {
             now,
             targets: BTreeSet::new(),
             revision: None,
-            apply_command: "ovhform apply".to_string(),
+            apply_command: None,
         }
     }
 }
@@ -65,14 +82,16 @@ pub struct Plan {
     pub format_version: u32,
     pub generated_at: jiff::Timestamp,
     pub revision: Option<String>,
-    pub apply_command: String,
+    /// See [`PlanInput::apply_command`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_command: Option<String>,
     /// `--target` as given (empty = all).
     pub targets: BTreeSet<String>,
     pub servers: BTreeMap<String, ServerPlan>,
     /// Findings not tied to one server (unknown targets, group limits).
     pub findings: Vec<Finding>,
-    /// Omicron-style report of the named planning steps, in the order they ran.
-    pub steps: Vec<StepReport>,
+    /// What each planning step decided and why, in the order the steps ran.
+    pub report: PlanningReport,
 }
 
 /// The plan for one server.
@@ -111,191 +130,6 @@ pub struct BasedOn {
     pub detail_read: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ActionKind {
-    Adopt,
-    Reinstall,
-    SetBoot,
-    Reboot,
-    UpdateSettings,
-    Wait,
-    Blocked,
-    Forget,
-    Noop,
-}
-
-impl ActionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionKind::Adopt => "adopt",
-            ActionKind::Reinstall => "reinstall",
-            ActionKind::SetBoot => "set-boot",
-            ActionKind::Reboot => "reboot",
-            ActionKind::UpdateSettings => "update-settings",
-            ActionKind::Wait => "wait",
-            ActionKind::Blocked => "blocked",
-            ActionKind::Forget => "forget",
-            ActionKind::Noop => "noop",
-        }
-    }
-
-    /// Execution order within one server: records first, the wipe before anything that
-    /// depends on the installed system, settings before the boot they may affect, the
-    /// reboot last.
-    pub fn rank(self) -> u8 {
-        match self {
-            ActionKind::Wait => 0,
-            ActionKind::Forget => 1,
-            ActionKind::Adopt => 2,
-            ActionKind::Reinstall => 3,
-            ActionKind::UpdateSettings => 4,
-            ActionKind::SetBoot => 5,
-            ActionKind::Reboot => 6,
-            ActionKind::Noop => 7,
-            ActionKind::Blocked => 8,
-        }
-    }
-}
-
-impl std::fmt::Display for ActionKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One step of the plan for one server. Optional parts are filled per `type`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Action {
-    #[serde(rename = "type")]
-    pub kind: ActionKind,
-    /// True only for `reinstall`: disks are erased.
-    pub destructive: bool,
-    /// One line: why this action exists.
-    pub reason: String,
-    /// Which fields differ, old → new (secrets already redacted).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub changes: Vec<Change>,
-    /// For `blocked`: everything that blocks it. Empty otherwise.
-    pub blocked_by: Vec<String>,
-    /// For `blocked`: the action that would run if nothing blocked it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blocks: Option<ActionKind>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reinstall: Option<ReinstallDetail>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub boot: Option<BootChange>,
-    /// For `update-settings`: the PUT body (only managed, differing fields).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settings: Option<BTreeMap<String, serde_json::Value>>,
-    /// For `wait`: the running task.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task: Option<TaskRef>,
-    /// For `adopt`: the baseline record to write.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub record: Option<InstallRecord>,
-}
-
-impl Action {
-    pub(crate) fn new(kind: ActionKind, reason: impl Into<String>) -> Self {
-        Action {
-            kind,
-            destructive: kind == ActionKind::Reinstall,
-            reason: reason.into(),
-            changes: Vec::new(),
-            blocked_by: Vec::new(),
-            blocks: None,
-            reinstall: None,
-            boot: None,
-            settings: None,
-            task: None,
-            record: None,
-        }
-    }
-
-    /// The kind this action is about: itself, or for `blocked` the action it blocks.
-    pub fn effective_kind(&self) -> ActionKind {
-        self.blocks.unwrap_or(self.kind)
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Change {
-    /// Dotted manifest-style path, e.g. `install.fingerprint`, `boot`, `settings.monitoring`.
-    pub field: String,
-    pub old: Option<String>,
-    pub new: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ReinstallDetail {
-    pub os: String,
-    pub fingerprint: String,
-    pub generation: u64,
-    /// The request that will be POSTed, secrets replaced by `sha256:<12 hex> (N bytes)`.
-    pub request: serde_json::Value,
-    /// Every disk group of the server and what the reinstall does to it.
-    pub disk_groups: Vec<DiskGroupFate>,
-    /// How the wipe gets approved.
-    pub approval: Approval,
-    /// False when catalog/hardware data was missing and checks could not run (then the
-    /// reinstall is `blocked`, never shown as safe).
-    pub checks_done: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Approval {
-    /// Policy `manual`: apply needs `--allow-wipe SERVER` (or `--allow-wipe-all`).
-    AllowWipe { flag: String },
-    /// Policy `auto` inside maintenance window `window` (until `until`), or with no window.
-    Auto {
-        window: Option<String>,
-        until: Option<jiff::Timestamp>,
-    },
-    /// Not approvable now (see the `blocked` action's `blocked_by`).
-    None,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DiskGroupFate {
-    pub id: u32,
-    pub description: String,
-    pub disk_type: String,
-    pub disks: u32,
-    pub disk_size_bytes: u64,
-    pub fate: DiskFate,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DiskFate {
-    /// Erased, and the OS is installed on it.
-    OsInstall,
-    Erased,
-    /// Sent as `{diskGroupId, erase: false}`.
-    Kept,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BootChange {
-    /// Human description of the live boot, e.g. `rescue (kernel rescue-customer, id 22)`.
-    pub from: String,
-    pub to: String,
-    /// The PUT body: `{"bootId": N}` or `{"bootScript": "…"}`.
-    pub put: serde_json::Value,
-    /// Unified diff of the iPXE script (live → desired) when one side is a script.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub script_diff: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskRef {
-    pub id: u64,
-    pub function: String,
-    pub status: String,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drift {
     /// `install`, `boot`, or `settings.<field>`.
@@ -307,30 +141,6 @@ pub struct Drift {
     pub policy: crate::model::DriftAction,
     pub corrected: bool,
     pub note: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Warning,
-    Error,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    pub severity: Severity,
-    /// Stable machine code, e.g. `os-not-compatible`.
-    pub code: String,
-    pub message: String,
-    /// The manifest line the finding is about.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<Origin>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepReport {
-    pub step: String,
-    pub notes: Vec<String>,
 }
 
 /// Counts for summaries (Terraform-like).
@@ -360,14 +170,14 @@ impl Plan {
             ..Summary::default()
         };
         for sp in self.servers.values() {
-            if sp.actions.iter().all(|a| a.kind == ActionKind::Noop) {
+            if sp.actions.iter().all(|a| a.kind() == ActionKind::Noop) {
                 s.unchanged += 1;
             }
             if !sp.drift.is_empty() {
                 s.drifted += 1;
             }
             for a in &sp.actions {
-                match a.kind {
+                match a.kind() {
                     ActionKind::Adopt => s.adopt += 1,
                     ActionKind::Reinstall => s.reinstall += 1,
                     ActionKind::SetBoot => s.set_boot += 1,
@@ -389,7 +199,6 @@ impl Plan {
         s
     }
 
-    /// Plan-level findings, then every server's, in server order.
     /// Every finding with the server it is about (`None` for plan-level findings), in the
     /// order the renderers show them: plan-level first, then per server.
     pub fn findings_by_server(&self) -> Vec<(Option<&str>, &Finding)> {
@@ -415,7 +224,7 @@ impl Plan {
         self.servers
             .values()
             .flat_map(|s| &s.actions)
-            .any(|a| a.kind != ActionKind::Noop)
+            .any(|a| a.kind() != ActionKind::Noop)
     }
 
     /// Any error-level finding (policy `never` on a needed reinstall, invalid spec, …).
@@ -423,7 +232,28 @@ impl Plan {
         self.all_findings().any(|f| f.severity == Severity::Error)
     }
 
-    /// Load a saved plan, refusing other format versions.
+    /// The plan as pretty JSON with a `summary` object (`--format json` and saved plans):
+    /// stable key order (structs and `BTreeMap`s only), trailing newline.
+    pub fn to_json(&self) -> String {
+        #[derive(Serialize)]
+        struct WithSummary<'a> {
+            #[serde(flatten)]
+            plan: &'a Plan,
+            summary: Summary,
+        }
+        let v = WithSummary {
+            plan: self,
+            summary: self.summary(),
+        };
+        // Plain structs, enums and maps with string keys: serialising cannot fail.
+        let mut s = serde_json::to_string_pretty(&v)
+            .unwrap_or_else(|e| format!("{{\"error\": \"cannot serialise the plan: {e}\"}}"));
+        s.push('\n');
+        s
+    }
+
+    /// Load a saved plan, refusing other format versions (the extra `summary` key written by
+    /// [`Plan::to_json`] is ignored).
     pub fn from_json(text: &str) -> Result<Plan, PlanError> {
         let v: serde_json::Value = serde_json::from_str(text).map_err(PlanError::Parse)?;
         let found = v.get("format_version").and_then(|x| x.as_u64());
@@ -439,25 +269,30 @@ impl Plan {
 
 /// Errors of the plan room. Planning itself cannot fail (problems become findings and
 /// `blocked` actions); only reading a saved plan can.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum PlanError {
     #[error("saved plan is not valid JSON for this ovhform version: {0}")]
+    #[diagnostic(
+        code(ovhform::plan::parse),
+        help("the file is truncated, edited or not a plan; re-run `ovhform plan --out FILE`")
+    )]
     Parse(#[source] serde_json::Error),
-    #[error(
-        "saved plan has format_version {found:?}, this ovhform reads {expected}; re-run `ovhform plan --out`"
+    #[error("saved plan has format_version {found:?}, this ovhform reads {expected}")]
+    #[diagnostic(
+        code(ovhform::plan::format_version),
+        help("a different ovhform version wrote it; re-run `ovhform plan --out FILE`")
     )]
     FormatVersion { found: Option<u64>, expected: u32 },
 }
 
-/// Plan the fleet. Pure: same inputs, same plan. See the module docs and
-/// `docs/notes-plan.md` for the rules.
+/// Plan the fleet. Pure: same inputs, same plan. See the module docs and docs/plan.md.
 pub fn plan(desired: &Desired, observed: &Observed, records: &Records, input: &PlanInput) -> Plan {
     planner::plan(desired, observed, records, input)
 }
 
 /// The servers the planner may act on: any difference in OS, fingerprint, generation, boot
-/// or settings, or no install record. `observe` reads tasks, boots, hardware and the catalog
-/// only for these, so an unchanged fleet costs one listing plus one GET per server.
+/// or settings. `observe` reads tasks, boots, hardware and the catalog only for these, so an
+/// unchanged fleet costs one listing whatever its size.
 pub fn needs_detail(
     desired: &Desired,
     observed: &Observed,

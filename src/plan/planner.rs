@@ -15,20 +15,26 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Value, json};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::model::{
     BootMode, BootType, Desired, DesiredServer, DriftAction, InstallRecord, InstallSpec, Observed,
     ObservedServer, Records, ReinstallPolicy, Settings,
 };
 
-use super::checks::check_reinstall;
-use super::redact::{hash_len, redact_request};
-use super::window::{WindowState, evaluate};
-use super::{
-    Action, ActionKind, Approval, BasedOn, BootChange, Change, Drift, Finding, Plan, PlanInput,
-    Presence, ReinstallDetail, ServerPlan, Severity, StepReport, TAG_PREFIX, TaskRef,
+use super::action::{
+    Action, ActionKind, Adopt, Approval, Blocked, Blocker, BootTarget, Change, Destructive, Forget,
+    Reboot, Reinstall, SetBoot, TaskRef, UpdateSettings, Wait, WaitOn,
 };
+use super::checks::check_reinstall;
+use super::finding::{Finding, FindingCode};
+use super::redact::{hash_len, redact_request};
+use super::report::{
+    BootReport, GatesReport, InstallReport, PlanningReport, SettingsReport, TasksReport,
+};
+use super::window::{WindowState, evaluate};
+use super::{BasedOn, Drift, Plan, PlanInput, Presence, ServerPlan, TAG_PREFIX};
 
 pub(super) fn plan(
     desired: &Desired,
@@ -37,26 +43,30 @@ pub(super) fn plan(
     input: &PlanInput,
 ) -> Plan {
     let mut findings = Vec::new();
+    let mut report = PlanningReport::default();
     let names = universe(desired, observed, records, input);
+    report.targets.planned = names.len();
+    report.targets.targeted = !input.targets.is_empty();
     for t in &input.targets {
         if !names.contains(t) {
-            findings.push(Finding {
-                severity: Severity::Error,
-                code: "target-unknown".into(),
-                message: format!(
+            report.targets.unknown += 1;
+            findings.push(Finding::new(
+                FindingCode::TargetUnknown,
+                format!(
                     "--target {t}: no manifest, record or live server has this name; check the spelling"
                 ),
-                origin: None,
-            });
+                None,
+            ));
         }
     }
     let mut servers = BTreeMap::new();
     for name in &names {
-        let sp = plan_server(name, desired, observed, records, input);
+        let (sp, steps) = plan_server(name, desired, observed, records, input);
+        steps.fold_into(&mut report);
         servers.insert(name.clone(), sp);
     }
-    group_limits(desired, &servers, &mut findings);
-    let steps = step_reports(&servers, names.len(), input);
+    report.limits.groups_over_limit = group_limits(desired, &servers, &mut findings);
+    report.coverage = coverage(&servers, observed);
     Plan {
         format_version: super::FORMAT_VERSION,
         generated_at: input.now,
@@ -65,8 +75,75 @@ pub(super) fn plan(
         targets: input.targets.clone(),
         servers,
         findings,
-        steps,
+        report,
     }
+}
+
+/// What each step did for one server (each step's own report), folded into the plan's.
+#[derive(Default)]
+#[must_use]
+struct ServerSteps {
+    forget: bool,
+    not_found: bool,
+    tasks: TasksReport,
+    install: InstallReport,
+    boot: BootReport,
+    settings: SettingsReport,
+    gates: GatesReport,
+}
+
+impl ServerSteps {
+    fn fold_into(self, r: &mut PlanningReport) {
+        r.forget.forgotten += usize::from(self.forget);
+        r.presence.not_found += usize::from(self.not_found);
+        let t = &mut r.tasks;
+        t.waiting_on_task += self.tasks.waiting_on_task;
+        t.waiting_on_install += self.tasks.waiting_on_install;
+        let i = &mut r.install;
+        i.adopt += self.install.adopt;
+        i.reinstall += self.install.reinstall;
+        i.blocked += self.install.blocked;
+        i.drift += self.install.drift;
+        i.drift_corrected += self.install.drift_corrected;
+        let b = &mut r.boot;
+        b.set_boot += self.boot.set_boot;
+        b.reboot += self.boot.reboot;
+        b.unresolved += self.boot.unresolved;
+        b.drift += self.boot.drift;
+        b.drift_corrected += self.boot.drift_corrected;
+        let s = &mut r.settings;
+        s.update += self.settings.update;
+        s.drift += self.settings.drift;
+        s.drift_corrected += self.settings.drift_corrected;
+        let g = &mut r.gates;
+        g.servers_blocked += self.gates.servers_blocked;
+        g.suspended += self.gates.suspended;
+        g.detail_missing += self.gates.detail_missing;
+    }
+}
+
+/// What the plan verified: live servers planned with and without their detail.
+fn coverage(
+    servers: &BTreeMap<String, ServerPlan>,
+    observed: &Observed,
+) -> super::report::CoverageReport {
+    let mut c = super::report::CoverageReport::default();
+    for (name, sp) in servers {
+        let Some(live) = observed.servers.get(name) else {
+            continue;
+        };
+        if live.detail.is_some() {
+            c.detail_read += 1;
+        } else {
+            c.detail_not_read += 1;
+            c.adopt_unchecked += sp
+                .actions
+                .iter()
+                .filter(|a| a.kind() == ActionKind::Adopt)
+                .count();
+        }
+    }
+    c
 }
 
 fn has_ovhform_tag(s: &ObservedServer) -> bool {
@@ -139,10 +216,11 @@ fn plan_server(
     observed: &Observed,
     records: &Records,
     input: &PlanInput,
-) -> ServerPlan {
+) -> (ServerPlan, ServerSteps) {
     let ds = desired.servers.get(name);
     let live = observed.servers.get(name);
     let rec = records.installs.get(name);
+    let mut steps = ServerSteps::default();
     let mut sp = ServerPlan {
         server: name.to_string(),
         presence: Presence {
@@ -170,85 +248,43 @@ fn plan_server(
 
     // Step: forget.
     let Some(ds) = ds else {
-        let mut a = Action::new(
-            ActionKind::Forget,
-            "no manifest for this server any more: ovhform stops managing it and drops its record; the server itself is not touched",
-        );
-        if let Some(r) = rec {
-            a.changes.push(Change {
-                field: "record".into(),
-                old: Some(format!("{} {}", r.os, short_fp(&r.fingerprint))),
-                new: None,
-            });
-        }
-        sp.actions.push(a);
-        return sp;
+        steps.forget = true;
+        sp.actions.push(Action::Forget(Forget {
+            reason: "no manifest for this server any more: ovhform stops managing it and drops its record; the server itself is not touched".into(),
+            changes: rec
+                .map(|r| Change {
+                    field: "record".into(),
+                    old: Some(format!("{} {}", r.os, short_fp(&r.fingerprint))),
+                    new: None,
+                })
+                .into_iter()
+                .collect(),
+        }));
+        return (sp, steps);
     };
 
     // Step: presence.
     let Some(live) = live else {
-        let mut a = Action::new(
-            ActionKind::Blocked,
-            "the manifest names a server this account does not have",
-        );
-        a.blocked_by.push(format!(
-            "server {name} not found in the account (manifest {}); check the service name",
-            ds.origin
+        steps.not_found = true;
+        sp.actions.push(Action::Blocked(Blocked {
+            reason: "the manifest names a server this account does not have".into(),
+            action: None,
+            blockers: vec![Blocker::ServerNotFound {
+                origin: ds.origin.clone(),
+            }],
+        }));
+        sp.findings.push(Finding::new(
+            FindingCode::ServerNotFound,
+            format!("server {name} is not in the account"),
+            Some(ds.origin.clone()),
         ));
-        sp.findings.push(Finding {
-            severity: Severity::Error,
-            code: "server-not-found".into(),
-            message: format!("server {name} is not in the account"),
-            origin: Some(ds.origin.clone()),
-        });
-        sp.actions.push(a);
-        return sp;
+        return (sp, steps);
     };
 
     // Step: tasks. A running task owns the server: nothing else is planned for it.
-    if let Some(detail) = &live.detail {
-        let mut pending: Vec<_> = detail
-            .tasks
-            .iter()
-            .filter(|t| t.status.is_pending())
-            .collect();
-        pending.sort_by_key(|t| t.id);
-        if let Some(t) = pending.first() {
-            let others = pending.len() - 1;
-            let mut a = Action::new(
-                ActionKind::Wait,
-                format!(
-                    "OVH task {} ({}) is {}{}; nothing else is planned until it ends",
-                    t.id,
-                    t.function,
-                    task_status(t.status),
-                    if others > 0 {
-                        format!(" (+{others} more pending)")
-                    } else {
-                        String::new()
-                    }
-                ),
-            );
-            a.task = Some(TaskRef {
-                id: t.id,
-                function: t.function.clone(),
-                status: task_status(t.status),
-            });
-            sp.actions.push(a);
-            return sp;
-        }
-        if let Some(st) = &detail.install_status {
-            let a = Action::new(
-                ActionKind::Wait,
-                format!(
-                    "an installation is in progress ({} s elapsed, {} steps); nothing else is planned until it ends",
-                    st.elapsed_secs,
-                    st.steps.len()
-                ),
-            );
-            sp.actions.push(a);
-            return sp;
-        }
+    if let Some(wait) = tasks_step(live, &mut steps.tasks) {
+        sp.actions.push(Action::Wait(wait));
+        return (sp, steps);
     }
 
     let mut pl = ServerPlanner {
@@ -260,22 +296,68 @@ fn plan_server(
         input,
         sp,
     };
-    pl.install_step(rec);
-    pl.boot_step(records.applied.get(name).and_then(|a| a.boot.as_ref()));
-    pl.settings_step(records.applied.get(name).map(|a| &a.settings));
-    pl.gates_step();
+    steps.install = pl.install_step(rec);
+    steps.boot = pl.boot_step(records.applied.get(name).and_then(|a| a.boot.as_ref()));
+    steps.settings = pl.settings_step(records.applied.get(name).map(|a| &a.settings));
+    steps.gates = pl.gates_step();
     let mut sp = pl.sp;
     if sp.actions.is_empty() {
         let reason = if sp.drift.is_empty() {
-            "in sync with the manifest".to_string()
+            "in sync with the manifest"
         } else {
-            "no change planned; drift is reported, the drift policy does not correct it".to_string()
+            "no change planned; drift is reported, the drift policy does not correct it"
         };
-        sp.actions.push(Action::new(ActionKind::Noop, reason));
+        sp.actions.push(Action::noop(reason));
     }
     // Stable sort: ties keep the order the steps produced them in.
     sp.actions.sort_by_key(|a| a.effective_kind().rank());
-    sp
+    (sp, steps)
+}
+
+/// The oldest pending task, else an installation in progress, as a `wait`.
+fn tasks_step(live: &ObservedServer, report: &mut TasksReport) -> Option<Wait> {
+    let detail = live.detail.as_ref()?;
+    let mut pending: Vec<_> = detail
+        .tasks
+        .iter()
+        .filter(|t| t.status.is_pending())
+        .collect();
+    pending.sort_by_key(|t| t.id);
+    if let Some(t) = pending.first() {
+        report.waiting_on_task += 1;
+        let others = pending.len() - 1;
+        return Some(Wait {
+            reason: format!(
+                "OVH task {} ({}) is {}{}; nothing else is planned until it ends",
+                t.id,
+                t.function,
+                task_status(t.status),
+                if others > 0 {
+                    format!(" (+{others} more pending)")
+                } else {
+                    String::new()
+                }
+            ),
+            on: WaitOn::Task(TaskRef {
+                id: t.id,
+                function: t.function.clone(),
+                status: t.status,
+            }),
+        });
+    }
+    let st = detail.install_status.as_ref()?;
+    report.waiting_on_install += 1;
+    Some(Wait {
+        reason: format!(
+            "an installation is in progress ({} s elapsed, {} steps); nothing else is planned until it ends",
+            st.elapsed_secs,
+            st.steps.len()
+        ),
+        on: WaitOn::Install {
+            elapsed_secs: st.elapsed_secs,
+            steps: st.steps.len(),
+        },
+    })
 }
 
 struct ServerPlanner<'a> {
@@ -299,28 +381,30 @@ fn drift_act(policy: DriftAction) -> bool {
 }
 
 impl ServerPlanner<'_> {
-    fn install_step(&mut self, rec: Option<&InstallRecord>) {
-        let Some(spec) = &self.ds.install else { return };
+    fn install_step(&mut self, rec: Option<&InstallRecord>) -> InstallReport {
+        let mut report = InstallReport::default();
+        let Some(spec) = &self.ds.install else {
+            return report;
+        };
         let live_os = &self.live.os;
         let Some(r) = rec else {
             if *live_os == spec.os {
-                let mut a = Action::new(
-                    ActionKind::Adopt,
-                    format!(
+                report.adopt += 1;
+                self.sp.actions.push(Action::Adopt(Adopt {
+                    reason: format!(
                         "no install record and the server already runs {live_os}: record a baseline, touch nothing"
                     ),
-                );
-                a.record = Some(InstallRecord {
-                    server: self.name.to_string(),
-                    fingerprint: spec.fingerprint.clone(),
-                    os: spec.os.clone(),
-                    generation: spec.generation,
-                    revision: self.input.revision.clone(),
-                    task_id: None,
-                    started: None,
-                    finished: Some(self.input.now),
-                });
-                self.sp.actions.push(a);
+                    record: InstallRecord {
+                        server: self.name.to_string(),
+                        fingerprint: spec.fingerprint.clone(),
+                        os: spec.os.clone(),
+                        generation: spec.generation,
+                        revision: self.input.revision.clone(),
+                        task_id: None,
+                        started: None,
+                        finished: Some(self.input.now),
+                    },
+                }));
             } else {
                 let changes = vec![Change {
                     field: "install.os".into(),
@@ -334,9 +418,10 @@ impl ServerPlanner<'_> {
                         spec.os
                     ),
                     changes,
+                    &mut report,
                 );
             }
-            return;
+            return report;
         };
 
         let mut changes = Vec::new();
@@ -361,15 +446,14 @@ impl ServerPlanner<'_> {
                 new: Some(spec.generation.to_string()),
             });
         } else if spec.generation < r.generation {
-            self.sp.findings.push(Finding {
-                severity: Severity::Warning,
-                code: "generation-lowered".into(),
-                message: format!(
+            self.sp.findings.push(Finding::new(
+                FindingCode::GenerationLowered,
+                format!(
                     "generation {} is lower than the recorded {}; only a bump forces a rebuild",
                     spec.generation, r.generation
                 ),
-                origin: Some(self.ds.origin_of("spec.install.generation").clone()),
-            });
+                Some(self.ds.origin_of("spec.install.generation").clone()),
+            ));
         }
         if !changes.is_empty() {
             let what: Vec<&str> = changes
@@ -383,8 +467,9 @@ impl ServerPlanner<'_> {
                     what.join(", ")
                 ),
                 changes,
+                &mut report,
             );
-            return;
+            return report;
         }
 
         // The spec is what ovhform installed: anything else is install drift.
@@ -429,11 +514,15 @@ impl ServerPlanner<'_> {
                 },
             ));
         }
-        let Some((mut d, change)) = drift else { return };
+        let Some((mut d, change)) = drift else {
+            return report;
+        };
         if policy == DriftAction::Ignore {
-            return;
+            return report;
         }
+        report.drift += 1;
         if drift_act(policy) {
+            report.drift_corrected += 1;
             d.corrected = true;
             self.sp.drift.push(d);
             // Correcting install drift is a wipe: it goes through the same gate as any reinstall.
@@ -441,10 +530,12 @@ impl ServerPlanner<'_> {
                 spec,
                 "correct install drift (spec.policy.drift.install: correct)".to_string(),
                 vec![change],
+                &mut report,
             );
         } else {
             self.sp.drift.push(d);
         }
+        report
     }
 
     /// A finished `reinstallServer` task the record does not account for.
@@ -466,7 +557,90 @@ impl ServerPlanner<'_> {
             .max_by_key(|t| t.id)
     }
 
-    fn reinstall(&mut self, spec: &InstallSpec, reason: String, changes: Vec<Change>) {
+    /// The approval path of a reinstall under the server's policy, and what blocks it.
+    fn approval(&mut self, reason: &str) -> (Approval, Vec<Blocker>) {
+        let policy = &self.ds.policy;
+        match policy.reinstall {
+            ReinstallPolicy::Never => {
+                let origin = self.ds.origin_of("spec.policy.reinstall").clone();
+                self.sp.findings.push(Finding::new(
+                    FindingCode::ReinstallNever,
+                    format!("a reinstall is needed ({reason}) but policy reinstall is never"),
+                    Some(origin.clone()),
+                ));
+                (Approval::Never, vec![Blocker::PolicyNever { origin }])
+            }
+            ReinstallPolicy::Manual => (
+                Approval::AllowWipe {
+                    flag: format!("--allow-wipe {}", self.name),
+                },
+                vec![],
+            ),
+            ReinstallPolicy::Auto => {
+                let Some(wname) = &policy.maintenance_window else {
+                    return (
+                        Approval::Auto {
+                            window: None,
+                            until: None,
+                        },
+                        vec![],
+                    );
+                };
+                let closed = Approval::Auto {
+                    window: Some(wname.clone()),
+                    until: None,
+                };
+                let Some(w) = self.desired.windows.get(wname) else {
+                    let origin = self.ds.origin_of("spec.policy.maintenanceWindow").clone();
+                    self.sp.findings.push(Finding::new(
+                        FindingCode::WindowUnknown,
+                        format!(
+                            "maintenance window {wname} is not defined by any MaintenanceWindow manifest"
+                        ),
+                        Some(origin.clone()),
+                    ));
+                    return (
+                        closed,
+                        vec![Blocker::WindowUndefined {
+                            window: wname.clone(),
+                            origin,
+                        }],
+                    );
+                };
+                match evaluate(w, self.input.now) {
+                    Ok(WindowState::Open { end, .. }) => (
+                        Approval::Auto {
+                            window: Some(wname.clone()),
+                            until: Some(end),
+                        },
+                        vec![],
+                    ),
+                    Ok(WindowState::Closed { next }) => (
+                        closed,
+                        vec![Blocker::OutsideWindow {
+                            window: wname.clone(),
+                            next_open: next,
+                        }],
+                    ),
+                    Err(message) => (
+                        closed,
+                        vec![Blocker::WindowInvalid {
+                            window: wname.clone(),
+                            message,
+                        }],
+                    ),
+                }
+            }
+        }
+    }
+
+    fn reinstall(
+        &mut self,
+        spec: &InstallSpec,
+        reason: String,
+        changes: Vec<Change>,
+        report: &mut InstallReport,
+    ) {
         let checks = check_reinstall(
             self.ds,
             spec,
@@ -474,129 +648,73 @@ impl ServerPlanner<'_> {
             &self.observed.templates,
             self.input.now,
         );
-        let mut blocked_by: Vec<String> = Vec::new();
-        let policy = &self.ds.policy;
-        let approval = match policy.reinstall {
-            ReinstallPolicy::Never => {
-                blocked_by.push(format!(
-                    "policy reinstall: never ({})",
-                    self.ds.origin_of("spec.policy.reinstall")
-                ));
-                self.sp.findings.push(Finding {
-                    severity: Severity::Error,
-                    code: "reinstall-never".into(),
-                    message: format!(
-                        "a reinstall is needed ({reason}) but policy reinstall is never"
-                    ),
-                    origin: Some(self.ds.origin_of("spec.policy.reinstall").clone()),
-                });
-                Approval::None
-            }
-            ReinstallPolicy::Manual => Approval::AllowWipe {
-                flag: format!("--allow-wipe {}", self.name),
-            },
-            ReinstallPolicy::Auto => match &policy.maintenance_window {
-                None => Approval::Auto {
-                    window: None,
-                    until: None,
-                },
-                Some(wname) => match self.desired.windows.get(wname) {
-                    None => {
-                        blocked_by.push(format!("maintenance window {wname} is not defined"));
-                        self.sp.findings.push(Finding {
-                            severity: Severity::Error,
-                            code: "window-unknown".into(),
-                            message: format!("maintenance window {wname} is not defined by any MaintenanceWindow manifest"),
-                            origin: Some(self.ds.origin_of("spec.policy.maintenanceWindow").clone()),
-                        });
-                        Approval::None
-                    }
-                    Some(w) => match evaluate(w, self.input.now) {
-                        Ok(WindowState::Open { end, .. }) => Approval::Auto {
-                            window: Some(wname.clone()),
-                            until: Some(end),
-                        },
-                        Ok(WindowState::Closed { next }) => {
-                            blocked_by.push(match next {
-                                Some(n) => format!("outside maintenance window {wname}; next window opens at {n}"),
-                                None => format!("outside maintenance window {wname}; its schedule never fires again"),
-                            });
-                            Approval::None
-                        }
-                        Err(e) => {
-                            blocked_by.push(e);
-                            Approval::None
-                        }
-                    },
-                },
-            },
-        };
-        // Without detail the gates step blocks the server as a whole; one message is enough.
+        let (approval, mut blockers) = self.approval(&reason);
+        // Without detail the gates step blocks the server as a whole; one blocker is enough.
         if self.live.detail.is_some() {
             for m in &checks.missing {
-                blocked_by.push(format!("checks not done: {m}"));
+                blockers.push(Blocker::ChecksNotDone { missing: m.clone() });
             }
         }
         for e in checks.errors() {
-            blocked_by.push(format!(
-                "invalid: {}{}",
-                e.message,
-                e.origin
-                    .as_ref()
-                    .map(|o| format!(" ({o})"))
-                    .unwrap_or_default()
-            ));
+            blockers.push(Blocker::InvalidSpec {
+                code: e.code,
+                message: e.message.clone(),
+                origin: e.origin.clone(),
+            });
         }
         self.sp.findings.extend(checks.findings.iter().cloned());
-        let detail = ReinstallDetail {
+        let a = Action::Reinstall(Reinstall {
+            destructive: Destructive,
+            reason,
+            changes,
             os: spec.os.clone(),
             fingerprint: spec.fingerprint.clone(),
             generation: spec.generation,
             request: redact_request(&spec.request, &spec.secret_paths),
             disk_groups: checks.disk_groups,
-            approval: if blocked_by.is_empty() {
-                approval
-            } else {
-                Approval::None
-            },
+            approval,
             checks_done: checks.checks_done,
-        };
-        let mut a = Action::new(ActionKind::Reinstall, reason);
-        a.changes = changes;
-        a.reinstall = Some(detail);
-        if !blocked_by.is_empty() {
-            block(&mut a, blocked_by);
+        });
+        report.reinstall += 1;
+        if blockers.is_empty() {
+            self.sp.actions.push(a);
+        } else {
+            report.blocked += 1;
+            self.sp.actions.push(a.block(blockers));
         }
-        self.sp.actions.push(a);
     }
 
     fn reinstall_runs(&self) -> bool {
         self.sp
             .actions
             .iter()
-            .any(|a| a.kind == ActionKind::Reinstall)
+            .any(|a| a.kind() == ActionKind::Reinstall)
     }
 
-    fn boot_step(&mut self, applied: Option<&BootMode>) {
-        let Some(bs) = &self.ds.boot else { return };
+    fn boot_step(&mut self, applied: Option<&BootMode>) -> BootReport {
+        let mut report = BootReport::default();
+        let Some(bs) = &self.ds.boot else {
+            return report;
+        };
         let mode = &bs.mode;
         let reason;
         if self.reinstall_runs() {
             // A reinstall leaves the server booting from disk (bootId 1, no script).
             if *mode == BootMode::Disk {
-                return;
+                return report;
             }
             reason = format!(
                 "the reinstall leaves the server booting from disk; then set {}",
                 describe_mode(mode)
             );
         } else if boot_matches(mode, self.live) {
-            return;
+            return report;
         } else if applied == Some(mode) {
             let policy = self.ds.policy.drift.boot;
             if policy == DriftAction::Ignore {
-                return;
+                return report;
             }
+            report.drift += 1;
             self.sp.drift.push(Drift {
                 field: "boot".into(),
                 applied: Some(describe_mode(mode)),
@@ -606,8 +724,9 @@ impl ServerPlanner<'_> {
                 note: "boot changed outside ovhform".into(),
             });
             if !drift_act(policy) {
-                return;
+                return report;
             }
+            report.drift_corrected += 1;
             reason = "correct boot drift (spec.policy.drift.boot: correct)".to_string();
         } else {
             reason = format!(
@@ -616,26 +735,6 @@ impl ServerPlanner<'_> {
                 describe_mode(mode)
             );
         }
-        let mut a = Action::new(ActionKind::SetBoot, reason);
-        a.changes.push(Change {
-            field: "boot".into(),
-            old: Some(describe_live(self.live)),
-            new: Some(describe_mode(mode)),
-        });
-        let put = match mode {
-            BootMode::Ipxe { script } => Ok(json!({ "bootScript": script })),
-            BootMode::Disk => self.resolve(BootType::Harddisk, None),
-            BootMode::Rescue { kernel } => self.resolve(BootType::Rescue, Some(kernel)),
-            BootMode::Network { kernel } => self.resolve(BootType::Network, Some(kernel)),
-            BootMode::BootId { id } => match &self.live.detail {
-                None => Err("the server's boot list was not observed".to_string()),
-                Some(d) if d.boots.iter().any(|b| b.id == *id) => Ok(json!({ "bootId": id })),
-                Some(d) => Err(format!(
-                    "boot id {id} is not offered by this server ({})",
-                    list_boots(&d.boots)
-                )),
-            },
-        };
         let script_diff = match (mode, &self.live.boot_script) {
             (BootMode::Ipxe { script }, old) => {
                 Some(script_diff(old.as_deref().unwrap_or(""), script))
@@ -643,67 +742,109 @@ impl ServerPlanner<'_> {
             (_, Some(old)) => Some(script_diff(old, "")),
             _ => None,
         };
-        let (put, blocked) = match put {
-            Ok(p) => (p, None),
-            Err(e) => (Value::Null, Some(e)),
-        };
-        a.boot = Some(BootChange {
+        let resolved = self.resolve(mode);
+        let set = SetBoot {
+            reason,
+            changes: vec![Change {
+                field: "boot".into(),
+                old: Some(describe_live(self.live)),
+                new: Some(describe_mode(mode)),
+            }],
             from: describe_live(self.live),
-            to: describe_mode(mode),
-            put,
+            target: resolved.clone().unwrap_or_else(|_| BootTarget::Unresolved {
+                wanted: describe_mode(mode),
+            }),
             script_diff,
-        });
-        if let Some(e) = blocked {
-            self.sp.findings.push(Finding {
-                severity: Severity::Error,
-                code: "boot-unresolved".into(),
-                message: e.clone(),
-                origin: Some(self.ds.origin_of("spec.boot").clone()),
-            });
-            block(&mut a, vec![e]);
-            self.sp.actions.push(a);
-            return;
-        }
-        self.sp.actions.push(a);
-        if bs.reboot == crate::model::RebootPolicy::OnChange {
-            self.sp.actions.push(Action::new(
-                ActionKind::Reboot,
-                "the boot changes and spec.boot.reboot is onChange: hard reboot to take effect",
+        };
+        report.set_boot += 1;
+        if let Err(message) = resolved {
+            report.unresolved += 1;
+            let origin = self.ds.origin_of("spec.boot").clone();
+            self.sp.findings.push(Finding::new(
+                FindingCode::BootUnresolved,
+                message.clone(),
+                Some(origin.clone()),
             ));
+            self.sp.actions.push(
+                Action::SetBoot(set).block(vec![Blocker::BootUnresolved { message, origin }]),
+            );
+            return report;
         }
+        self.sp.actions.push(Action::SetBoot(set));
+        if bs.reboot == crate::model::RebootPolicy::OnChange {
+            report.reboot += 1;
+            self.sp.actions.push(Action::Reboot(Reboot {
+                reason:
+                    "the boot changes and spec.boot.reboot is onChange: hard reboot to take effect"
+                        .into(),
+            }));
+        }
+        report
     }
 
-    /// A boot named by type and kernel → this server's boot id.
-    fn resolve(&self, ty: BootType, kernel: Option<&String>) -> Result<Value, String> {
+    /// The manifest's boot → what to PUT on this server (ids differ per region: kernels are
+    /// resolved against the server's own boot list).
+    fn resolve(&self, mode: &BootMode) -> Result<BootTarget, String> {
+        if let BootMode::Ipxe { script } = mode {
+            return Ok(BootTarget::Ipxe {
+                script_digest: script_digest(script),
+            });
+        }
         let Some(d) = &self.live.detail else {
             return Err("the server's boot list was not observed".to_string());
         };
-        d.boots
-            .iter()
-            .filter(|b| b.boot_type == ty && kernel.is_none_or(|k| &b.kernel == k))
-            .min_by_key(|b| b.id)
-            .map(|b| json!({ "bootId": b.id }))
-            .ok_or_else(|| match kernel {
-                Some(k) => format!(
-                    "no {} boot with kernel {k} on this server (available: {})",
-                    type_name(ty),
-                    list_boots(&d.boots)
-                ),
-                None => format!(
-                    "no {} boot on this server (available: {})",
-                    type_name(ty),
-                    list_boots(&d.boots)
-                ),
-            })
+        let find = |ty: BootType, kernel: Option<&String>| {
+            d.boots
+                .iter()
+                .filter(|b| b.boot_type == ty && kernel.is_none_or(|k| &b.kernel == k))
+                .min_by_key(|b| b.id)
+                .ok_or_else(|| match kernel {
+                    Some(k) => format!(
+                        "no {} boot with kernel {k} on this server (available: {})",
+                        type_name(ty),
+                        list_boots(&d.boots)
+                    ),
+                    None => format!(
+                        "no {} boot on this server (available: {})",
+                        type_name(ty),
+                        list_boots(&d.boots)
+                    ),
+                })
+        };
+        match mode {
+            BootMode::Ipxe { .. } => unreachable!("handled above"),
+            BootMode::Disk => find(BootType::Harddisk, None).map(|b| BootTarget::Disk { id: b.id }),
+            BootMode::Rescue { kernel } => {
+                find(BootType::Rescue, Some(kernel)).map(|b| BootTarget::Rescue {
+                    kernel: kernel.clone(),
+                    id: b.id,
+                })
+            }
+            BootMode::Network { kernel } => {
+                find(BootType::Network, Some(kernel)).map(|b| BootTarget::Network {
+                    kernel: kernel.clone(),
+                    id: b.id,
+                })
+            }
+            BootMode::BootId { id } if d.boots.iter().any(|b| b.id == *id) => {
+                Ok(BootTarget::BootId { id: *id })
+            }
+            BootMode::BootId { id } => Err(format!(
+                "boot id {id} is not offered by this server ({})",
+                list_boots(&d.boots)
+            )),
+        }
     }
 
-    fn settings_step(&mut self, applied: Option<&Settings>) {
+    fn settings_step(&mut self, applied: Option<&Settings>) -> SettingsReport {
+        let mut report = SettingsReport::default();
         let fields = settings_fields(&self.ds.settings, self.live);
         let applied_fields = applied
             .map(|s| settings_fields(s, self.live))
             .unwrap_or_default();
         let policy = self.ds.policy.drift.settings;
-        let mut body = BTreeMap::new();
+        let mut body = Settings::default();
+        let mut sent: Vec<&'static str> = Vec::new();
         let mut changes = Vec::new();
         let mut intended = 0;
         for f in fields.iter().filter(|f| !f.in_sync()) {
@@ -717,6 +858,7 @@ impl ServerPlanner<'_> {
                 if policy == DriftAction::Ignore {
                     continue;
                 }
+                report.drift += 1;
                 self.sp.drift.push(Drift {
                     field: format!("settings.{}", f.name),
                     applied: f.desired.as_ref().map(show),
@@ -728,6 +870,7 @@ impl ServerPlanner<'_> {
                 if !drift_act(policy) {
                     continue;
                 }
+                report.drift_corrected += 1;
             } else {
                 intended += 1;
             }
@@ -737,14 +880,15 @@ impl ServerPlanner<'_> {
                 old: Some(show(&f.live)),
                 new: Some(show(&d)),
             });
-            body.insert(f.name.to_string(), d);
+            copy_field(&mut body, &self.ds.settings, f.name);
+            sent.push(f.name);
         }
         // A reinstall rewrites efiBootloaderPath (from the install's customizations or the
         // OS default): a managed path is set again after it, even if it matches today.
         let mut after_reinstall = false;
         if self.reinstall_runs()
             && let Some(efi) = &self.ds.settings.efi_bootloader_path
-            && !body.contains_key("efiBootloaderPath")
+            && body.efi_bootloader_path.is_none()
         {
             after_reinstall = true;
             changes.push(Change {
@@ -752,76 +896,84 @@ impl ServerPlanner<'_> {
                 old: Some("(reset by the reinstall)".into()),
                 new: Some(efi.clone()),
             });
-            body.insert("efiBootloaderPath".into(), Value::String(efi.clone()));
+            body.efi_bootloader_path = Some(efi.clone());
+            sent.push("efiBootloaderPath");
             intended += 1;
         }
-        if body.is_empty() {
-            return;
+        if sent.is_empty() {
+            return report;
         }
+        sent.sort_unstable();
         let reason = if after_reinstall && changes.len() == 1 {
             "the reinstall resets efiBootloaderPath; set it again after".to_string()
         } else if intended == changes.len() {
-            format!(
-                "settings differ from the manifest: {}",
-                body.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
+            format!("settings differ from the manifest: {}", sent.join(", "))
         } else {
             "correct settings drift (spec.policy.drift.settings: correct)".to_string()
         };
-        let mut a = Action::new(ActionKind::UpdateSettings, reason);
-        a.changes = changes;
-        a.settings = Some(body);
-        self.sp.actions.push(a);
+        report.update += 1;
+        self.sp.actions.push(Action::UpdateSettings(UpdateSettings {
+            reason,
+            changes,
+            fields: body,
+        }));
+        report
     }
 
     /// Conditions that block every API action on the server.
-    fn gates_step(&mut self) {
+    fn gates_step(&mut self) -> GatesReport {
+        let mut report = GatesReport::default();
         let mut why = Vec::new();
         if self.ds.policy.suspend {
-            why.push(format!(
-                "server is suspended ({})",
-                self.ds.origin_of("spec.policy.suspend")
-            ));
+            report.suspended += 1;
+            why.push(Blocker::Suspended {
+                origin: self.ds.origin_of("spec.policy.suspend").clone(),
+            });
         }
         if self.live.detail.is_none() {
-            why.push(
-                "server detail (running tasks, boots, hardware, catalog) was not observed; re-run the plan".to_string(),
-            );
+            report.detail_missing += 1;
+            why.push(Blocker::DetailMissing);
         }
         if why.is_empty() {
-            return;
+            return report;
         }
-        for a in &mut self.sp.actions {
-            if matches!(
-                a.kind,
+        let mut blocked_any = false;
+        for a in std::mem::take(&mut self.sp.actions) {
+            let gated = matches!(
+                a.effective_kind(),
                 ActionKind::Reinstall
                     | ActionKind::SetBoot
                     | ActionKind::UpdateSettings
                     | ActionKind::Reboot
-            ) {
-                block(a, why.clone());
-            } else if a.kind == ActionKind::Blocked {
-                for w in &why {
-                    if !a.blocked_by.contains(w) {
-                        a.blocked_by.push(w.clone());
-                    }
-                }
+            ) || a.kind() == ActionKind::Blocked;
+            if gated {
+                blocked_any = true;
+                self.sp.actions.push(a.block(why.clone()));
+            } else {
+                self.sp.actions.push(a);
             }
         }
+        report.servers_blocked = usize::from(blocked_any);
+        report
     }
 }
 
-/// Turn an action into `blocked`, keeping what it would have done.
-fn block(a: &mut Action, why: Vec<String>) {
-    if a.kind != ActionKind::Blocked {
-        a.blocks = Some(a.kind);
-        a.kind = ActionKind::Blocked;
-        a.destructive = false;
-        if let Some(r) = &mut a.reinstall {
-            r.approval = Approval::None;
-        }
+/// Copy the managed setting `name` from `from` into `into`.
+fn copy_field(into: &mut Settings, from: &Settings, name: &str) {
+    match name {
+        "efiBootloaderPath" => into.efi_bootloader_path = from.efi_bootloader_path.clone(),
+        "monitoring" => into.monitoring = from.monitoring,
+        "noIntervention" => into.no_intervention = from.no_intervention,
+        "rescueMail" => into.rescue_mail = from.rescue_mail.clone(),
+        "rescueSshKey" => into.rescue_ssh_key = from.rescue_ssh_key.clone(),
+        "rootDevice" => into.root_device = from.root_device.clone(),
+        _ => {}
     }
-    a.blocked_by.extend(why);
+}
+
+/// `sha256:<64 hex>` of an iPXE script: what apply checks the manifest's script against.
+pub(crate) fn script_digest(script: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(script.as_bytes())))
 }
 
 fn type_name(ty: BootType) -> &'static str {
@@ -994,11 +1146,13 @@ pub(crate) fn settings_fields(s: &Settings, live: &ObservedServer) -> Vec<Settin
     ]
 }
 
+/// Warns about groups planning more reinstalls than they run at once; returns how many.
 fn group_limits(
     desired: &Desired,
     servers: &BTreeMap<String, ServerPlan>,
     findings: &mut Vec<Finding>,
-) {
+) -> usize {
+    let mut over = 0;
     for g in desired.groups.values() {
         let Some(max) = g.max_concurrent_reinstalls else {
             continue;
@@ -1007,109 +1161,19 @@ fn group_limits(
             .members
             .iter()
             .filter_map(|m| servers.get(m))
-            .filter(|sp| sp.actions.iter().any(|a| a.kind == ActionKind::Reinstall))
+            .filter(|sp| sp.actions.iter().any(|a| a.kind() == ActionKind::Reinstall))
             .count();
         if n > max as usize {
-            findings.push(Finding {
-                severity: Severity::Warning,
-                code: "group-limit".into(),
-                message: format!(
+            over += 1;
+            findings.push(Finding::new(
+                FindingCode::GroupLimit,
+                format!(
                     "group {}: {n} reinstalls planned, apply runs at most {max} at a time (maxConcurrentReinstalls)",
                     g.name
                 ),
-                origin: Some(g.origin.clone()),
-            });
+                Some(g.origin.clone()),
+            ));
         }
     }
-}
-
-fn step_reports(
-    servers: &BTreeMap<String, ServerPlan>,
-    planned: usize,
-    input: &PlanInput,
-) -> Vec<StepReport> {
-    let count = |k: ActionKind| {
-        servers
-            .values()
-            .flat_map(|s| &s.actions)
-            .filter(|a| a.effective_kind() == k && a.kind == k)
-            .count()
-    };
-    let blocked = |k: ActionKind| {
-        servers
-            .values()
-            .flat_map(|s| &s.actions)
-            .filter(|a| a.kind == ActionKind::Blocked && a.blocks == Some(k))
-            .count()
-    };
-    let drift = |prefix: &str| {
-        servers
-            .values()
-            .flat_map(|s| &s.drift)
-            .filter(|d| d.field.starts_with(prefix))
-            .count()
-    };
-    let step = |name: &str, notes: Vec<String>| StepReport {
-        step: name.to_string(),
-        notes,
-    };
-    vec![
-        step(
-            "targets",
-            vec![if input.targets.is_empty() {
-                format!("{planned} servers planned (all managed servers)")
-            } else {
-                format!("{planned} servers planned (--target)")
-            }],
-        ),
-        step(
-            "forget",
-            vec![format!(
-                "{} servers without a manifest",
-                count(ActionKind::Forget)
-            )],
-        ),
-        step(
-            "tasks",
-            vec![format!(
-                "{} servers waiting on a running task",
-                count(ActionKind::Wait)
-            )],
-        ),
-        step(
-            "install",
-            vec![
-                format!(
-                    "{} adopt, {} reinstall, {} reinstall blocked",
-                    count(ActionKind::Adopt),
-                    count(ActionKind::Reinstall),
-                    blocked(ActionKind::Reinstall)
-                ),
-                format!("{} install drift", drift("install")),
-            ],
-        ),
-        step(
-            "boot",
-            vec![
-                format!(
-                    "{} set-boot, {} reboot, {} blocked",
-                    count(ActionKind::SetBoot),
-                    count(ActionKind::Reboot),
-                    blocked(ActionKind::SetBoot)
-                ),
-                format!("{} boot drift", drift("boot")),
-            ],
-        ),
-        step(
-            "settings",
-            vec![
-                format!(
-                    "{} update-settings, {} blocked",
-                    count(ActionKind::UpdateSettings),
-                    blocked(ActionKind::UpdateSettings)
-                ),
-                format!("{} settings drift", drift("settings")),
-            ],
-        ),
-    ]
+    over
 }

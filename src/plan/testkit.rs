@@ -12,21 +12,25 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::model::{
-    AppliedState, BootSpec, BootType, Desired, DesiredServer, DiskGroup, Hardware, InstallRecord,
-    InstallSpec, Netboot, Observed, ObservedDetail, ObservedServer, Origin, Policy, RebootPolicy,
-    Records, Settings, Task, TaskStatus, Template, TemplateInput,
+    AppliedState, BootMode, BootSpec, BootType, Desired, DesiredServer, DiskGroup, Hardware,
+    InstallRecord, InstallSpec, Netboot, Observed, ObservedDetail, ObservedServer, Origin, Policy,
+    RebootPolicy, Records, Settings, Task, TaskStatus, Template, TemplateInput,
 };
 
-use super::{ActionKind, Plan, TAG_PREFIX};
+use super::{Action, BootTarget, Plan, TAG_PREFIX};
 
 /// The EFI bootloader path a reinstall leaves when the request does not set one.
 pub const DEFAULT_EFI_PATH: &str = "\\efi\\debian\\grubx64.efi";
 
-/// Apply every action of `plan` as the API and `ovhform apply` would, in memory:
+/// Apply every action of `plan` as the API and `ovhform apply` would, in memory. It is an
+/// executor in miniature: it matches on the typed actions and uses their payloads only —
+/// nothing is re-parsed from JSON or text:
 /// - `adopt` writes the baseline record; `forget` drops the record and ovhform's tag;
 /// - `reinstall` sets the OS, boots to disk, adds a finished `reinstallServer` task and
 ///   writes the install record (the wipe is treated as approved);
-/// - `set-boot` / `update-settings` PUT their body; `reboot` adds a finished `hardReboot`;
+/// - `set-boot` PUTs its target (an iPXE script is taken from the manifest and must match
+///   the plan's digest); `update-settings` PUTs its fields; `reboot` adds a finished
+///   `hardReboot`;
 /// - `wait` lets the running tasks finish; `blocked` and `noop` change nothing;
 /// - every desired server with no `blocked`/`wait` action gets its last-applied boot and
 ///   settings recorded (what apply stores after converging a server).
@@ -49,10 +53,10 @@ pub fn apply_in_memory(
         let ds = desired.servers.get(name);
         let mut settled = ds.is_some();
         for a in &sp.actions {
-            match a.kind {
-                ActionKind::Noop => {}
-                ActionKind::Blocked => settled = false,
-                ActionKind::Wait => {
+            match a {
+                Action::Noop(_) => {}
+                Action::Blocked(_) => settled = false,
+                Action::Wait(_) => {
                     settled = false;
                     if let Some(d) = observed
                         .servers
@@ -66,26 +70,30 @@ pub fn apply_in_memory(
                         d.install_status = None;
                     }
                 }
-                ActionKind::Forget => {
+                Action::Forget(_) => {
                     records.installs.remove(name);
                     records.applied.remove(name);
                     if let Some(s) = observed.servers.get_mut(name) {
                         s.tags.retain(|k, _| !k.starts_with(TAG_PREFIX));
                     }
                 }
-                ActionKind::Adopt => {
-                    if let Some(r) = &a.record {
-                        records.installs.insert(name.clone(), r.clone());
-                    }
+                Action::Adopt(adopt) => {
+                    records.installs.insert(name.clone(), adopt.record.clone());
                 }
-                ActionKind::Reinstall => {
+                Action::Reinstall(r) => {
                     let (Some(spec), Some(live)) = (
                         ds.and_then(|d| d.install.as_ref()),
                         observed.servers.get_mut(name),
                     ) else {
                         continue;
                     };
-                    live.os = spec.os.clone();
+                    // What a reviewer approved is what runs: the manifest must still be the
+                    // spec the plan was made from.
+                    assert_eq!(
+                        spec.fingerprint, r.fingerprint,
+                        "{name}: manifest changed since the plan"
+                    );
+                    live.os = r.os.clone();
                     live.boot_script = None;
                     // The install sets the EFI path from its customizations, else the
                     // OS's default (as the simulator does).
@@ -111,9 +119,9 @@ pub fn apply_in_memory(
                         name.clone(),
                         InstallRecord {
                             server: name.clone(),
-                            fingerprint: spec.fingerprint.clone(),
-                            os: spec.os.clone(),
-                            generation: spec.generation,
+                            fingerprint: r.fingerprint.clone(),
+                            os: r.os.clone(),
+                            generation: r.generation,
                             revision: plan.revision.clone(),
                             task_id: Some(id),
                             started: Some(now),
@@ -121,37 +129,58 @@ pub fn apply_in_memory(
                         },
                     );
                 }
-                ActionKind::SetBoot => {
-                    let (Some(live), Some(b)) = (observed.servers.get_mut(name), &a.boot) else {
+                Action::SetBoot(set) => {
+                    let Some(live) = observed.servers.get_mut(name) else {
                         continue;
                     };
-                    if let Some(script) = b.put.get("bootScript").and_then(Value::as_str) {
-                        live.boot_script = Some(script.to_string());
-                        live.boot_id = None;
-                        live.boot = None;
-                    } else if let Some(id) = b.put.get("bootId").and_then(Value::as_u64) {
-                        live.boot_script = None;
-                        live.boot_id = Some(id);
-                        live.boot = live
-                            .detail
-                            .as_ref()
-                            .and_then(|d| d.boots.iter().find(|x| x.id == id))
-                            .cloned();
+                    match &set.target {
+                        BootTarget::Ipxe { script_digest } => {
+                            let script =
+                                ds.and_then(|d| d.boot.as_ref())
+                                    .and_then(|b| match &b.mode {
+                                        BootMode::Ipxe { script } => Some(script.clone()),
+                                        _ => None,
+                                    });
+                            let Some(script) = script else { continue };
+                            assert_eq!(
+                                &super::planner::script_digest(&script),
+                                script_digest,
+                                "{name}: iPXE script changed since the plan"
+                            );
+                            live.boot_script = Some(script);
+                            live.boot_id = None;
+                            live.boot = None;
+                        }
+                        BootTarget::Disk { id }
+                        | BootTarget::Rescue { id, .. }
+                        | BootTarget::Network { id, .. }
+                        | BootTarget::BootId { id } => {
+                            live.boot_script = None;
+                            live.boot_id = Some(*id);
+                            live.boot = live
+                                .detail
+                                .as_ref()
+                                .and_then(|d| d.boots.iter().find(|x| x.id == *id))
+                                .cloned();
+                        }
+                        BootTarget::Unresolved { .. } => {
+                            unreachable!(
+                                "the lint refuses a runnable set-boot to an unresolved boot"
+                            )
+                        }
                     }
                 }
-                ActionKind::Reboot => {
+                Action::Reboot(_) => {
                     let id = next_task;
                     next_task += 1;
                     if let Some(live) = observed.servers.get_mut(name) {
                         push_task(live, id, "hardReboot", now);
                     }
                 }
-                ActionKind::UpdateSettings => {
-                    let (Some(live), Some(body)) = (observed.servers.get_mut(name), &a.settings)
-                    else {
-                        continue;
-                    };
-                    put_settings(live, body);
+                Action::UpdateSettings(u) => {
+                    if let Some(live) = observed.servers.get_mut(name) {
+                        put_settings(live, &u.fields);
+                    }
                 }
             }
         }
@@ -179,19 +208,27 @@ fn push_task(live: &mut ObservedServer, id: u64, function: &str, now: Timestamp)
     });
 }
 
-/// PUT semantics of `/dedicated/server/{sn}`: `""` clears a nullable string.
-pub fn put_settings(live: &mut ObservedServer, body: &BTreeMap<String, Value>) {
-    let s = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
-    for (k, v) in body {
-        match k.as_str() {
-            "efiBootloaderPath" => live.efi_bootloader_path = s(v),
-            "monitoring" => live.monitoring = v.as_bool().unwrap_or(live.monitoring),
-            "noIntervention" => live.no_intervention = v.as_bool().unwrap_or(live.no_intervention),
-            "rescueMail" => live.rescue_mail = s(v),
-            "rescueSshKey" => live.rescue_ssh_key = s(v),
-            "rootDevice" => live.root_device = s(v),
-            _ => {}
-        }
+/// PUT semantics of `/dedicated/server/{sn}`: only the fields sent change; `""` clears a
+/// nullable string.
+pub fn put_settings(live: &mut ObservedServer, body: &Settings) {
+    let s = |v: &String| (!v.is_empty()).then(|| v.clone());
+    if let Some(v) = &body.efi_bootloader_path {
+        live.efi_bootloader_path = s(v);
+    }
+    if let Some(v) = body.monitoring {
+        live.monitoring = v;
+    }
+    if let Some(v) = body.no_intervention {
+        live.no_intervention = v;
+    }
+    if let Some(v) = &body.rescue_mail {
+        live.rescue_mail = s(v);
+    }
+    if let Some(v) = &body.rescue_ssh_key {
+        live.rescue_ssh_key = s(v);
+    }
+    if let Some(v) = &body.root_device {
+        live.root_device = s(v);
     }
 }
 

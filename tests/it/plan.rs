@@ -7,7 +7,8 @@ use base64::Engine as _;
 use ovhform::model::*;
 use ovhform::plan::testkit::{self, desired_server, observed_server, record_for};
 use ovhform::plan::{
-    ActionKind, Approval, DiskFate, Plan, PlanInput, Severity, lint, needs_detail, plan,
+    Action, ActionKind, Approval, BootTarget, DiskFate, Plan, PlanInput, Severity, WaitOn, lint,
+    needs_detail, plan,
 };
 
 pub const NOW: &str = "2026-11-23T12:00:00Z";
@@ -25,7 +26,7 @@ pub fn input() -> PlanInput {
         now: now(),
         targets: BTreeSet::new(),
         revision: Some("4f2c9e1".into()),
-        apply_command: "ovhform apply --plan plan.json".into(),
+        apply_command: Some("ovhform apply --plan plan.json".into()),
     }
 }
 
@@ -37,8 +38,13 @@ pub fn plan_ok(d: &Desired, o: &Observed, r: &Records, i: &PlanInput) -> Plan {
     p
 }
 
+/// What blocks `a`, as the renderers word it.
+fn blocked_by(a: &Action) -> Vec<String> {
+    a.blockers().iter().map(ToString::to_string).collect()
+}
+
 fn kinds(p: &Plan, server: &str) -> Vec<ActionKind> {
-    p.servers[server].actions.iter().map(|a| a.kind).collect()
+    p.servers[server].actions.iter().map(|a| a.kind()).collect()
 }
 
 /// Desired + observed + records for one in-sync server, ready to be bent by a test.
@@ -264,13 +270,16 @@ fn no_record_and_same_os_adopts_never_reinstalls() {
     r.installs.clear();
     let p = plan_ok(&d, &o, &r, &input());
     assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Adopt]);
-    let rec = p.servers["a.eu"].actions[0].record.as_ref().unwrap();
+    let Action::Adopt(adopt) = &p.servers["a.eu"].actions[0] else {
+        panic!("adopt expected")
+    };
+    let rec = &adopt.record;
     assert_eq!(
         rec.fingerprint,
         d.servers["a.eu"].install.as_ref().unwrap().fingerprint
     );
     assert_eq!(rec.task_id, None);
-    assert!(!p.servers["a.eu"].actions[0].destructive);
+    assert!(!p.servers["a.eu"].actions[0].is_destructive());
 }
 
 #[test]
@@ -280,12 +289,12 @@ fn no_record_and_other_os_reinstalls_destructively() {
     o.servers.get_mut("a.eu").unwrap().os = "ubuntu2404-server_64".into();
     let p = plan_ok(&d, &o, &r, &input());
     let a = &p.servers["a.eu"].actions[0];
-    assert_eq!(a.kind, ActionKind::Reinstall);
-    assert!(a.destructive);
-    assert_eq!(a.changes[0].field, "install.os");
-    assert_eq!(a.changes[0].old.as_deref(), Some("ubuntu2404-server_64"));
+    assert_eq!(a.kind(), ActionKind::Reinstall);
+    assert!(a.is_destructive());
+    assert_eq!(a.changes()[0].field, "install.os");
+    assert_eq!(a.changes()[0].old.as_deref(), Some("ubuntu2404-server_64"));
     assert_eq!(
-        a.reinstall.as_ref().unwrap().approval,
+        a.reinstall().unwrap().approval,
         Approval::AllowWipe {
             flag: "--allow-wipe a.eu".into()
         }
@@ -300,9 +309,9 @@ fn fingerprint_change_reinstalls() {
     testkit::refingerprint(spec);
     let p = plan_ok(&d, &o, &r, &input());
     let a = &p.servers["a.eu"].actions[0];
-    assert_eq!(a.kind, ActionKind::Reinstall);
+    assert_eq!(a.kind(), ActionKind::Reinstall);
     assert_eq!(
-        a.changes
+        a.changes()
             .iter()
             .map(|c| c.field.as_str())
             .collect::<Vec<_>>(),
@@ -323,7 +332,7 @@ fn generation_bump_reinstalls_and_lowering_only_warns() {
     let p = plan_ok(&d, &o, &r, &input());
     assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Reinstall]);
     assert_eq!(
-        p.servers["a.eu"].actions[0].changes[0].field,
+        p.servers["a.eu"].actions[0].changes()[0].field,
         "install.generation"
     );
 
@@ -336,7 +345,10 @@ fn generation_bump_reinstalls_and_lowering_only_warns() {
         .generation = 0;
     let p = plan_ok(&d, &o, &r, &input());
     assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Noop]);
-    assert_eq!(p.servers["a.eu"].findings[0].code, "generation-lowered");
+    assert_eq!(
+        p.servers["a.eu"].findings[0].code.slug(),
+        "generation-lowered"
+    );
 }
 
 #[test]
@@ -347,13 +359,13 @@ fn policy_never_blocks_with_an_error_finding() {
     ds.install.as_mut().unwrap().generation = 2;
     let p = plan_ok(&d, &o, &r, &input());
     let a = &p.servers["a.eu"].actions[0];
-    assert_eq!(a.kind, ActionKind::Blocked);
-    assert_eq!(a.blocks, Some(ActionKind::Reinstall));
-    assert!(!a.destructive);
+    assert_eq!(a.kind(), ActionKind::Blocked);
+    assert_eq!(a.effective_kind(), ActionKind::Reinstall);
+    assert!(!a.is_destructive());
     assert!(
-        a.blocked_by[0].starts_with("policy reinstall: never (servers/a.eu.yaml:25:3)"),
+        blocked_by(a)[0].starts_with("policy reinstall: never (servers/a.eu.yaml:25:3)"),
         "{:?}",
-        a.blocked_by
+        blocked_by(a)
     );
     assert!(p.has_errors());
     assert_eq!(p.servers["a.eu"].findings[0].severity, Severity::Error);
@@ -382,7 +394,10 @@ fn pending_task_waits_and_plans_nothing_else() {
         });
     let p = plan_ok(&d, &o, &r, &input());
     assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Wait]);
-    assert_eq!(p.servers["a.eu"].actions[0].task.as_ref().unwrap().id, 7);
+    let Action::Wait(w) = &p.servers["a.eu"].actions[0] else {
+        panic!("wait expected")
+    };
+    assert!(matches!(&w.on, WaitOn::Task(t) if t.id == 7), "{w:?}");
 }
 
 #[test]
@@ -391,9 +406,9 @@ fn removed_manifest_forgets_without_touching_the_server() {
     d.servers.clear();
     let p = plan_ok(&d, &o, &r, &input());
     let a = &p.servers["a.eu"].actions[0];
-    assert_eq!(a.kind, ActionKind::Forget);
-    assert!(a.boot.is_none() && a.settings.is_none() && a.reinstall.is_none());
-    assert!(!a.destructive);
+    assert_eq!(a.kind(), ActionKind::Forget);
+    assert!(a.set_boot().is_none() && a.reinstall().is_none());
+    assert!(!a.is_destructive());
 }
 
 #[test]
@@ -428,8 +443,11 @@ fn rescue_boot_resolves_kernel_to_this_servers_id_then_reboots() {
         vec![ActionKind::SetBoot, ActionKind::Reboot]
     );
     assert_eq!(
-        p.servers["a.eu"].actions[0].boot.as_ref().unwrap().put,
-        serde_json::json!({"bootId": 22})
+        p.servers["a.eu"].actions[0].set_boot().unwrap().target,
+        BootTarget::Rescue {
+            kernel: "rescue-customer".into(),
+            id: 22
+        }
     );
 }
 
@@ -445,8 +463,11 @@ fn boot_without_reboot_on_change_does_not_reboot() {
     let p = plan_ok(&d, &o, &r, &input());
     assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::SetBoot]);
     assert_eq!(
-        p.servers["a.eu"].actions[0].boot.as_ref().unwrap().put,
-        serde_json::json!({"bootId": 44})
+        p.servers["a.eu"].actions[0].set_boot().unwrap().target,
+        BootTarget::Network {
+            kernel: "ipxe-shell".into(),
+            id: 44
+        }
     );
 }
 
@@ -462,13 +483,13 @@ fn missing_kernel_blocks_with_the_available_boots() {
     let p = plan_ok(&d, &o, &r, &input());
     assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Blocked]);
     let a = &p.servers["a.eu"].actions[0];
-    assert_eq!(a.blocks, Some(ActionKind::SetBoot));
+    assert_eq!(a.effective_kind(), ActionKind::SetBoot);
     assert!(
-        a.blocked_by[0].contains("no rescue boot with kernel rescue64-pro"),
+        blocked_by(a)[0].contains("no rescue boot with kernel rescue64-pro"),
         "{:?}",
-        a.blocked_by
+        blocked_by(a)
     );
-    assert!(a.blocked_by[0].contains("rescue rescue-customer #22"));
+    assert!(blocked_by(a)[0].contains("rescue rescue-customer #22"));
 }
 
 #[test]
@@ -487,8 +508,16 @@ fn ipxe_script_is_compared_byte_exact_and_diffed() {
     // Only a trailing space differs: byte-exact comparison must see it.
     live.boot_script = Some("#!ipxe\nchain http://boot.example/a.ipxe \n".into());
     let p = plan_ok(&d, &o, &r, &input());
-    let b = p.servers["a.eu"].actions[0].boot.as_ref().unwrap();
-    assert_eq!(b.put, serde_json::json!({"bootScript": script}));
+    let b = p.servers["a.eu"].actions[0].set_boot().unwrap();
+    assert_eq!(
+        b.target,
+        BootTarget::Ipxe {
+            script_digest: format!(
+                "sha256:{}",
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(script.as_bytes()))
+            )
+        }
+    );
     let diff = b.script_diff.as_ref().unwrap();
     assert!(
         diff.contains("-chain http://boot.example/a.ipxe \n+chain http://boot.example/a.ipxe\n"),
@@ -515,10 +544,16 @@ fn only_settings_present_in_the_manifest_are_managed() {
     d.servers.get_mut("a.eu").unwrap().settings.monitoring = Some(true);
     let p = plan_ok(&d, &o, &r, &input());
     let a = &p.servers["a.eu"].actions[0];
-    assert_eq!(a.kind, ActionKind::UpdateSettings);
+    assert_eq!(a.kind(), ActionKind::UpdateSettings);
+    let Action::UpdateSettings(u) = a else {
+        panic!("update-settings expected")
+    };
     assert_eq!(
-        a.settings.as_ref().unwrap().keys().collect::<Vec<_>>(),
-        vec!["monitoring"]
+        u.fields,
+        Settings {
+            monitoring: Some(true),
+            ..Settings::default()
+        }
     );
 }
 
@@ -568,9 +603,9 @@ fn install_drift_is_never_corrected_without_the_wipe_gate() {
     d.servers.get_mut("a.eu").unwrap().policy.drift.install = DriftAction::Correct;
     let p = plan_ok(&d, &o, &r, &input());
     let a = &p.servers["a.eu"].actions[0];
-    assert_eq!(a.kind, ActionKind::Reinstall);
+    assert_eq!(a.kind(), ActionKind::Reinstall);
     assert_eq!(
-        a.reinstall.as_ref().unwrap().approval,
+        a.reinstall().unwrap().approval,
         Approval::AllowWipe {
             flag: "--allow-wipe a.eu".into()
         }
@@ -632,8 +667,8 @@ fn catalog_and_hardware_errors_block_and_name_the_manifest_line() {
     t.end_of_install = Some("2026-01-01".into());
     let p = plan_ok(&d, &o, &r, &input());
     let sp = &p.servers["a.eu"];
-    assert_eq!(sp.actions[0].blocks, Some(ActionKind::Reinstall));
-    let codes: BTreeSet<&str> = sp.findings.iter().map(|f| f.code.as_str()).collect();
+    assert_eq!(sp.actions[0].effective_kind(), ActionKind::Reinstall);
+    let codes: BTreeSet<&str> = sp.findings.iter().map(|f| f.code.slug()).collect();
     for c in [
         "input-unknown",
         "input-missing",
@@ -647,7 +682,7 @@ fn catalog_and_hardware_errors_block_and_name_the_manifest_line() {
     let kept = sp
         .findings
         .iter()
-        .find(|f| f.code == "kept-disk-group-missing")
+        .find(|f| f.code.slug() == "kept-disk-group-missing")
         .unwrap();
     assert_eq!(
         kept.origin.as_ref().unwrap().to_string(),
@@ -656,7 +691,7 @@ fn catalog_and_hardware_errors_block_and_name_the_manifest_line() {
     let eol = sp
         .findings
         .iter()
-        .find(|f| f.code == "end-of-install")
+        .find(|f| f.code.slug() == "end-of-install")
         .unwrap();
     assert_eq!(eol.severity, Severity::Warning);
 
@@ -673,7 +708,7 @@ fn catalog_and_hardware_errors_block_and_name_the_manifest_line() {
         p.servers["a.eu"]
             .findings
             .iter()
-            .any(|f| f.code == "os-not-compatible"
+            .any(|f| f.code.slug() == "os-not-compatible"
                 && f.origin.as_ref().unwrap().to_string() == "servers/a.eu.yaml:7:3")
     );
 }
@@ -694,7 +729,7 @@ fn lvm_mirroring_and_no_partitioning_rules() {
     let codes: BTreeSet<&str> = p.servers["a.eu"]
         .findings
         .iter()
-        .map(|f| f.code.as_str())
+        .map(|f| f.code.slug())
         .collect();
     for c in ["lvm", "soft-raid-mirroring", "no-partitioning"] {
         assert!(codes.contains(c), "{c} missing in {codes:?}");
@@ -709,8 +744,7 @@ fn reinstall_lists_erased_and_kept_disk_groups_with_sizes() {
     spec.generation = 2;
     let p = plan_ok(&d, &o, &r, &input());
     let groups = &p.servers["a.eu"].actions[0]
-        .reinstall
-        .as_ref()
+        .reinstall()
         .unwrap()
         .disk_groups;
     assert_eq!(groups.len(), 2);
@@ -734,9 +768,9 @@ fn auto_reinstall_runs_only_inside_the_maintenance_window() {
     ds.install.as_mut().unwrap().generation = 2;
     let p = plan_ok(&d, &o, &r, &input());
     let a = &p.servers["a.eu"].actions[0];
-    assert_eq!(a.kind, ActionKind::Blocked);
+    assert_eq!(a.kind(), ActionKind::Blocked);
     assert_eq!(
-        a.blocked_by,
+        blocked_by(a),
         vec!["outside maintenance window prod-nights; next window opens at 2026-11-24T01:00:00Z"]
     );
 
@@ -744,9 +778,9 @@ fn auto_reinstall_runs_only_inside_the_maintenance_window() {
     inside.now = "2026-11-24T02:30:00Z".parse().unwrap();
     let p = plan_ok(&d, &o, &r, &inside);
     let a = &p.servers["a.eu"].actions[0];
-    assert_eq!(a.kind, ActionKind::Reinstall);
+    assert_eq!(a.kind(), ActionKind::Reinstall);
     assert_eq!(
-        a.reinstall.as_ref().unwrap().approval,
+        a.reinstall().unwrap().approval,
         Approval::Auto {
             window: Some("prod-nights".into()),
             until: Some("2026-11-24T04:00:00Z".parse().unwrap())
@@ -764,12 +798,12 @@ fn suspended_server_blocks_every_api_action() {
     let p = plan_ok(&d, &o, &r, &input());
     let sp = &p.servers["a.eu"];
     assert!(
-        sp.actions.iter().all(|a| a.kind == ActionKind::Blocked),
+        sp.actions.iter().all(|a| a.kind() == ActionKind::Blocked),
         "{:?}",
         kinds(&p, "a.eu")
     );
     assert!(sp.actions.iter().all(|a| {
-        a.blocked_by
+        blocked_by(a)
             .iter()
             .any(|b| b.starts_with("server is suspended"))
     }));
@@ -789,10 +823,10 @@ fn missing_detail_blocks_api_actions_but_allows_adopt() {
     let p = plan_ok(&d, &o, &r, &input());
     let a = &p.servers["a.eu"].actions[0];
     assert_eq!(
-        (a.kind, a.blocks),
-        (ActionKind::Blocked, Some(ActionKind::Reinstall))
+        (a.kind(), a.effective_kind()),
+        (ActionKind::Blocked, ActionKind::Reinstall)
     );
-    assert!(!a.reinstall.as_ref().unwrap().checks_done);
+    assert!(!a.reinstall().unwrap().checks_done);
     d.servers
         .get_mut("a.eu")
         .unwrap()
@@ -843,7 +877,7 @@ fn unknown_target_is_an_error_and_targets_filter() {
     i.targets = ["rescue.ns7.eu".to_string(), "typo.eu".to_string()].into();
     let p = plan_ok(&d, &o, &r, &i);
     assert_eq!(p.servers.keys().collect::<Vec<_>>(), vec!["rescue.ns7.eu"]);
-    assert_eq!(p.findings[0].code, "target-unknown");
+    assert_eq!(p.findings[0].code.slug(), "target-unknown");
 }
 
 #[test]
@@ -874,7 +908,7 @@ fn needs_detail_is_empty_for_a_synced_fleet_and_names_changed_servers() {
     // Without detail those servers are blocked, never acted on blind.
     let p = plan_ok(&d, &o, &r, &input());
     assert_eq!(
-        p.servers["ns0000009.ip-10-0-0.eu"].actions[0].kind,
+        p.servers["ns0000009.ip-10-0-0.eu"].actions[0].kind(),
         ActionKind::Blocked
     );
 }
@@ -897,7 +931,7 @@ fn group_limit_is_reported() {
     );
     let p = plan_ok(&d, &o, &r, &input());
     assert!(
-        p.findings.iter().any(|f| f.code == "group-limit"),
+        p.findings.iter().any(|f| f.code.slug() == "group-limit"),
         "{:?}",
         p.findings
     );
@@ -911,7 +945,7 @@ fn scenario_covers_every_action_type() {
         .servers
         .values()
         .flat_map(|s| &s.actions)
-        .map(|a| a.kind)
+        .map(|a| a.kind())
         .collect();
     use ActionKind::*;
     let all: BTreeSet<ActionKind> = [
@@ -927,21 +961,85 @@ fn scenario_covers_every_action_type() {
     ]
     .into();
     assert_eq!(seen, all);
+    assert_eq!(seen, ActionKind::ALL.into_iter().collect());
+}
+
+/// What an executor needs is in the typed payload of each kind: this match has no wildcard
+/// arm (a new kind fails to compile until handled) and reads nothing but payload fields —
+/// no JSON, no text. Then the test kit's in-memory apply, an executor in miniature built the
+/// same way, runs the plan and the world ends as the payloads said.
+#[test]
+fn an_executor_match_covers_every_action_kind_from_typed_payloads() {
+    let (d, mut o, mut r) = scenario();
+    let p = plan_ok(&d, &o, &r, &input());
+    let mut handled = BTreeSet::new();
+    for (name, sp) in &p.servers {
+        for a in &sp.actions {
+            handled.insert(a.kind());
+            match a {
+                Action::Adopt(x) => assert_eq!(&x.record.server, name),
+                Action::Reinstall(x) => {
+                    assert!(x.checks_done && !x.disk_groups.is_empty(), "{name}");
+                    assert_eq!(
+                        x.fingerprint,
+                        d.servers[name].install.as_ref().unwrap().fingerprint
+                    );
+                }
+                Action::SetBoot(x) => match &x.target {
+                    BootTarget::Ipxe { script_digest } => {
+                        assert!(script_digest.starts_with("sha256:"))
+                    }
+                    t => assert!(t.boot_id().is_some(), "{name}: {t:?}"),
+                },
+                Action::Reboot(x) => assert!(!x.reason.is_empty()),
+                Action::UpdateSettings(x) => {
+                    assert_ne!(x.fields, Settings::default(), "{name}: empty PUT")
+                }
+                Action::Wait(x) => {
+                    assert!(matches!(x.on, WaitOn::Task(_) | WaitOn::Install { .. }))
+                }
+                Action::Forget(x) => assert!(!x.reason.is_empty()),
+                Action::Noop(x) => assert!(!x.reason.is_empty()),
+                Action::Blocked(x) => assert!(!x.blockers.is_empty(), "{name}"),
+            }
+        }
+    }
+    assert_eq!(handled, ActionKind::ALL.into_iter().collect());
+
+    testkit::apply_in_memory(&p, &d, &mut o, &mut r, now());
+    assert_eq!(o.servers["rescue.ns7.eu"].boot_id, Some(22));
+    assert_eq!(
+        o.servers["ipxe.ns8.eu"].boot_script.as_deref(),
+        d.servers["ipxe.ns8.eu"]
+            .boot
+            .as_ref()
+            .and_then(|b| match &b.mode {
+                BootMode::Ipxe { script } => Some(script.as_str()),
+                _ => None,
+            })
+    );
+    assert_eq!(o.servers["wipe-new.ns2.eu"].os, "debian12_64");
+    assert_eq!(r.installs["adopt.ns1.eu"].task_id, None);
+    assert!(!r.installs.contains_key("gone.ns15.eu"));
 }
 
 #[test]
 fn saved_plan_round_trips_and_refuses_other_versions() {
     let (d, o, r) = scenario();
     let p = plan_ok(&d, &o, &r, &input());
-    let json = ovhform::cli::render::render_json(&p);
+    let json = p.to_json();
     assert_eq!(Plan::from_json(&json).unwrap(), p);
-    let bumped = json.replacen("\"format_version\": 1", "\"format_version\": 2", 1);
+    let bumped = json.replacen("\"format_version\": 2", "\"format_version\": 3", 1);
     assert!(
         Plan::from_json(&bumped)
             .unwrap_err()
             .to_string()
-            .contains("format_version Some(2)")
+            .contains("format_version Some(3)")
     );
+    // A saved plan cannot claim a reinstall is harmless.
+    assert!(json.contains("\"destructive\": true"));
+    let tampered = json.replace("\"destructive\": true", "\"destructive\": false");
+    assert!(Plan::from_json(&tampered).is_err());
 }
 
 #[test]
@@ -961,7 +1059,7 @@ fn a_secret_enum_customization_is_hashed_in_findings() {
     let f = p.servers["a.eu"]
         .findings
         .iter()
-        .find(|f| f.code == "input-enum")
+        .find(|f| f.code.slug() == "input-enum")
         .unwrap();
     assert!(!f.message.contains("SEKRIT"), "{}", f.message);
     assert!(f.message.contains("sha256:"), "{}", f.message);
@@ -998,7 +1096,7 @@ fn managed_efi_path_is_set_again_after_a_reinstall() {
         vec![ActionKind::Reinstall, ActionKind::UpdateSettings]
     );
     assert_eq!(
-        p.servers["a.eu"].actions[1].reason,
+        p.servers["a.eu"].actions[1].reason(),
         "the reinstall resets efiBootloaderPath; set it again after"
     );
 }
@@ -1009,6 +1107,6 @@ fn garbage_record_fingerprint_does_not_panic() {
     r.installs.get_mut("a.eu").unwrap().fingerprint = "sha256:éééééééééééééé".into();
     let p = plan_ok(&d, &o, &r, &input());
     let a = &p.servers["a.eu"].actions[0];
-    assert_eq!(a.kind, ActionKind::Reinstall);
-    assert_eq!(a.changes[0].old.as_deref(), Some("sha256:éééééééééééé"));
+    assert_eq!(a.kind(), ActionKind::Reinstall);
+    assert_eq!(a.changes()[0].old.as_deref(), Some("sha256:éééééééééééé"));
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use ovhform::cli::render::{MARKDOWN_LIMIT, render_json, render_markdown, render_text};
+use ovhform::cli::render::{MARKDOWN_LIMIT, render_markdown, render_text};
 use ovhform::model::*;
 use ovhform::plan::testkit::{self, apply_in_memory, desired_server, observed_server, record_for};
 use ovhform::plan::{ActionKind, Plan, PlanInput, lint, plan};
@@ -281,9 +281,9 @@ fn check_universe_and_reinstall(
             let known = d.servers.contains_key(name) || o.servers.contains_key(name);
             let recorded = r.installs.contains_key(name) || r.applied.contains_key(name);
             prop_assert!(
-                known || (a.kind == ActionKind::Forget && recorded),
+                known || (a.kind() == ActionKind::Forget && recorded),
                 "{name}: {:?} outside the universe",
-                a.kind
+                a.kind()
             );
             if a.effective_kind() == ActionKind::Reinstall {
                 let spec = d.servers[name].install.as_ref().unwrap();
@@ -332,7 +332,7 @@ fn apply_until_settled(
         let waited = p
             .servers
             .values()
-            .any(|sp| sp.actions.iter().any(|a| a.kind == ActionKind::Wait));
+            .any(|sp| sp.actions.iter().any(|a| a.kind() == ActionKind::Wait));
         apply_in_memory(&p, d, o, r, now());
         p = plan(d, o, r, &input());
         if !waited {
@@ -375,13 +375,13 @@ fn the_generators_cover_every_action_and_drift() {
         let p = plan(&d, &o, &r, &input());
         for sp in p.servers.values() {
             servers += 1;
-            if sp.actions.iter().any(|a| a.kind != ActionKind::Noop) {
+            if sp.actions.iter().any(|a| a.kind() != ActionKind::Noop) {
                 busy += 1;
             }
             for a in &sp.actions {
-                bump(a.kind.to_string());
-                if let Some(b) = a.blocks {
-                    bump(format!("blocked {b}"));
+                bump(a.kind().to_string());
+                if a.kind() == ActionKind::Blocked {
+                    bump(format!("blocked {}", a.effective_kind()));
                 }
                 if a.effective_kind() == ActionKind::Reinstall {
                     let ground = if r.installs.contains_key(&sp.server) {
@@ -447,7 +447,7 @@ proptest! {
         let a = plan(&d, &o, &r, &input());
         let b = plan(&d, &o, &r.clone(), &input());
         prop_assert_eq!(&a, &b);
-        prop_assert_eq!(render_json(&a), render_json(&b));
+        prop_assert_eq!(a.to_json(), b.to_json());
         prop_assert_eq!(render_text(&a, true), render_text(&b, true));
         prop_assert_eq!(render_markdown(&a, MARKDOWN_LIMIT), render_markdown(&b, MARKDOWN_LIMIT));
     }
@@ -457,7 +457,7 @@ proptest! {
         let (d, mut o, mut r) = build(&cases, forgotten);
         let last = apply_until_settled(&d, &mut o, &mut r)?;
         for (name, sp) in &last.servers {
-            let kinds: Vec<ActionKind> = sp.actions.iter().map(|a| a.kind).collect();
+            let kinds: Vec<ActionKind> = sp.actions.iter().map(|a| a.kind()).collect();
             prop_assert_eq!(&kinds, &vec![ActionKind::Noop], "{} after apply: {:#?}", name, sp.actions);
         }
         prop_assert!(!last.has_changes());
@@ -473,7 +473,7 @@ proptest! {
         let allowed: BTreeSet<ActionKind> = [ActionKind::Noop, ActionKind::Blocked].into();
         for sp in last.servers.values() {
             for a in &sp.actions {
-                prop_assert!(allowed.contains(&a.kind), "{}: {:?} after apply", sp.server, a);
+                prop_assert!(allowed.contains(&a.kind()), "{}: {:?} after apply", sp.server, a);
             }
         }
     }

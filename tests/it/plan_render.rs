@@ -3,7 +3,7 @@
 //! Markdown; a 1,000-server fleet summary; and the secret-redaction guarantee.
 
 use base64::Engine as _;
-use ovhform::cli::render::{MARKDOWN_LIMIT, render_json, render_markdown, render_text};
+use ovhform::cli::render::{MARKDOWN_LIMIT, render_markdown, render_text};
 use ovhform::plan::testkit;
 
 use crate::plan::{SECRET_HEADER, SECRET_SCRIPT, SECRET_URL_TOKEN, input, now, plan_ok, scenario};
@@ -20,7 +20,7 @@ fn scenario_text() {
 
 #[test]
 fn scenario_json() {
-    insta::assert_snapshot!("scenario_json", render_json(&scenario_plan()));
+    insta::assert_snapshot!("scenario_json", scenario_plan().to_json());
 }
 
 #[test]
@@ -45,7 +45,7 @@ fn no_secret_appears_in_any_rendering() {
     let renderings = [
         render_text(&p, false),
         render_text(&p, true),
-        render_json(&p),
+        p.to_json(),
         render_markdown(&p, MARKDOWN_LIMIT),
         format!("{p:?}"),
     ];

@@ -49,18 +49,18 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
             for a in sp
                 .actions
                 .iter()
-                .filter(|a| a.kind == ActionKind::Reinstall)
+                .filter(|a| a.kind() == ActionKind::Reinstall)
             {
                 let erased: Vec<String> = a
-                    .reinstall
-                    .iter()
+                    .reinstall()
+                    .into_iter()
                     .flat_map(|r| &r.disk_groups)
                     .filter(|g| g.fate != crate::plan::DiskFate::Kept)
                     .map(|g| format!("group {}", g.id))
                     .collect();
                 let kept: Vec<String> = a
-                    .reinstall
-                    .iter()
+                    .reinstall()
+                    .into_iter()
                     .flat_map(|r| &r.disk_groups)
                     .filter(|g| g.fate == crate::plan::DiskFate::Kept)
                     .map(|g| format!("group {}", g.id))
@@ -167,13 +167,10 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
     }
 
     let mut tail = String::new();
-    if plan.has_changes() {
-        let _ = writeln!(
-            tail,
-            "To apply after merge:\n\n```sh\n{}\n```",
-            plan.apply_command
-        );
-    } else {
+    let _ = writeln!(tail, "_{}_\n", md_escape(&plan.report.coverage.line()));
+    if let Some(cmd) = super::apply_hint(plan) {
+        let _ = writeln!(tail, "To apply after merge:\n\n```sh\n{cmd}\n```");
+    } else if !plan.has_changes() {
         let _ = writeln!(tail, "No changes: the fleet matches the manifests.");
     }
 
@@ -223,8 +220,8 @@ fn server_section(sp: &ServerPlan) -> String {
     let kinds: Vec<String> = sp
         .actions
         .iter()
-        .filter(|a| a.kind != ActionKind::Noop)
-        .map(|a| format!("{} {}", symbol(a.kind), title(a)))
+        .filter(|a| a.kind() != ActionKind::Noop)
+        .map(|a| format!("{} {}", symbol(a.kind()), title(a)))
         .collect();
     let _ = writeln!(
         out,
@@ -232,7 +229,7 @@ fn server_section(sp: &ServerPlan) -> String {
         sp.server,
         md_escape(&kinds.join(", "))
     );
-    for a in sp.actions.iter().filter(|a| a.kind != ActionKind::Noop) {
+    for a in sp.actions.iter().filter(|a| a.kind() != ActionKind::Noop) {
         let _ = writeln!(out, "- **{}**", title(a));
         for l in action_lines(a) {
             let _ = writeln!(out, "  - {}", md_escape(&l));

@@ -8,14 +8,12 @@
 //! formats say the same thing.
 
 use crate::plan::{
-    Action, ActionKind, Approval, DiskFate, DiskGroupFate, Plan, ServerPlan, Summary,
+    Action, ActionKind, BootTarget, DiskFate, DiskGroupFate, Plan, ServerPlan, Summary, WaitOn,
 };
 
-mod json;
 mod markdown;
 mod text;
 
-pub use json::render_json;
 pub use markdown::{MARKDOWN_LIMIT, render_markdown};
 pub use text::render_text;
 
@@ -31,7 +29,7 @@ pub enum PlanFormat {
 pub fn render(plan: &Plan, format: PlanFormat, color: bool) -> String {
     match format {
         PlanFormat::Text => render_text(plan, color),
-        PlanFormat::Json => render_json(plan),
+        PlanFormat::Json => plan.to_json(),
         PlanFormat::Markdown => render_markdown(plan, MARKDOWN_LIMIT),
     }
 }
@@ -79,23 +77,19 @@ pub(crate) fn symbol(kind: ActionKind) -> &'static str {
 
 /// `set-boot`, or `blocked reinstall` for a blocked action.
 pub(crate) fn title(a: &Action) -> String {
-    match a.blocks {
-        Some(k) => format!("blocked {k}"),
-        None => a.kind.to_string(),
+    match a {
+        Action::Blocked(b) => match &b.action {
+            Some(inner) => format!("blocked {}", inner.kind()),
+            None => "blocked".to_string(),
+        },
+        other => other.kind().to_string(),
     }
 }
 
 pub(crate) fn approval_text(a: &Action) -> Option<String> {
-    match &a.reinstall.as_ref()?.approval {
-        Approval::AllowWipe { flag } => Some(format!("needs {flag} at apply")),
-        Approval::Auto {
-            window: Some(w),
-            until: Some(u),
-        } => Some(format!(
-            "policy auto, inside maintenance window {w} until {u}"
-        )),
-        Approval::Auto { .. } => Some("policy auto".to_string()),
-        Approval::None => None,
+    match a {
+        Action::Reinstall(r) => Some(r.approval.to_string()),
+        _ => None,
     }
 }
 
@@ -119,12 +113,12 @@ pub(crate) fn disk_group_line(g: &DiskGroupFate) -> String {
     )
 }
 
-/// The detail lines under an action (changes, disk groups, blocked-by, PUT bodies), without
+/// The detail lines under an action (changes, disk groups, blockers, PUT bodies), without
 /// indentation. Used by the text and Markdown renderers.
 pub(crate) fn action_lines(a: &Action) -> Vec<String> {
     let mut out = Vec::new();
-    out.push(format!("reason: {}", a.reason));
-    for c in &a.changes {
+    out.push(format!("reason: {}", a.reason()));
+    for c in a.changes() {
         out.push(format!(
             "{}: {} → {}",
             c.field,
@@ -135,10 +129,10 @@ pub(crate) fn action_lines(a: &Action) -> Vec<String> {
     if let Some(ap) = approval_text(a) {
         out.push(format!("approval: {ap}"));
     }
-    for b in &a.blocked_by {
+    for b in a.blockers() {
         out.push(format!("blocked by: {b}"));
     }
-    if let Some(r) = &a.reinstall {
+    if let Some(r) = a.reinstall() {
         if !r.checks_done {
             out.push("catalog/hardware checks: NOT DONE".to_string());
         }
@@ -146,18 +140,30 @@ pub(crate) fn action_lines(a: &Action) -> Vec<String> {
             out.push(disk_group_line(g));
         }
     }
-    if let Some(b) = &a.boot
-        && !b.put.is_null()
-    {
+    if let Some(b) = a.set_boot() {
         // The iPXE script is shown as a diff below; the PUT names the boot id only.
-        if let Some(id) = b.put.get("bootId") {
-            out.push(format!("PUT bootId = {id}"));
-        } else {
-            out.push("PUT bootScript (see diff)".to_string());
+        match &b.target {
+            BootTarget::Ipxe { .. } => out.push("PUT bootScript (see diff)".to_string()),
+            BootTarget::Unresolved { .. } => {}
+            t => {
+                if let Some(id) = t.boot_id() {
+                    out.push(format!("PUT bootId = {id}"));
+                }
+            }
         }
     }
-    if let Some(t) = &a.task {
-        out.push(format!("task {} {} ({})", t.id, t.function, t.status));
+    if let Action::Wait(w) = a
+        && let WaitOn::Task(t) = &w.on
+    {
+        out.push(format!(
+            "task {} {} ({})",
+            t.id,
+            t.function,
+            serde_json::to_value(t.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        ));
     }
     out
 }
@@ -167,7 +173,7 @@ pub(crate) fn action_lines(a: &Action) -> Vec<String> {
 pub(crate) fn server_diff(sp: &ServerPlan) -> String {
     let mut out = String::new();
     for a in &sp.actions {
-        if let Some(r) = &a.reinstall {
+        if let Some(r) = a.reinstall() {
             out.push_str(&format!(
                 "# {} request (secrets shown as sha256 + length)\n",
                 title(a)
@@ -177,19 +183,19 @@ pub(crate) fn server_diff(sp: &ServerPlan) -> String {
                 out.push_str(&format!("+ {l}\n"));
             }
         }
-        if let Some(b) = &a.boot {
-            out.push_str(&format!("# {}: {} → {}\n", title(a), b.from, b.to));
+        if let Some(b) = a.set_boot() {
+            out.push_str(&format!("# {}: {} → {}\n", title(a), b.from, b.target));
             match &b.script_diff {
                 Some(d) => out.push_str(d),
                 None => {
                     out.push_str(&format!("- boot: {}\n", b.from));
-                    out.push_str(&format!("+ boot: {}\n", b.to));
+                    out.push_str(&format!("+ boot: {}\n", b.target));
                 }
             }
         }
         if a.effective_kind() == ActionKind::UpdateSettings {
             out.push_str(&format!("# {}\n", title(a)));
-            for c in &a.changes {
+            for c in a.changes() {
                 out.push_str(&format!(
                     "- {}: {}\n",
                     c.field,
@@ -243,11 +249,19 @@ pub fn summary_line(s: &Summary) -> String {
     line
 }
 
+/// The apply command to suggest: only for a plan with changes and no errors, and only when
+/// the caller gave one (no command is invented).
+pub(crate) fn apply_hint(plan: &Plan) -> Option<&str> {
+    (plan.has_changes() && !plan.has_errors())
+        .then_some(plan.apply_command.as_deref())
+        .flatten()
+}
+
 /// Servers whose plan is more than `noop`, destructive ones first (then by name).
 pub(crate) fn changed_servers(plan: &Plan) -> (Vec<&ServerPlan>, Vec<&ServerPlan>) {
     let changed = plan
         .servers
         .values()
-        .filter(|s| s.actions.iter().any(|a| a.kind != ActionKind::Noop));
-    changed.partition(|s| s.actions.iter().any(|a| a.kind == ActionKind::Reinstall))
+        .filter(|s| s.actions.iter().any(|a| a.kind() != ActionKind::Noop));
+    changed.partition(|s| s.actions.iter().any(|a| a.kind() == ActionKind::Reinstall))
 }

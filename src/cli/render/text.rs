@@ -147,22 +147,23 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
     }
 
     let s = plan.summary();
+    let _ = writeln!(out, "{}", p.dim(&plan.report.coverage.line()));
     let _ = writeln!(out, "{}", p.bold(&summary_line(&s)));
-    if plan.has_changes() {
-        let _ = writeln!(out, "Apply with: {}", plan.apply_command);
+    if let Some(cmd) = super::apply_hint(plan) {
+        let _ = writeln!(out, "Apply with: {cmd}");
     }
     out
 }
 
 fn server_block(out: &mut String, p: &Paint, sp: &ServerPlan) {
     let _ = writeln!(out, "  {}", p.bold(&sp.server));
-    for a in sp.actions.iter().filter(|a| a.kind != ActionKind::Noop) {
-        let head = format!("{} {}", symbol(a.kind), title(a));
-        let _ = writeln!(out, "    {}", p.kind(a.kind, &head));
+    for a in sp.actions.iter().filter(|a| a.kind() != ActionKind::Noop) {
+        let head = format!("{} {}", symbol(a.kind()), title(a));
+        let _ = writeln!(out, "    {}", p.kind(a.kind(), &head));
         for l in action_lines(a) {
             let _ = writeln!(out, "        {l}");
         }
-        if let Some(d) = a.boot.as_ref().and_then(|b| b.script_diff.as_ref()) {
+        if let Some(d) = a.set_boot().and_then(|b| b.script_diff.as_ref()) {
             for l in d.lines() {
                 let painted = if l.starts_with('+') && !l.starts_with("+++") {
                     p.green(l)
