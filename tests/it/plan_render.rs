@@ -150,3 +150,53 @@ fn no_changes_text_and_markdown() {
     insta::assert_snapshot!("no_changes_text", render_text(&p, false));
     insta::assert_snapshot!("no_changes_markdown", render_markdown(&p, MARKDOWN_LIMIT));
 }
+
+/// docs/plan.md documents every finding code (slug, severity and meaning exactly as the
+/// table in `plan::finding` says, and no code the table lacks), every action, every blocker
+/// and every `plan` flag.
+#[test]
+fn docs_plan_md_matches_the_code_tables_and_the_flags() {
+    use clap::CommandFactory;
+    use ovhform::plan::{ActionKind, Blocker, FindingCode, Severity};
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/plan.md"))
+        .expect("docs/plan.md");
+    for c in FindingCode::ALL {
+        let sev = match c.severity() {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let row = format!("| `{}` | {sev} | {} |", c.slug(), c.meaning());
+        assert!(docs.contains(&row), "docs/plan.md lacks the row: {row}");
+    }
+    // Every row of the findings table is a real code.
+    let table = docs
+        .split("## Finding codes")
+        .nth(1)
+        .and_then(|t| t.split("\n## ").next())
+        .expect("a Finding codes section");
+    for line in table.lines().filter(|l| l.starts_with("| `")) {
+        let slug = line.split('`').nth(1).unwrap_or_default();
+        assert!(
+            FindingCode::from_slug(slug).is_some(),
+            "docs/plan.md documents `{slug}`, which the code table lacks"
+        );
+    }
+    for k in ActionKind::ALL {
+        assert!(docs.contains(&format!("| `{k}` |")), "action {k} undocumented");
+    }
+    for b in Blocker::KINDS {
+        assert!(docs.contains(&format!("| `{b}` |")), "blocker {b} undocumented");
+    }
+    let cli = ovhform::cli::Cli::command();
+    let plan = cli.find_subcommand("plan").expect("plan subcommand");
+    for arg in plan.get_arguments() {
+        if let Some(long) = arg.get_long()
+            && long != "help"
+        {
+            assert!(
+                docs.contains(&format!("`--{long}")),
+                "docs/plan.md does not document `plan --{long}`"
+            );
+        }
+    }
+}
