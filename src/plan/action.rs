@@ -181,6 +181,30 @@ impl Action {
         }
     }
 
+    /// A wipe waiting only for its maintenance window: a reinstall whose every blocker is
+    /// "outside the window", with when (and in which zone) the window opens. Still a wipe:
+    /// renderers list it under the wipe banner.
+    pub fn deferred_wipe(&self) -> Option<(jiff::Timestamp, &str)> {
+        let Action::Blocked(b) = self else {
+            return None;
+        };
+        if !matches!(b.action.as_deref(), Some(Action::Reinstall(_))) {
+            return None;
+        }
+        let mut when = None;
+        for x in &b.blockers {
+            match x {
+                Blocker::OutsideWindow {
+                    next_open: Some(n),
+                    time_zone,
+                    ..
+                } => when = Some((*n, time_zone.as_str())),
+                _ => return None,
+            }
+        }
+        when
+    }
+
     /// What blocks this action (empty unless `blocked`).
     pub fn blockers(&self) -> &[Blocker] {
         match self {
@@ -468,9 +492,11 @@ pub enum Blocker {
     PolicyNever { origin: Origin },
     /// A wipe that needs an explicit approval naming the server.
     NeedsApproval { flag: String },
-    /// Outside the maintenance window; `next_open` is when it opens (None: never again).
+    /// Outside the maintenance window; `next_open` is when it opens (None: never again), in
+    /// the window's `time_zone` for people.
     OutsideWindow {
         window: String,
+        time_zone: String,
         next_open: Option<jiff::Timestamp>,
     },
     /// `policy.maintenanceWindow` names no `MaintenanceWindow`.
@@ -495,6 +521,18 @@ pub enum Blocker {
     ServerNotFound { origin: Origin },
     /// The manifest's boot does not exist on this server.
     BootUnresolved { message: String, origin: Origin },
+}
+
+/// `2026-11-30 02:00 Europe/Paris (01:00 UTC)`: a time as the people of the window read it.
+pub fn local_time(t: jiff::Timestamp, time_zone: &str) -> String {
+    let utc = t.strftime("%H:%M UTC");
+    match jiff::tz::TimeZone::get(time_zone) {
+        Ok(tz) => format!(
+            "{} {time_zone} ({utc})",
+            t.to_zoned(tz).strftime("%Y-%m-%d %H:%M")
+        ),
+        Err(_) => t.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+    }
 }
 
 impl Blocker {
@@ -551,11 +589,17 @@ impl std::fmt::Display for Blocker {
             }
             Blocker::OutsideWindow {
                 window,
+                time_zone,
                 next_open: Some(n),
-            } => write!(f, "outside maintenance window {window}; next window opens at {n}"),
+            } => write!(
+                f,
+                "outside maintenance window {window}; it next opens at {} (`--ignore-maintenance-window` at apply overrides)",
+                local_time(*n, time_zone)
+            ),
             Blocker::OutsideWindow {
                 window,
                 next_open: None,
+                ..
             } => write!(
                 f,
                 "outside maintenance window {window}; its schedule never fires again"
@@ -631,6 +675,7 @@ mod tests {
             Blocker::NeedsApproval { flag: "f".into() },
             Blocker::OutsideWindow {
                 window: "w".into(),
+                time_zone: "UTC".into(),
                 next_open: None,
             },
             Blocker::WindowUndefined {
@@ -675,9 +720,15 @@ mod tests {
         let t: jiff::Timestamp = "2026-01-01T02:00:00Z".parse().unwrap();
         let w = Blocker::OutsideWindow {
             window: "nights".into(),
+            time_zone: "Europe/Paris".into(),
             next_open: Some(t),
         };
         assert_eq!(w.requeue_at(), Some(t));
+        assert!(
+            w.to_string()
+                .contains("2026-01-01 03:00 Europe/Paris (02:00 UTC)"),
+            "{w}"
+        );
         assert_eq!(Blocker::DetailMissing.requeue_at(), None);
     }
 }

@@ -149,6 +149,8 @@ pub struct Summary {
     pub servers: usize,
     pub adopt: usize,
     pub reinstall: usize,
+    /// Reinstalls waiting only for their maintenance window: still wipes.
+    pub deferred_reinstall: usize,
     pub set_boot: usize,
     pub reboot: usize,
     pub update_settings: usize,
@@ -177,6 +179,9 @@ impl Plan {
                 s.drifted += 1;
             }
             for a in &sp.actions {
+                if a.deferred_wipe().is_some() {
+                    s.deferred_reinstall += 1;
+                }
                 match a.kind() {
                     ActionKind::Adopt => s.adopt += 1,
                     ActionKind::Reinstall => s.reinstall += 1,

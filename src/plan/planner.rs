@@ -557,80 +557,71 @@ impl ServerPlanner<'_> {
             .max_by_key(|t| t.id)
     }
 
-    /// The approval path of a reinstall under the server's policy, and what blocks it.
+    /// The approval path of a reinstall under the server's policy, and what blocks it. A
+    /// maintenance window binds every reinstall, manual or automatic.
     fn approval(&mut self, reason: &str) -> (Approval, Vec<Blocker>) {
         let policy = &self.ds.policy;
-        match policy.reinstall {
-            ReinstallPolicy::Never => {
-                let origin = self.ds.origin_of("spec.policy.reinstall").clone();
-                self.sp.findings.push(Finding::new(
-                    FindingCode::ReinstallNever,
-                    format!("a reinstall is needed ({reason}) but policy reinstall is never"),
-                    Some(origin.clone()),
-                ));
-                (Approval::Never, vec![Blocker::PolicyNever { origin }])
-            }
-            ReinstallPolicy::Manual => (
-                Approval::AllowWipe {
-                    flag: format!("--allow-wipe {}", self.name),
-                },
-                vec![],
+        if policy.reinstall == ReinstallPolicy::Never {
+            let origin = self.ds.origin_of("spec.policy.reinstall").clone();
+            self.sp.findings.push(Finding::new(
+                FindingCode::ReinstallNever,
+                format!("a reinstall is needed ({reason}) but policy reinstall is never"),
+                Some(origin.clone()),
+            ));
+            return (Approval::Never, vec![Blocker::PolicyNever { origin }]);
+        }
+        let (until, blockers) = match policy.maintenance_window.clone() {
+            None => (None, vec![]),
+            Some(wname) => self.window_gate(&wname),
+        };
+        let approval = match policy.reinstall {
+            ReinstallPolicy::Auto => Approval::Auto {
+                window: policy.maintenance_window.clone(),
+                until,
+            },
+            _ => Approval::AllowWipe {
+                flag: format!("--allow-wipe {}", self.name),
+            },
+        };
+        (approval, blockers)
+    }
+
+    /// Whether the named window is open now: its end, or what blocks.
+    fn window_gate(&mut self, wname: &str) -> (Option<jiff::Timestamp>, Vec<Blocker>) {
+        let Some(w) = self.desired.windows.get(wname) else {
+            let origin = self.ds.origin_of("spec.policy.maintenanceWindow").clone();
+            self.sp.findings.push(Finding::new(
+                FindingCode::WindowUnknown,
+                format!(
+                    "maintenance window {wname} is not defined by any MaintenanceWindow manifest"
+                ),
+                Some(origin.clone()),
+            ));
+            return (
+                None,
+                vec![Blocker::WindowUndefined {
+                    window: wname.to_string(),
+                    origin,
+                }],
+            );
+        };
+        match evaluate(w, self.input.now) {
+            Ok(WindowState::Open { end, .. }) => (Some(end), vec![]),
+            Ok(WindowState::Closed { next }) => (
+                None,
+                vec![Blocker::OutsideWindow {
+                    window: wname.to_string(),
+                    time_zone: w.time_zone.clone(),
+                    next_open: next,
+                }],
             ),
-            ReinstallPolicy::Auto => {
-                let Some(wname) = &policy.maintenance_window else {
-                    return (
-                        Approval::Auto {
-                            window: None,
-                            until: None,
-                        },
-                        vec![],
-                    );
-                };
-                let closed = Approval::Auto {
-                    window: Some(wname.clone()),
-                    until: None,
-                };
-                let Some(w) = self.desired.windows.get(wname) else {
-                    let origin = self.ds.origin_of("spec.policy.maintenanceWindow").clone();
-                    self.sp.findings.push(Finding::new(
-                        FindingCode::WindowUnknown,
-                        format!(
-                            "maintenance window {wname} is not defined by any MaintenanceWindow manifest"
-                        ),
-                        Some(origin.clone()),
-                    ));
-                    return (
-                        closed,
-                        vec![Blocker::WindowUndefined {
-                            window: wname.clone(),
-                            origin,
-                        }],
-                    );
-                };
-                match evaluate(w, self.input.now) {
-                    Ok(WindowState::Open { end, .. }) => (
-                        Approval::Auto {
-                            window: Some(wname.clone()),
-                            until: Some(end),
-                        },
-                        vec![],
-                    ),
-                    Ok(WindowState::Closed { next }) => (
-                        closed,
-                        vec![Blocker::OutsideWindow {
-                            window: wname.clone(),
-                            next_open: next,
-                        }],
-                    ),
-                    Err(message) => (
-                        closed,
-                        vec![Blocker::WindowInvalid {
-                            window: wname.clone(),
-                            message,
-                        }],
-                    ),
-                }
-            }
+            Err(message) => (
+                None,
+                vec![Blocker::WindowInvalid {
+                    window: wname.to_string(),
+                    message,
+                }],
+            ),
         }
     }
 
