@@ -7,6 +7,7 @@ mod plan;
 mod plan_cli;
 mod plan_laws;
 mod plan_render;
+mod readme_recipe;
 mod sim_behaviour;
 mod sim_hostile;
 mod sim_python;
