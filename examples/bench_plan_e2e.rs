@@ -333,6 +333,9 @@ fn run_ovhform(
     let creds = env.handle.credentials();
     let mut cmd = env.command(bin);
     cmd.args(["plan", "--format", "json", "--detailed-exitcode"])
+        // The budget a user of the real API gets: without the flag, a loopback endpoint (this
+        // simulator) is not throttled at all, which would measure something no user sees.
+        .args(["--requests-per-minute", "60"])
         .arg("--manifests")
         .arg(manifests)
         .arg("--state")

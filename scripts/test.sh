@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full test suite, from a fresh Debian machine with the Rust toolchain:
 # installs what the tests need (a Python venv with the pinned official python-ovh client for the
-# conformance tests), then formatting, lints and every test.
+# conformance tests), then formatting, lints and every test, the tests with nothing but the
+# repository visible.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,4 +18,6 @@ export OVHFORM_TEST_PYTHON="$venv/bin/python"
 
 cargo fmt --all --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked --all-targets
+# The tests run where only the repository is visible (scripts/isolated.sh): a test that reads a
+# file outside it fails here, not in someone else's clone.
+bash scripts/isolated.sh cargo test --locked --all-targets

@@ -10,7 +10,21 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::ovh::{self, ConfigInput, ConfigSources, InstallApi};
+use crate::ovh::{self, ConfigInput, ConfigSources, Endpoint, InstallApi};
+
+/// The request budget when `--requests-per-minute` is not given and the API is OVHcloud's.
+pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 60;
+
+/// The budget to use: an explicit value always wins; otherwise OVH's fair use, except for a
+/// loopback endpoint, which cannot be OVHcloud (throttling the simulator only makes a
+/// 1,000-server plan take minutes for nothing).
+pub fn requests_per_minute(given: Option<u32>, endpoint: &Endpoint) -> u32 {
+    given.unwrap_or(if endpoint.is_loopback() {
+        0
+    } else {
+        DEFAULT_REQUESTS_PER_MINUTE
+    })
+}
 
 #[derive(Clone, Args)]
 pub struct ApiArgs {
@@ -35,9 +49,11 @@ pub struct ApiArgs {
     /// OAuth2 client secret (else OVH_CLIENT_SECRET, else ovh.conf).
     #[arg(long, help_heading = "OVHcloud API")]
     pub client_secret: Option<String>,
-    /// Client-side request budget per minute (OVH's fair use is about 60 per key); 0 = unlimited.
-    #[arg(long, default_value_t = 60, help_heading = "OVHcloud API")]
-    pub requests_per_minute: u32,
+    /// Client-side request budget per minute; 0 = unlimited. When not given: 60 (OVH's fair
+    /// use is about 60 per key), or unlimited for a loopback endpoint (127.0.0.0/8, ::1,
+    /// localhost: the simulator).
+    #[arg(long, value_name = "N", help_heading = "OVHcloud API")]
+    pub requests_per_minute: Option<u32>,
     /// API requests in flight at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..), help_heading = "OVHcloud API")]
     pub concurrency: u16,
@@ -92,7 +108,7 @@ impl ApiArgs {
         sources: &ConfigSources,
     ) -> Result<ovh::ClientConfig, ovh::Error> {
         let mut cfg = ovh::ClientConfig::resolve(&self.config_input(), sources)?;
-        cfg.requests_per_minute = self.requests_per_minute;
+        cfg.requests_per_minute = requests_per_minute(self.requests_per_minute, &cfg.endpoint);
         cfg.concurrency = usize::from(self.concurrency);
         cfg.timeout = self.timeout;
         cfg.install_api = self.install_api;
@@ -136,7 +152,7 @@ mod tests {
             "TOPSECRET-CK",
         ])
         .unwrap();
-        assert_eq!(t.api.requests_per_minute, 60);
+        assert_eq!(t.api.requests_per_minute, None);
         assert_eq!(t.api.install_api, InstallApi::Reinstall);
         assert_eq!(t.api.timeout, Duration::from_secs(60));
         let cfg = t.api.client_config_from(&ConfigSources::default()).unwrap();
@@ -147,5 +163,60 @@ mod tests {
             help.contains("--install-api") && help.contains("--requests-per-minute"),
             "{help}"
         );
+    }
+
+    fn resolved_budget(args: &[&str]) -> u32 {
+        let mut argv = vec!["t", "--application-key", "ak", "--application-secret", "as"];
+        argv.extend(["--consumer-key", "ck"]);
+        argv.extend(args);
+        let t = T::try_parse_from(argv).unwrap();
+        t.api
+            .client_config_from(&ConfigSources::default())
+            .unwrap()
+            .requests_per_minute
+    }
+
+    #[test]
+    fn request_budget_is_unlimited_on_loopback_unless_given() {
+        assert_eq!(resolved_budget(&["--endpoint", "ovh-eu"]), 60);
+        assert_eq!(
+            resolved_budget(&["--endpoint", "http://10.1.2.3:8080/1.0"]),
+            60
+        );
+        for local in [
+            "http://127.0.0.1:8080/1.0",
+            "http://[::1]:8080/1.0",
+            "http://localhost:8080/1.0",
+        ] {
+            assert_eq!(resolved_budget(&["--endpoint", local]), 0, "{local}");
+            // An explicit value always wins, in both directions.
+            let given = ["--endpoint", local, "--requests-per-minute", "30"];
+            assert_eq!(resolved_budget(&given), 30, "{local}");
+        }
+        let given = ["--endpoint", "ovh-eu", "--requests-per-minute", "0"];
+        assert_eq!(resolved_budget(&given), 0);
+        let given = ["--endpoint", "ovh-ca", "--requests-per-minute", "120"];
+        assert_eq!(resolved_budget(&given), 120);
+    }
+
+    #[test]
+    fn the_endpoint_may_come_from_the_environment() {
+        let sources = ConfigSources {
+            env: [
+                ("OVH_ENDPOINT", "http://127.0.0.1:9/1.0"),
+                ("OVH_APPLICATION_KEY", "ak"),
+                ("OVH_APPLICATION_SECRET", "as"),
+                ("OVH_CONSUMER_KEY", "ck"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            files: vec![],
+        };
+        let mut t = T::try_parse_from(["t"]).unwrap();
+        // clap reads OVH_ENDPOINT from the process too; only `sources` counts here.
+        t.api.endpoint = None;
+        let cfg = t.api.client_config_from(&sources).unwrap();
+        assert_eq!(cfg.requests_per_minute, 0);
     }
 }

@@ -1,15 +1,19 @@
 //! `ovhform sim`: run the OVHcloud API simulator on a loopback address.
 //!
-//! Owns: the simulator's flags and start-up output. Must not touch: simulator behaviour
-//! (that is `sim/`). Generated credentials are printed once on stdout so a demo can use them;
-//! credentials given by flags are never echoed.
+//! Owns: the simulator's flags and start-up output (shell `export` lines for one
+//! authentication method, or an env file written with mode 0600, and the servers' names).
+//! Must not touch: simulator behaviour (that is `sim/`). Generated credentials are printed
+//! once, so that a demo can use them; credentials given by flags are never echoed. Everything
+//! printed on stdout is valid shell (comments and quoted assignments), so that pasting it,
+//! `eval`, or sourcing a copy cannot run anything else.
 
+use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use miette::IntoDiagnostic;
+use miette::{IntoDiagnostic, WrapErr};
 
 use crate::sim::{self, Faults, SimConfig, SimCredentials, SimError};
 
@@ -87,7 +91,31 @@ pub struct Args {
     /// Answer 429 beyond this many API requests per minute (OVH's fair use is about 60).
     #[arg(long, value_name = "N")]
     pub fair_use_per_minute: Option<u32>,
+    /// Which credentials the printed `export` lines (or --env-file) hold; the simulator
+    /// accepts both methods, ovhform uses one at a time.
+    #[arg(long, value_enum, default_value_t = Auth::ApplicationKey)]
+    pub auth: Auth,
+    /// Write the `export` lines to FILE (mode 0600, replaced atomically) instead of stdout,
+    /// for `. ./FILE` in another shell; stdout then only says where they are.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// Print the name of every server of the fleet, one per line, and exit without listening.
+    #[arg(long)]
+    pub list_servers: bool,
 }
+
+/// The authentication method of the printed credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Auth {
+    /// OVH_APPLICATION_KEY, OVH_APPLICATION_SECRET, OVH_CONSUMER_KEY (signed requests).
+    ApplicationKey,
+    /// OVH_CLIENT_ID, OVH_CLIENT_SECRET (OAuth2 client credentials).
+    Oauth2,
+}
+
+/// Beyond this many servers the start-up output names the first ones only: a 1,000-server
+/// fleet would push the credentials out of the terminal.
+const SERVERS_SHOWN: usize = 20;
 
 fn rate(name: &str, v: f64) -> miette::Result<f64> {
     if (0.0..=1.0).contains(&v) {
@@ -106,44 +134,171 @@ struct Given {
     client_secret: bool,
 }
 
-/// The start-up lines about credentials. Generated values are printed once, as `OVH_*`
-/// assignments a demo can paste; a value that was given is never echoed (one given secret
-/// must not be printed just because the others were generated).
-fn credential_lines(endpoint: &str, c: &SimCredentials, given: &Given) -> Vec<String> {
-    let mut lines = vec![format!("OVH_ENDPOINT={endpoint}")];
-    for (name, value, was_given) in [
-        (
-            "OVH_APPLICATION_KEY",
-            &c.application_key,
-            given.application_key,
+/// `value` as one single-quoted shell word: nothing inside is expanded, and a `'` is written
+/// as `'\''` (close, escaped quote, reopen).
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// A path as a shell word for `.`: bare names get `./` (`.` would search PATH for them), and
+/// anything beyond plain path characters is quoted.
+fn source_word(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let text = if text.contains('/') {
+        text.into_owned()
+    } else {
+        format!("./{text}")
+    };
+    let plain = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@".contains(c));
+    if plain { text } else { shell_quote(&text) }
+}
+
+/// A shell comment line. Fleet files may hold any server name: control characters (a newline
+/// would end the comment and make the rest a command) are escaped.
+fn comment(text: &str) -> String {
+    if text.chars().any(char::is_control) {
+        format!("# {}", text.escape_debug())
+    } else {
+        format!("# {text}")
+    }
+}
+
+/// The `export` lines for one authentication method. Generated values are printed; a value
+/// that was given is never echoed (one given secret must not be printed just because the
+/// others were generated): a comment stands in for it. The other method's variables are
+/// unset because ovhform refuses to choose between two methods.
+fn export_lines(endpoint: &str, c: &SimCredentials, given: &Given, auth: Auth) -> Vec<String> {
+    let (vars, other): (Vec<(&str, &String, bool)>, &str) = match auth {
+        Auth::ApplicationKey => (
+            vec![
+                (
+                    "OVH_APPLICATION_KEY",
+                    &c.application_key,
+                    given.application_key,
+                ),
+                (
+                    "OVH_APPLICATION_SECRET",
+                    &c.application_secret,
+                    given.application_secret,
+                ),
+                ("OVH_CONSUMER_KEY", &c.consumer_key, given.consumer_key),
+            ],
+            "OVH_CLIENT_ID OVH_CLIENT_SECRET",
         ),
-        (
-            "OVH_APPLICATION_SECRET",
-            &c.application_secret,
-            given.application_secret,
+        Auth::Oauth2 => (
+            vec![
+                ("OVH_CLIENT_ID", &c.client_id, given.client_id),
+                ("OVH_CLIENT_SECRET", &c.client_secret, given.client_secret),
+            ],
+            "OVH_APPLICATION_KEY OVH_APPLICATION_SECRET OVH_CONSUMER_KEY",
         ),
-        ("OVH_CONSUMER_KEY", &c.consumer_key, given.consumer_key),
-        ("OVH_CLIENT_ID", &c.client_id, given.client_id),
-        ("OVH_CLIENT_SECRET", &c.client_secret, given.client_secret),
-    ] {
+    };
+    let mut lines = vec![format!("export OVH_ENDPOINT={}", shell_quote(endpoint))];
+    for (name, value, was_given) in vars {
         lines.push(if was_given {
-            format!("# {name}: as given")
+            format!("# {name}: as given to the simulator (not echoed; export it yourself)")
         } else {
-            format!("{name}={value}")
+            format!("export {name}={}", shell_quote(value))
         });
+    }
+    lines.push(format!("unset {other}"));
+    lines
+}
+
+/// The servers' names as comment lines: all of them up to [`SERVERS_SHOWN`], else the first
+/// ones and how to list the rest.
+fn server_lines(names: &[&str]) -> Vec<String> {
+    let mut lines = vec![format!(
+        "# {} server{}:",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" }
+    )];
+    for name in names.iter().take(SERVERS_SHOWN) {
+        lines.push(comment(&format!("  {name}")));
+    }
+    if names.len() > SERVERS_SHOWN {
+        lines.push(format!(
+            "#   … and {} more: the same flags plus --list-servers print them all (or GET /dedicated/server)",
+            names.len() - SERVERS_SHOWN
+        ));
     }
     lines
 }
 
-pub fn run(args: Args) -> miette::Result<ExitCode> {
-    if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
-        return Err(SimError::NonLoopback { addr: args.listen }).into_diagnostic();
+fn auth_label(auth: Auth) -> &'static str {
+    match auth {
+        Auth::ApplicationKey => "application key",
+        Auth::Oauth2 => "OAuth2 client credentials",
     }
+}
+
+/// Replace `path` atomically with `bytes`, readable by the owner only from the first byte on
+/// (a chmod after writing would leave a window in which the secrets are world-readable).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "env".to_string());
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Until Ctrl-C, or SIGTERM: a simulator started with `&` from a script ignores SIGINT, and
+/// `kill` sends SIGTERM; both should stop it the same way.
+async fn stop_requested() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
+}
+
+pub fn run(args: Args) -> miette::Result<ExitCode> {
     let templates = sim::catalog::catalogue();
     let fleet = match &args.fleet {
         Some(path) => sim::fleet::load(path, &templates).into_diagnostic()?,
         None => sim::fleet::generate(args.servers, args.seed, &templates),
     };
+    if args.list_servers {
+        let mut out = std::io::stdout().lock();
+        for server in &fleet {
+            // A closed stdout (e.g. `| head`) is not an error.
+            if writeln!(out, "{}", server.name.escape_debug()).is_err() {
+                break;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
+        return Err(SimError::NonLoopback { addr: args.listen }).into_diagnostic();
+    }
+    let names: Vec<String> = fleet.iter().map(|s| s.name.clone()).collect();
     let generated = SimCredentials::generate();
     let given = Given {
         application_key: args.application_key.is_some(),
@@ -186,7 +341,6 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         },
         ..SimConfig::default()
     };
-    let servers = config.fleet.len();
     let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -197,19 +351,53 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             })
             .into_diagnostic()?;
         let handle = sim::spawn(listener, config);
-        println!(
-            "OVHcloud API simulator listening: endpoint {}",
-            handle.base_url()
-        );
-        println!(
-            "servers: {servers}; speed x{}; hooks {}",
+        // The base URL carries the bound port, so `--listen 127.0.0.1:0` reports the real one.
+        let endpoint = handle.base_url();
+        let exports = export_lines(&endpoint, &credentials, &given, args.auth);
+        let mut out = vec![format!(
+            "# OVHcloud API simulator on {endpoint} (speed x{}; hooks {}); Ctrl-C stops it.",
             args.speed,
             if args.hooks { "on" } else { "off" }
-        );
-        for line in credential_lines(&handle.base_url(), &credentials, &given) {
-            println!("{line}");
+        )];
+        match &args.env_file {
+            Some(path) => {
+                let mut text = vec![
+                    format!("# ovhform sim on {endpoint}, {}.", auth_label(args.auth)),
+                    format!(
+                        "# Load into the shell that runs ovhform: . {}",
+                        source_word(path)
+                    ),
+                ];
+                text.extend(exports);
+                text.push(String::new());
+                if let Err(e) = write_private(path, text.join("\n").as_bytes()) {
+                    handle.shutdown().await;
+                    return Err(e)
+                        .into_diagnostic()
+                        .wrap_err_with(|| format!("cannot write the env file {}", path.display()));
+                }
+                out.push(comment(&format!(
+                    "Endpoint and credentials ({}) written to {} (mode 0600); load them with: . {}",
+                    auth_label(args.auth),
+                    path.display(),
+                    source_word(path)
+                )));
+            }
+            None => {
+                out.push(format!(
+                    "# For the shell that runs ovhform ({}; --auth picks the other method):",
+                    auth_label(args.auth)
+                ));
+                out.extend(exports);
+            }
         }
-        tokio::signal::ctrl_c().await.into_diagnostic()?;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        out.extend(server_lines(&names));
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{}", out.join("\n"));
+        let _ = stdout.flush();
+        drop(stdout);
+        stop_requested().await.into_diagnostic()?;
         handle.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
@@ -229,24 +417,149 @@ mod tests {
         }
     }
 
-    #[test]
-    fn given_secrets_are_never_echoed_generated_ones_are_printed() {
-        let given = Given {
+    fn given() -> Given {
+        Given {
             application_key: false,
             application_secret: true,
             consumer_key: false,
             client_id: false,
             client_secret: true,
-        };
-        let out = credential_lines("http://127.0.0.1:8080/1.0", &creds(), &given).join("\n");
+        }
+    }
+
+    const ENDPOINT: &str = "http://127.0.0.1:8080/1.0";
+
+    #[test]
+    fn given_secrets_are_never_echoed_generated_ones_are_printed() {
+        let out = export_lines(ENDPOINT, &creds(), &given(), Auth::ApplicationKey).join("\n");
         assert!(!out.contains("GIVEN"), "{out}");
         for shown in [
-            "OVH_APPLICATION_KEY=GEN-AK",
-            "OVH_CONSUMER_KEY=GEN-CK",
-            "OVH_CLIENT_ID=GEN-ID",
+            "export OVH_ENDPOINT='http://127.0.0.1:8080/1.0'",
+            "export OVH_APPLICATION_KEY='GEN-AK'",
+            "export OVH_CONSUMER_KEY='GEN-CK'",
+            "# OVH_APPLICATION_SECRET: as given",
+            "unset OVH_CLIENT_ID OVH_CLIENT_SECRET",
         ] {
             assert!(out.contains(shown), "{out}");
         }
-        assert!(out.contains("# OVH_APPLICATION_SECRET: as given"), "{out}");
+        // One method only.
+        assert!(!out.contains("GEN-ID"), "{out}");
+
+        let out = export_lines(ENDPOINT, &creds(), &given(), Auth::Oauth2).join("\n");
+        assert!(!out.contains("GIVEN"), "{out}");
+        assert!(out.contains("export OVH_CLIENT_ID='GEN-ID'"), "{out}");
+        assert!(out.contains("# OVH_CLIENT_SECRET: as given"), "{out}");
+        assert!(!out.contains("GEN-AK") && !out.contains("GEN-CK"), "{out}");
+        assert!(out.contains("unset OVH_APPLICATION_KEY OVH_APPLICATION_SECRET OVH_CONSUMER_KEY"));
+    }
+
+    /// What a shell makes of `script` (after the exports, the variables are printed NUL-separated).
+    fn shell_values(script: &str, vars: &[&str]) -> Vec<String> {
+        let mut full = format!("{script}\n");
+        for v in vars {
+            full.push_str(&format!("printf '%s\\0' \"${{{v}-UNSET}}\"\n"));
+        }
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(full)
+            .env_clear()
+            .env("OVH_CLIENT_ID", "left over")
+            .output()
+            .expect("run sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_terminator('\0')
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn output_is_shell_safe() {
+        let hostile = SimCredentials {
+            application_key: "it's $(exit 7) `x` \\ \"q\" \n$HOME;'".into(),
+            application_secret: "'".into(),
+            consumer_key: "''\\''".into(),
+            ..creds()
+        };
+        let none = Given {
+            application_key: false,
+            application_secret: false,
+            consumer_key: false,
+            client_id: false,
+            client_secret: false,
+        };
+        let mut lines = export_lines(ENDPOINT, &hostile, &none, Auth::ApplicationKey);
+        lines.extend(server_lines(&["ns1.example\necho INJECTED", "plain"]));
+        let script = lines.join("\n");
+        let values = shell_values(
+            &script,
+            &[
+                "OVH_ENDPOINT",
+                "OVH_APPLICATION_KEY",
+                "OVH_APPLICATION_SECRET",
+                "OVH_CONSUMER_KEY",
+                "OVH_CLIENT_ID",
+            ],
+        );
+        assert_eq!(
+            values,
+            vec![
+                ENDPOINT.to_string(),
+                hostile.application_key.clone(),
+                hostile.application_secret.clone(),
+                hostile.consumer_key.clone(),
+                "UNSET".to_string(),
+            ],
+            "{script}"
+        );
+        assert!(!script.contains("\necho INJECTED"), "{script}");
+    }
+
+    #[test]
+    fn server_names_beyond_twenty_are_summarised() {
+        let names: Vec<String> = (1..=25).map(|i| format!("ns{i}.example")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let lines = server_lines(&refs);
+        assert_eq!(lines[0], "# 25 servers:");
+        assert_eq!(lines.len(), 1 + 20 + 1, "{lines:#?}");
+        assert_eq!(lines[20], "#   ns20.example");
+        assert!(lines[21].contains("… and 5 more") && lines[21].contains("--list-servers"));
+
+        let lines = server_lines(&refs[..20]);
+        assert_eq!(lines.len(), 21, "{lines:#?}");
+        assert!(!lines.join("\n").contains("more"));
+        assert_eq!(server_lines(&["a"]), vec!["# 1 server:", "#   a"]);
+    }
+
+    #[test]
+    fn source_words() {
+        assert_eq!(source_word(Path::new("sim.env")), "./sim.env");
+        assert_eq!(source_word(Path::new("/tmp/x/sim.env")), "/tmp/x/sim.env");
+        assert_eq!(source_word(Path::new("my sim.env")), "'./my sim.env'");
+    }
+
+    #[test]
+    fn env_file_is_private_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sim.env");
+        std::fs::write(&path, "old").unwrap();
+        write_private(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("sim.env")]);
     }
 }

@@ -96,6 +96,26 @@ impl Endpoint {
             format!("{base}{path}")
         }
     }
+
+    /// True when the API is on this machine: a URL whose host is in 127.0.0.0/8, `::1` (or
+    /// an IPv4-mapped loopback) or `localhost`. Such an endpoint is a simulator or a test
+    /// fake, never OVHcloud, so OVH's fair-use limit does not apply to it.
+    pub fn is_loopback(&self) -> bool {
+        let Ok(url) = reqwest::Url::parse(&self.base_url) else {
+            return false;
+        };
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback(),
+            Ok(std::net::IpAddr::V6(ip)) => {
+                ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+            Err(_) => host.trim_end_matches('.').eq_ignore_ascii_case("localhost"),
+        }
+    }
 }
 
 /// A secret string: shown as `<redacted>` in `Debug`, has no `Display`. Read it with
@@ -395,6 +415,30 @@ fn load_files(paths: &[PathBuf]) -> Result<Vec<(PathBuf, ini::Ini)>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_endpoints() {
+        for url in [
+            "http://127.0.0.1:8080/1.0",
+            "http://127.10.20.30/1.0",
+            "http://[::1]:8080/1.0",
+            "http://[::ffff:127.0.0.1]:8080/1.0",
+            "http://localhost:8080/1.0",
+            "https://LOCALHOST./1.0",
+        ] {
+            assert!(Endpoint::parse(url).unwrap().is_loopback(), "{url}");
+        }
+        for name in [
+            "ovh-eu",
+            "kimsufi-ca",
+            "http://10.0.0.1:8080/1.0",
+            "http://[::2]/1.0",
+            "http://localhost.example.net/1.0",
+            "http://127.0.0.1.nip.io/1.0",
+        ] {
+            assert!(!Endpoint::parse(name).unwrap().is_loopback(), "{name}");
+        }
+    }
 
     #[test]
     fn endpoint_names_and_urls() {

@@ -1,5 +1,6 @@
 //! The one integration test binary: one module per area.
 
+mod isolation;
 mod manifest;
 mod observe_sim;
 mod ovh_client;
@@ -7,6 +8,7 @@ mod plan;
 mod plan_cli;
 mod plan_laws;
 mod plan_render;
+mod readme_recipe;
 mod sim_behaviour;
 mod sim_hostile;
 mod sim_python;

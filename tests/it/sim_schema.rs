@@ -1,8 +1,9 @@
 //! Every response of a scripted full workflow against the simulator, validated with a JSON
-//! Schema validator against OVH's published schemas (../shared/ovh-api), strictly as REFERENCE.md
-//! "Validating responses" says: every declared property required, no undeclared property,
-//! nullable references rewritten as "ref or null", read mode for responses, write mode for the
-//! request bodies the workflow sends; plus the documented 2026 differences.
+//! Schema validator against OVH's published schemas (vendored in `tests/fixtures/ovh-api`),
+//! strictly as REFERENCE.md "Validating responses" says: every declared property required, no
+//! undeclared property, nullable references rewritten as "ref or null", read mode for
+//! responses, write mode for the request bodies the workflow sends; plus the documented 2026
+//! differences.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,25 +15,10 @@ use super::sim_support::{self, Api, Exchange, HYBRID, RAID, WINDOWS, assert_erro
 
 // --- Schema loading and strictifying ---------------------------------------------------------
 
+/// The schemas vendored into the repository (see SOURCE.md there): the suite reads nothing
+/// outside the repository, so it passes in any clone.
 fn schema_dir() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        std::env::var_os("OVHFORM_API_SCHEMAS").map(PathBuf::from),
-        Some(manifest.join("../shared/ovh-api")),
-        // A git worktree one level deeper than the main checkout.
-        Some(manifest.join("../../shared/ovh-api")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.join("dedicated-server.openapi3.json").is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "OVH API schemas not found: expected {}/../shared/ovh-api/dedicated-server.openapi3.json \
-                 (clone the shared/ folder beside the repository, or set OVHFORM_API_SCHEMAS)",
-                manifest.display()
-            )
-        })
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ovh-api")
 }
 
 fn load(name: &str) -> Value {
