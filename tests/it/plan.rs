@@ -758,6 +758,35 @@ fn reinstall_lists_erased_and_kept_disk_groups_with_sizes() {
     );
 }
 
+/// Issue 8, seen: `maintenanceWindow` bound only `policy: auto`, so `--allow-wipe-all` would
+/// have wiped the example database at noon. A window binds manual reinstalls too.
+#[test]
+fn regression_maintenance_window_binds_manual_reinstalls() {
+    let (mut d, o, r) = one("a.eu");
+    d.windows.insert("prod-nights".into(), nights());
+    let ds = d.servers.get_mut("a.eu").unwrap();
+    assert_eq!(ds.policy.reinstall, ReinstallPolicy::Manual);
+    ds.policy.maintenance_window = Some("prod-nights".into());
+    ds.install.as_mut().unwrap().generation = 2;
+    let noon = input();
+    let a = &plan_ok(&d, &o, &r, &noon).servers["a.eu"].actions[0];
+    assert_eq!(
+        (a.kind(), a.effective_kind()),
+        (ActionKind::Blocked, ActionKind::Reinstall)
+    );
+    assert!(a.deferred_wipe().is_some());
+    let mut night = input();
+    night.now = "2026-11-24T02:30:00Z".parse().unwrap();
+    let a = &plan_ok(&d, &o, &r, &night).servers["a.eu"].actions[0];
+    assert_eq!(a.kind(), ActionKind::Reinstall);
+    assert_eq!(
+        a.reinstall().unwrap().approval,
+        Approval::AllowWipe {
+            flag: "--allow-wipe a.eu".into()
+        }
+    );
+}
+
 #[test]
 fn auto_reinstall_runs_only_inside_the_maintenance_window() {
     let (mut d, o, r) = one("a.eu");
@@ -771,7 +800,14 @@ fn auto_reinstall_runs_only_inside_the_maintenance_window() {
     assert_eq!(a.kind(), ActionKind::Blocked);
     assert_eq!(
         blocked_by(a),
-        vec!["outside maintenance window prod-nights; next window opens at 2026-11-24T01:00:00Z"]
+        vec![
+            "outside maintenance window prod-nights; it next opens at 2026-11-24 02:00 Europe/Paris (01:00 UTC) (`--ignore-maintenance-window` at apply overrides)"
+        ]
+    );
+    // Waiting only for its window, it is still a wipe: a deferred one.
+    assert_eq!(
+        a.deferred_wipe(),
+        Some(("2026-11-24T01:00:00Z".parse().unwrap(), "Europe/Paris"))
     );
 
     let mut inside = input();

@@ -108,7 +108,7 @@ fn thousand_server_fleet_summary() {
     insta::assert_json_snapshot!("fleet_1000_json_summary", p.summary());
     let md = render_markdown(&p, MARKDOWN_LIMIT);
     assert!(md.len() <= MARKDOWN_LIMIT, "markdown is {} bytes", md.len());
-    assert!(md.contains("more servers not shown"));
+    assert!(md.contains("more server(s) not detailed here"));
     // A small cap keeps the golden file readable while showing the truncation note.
     let capped = render_markdown(&p, 12_000);
     assert!(
@@ -182,10 +182,16 @@ fn docs_plan_md_matches_the_code_tables_and_the_flags() {
         );
     }
     for k in ActionKind::ALL {
-        assert!(docs.contains(&format!("| `{k}` |")), "action {k} undocumented");
+        assert!(
+            docs.contains(&format!("| `{k}` |")),
+            "action {k} undocumented"
+        );
     }
     for b in Blocker::KINDS {
-        assert!(docs.contains(&format!("| `{b}` |")), "blocker {b} undocumented");
+        assert!(
+            docs.contains(&format!("| `{b}` |")),
+            "blocker {b} undocumented"
+        );
     }
     let cli = ovhform::cli::Cli::command();
     let plan = cli.find_subcommand("plan").expect("plan subcommand");
@@ -199,4 +205,110 @@ fn docs_plan_md_matches_the_code_tables_and_the_flags() {
             );
         }
     }
+}
+
+/// Issue 8, seen: a 166-character tag value erased the WIPE banner and printed "Plan: no
+/// changes"; a live `bootScript` set by anyone with PUT rewrote the screen; newlines injected
+/// Markdown lines. Control characters, ANSI sequences, bare CRs and bidi overrides planted in
+/// a live `bootScript`, a record read back from tags, a task from the API, the catalog's
+/// template names and a server name never reach the text or Markdown plan raw.
+#[test]
+fn regression_hostile_strings_never_reach_a_terminal_or_a_comment_raw() {
+    use ovhform::model::{BootMode, BootSpec, RebootPolicy, Task, TaskStatus};
+    const EVIL: &str =
+        "\x1b[2J\x1b[H\rPlan: no changes.\u{202e}\u{2066}\n## injected\x07\x1b]8;;http://x\x1b\\";
+    let (mut d, mut o, mut r) = testkit::fleet(4, now(), true);
+    let names: Vec<String> = d.servers.keys().cloned().collect();
+    // A live bootScript (anyone with PUT) on a server whose manifest wants disk boot.
+    o.servers.get_mut(&names[0]).unwrap().boot_script = Some(format!("#!ipxe\n{EVIL}\n"));
+    o.servers.get_mut(&names[0]).unwrap().boot_id = None;
+    // A record (read back from tags) with hostile OS and fingerprint: reinstall and drift
+    // lines show them.
+    let rec = r.installs.get_mut(&names[1]).unwrap();
+    rec.os = format!("debian11{EVIL}");
+    rec.fingerprint = format!("sha256:{EVIL}");
+    // A task from the API with a hostile function name.
+    o.servers
+        .get_mut(&names[2])
+        .unwrap()
+        .detail
+        .as_mut()
+        .unwrap()
+        .tasks
+        .push(Task {
+            id: 9,
+            function: format!("hardReboot{EVIL}"),
+            status: TaskStatus::Doing,
+            comment: Some(EVIL.into()),
+            start_date: None,
+            done_date: None,
+        });
+    // Hostile catalog names reach a finding's message; the server wants an iPXE boot too.
+    let ds = d.servers.get_mut(&names[3]).unwrap();
+    ds.install.as_mut().unwrap().generation = 2;
+    ds.boot = Some(BootSpec {
+        mode: BootMode::Ipxe {
+            script: format!("#!ipxe\r\necho {EVIL}\n"),
+        },
+        reboot: RebootPolicy::Never,
+    });
+    o.servers
+        .get_mut(&names[3])
+        .unwrap()
+        .detail
+        .as_mut()
+        .unwrap()
+        .compatible_templates = vec![format!("evil{EVIL}")];
+    // A server known only from a hostile record: forget shows its name and record.
+    let ghost = format!("ns9.eu{EVIL}");
+    let mut grec = r.installs[&names[1]].clone();
+    grec.server = ghost.clone();
+    r.installs.insert(ghost, grec);
+
+    let p = plan_ok(&d, &o, &r, &input());
+    let sgr = |s: &str| -> String {
+        // Remove the colour sequences the renderer itself writes; nothing else may remain.
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(i) = rest.find("\x1b[") {
+            out.push_str(&rest[..i]);
+            let tail = &rest[i + 2..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_digit() || c == ';'))
+                .unwrap_or(tail.len());
+            if tail[end..].starts_with('m') {
+                rest = &tail[end + 1..];
+            } else {
+                out.push_str("\x1b[");
+                rest = tail;
+            }
+        }
+        out.push_str(rest);
+        out
+    };
+    let renderings = [
+        ("text", render_text(&p, false)),
+        ("text colour", sgr(&render_text(&p, true))),
+        ("markdown", render_markdown(&p, MARKDOWN_LIMIT)),
+    ];
+    for (what, out) in &renderings {
+        for bad in ['\x1b', '\r', '\x07', '\u{202e}', '\u{2066}'] {
+            assert!(!out.contains(bad), "{what} shows {bad:?} raw:\n{out}");
+        }
+        assert!(
+            !out.lines()
+                .any(|l| l.starts_with("Plan: no changes") || l.starts_with("## injected")),
+            "{what}: a value started a line of its own:\n{out}"
+        );
+        // The escaped form is what a reviewer sees instead.
+        assert!(out.contains("\\x1b[2J"), "{what}");
+    }
+    // The plan itself is still a plan with changes, and says so.
+    assert!(renderings[0].1.contains("WIPE"));
+    assert!(
+        renderings[0]
+            .1
+            .lines()
+            .any(|l| l.starts_with("Plan: ") && !l.starts_with("Plan: no changes"))
+    );
 }

@@ -164,6 +164,22 @@ pub fn md(s: &str) -> String {
     out
 }
 
+/// Text inside HTML (`<summary>`): `line`, then `<`, `>`, `&` and quotes as entities.
+pub fn html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in line(s).chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// An inline code span holding `s` verbatim (escaped with `line`): the fence is longer than
 /// any run of backticks inside, so the value cannot close it.
 pub fn md_code(s: &str) -> String {
@@ -220,7 +236,10 @@ mod tests {
     fn markdown_cannot_open_html_code_or_new_lines() {
         let m = md("<img src=x onerror=alert(1)> | **bold** `code`\n## heading");
         assert!(!m.contains('<') && !m.contains('\n'), "{m}");
-        assert!(m.contains("\\|") && m.contains("\\*\\*") && m.contains("\\`"), "{m}");
+        assert!(
+            m.contains("\\|") && m.contains("\\*\\*") && m.contains("\\`"),
+            "{m}"
+        );
         let c = md_code("a``b");
         assert_eq!(c, "```a``b```");
         assert_eq!(md_code("`x"), "`` `x ``");

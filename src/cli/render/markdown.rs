@@ -7,25 +7,27 @@ use std::fmt::Write as _;
 
 use crate::plan::{ActionKind, Plan, ServerPlan, Severity};
 
-use super::{action_lines, changed_servers, server_diff, summary_line, symbol, title};
+use super::escape::{self, md, md_code};
+use super::{
+    action_lines, changed_servers, server_diff, shown, summary_line, symbol, title, wipe_summary,
+};
 
 /// Default cap, below GitHub's 65,536-character comment limit with room for a CI footer.
 pub const MARKDOWN_LIMIT: usize = 60_000;
 
-/// Servers named in the wipe banner before "… and N more".
-const BANNER_SERVERS: usize = 20;
-
-/// Render for a PR comment, at most about `max_bytes` bytes (the header, the banner and the
-/// closing part are always kept; per-server sections are dropped from the end first).
+/// Render for a PR comment, at most about `max_bytes` bytes. The header, the wipe banner
+/// (which names every server to be wiped, never cut) and the closing part are always kept;
+/// per-server sections are dropped from the end first, and the comment says so.
 pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
     let s = plan.summary();
     let mut head = String::new();
     let _ = writeln!(head, "### ovhform plan\n");
-    let _ = writeln!(head, "**{}**\n", summary_line(&s));
+    let _ = writeln!(head, "**{}**\n", md(&summary_line(&s)));
     if let Some(rev) = &plan.revision {
         let _ = writeln!(
             head,
-            "Manifests at `{rev}`, planned at {}.\n",
+            "Manifests at {}, planned at {}.\n",
+            md_code(rev),
             plan.generated_at
         );
     }
@@ -37,56 +39,32 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
             "> **WIPE: {} server(s) will be reinstalled and their listed disks ERASED.**",
             wipes.len()
         );
-        for (i, sp) in wipes.iter().enumerate() {
-            if i == BANNER_SERVERS {
-                let _ = writeln!(
-                    head,
-                    "> - … and {} more (see below)",
-                    wipes.len() - BANNER_SERVERS
-                );
-                break;
+        let lines: Vec<String> = wipes
+            .iter()
+            .filter_map(|sp| {
+                wipe_summary(sp).map(|w| format!("> - {}: {}", md_code(&sp.server), md(&w)))
+            })
+            .collect();
+        let full: usize = lines.iter().map(|l| l.len() + 1).sum();
+        if full <= max_bytes / 2 {
+            for l in lines {
+                let _ = writeln!(head, "{l}");
             }
-            for a in sp
-                .actions
-                .iter()
-                .filter(|a| a.kind() == ActionKind::Reinstall)
-            {
-                let erased: Vec<String> = a
-                    .reinstall()
-                    .into_iter()
-                    .flat_map(|r| &r.disk_groups)
-                    .filter(|g| g.fate != crate::plan::DiskFate::Kept)
-                    .map(|g| format!("group {}", g.id))
-                    .collect();
-                let kept: Vec<String> = a
-                    .reinstall()
-                    .into_iter()
-                    .flat_map(|r| &r.disk_groups)
-                    .filter(|g| g.fate == crate::plan::DiskFate::Kept)
-                    .map(|g| format!("group {}", g.id))
-                    .collect();
-                let _ = writeln!(
-                    head,
-                    "> - `{}`: erases {}{}",
-                    sp.server,
-                    if erased.is_empty() {
-                        "(unknown disks)".into()
-                    } else {
-                        erased.join(", ")
-                    },
-                    if kept.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; keeps {}", kept.join(", "))
-                    }
-                );
-            }
+        } else {
+            // Too many to detail in one comment: still name every one, compactly.
+            let names: Vec<String> = wipes.iter().map(|sp| md_code(&sp.server)).collect();
+            let _ = writeln!(
+                head,
+                "> Every server to be wiped (their disk groups are in the full plan): {}",
+                names.join(", ")
+            );
         }
         let _ = writeln!(head);
     }
     let _ = writeln!(head, "| action | count |\n|---|---:|");
     for (label, n) in [
         ("reinstall (destructive)", s.reinstall),
+        ("deferred reinstall (destructive)", s.deferred_reinstall),
         ("adopt", s.adopt),
         ("set-boot", s.set_boot),
         ("reboot", s.reboot),
@@ -119,9 +97,9 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
                 if shown < 50 {
                     let _ = writeln!(
                         head,
-                        "| `{}` | {} | {} | {} | {}{} |",
-                        sp.server,
-                        d.field,
+                        "| {} | {} | {} | {} | {}{} |",
+                        md_code(&sp.server),
+                        md(&d.field),
                         cell(d.applied.as_deref()),
                         cell(d.live.as_deref()),
                         super::policy_name(d.policy),
@@ -153,23 +131,24 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
             let at = f
                 .origin
                 .as_ref()
-                .map(|o| format!(" `{o}`"))
+                .map(|o| format!(" {}", md_code(&o.to_string())))
                 .unwrap_or_default();
-            let who = server.map(|s| format!(" `{s}`")).unwrap_or_default();
-            let _ = writeln!(
-                head,
-                "- {sev} `{}`{who}{at}: {}",
-                f.code,
-                md_escape(&f.message)
-            );
+            let who = server
+                .map(|s| format!(" {}", md_code(s)))
+                .unwrap_or_default();
+            let _ = writeln!(head, "- {sev} `{}`{who}{at}: {}", f.code, md(&f.message));
         }
         let _ = writeln!(head);
     }
 
     let mut tail = String::new();
-    let _ = writeln!(tail, "_{}_\n", md_escape(&plan.report.coverage.line()));
+    let _ = writeln!(tail, "_{}_\n", md(&plan.report.coverage.line()));
     if let Some(cmd) = super::apply_hint(plan) {
-        let _ = writeln!(tail, "To apply after merge:\n\n```sh\n{cmd}\n```");
+        let _ = writeln!(
+            tail,
+            "To apply after merge:\n\n```sh\n{}\n```",
+            escape::line(cmd)
+        );
     } else if !plan.has_changes() {
         let _ = writeln!(tail, "No changes: the fleet matches the manifests.");
     }
@@ -200,19 +179,15 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
     if omitted > 0 {
         let _ = writeln!(
             body,
-            "\n… {omitted} more servers not shown (comment size limit); run `ovhform plan` for the full plan.\n"
+            "\n… {omitted} more server(s) not detailed here (comment size limit); every server to be wiped is named in the banner above. The full plan: `ovhform plan` (or the JSON plan saved with `--out` by the CI job).\n"
         );
     }
-    format!("{head}{body}\n{tail}")
+    // Values were escaped where interpolated; this pass catches anything that slipped by.
+    escape::block(&format!("{head}{body}\n{tail}")).into_owned()
 }
 
 fn cell(s: Option<&str>) -> String {
-    md_escape(s.unwrap_or("(none)")).replace('|', "\\|")
-}
-
-/// Keep user text from opening HTML or code spans in the comment.
-fn md_escape(s: &str) -> String {
-    s.replace('<', "&lt;").replace('>', "&gt;")
+    md(&shown(s))
 }
 
 fn server_section(sp: &ServerPlan) -> String {
@@ -226,13 +201,13 @@ fn server_section(sp: &ServerPlan) -> String {
     let _ = writeln!(
         out,
         "<details><summary><code>{}</code>: {}</summary>\n",
-        sp.server,
-        md_escape(&kinds.join(", "))
+        escape::html(&sp.server),
+        escape::html(&kinds.join(", "))
     );
     for a in sp.actions.iter().filter(|a| a.kind() != ActionKind::Noop) {
-        let _ = writeln!(out, "- **{}**", title(a));
+        let _ = writeln!(out, "- **{}**", md(&title(a)));
         for l in action_lines(a) {
-            let _ = writeln!(out, "  - {}", md_escape(&l));
+            let _ = writeln!(out, "  - {}", md(&l));
         }
     }
     let mut diff = server_diff(sp);

@@ -8,9 +8,11 @@
 //! formats say the same thing.
 
 use crate::plan::{
-    Action, ActionKind, BootTarget, DiskFate, DiskGroupFate, Plan, ServerPlan, Summary, WaitOn,
+    Action, ActionKind, BootTarget, DiskFate, DiskGroupFate, Plan, Reinstall, ServerPlan, Summary,
+    WaitOn,
 };
 
+pub mod escape;
 mod markdown;
 mod text;
 
@@ -86,11 +88,12 @@ pub(crate) fn title(a: &Action) -> String {
     }
 }
 
+/// How a reinstall (runnable or blocked) gets approved; nothing for policy `never`, whose
+/// blocker says it all.
 pub(crate) fn approval_text(a: &Action) -> Option<String> {
-    match a {
-        Action::Reinstall(r) => Some(r.approval.to_string()),
-        _ => None,
-    }
+    a.reinstall()
+        .filter(|r| r.approval != crate::plan::Approval::Never)
+        .map(|r| r.approval.to_string())
 }
 
 pub(crate) fn size(bytes: u64) -> String {
@@ -113,8 +116,14 @@ pub(crate) fn disk_group_line(g: &DiskGroupFate) -> String {
     )
 }
 
-/// The detail lines under an action (changes, disk groups, blockers, PUT bodies), without
-/// indentation. Used by the text and Markdown renderers.
+/// A compared value as shown: `(none)` when absent, quoted when its difference could be
+/// invisible (see [`escape::value`]).
+pub(crate) fn shown(v: Option<&str>) -> String {
+    v.map_or_else(|| "(none)".to_string(), |v| escape::value(v).into_owned())
+}
+
+/// The detail lines under an action (changes, approval, blockers, disk groups, PUT bodies),
+/// without indentation, each already escaped for a terminal. Used by both renderers.
 pub(crate) fn action_lines(a: &Action) -> Vec<String> {
     let mut out = Vec::new();
     out.push(format!("reason: {}", a.reason()));
@@ -122,8 +131,8 @@ pub(crate) fn action_lines(a: &Action) -> Vec<String> {
         out.push(format!(
             "{}: {} → {}",
             c.field,
-            c.old.as_deref().unwrap_or("(none)"),
-            c.new.as_deref().unwrap_or("(none)")
+            shown(c.old.as_deref()),
+            shown(c.new.as_deref())
         ));
     }
     if let Some(ap) = approval_text(a) {
@@ -141,7 +150,7 @@ pub(crate) fn action_lines(a: &Action) -> Vec<String> {
         }
     }
     if let Some(b) = a.set_boot() {
-        // The iPXE script is shown as a diff below; the PUT names the boot id only.
+        // The iPXE script is shown as a diff; the PUT names the boot id only.
         match &b.target {
             BootTarget::Ipxe { .. } => out.push("PUT bootScript (see diff)".to_string()),
             BootTarget::Unresolved { .. } => {}
@@ -165,51 +174,117 @@ pub(crate) fn action_lines(a: &Action) -> Vec<String> {
                 .unwrap_or_default()
         ));
     }
-    out
+    out.into_iter()
+        .map(|l| escape::line(&l).into_owned())
+        .collect()
 }
 
-/// The per-server diff shown in Markdown `<details>` (and the iPXE diff in text): the
-/// reinstall request that will be sent, the boot script diff, the settings before/after.
+/// The redacted reinstall request, pretty-printed, one escaped line each.
+pub(crate) fn request_lines(r: &Reinstall) -> Vec<String> {
+    serde_json::to_string_pretty(&r.request)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| escape::line(l).into_owned())
+        .collect()
+}
+
+/// A unified diff (of a live, hostile `bootScript`), one escaped line each; a line whose
+/// content has invisible differences (trailing space, CR) is quoted.
+pub(crate) fn diff_lines(diff: &str) -> Vec<String> {
+    diff.lines()
+        .map(|l| {
+            let (mark, rest) = match l.chars().next() {
+                Some(c @ ('+' | '-' | ' ')) if !l.starts_with("+++") && !l.starts_with("---") => {
+                    l.split_at(c.len_utf8())
+                }
+                _ => ("", l),
+            };
+            if mark.is_empty() {
+                escape::line(l).into_owned()
+            } else {
+                format!("{mark}{}", escape::value(rest))
+            }
+        })
+        .collect()
+}
+
+/// The per-server diff shown in Markdown `<details>`: the reinstall request that will be
+/// sent, the boot script diff, the settings before/after. Escaped line by line.
 pub(crate) fn server_diff(sp: &ServerPlan) -> String {
     let mut out = String::new();
+    let mut push = |l: String| {
+        out.push_str(&l);
+        out.push('\n');
+    };
     for a in &sp.actions {
         if let Some(r) = a.reinstall() {
-            out.push_str(&format!(
-                "# {} request (secrets shown as sha256 + length)\n",
+            push(format!(
+                "# {} request (secrets redacted as sha256 + length)",
                 title(a)
             ));
-            let body = serde_json::to_string_pretty(&r.request).unwrap_or_default();
-            for l in body.lines() {
-                out.push_str(&format!("+ {l}\n"));
+            for l in request_lines(r) {
+                push(format!("+ {l}"));
             }
         }
         if let Some(b) = a.set_boot() {
-            out.push_str(&format!("# {}: {} → {}\n", title(a), b.from, b.target));
+            push(escape::line(&format!("# {}: {} → {}", title(a), b.from, b.target)).into_owned());
             match &b.script_diff {
-                Some(d) => out.push_str(d),
+                Some(d) => diff_lines(d).into_iter().for_each(&mut push),
                 None => {
-                    out.push_str(&format!("- boot: {}\n", b.from));
-                    out.push_str(&format!("+ boot: {}\n", b.target));
+                    push(escape::line(&format!("- boot: {}", b.from)).into_owned());
+                    push(escape::line(&format!("+ boot: {}", b.target)).into_owned());
                 }
             }
         }
         if a.effective_kind() == ActionKind::UpdateSettings {
-            out.push_str(&format!("# {}\n", title(a)));
+            push(format!("# {}", title(a)));
             for c in a.changes() {
-                out.push_str(&format!(
-                    "- {}: {}\n",
-                    c.field,
-                    c.old.as_deref().unwrap_or("(unset)")
-                ));
-                out.push_str(&format!(
-                    "+ {}: {}\n",
-                    c.field,
-                    c.new.as_deref().unwrap_or("(unset)")
-                ));
+                push(
+                    escape::line(&format!("- {}: {}", c.field, shown(c.old.as_deref())))
+                        .into_owned(),
+                );
+                push(
+                    escape::line(&format!("+ {}: {}", c.field, shown(c.new.as_deref())))
+                        .into_owned(),
+                );
             }
         }
     }
     out
+}
+
+/// The wipe line of a server under a banner: what the reinstall erases and keeps, and for a
+/// deferred wipe when it runs. `None` when the server has no wipe.
+pub(crate) fn wipe_summary(sp: &ServerPlan) -> Option<String> {
+    let a = sp
+        .actions
+        .iter()
+        .find(|a| a.kind() == ActionKind::Reinstall || a.deferred_wipe().is_some())?;
+    let r = a.reinstall()?;
+    let groups = |kept: bool| -> Vec<String> {
+        r.disk_groups
+            .iter()
+            .filter(|g| (g.fate == DiskFate::Kept) == kept)
+            .map(|g| format!("group {}", g.id))
+            .collect()
+    };
+    let (erased, kept) = (groups(false), groups(true));
+    let mut line = match a.deferred_wipe() {
+        Some((when, tz)) => format!(
+            "DEFERRED until {} (maintenance window): erases ",
+            crate::plan::action::local_time(when, tz)
+        ),
+        None => "erases ".to_string(),
+    };
+    line.push_str(&if erased.is_empty() {
+        "(disks unknown: hardware not read)".to_string()
+    } else {
+        erased.join(", ")
+    });
+    if !kept.is_empty() {
+        line.push_str(&format!("; keeps {}", kept.join(", ")));
+    }
+    Some(line)
 }
 
 /// `Plan: 1 to reinstall (destructive), 2 to adopt, … 997 unchanged.`
@@ -221,6 +296,10 @@ pub fn summary_line(s: &Summary) -> String {
         }
     };
     add(s.reinstall, "to reinstall (destructive)");
+    add(
+        s.deferred_reinstall,
+        "deferred reinstall(s) (destructive, waiting for a maintenance window)",
+    );
     add(s.adopt, "to adopt");
     add(s.set_boot, "boot change(s)");
     add(s.reboot, "reboot(s)");
@@ -257,11 +336,12 @@ pub(crate) fn apply_hint(plan: &Plan) -> Option<&str> {
         .flatten()
 }
 
-/// Servers whose plan is more than `noop`, destructive ones first (then by name).
+/// Servers whose plan is more than `noop`: those with a wipe (runnable or deferred only by
+/// its maintenance window) first, then the others, each by name.
 pub(crate) fn changed_servers(plan: &Plan) -> (Vec<&ServerPlan>, Vec<&ServerPlan>) {
     let changed = plan
         .servers
         .values()
         .filter(|s| s.actions.iter().any(|a| a.kind() != ActionKind::Noop));
-    changed.partition(|s| s.actions.iter().any(|a| a.kind() == ActionKind::Reinstall))
+    changed.partition(|s| wipe_summary(s).is_some())
 }

@@ -1,12 +1,21 @@
-//! Terminal text rendering: destructive actions first under a WIPE banner, then the other
-//! changes per server, drift, findings, and a Terraform-like summary line. Colour only when
-//! the caller says so (the CLI decides from the TTY and `NO_COLOR`).
+//! Terminal text rendering: wipes first under a WIPE banner (deferred ones too, with when they
+//! run), each with its full redacted request, then the other changes per server, drift,
+//! findings, the coverage line and a Terraform-like summary. Colour only when the caller says
+//! so (the CLI decides from the TTY and `NO_COLOR`).
+//!
+//! Every value is escaped where it is interpolated, colours are marks that only the final pass
+//! ([`escape::finish_terminal`]) turns into SGR sequences, and that pass escapes anything else
+//! unsafe: no value can move the cursor, erase the banner or fake a line.
 
 use std::fmt::Write as _;
 
 use crate::plan::{ActionKind, Plan, ServerPlan, Severity};
 
-use super::{action_lines, changed_servers, summary_line, symbol, title};
+use super::escape::{self, MARK_CLOSE, MARK_OPEN};
+use super::{
+    action_lines, changed_servers, diff_lines, request_lines, shown, summary_line, symbol, title,
+    wipe_summary,
+};
 
 struct Paint {
     on: bool,
@@ -15,7 +24,7 @@ struct Paint {
 impl Paint {
     fn wrap(&self, code: &str, s: &str) -> String {
         if self.on {
-            format!("\x1b[{code}m{s}\x1b[0m")
+            format!("{MARK_OPEN}{code}{MARK_CLOSE}{s}{MARK_OPEN}0{MARK_CLOSE}")
         } else {
             s.to_string()
         }
@@ -49,6 +58,11 @@ impl Paint {
     }
 }
 
+/// One escaped line of text (values are single lines: a newline inside one is shown as `\n`).
+fn esc(s: &str) -> String {
+    escape::line(s).into_owned()
+}
+
 /// Render for a terminal. `color`: emit ANSI colours.
 pub fn render_text(plan: &Plan, color: bool) -> String {
     let p = Paint { on: color };
@@ -57,14 +71,14 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
     let _ = writeln!(
         out,
         "{}",
-        p.bold(&format!(
+        p.bold(&esc(&format!(
             "ovhform plan — manifests at {rev}, planned at {}",
             plan.generated_at
-        ))
+        )))
     );
     if !plan.targets.is_empty() {
         let t: Vec<&str> = plan.targets.iter().map(String::as_str).collect();
-        let _ = writeln!(out, "Targets: {}", t.join(", "));
+        let _ = writeln!(out, "Targets: {}", esc(&t.join(", ")));
     }
     let _ = writeln!(out);
 
@@ -80,6 +94,11 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
                 wipes.len()
             ))
         );
+        for sp in &wipes {
+            if let Some(w) = wipe_summary(sp) {
+                let _ = writeln!(out, "{}", p.red(&esc(&format!("!!   {}: {w}", sp.server))));
+            }
+        }
         let _ = writeln!(out, "{}", p.red(&bar));
         for sp in &wipes {
             server_block(&mut out, &p, sp);
@@ -109,18 +128,21 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
             for d in &sp.drift {
                 let _ = writeln!(
                     out,
-                    "  {} {}: applied {}, live {} — {}; policy {}, {}",
+                    "  {} {}: {}",
                     p.yellow("≠"),
-                    p.bold(&format!("{} {}", sp.server, d.field)),
-                    d.applied.as_deref().unwrap_or("(none)"),
-                    d.live.as_deref().unwrap_or("(none)"),
-                    d.note,
-                    super::policy_name(d.policy),
-                    if d.corrected {
-                        "corrected by this plan"
-                    } else {
-                        "not corrected"
-                    }
+                    p.bold(&esc(&format!("{} {}", sp.server, d.field))),
+                    esc(&format!(
+                        "applied {}, live {} — {}; policy {}, {}",
+                        shown(d.applied.as_deref()),
+                        shown(d.live.as_deref()),
+                        d.note,
+                        super::policy_name(d.policy),
+                        if d.corrected {
+                            "corrected by this plan"
+                        } else {
+                            "not corrected"
+                        }
+                    ))
                 );
             }
         }
@@ -141,36 +163,49 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
                 .map(|o| format!(" {o}:"))
                 .unwrap_or_default();
             let who = server.map(|s| format!(" {s}")).unwrap_or_default();
-            let _ = writeln!(out, "  {sev}[{}]{who}{at} {}", f.code, f.message);
+            let _ = writeln!(
+                out,
+                "  {sev}{}",
+                esc(&format!("[{}]{who}{at} {}", f.code, f.message))
+            );
         }
         let _ = writeln!(out);
     }
 
     let s = plan.summary();
-    let _ = writeln!(out, "{}", p.dim(&plan.report.coverage.line()));
+    let _ = writeln!(out, "{}", p.dim(&esc(&plan.report.coverage.line())));
     let _ = writeln!(out, "{}", p.bold(&summary_line(&s)));
     if let Some(cmd) = super::apply_hint(plan) {
-        let _ = writeln!(out, "Apply with: {cmd}");
+        let _ = writeln!(out, "Apply with: {}", esc(cmd));
     }
-    out
+    escape::finish_terminal(&out)
 }
 
 fn server_block(out: &mut String, p: &Paint, sp: &ServerPlan) {
-    let _ = writeln!(out, "  {}", p.bold(&sp.server));
+    let _ = writeln!(out, "  {}", p.bold(&esc(&sp.server)));
     for a in sp.actions.iter().filter(|a| a.kind() != ActionKind::Noop) {
         let head = format!("{} {}", symbol(a.kind()), title(a));
         let _ = writeln!(out, "    {}", p.kind(a.kind(), &head));
         for l in action_lines(a) {
             let _ = writeln!(out, "        {l}");
         }
+        if let Some(r) = a.reinstall() {
+            let _ = writeln!(
+                out,
+                "        request (secrets redacted as sha256 + length):"
+            );
+            for l in request_lines(r) {
+                let _ = writeln!(out, "          {l}");
+            }
+        }
         if let Some(d) = a.set_boot().and_then(|b| b.script_diff.as_ref()) {
-            for l in d.lines() {
+            for l in diff_lines(d) {
                 let painted = if l.starts_with('+') && !l.starts_with("+++") {
-                    p.green(l)
+                    p.green(&l)
                 } else if l.starts_with('-') && !l.starts_with("---") {
-                    p.red(l)
+                    p.red(&l)
                 } else {
-                    l.to_string()
+                    l
                 };
                 let _ = writeln!(out, "        {painted}");
             }
