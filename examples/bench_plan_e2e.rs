@@ -259,6 +259,10 @@ fn build_fleet(
             .ok_or_else(|| format!("server {name}: no install spec after loading"))?;
         let rec = InstallRecord {
             server: name.clone(),
+            fleet: ovhform::model::DEFAULT_FLEET.into(),
+            algorithm: 2,
+            secrets: None,
+            request: None,
             fingerprint: install.fingerprint.clone(),
             os: install.os.clone(),
             generation: install.generation,

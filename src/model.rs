@@ -374,11 +374,31 @@ pub struct TemplateInput {
 // Records: what ovhform did before.
 // ---------------------------------------------------------------------------------------------
 
+/// The fleet name records carry when none is configured (and the owner of records written
+/// before records had owners).
+pub const DEFAULT_FLEET: &str = "default";
+
+fn default_fleet() -> String {
+    DEFAULT_FLEET.to_string()
+}
+
+fn legacy_algorithm() -> u32 {
+    1
+}
+
 /// The record of an install ovhform made (or adopted), per server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstallRecord {
     pub server: String,
+    /// The fleet (one manifests repository, one owner) that wrote the record. A plan only
+    /// acts on its own fleet's servers.
+    #[serde(default = "default_fleet")]
+    pub fleet: String,
+    /// Version of the fingerprint algorithm `fingerprint` was computed with (1: over the whole
+    /// request, secrets included; 2: publishable, secrets compared through keyed digests).
+    #[serde(default = "legacy_algorithm")]
+    pub algorithm: u32,
     pub fingerprint: String,
     pub os: String,
     pub generation: u64,
@@ -388,6 +408,28 @@ pub struct InstallRecord {
     pub task_id: Option<u64>,
     pub started: Option<jiff::Timestamp>,
     pub finished: Option<jiff::Timestamp>,
+    /// Keyed digests (HMAC with the fleet secret) of the secret values installed, for the
+    /// planner to tell "changed" from "unchanged" without anyone learning a secret. `None`
+    /// when the writer had no fleet secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<SecretDigests>,
+    /// The publishable request installed (secrets as placeholders): what field-by-field
+    /// diffs compare against. Kept in the store only (too large for tags).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<serde_json::Value>,
+}
+
+/// Keyed digests of the secret parts of an install request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretDigests {
+    /// Over every secret value but the `httpHeaders` credentials: a change forces a rebuild.
+    pub secrets: String,
+    /// Over the `httpHeaders` values: a change is a credential rotation, not a rebuild.
+    pub credentials: String,
+    /// Per secret path (JSON pointer): which secret changed. Store only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
 }
 
 /// Everything ovhform remembers, keyed by server.
@@ -397,6 +439,31 @@ pub struct Records {
     /// Last-applied boot and settings per server (see [`AppliedState`]).
     #[serde(default)]
     pub applied: BTreeMap<String, AppliedState>,
+    /// Where each believed install record comes from. Computed when the store and the tags
+    /// are merged; never persisted.
+    #[serde(skip)]
+    pub sources: BTreeMap<String, RecordSource>,
+    /// Servers whose store record and tag record disagree: the planner plans nothing
+    /// destructive from them. Computed by the merge; never persisted.
+    #[serde(skip)]
+    pub disputes: BTreeMap<String, RecordDispute>,
+}
+
+/// Where a believed install record comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordSource {
+    /// The state store (authoritative); the tag mirror is absent (it may lag) or agrees.
+    Store,
+    /// Only the server's IAM tags: anyone allowed to write tags could have written it.
+    Tags,
+}
+
+/// A store record and a tag record that disagree about one server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordDispute {
+    pub store: InstallRecord,
+    pub tags: InstallRecord,
 }
 
 /// What ovhform last applied to a server's boot and settings: the desired values it converged

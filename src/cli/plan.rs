@@ -175,10 +175,10 @@ pub async fn plan_desired(
     let records = state::merge_records(stored, tag_records);
 
     let input = PlanInput {
-        now: ctx.now,
         targets: ctx.targets.clone(),
         revision: ctx.revision.clone(),
         apply_command: ctx.apply_command.clone(),
+        ..PlanInput::new(ctx.now)
     };
     let detail = plan::needs_detail(&desired, &observed, &records, &input);
     if !detail.is_empty() {

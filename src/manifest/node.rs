@@ -676,9 +676,10 @@ mod tests {
             let p = i - 1;
             y.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
         }
-        let t = std::time::Instant::now();
-        assert!(parse_documents(&y, 0).is_err());
-        assert!(t.elapsed().as_millis() < 1000);
+        // Behaviour, not wall-clock time: the budget refuses the document (it would otherwise
+        // expand to 10^10 nodes and never finish).
+        let e = parse_documents(&y, 0).unwrap_err();
+        assert!(!e.message.is_empty());
     }
 
     mod prop {

@@ -302,8 +302,13 @@ pub struct Reinstall {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Approval {
-    /// Policy `manual`: apply needs `--allow-wipe SERVER` (or `--allow-wipe-all`).
-    AllowWipe { flag: String },
+    /// Apply needs `--allow-wipe SERVER` (or `--allow-wipe-all`): policy `manual`, or any
+    /// policy when `why` says an automatic wipe is not allowed.
+    AllowWipe {
+        flag: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
+    },
     /// Policy `auto`: inside maintenance window `window` (until `until`), or with no window.
     /// A closed window leaves `until` empty and blocks the reinstall.
     Auto {
@@ -317,7 +322,11 @@ pub enum Approval {
 impl std::fmt::Display for Approval {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Approval::AllowWipe { flag } => write!(f, "needs {flag} at apply"),
+            Approval::AllowWipe { flag, why: None } => write!(f, "needs {flag} at apply"),
+            Approval::AllowWipe {
+                flag,
+                why: Some(why),
+            } => write!(f, "needs {flag} at apply, never automatic: {why}"),
             Approval::Auto {
                 window: Some(w),
                 until: Some(u),
@@ -521,6 +530,18 @@ pub enum Blocker {
     ServerNotFound { origin: Origin },
     /// The manifest's boot does not exist on this server.
     BootUnresolved { message: String, origin: Origin },
+    /// Another fleet's record owns the server.
+    OtherFleet { fleet: String },
+    /// The state store and the server's tags disagree about what was installed.
+    RecordDisputed,
+    /// The server's record was refused as implausible (see the finding).
+    RecordRefused,
+    /// The server's last reinstall failed: it is degraded.
+    InstallFailed {
+        task: u64,
+        step: Option<String>,
+        error: Option<String>,
+    },
 }
 
 /// `2026-11-30 02:00 Europe/Paris (01:00 UTC)`: a time as the people of the window read it.
@@ -550,6 +571,10 @@ impl Blocker {
         "invalid-spec",
         "server-not-found",
         "boot-unresolved",
+        "other-fleet",
+        "record-disputed",
+        "record-refused",
+        "install-failed",
     ];
 
     /// This blocker's `kind` tag.
@@ -567,6 +592,10 @@ impl Blocker {
             Blocker::InvalidSpec { .. } => 9,
             Blocker::ServerNotFound { .. } => 10,
             Blocker::BootUnresolved { .. } => 11,
+            Blocker::OtherFleet { .. } => 12,
+            Blocker::RecordDisputed => 13,
+            Blocker::RecordRefused => 14,
+            Blocker::InstallFailed { .. } => 15,
         };
         Blocker::KINDS[i]
     }
@@ -635,6 +664,26 @@ impl std::fmt::Display for Blocker {
                 "server not found in the account (manifest {origin}); check the service name"
             ),
             Blocker::BootUnresolved { message, origin } => write!(f, "{message} ({origin})"),
+            Blocker::OtherFleet { fleet } => write!(
+                f,
+                "the server is recorded by fleet {fleet:?}; `--take-over SERVER` lets this fleet manage it"
+            ),
+            Blocker::RecordDisputed => f.write_str(
+                "the state store and the server's tags disagree about what is installed (see the finding)",
+            ),
+            Blocker::RecordRefused => f.write_str(
+                "the server's record was refused as implausible (see the finding); fix or remove it first",
+            ),
+            Blocker::InstallFailed { task, step, error } => {
+                write!(f, "the last reinstall (task {task}) failed")?;
+                if let Some(s) = step {
+                    write!(f, " at step {s:?}")?;
+                }
+                if let Some(e) = error {
+                    write!(f, ": {e}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -704,6 +753,14 @@ mod tests {
             Blocker::BootUnresolved {
                 message: "m".into(),
                 origin: o,
+            },
+            Blocker::OtherFleet { fleet: "f".into() },
+            Blocker::RecordDisputed,
+            Blocker::RecordRefused,
+            Blocker::InstallFailed {
+                task: 1,
+                step: None,
+                error: None,
             },
         ];
         assert_eq!(all.len(), Blocker::KINDS.len());

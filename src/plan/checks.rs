@@ -261,9 +261,9 @@ fn check_template(cx: &mut Ctx<'_>, spec: &InstallSpec, t: &Template, now: Times
                 .map(String::as_str)
                 .chain(super::redact::ALWAYS_SECRET.iter().copied())
                 .any(|p| pointer.starts_with(p) || p.starts_with(pointer.as_str()));
-            // Findings are shown everywhere: a secret value appears only as hash + length.
+            // Findings are shown everywhere: a secret value never appears, not even hashed.
             let shown = if secret {
-                super::redact::hash_len(s.as_bytes())
+                "(a secret value)".to_string()
             } else {
                 format!("{s:?}")
             };

@@ -59,6 +59,13 @@ finding_codes! {
     WindowUnknown = "window-unknown", Error, "`policy.maintenanceWindow` names no MaintenanceWindow manifest";
     GenerationLowered = "generation-lowered", Warning, "`install.generation` is lower than the recorded one; only a bump forces a rebuild";
     BootUnresolved = "boot-unresolved", Error, "the manifest's boot (kernel or id) is not offered by this server";
+    // --- records: whom to believe --------------------------------------------------------------
+    OwnedByOtherFleet = "owned-by-other-fleet", Error, "a manifest names a server another fleet's record owns; take it over explicitly or drop the manifest";
+    RecordDisputed = "record-disputed", Warning, "the state store and the server's tags disagree; nothing destructive is planned until they agree";
+    RecordImplausible = "record-implausible", Warning, "a record cannot be true (OS never installed, time in the future, unknown algorithm): it is refused and the server planned as unrecorded";
+    RecordAlgorithmOld = "record-algorithm-old", Warning, "a record from fingerprint algorithm 1 cannot be compared; the spec is recorded as the new baseline";
+    CredentialsRotated = "credentials-rotated", Warning, "only `httpHeaders` values changed: a credential rotation, recorded without a rebuild";
+    InstallFailed = "install-failed", Error, "the server's last reinstall failed: it is degraded, never adopted, and re-wiping it needs an explicit approval";
     // --- catalog and hardware checks of a reinstall -------------------------------------------
     OsNotCompatible = "os-not-compatible", Error, "the OS is not in the server's compatible templates";
     OsUnknown = "os-unknown", Error, "the OS is not in the installation template catalog";

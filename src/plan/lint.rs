@@ -162,14 +162,9 @@ fn outside_universe(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
 fn reinstall_grounded(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
     for a in &sp.actions {
         let Some(r) = a.reinstall() else { continue };
-        let grounded = r.changes.iter().any(|c| {
-            matches!(
-                c.field.as_str(),
-                "install.fingerprint" | "install.os" | "install.generation"
-            )
-        });
+        let grounded = r.changes.iter().any(|c| c.field.starts_with("install."));
         if !grounded {
-            out.push("reinstall without a fingerprint, OS or generation difference".into());
+            out.push("reinstall without a difference in the install spec".into());
         }
     }
 }
@@ -313,6 +308,7 @@ mod tests {
         };
         Plan {
             format_version: crate::plan::FORMAT_VERSION,
+            fleet: "default".into(),
             generated_at: jiff::Timestamp::UNIX_EPOCH,
             revision: None,
             apply_command: None,

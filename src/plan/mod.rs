@@ -23,6 +23,7 @@ use crate::model::{Desired, Observed, Records};
 
 pub mod action;
 pub mod checks;
+pub mod digest;
 pub mod finding;
 pub mod lint;
 mod planner;
@@ -54,6 +55,14 @@ pub struct PlanInput {
     pub now: jiff::Timestamp,
     /// `--target SERVER…`: plan only these servers. Empty = every server.
     pub targets: BTreeSet<String>,
+    /// The fleet this plan is for: only its records are this plan's to act on.
+    pub fleet: String,
+    /// The fleet secret that keys the digests of secret values. `None`: secrets are not
+    /// compared, and the plan says so. Never serialised.
+    #[serde(skip)]
+    pub fleet_key: Option<digest::FleetKey>,
+    /// `--take-over SERVER…`: servers recorded by another fleet that this plan may manage.
+    pub take_over: BTreeSet<String>,
     /// The manifests' revision (git commit) the desired state was read from, if known.
     pub revision: Option<String>,
     /// The exact command that applies this plan, printed by every rendering when the plan
@@ -69,6 +78,9 @@ impl PlanInput {
         PlanInput {
             now,
             targets: BTreeSet::new(),
+            fleet: crate::model::DEFAULT_FLEET.to_string(),
+            fleet_key: None,
+            take_over: BTreeSet::new(),
             revision: None,
             apply_command: None,
         }
@@ -80,6 +92,8 @@ impl PlanInput {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub format_version: u32,
+    /// The fleet the plan is for (apply refuses a plan of another fleet).
+    pub fleet: String,
     pub generated_at: jiff::Timestamp,
     pub revision: Option<String>,
     /// See [`PlanInput::apply_command`].

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{
     BootMode, BootType, Desired, DesiredServer, DriftAction, InstallRecord, InstallSpec, Observed,
-    ObservedServer, Records, ReinstallPolicy, Settings,
+    ObservedServer, RecordDispute, RecordSource, Records, ReinstallPolicy, Settings, TaskStatus,
 };
 
 use super::action::{
@@ -28,8 +28,9 @@ use super::action::{
     Reboot, Reinstall, SetBoot, TaskRef, UpdateSettings, Wait, WaitOn,
 };
 use super::checks::check_reinstall;
+use super::digest;
 use super::finding::{Finding, FindingCode};
-use super::redact::{hash_len, redact_request};
+use super::redact::hash_len;
 use super::report::{
     BootReport, GatesReport, InstallReport, PlanningReport, SettingsReport, TasksReport,
 };
@@ -66,9 +67,15 @@ pub(super) fn plan(
         servers.insert(name.clone(), sp);
     }
     report.limits.groups_over_limit = group_limits(desired, &servers, &mut findings);
-    report.coverage = coverage(&servers, observed);
+    let secrets_not_compared = report.coverage.secrets_not_compared;
+    report.coverage = super::report::CoverageReport {
+        secrets_not_compared,
+        fleet_key: input.fleet_key.is_some(),
+        ..coverage(&servers, observed)
+    };
     Plan {
         format_version: super::FORMAT_VERSION,
+        fleet: input.fleet.clone(),
         generated_at: input.now,
         revision: input.revision.clone(),
         apply_command: input.apply_command.clone(),
@@ -84,7 +91,9 @@ pub(super) fn plan(
 #[must_use]
 struct ServerSteps {
     forget: bool,
+    other_fleet: bool,
     not_found: bool,
+    secrets_not_compared: bool,
     tasks: TasksReport,
     install: InstallReport,
     boot: BootReport,
@@ -96,6 +105,8 @@ impl ServerSteps {
     fn fold_into(self, r: &mut PlanningReport) {
         r.forget.forgotten += usize::from(self.forget);
         r.presence.not_found += usize::from(self.not_found);
+        r.presence.other_fleet += usize::from(self.other_fleet);
+        r.coverage.secrets_not_compared += usize::from(self.secrets_not_compared);
         let t = &mut r.tasks;
         t.waiting_on_task += self.tasks.waiting_on_task;
         t.waiting_on_install += self.tasks.waiting_on_install;
@@ -150,6 +161,20 @@ fn has_ovhform_tag(s: &ObservedServer) -> bool {
     s.tags.keys().any(|k| k.starts_with(TAG_PREFIX))
 }
 
+/// The fleet a server's `ovhform:` tags name (format-1 tags name none: the default fleet).
+fn tag_fleet(s: &ObservedServer) -> &str {
+    s.tags
+        .get(FLEET_TAG)
+        .map_or(crate::model::DEFAULT_FLEET, String::as_str)
+}
+
+const FLEET_TAG: &str = "ovhform:fleet";
+
+/// Whether this plan may act on a server recorded by `fleet`.
+fn ours(fleet: &str, server: &str, input: &PlanInput) -> bool {
+    fleet == input.fleet || input.take_over.contains(server)
+}
+
 /// Every server the plan is about: desired, recorded, or carrying ovhform's tag. Live servers
 /// ovhform never managed are not in the plan at all.
 fn universe(
@@ -158,14 +183,22 @@ fn universe(
     records: &Records,
     input: &PlanInput,
 ) -> BTreeSet<String> {
+    // Another fleet's servers are not this plan's (two repositories never fight over one
+    // server); a manifest naming one is reported by the owner step.
     let mut names: BTreeSet<String> = desired.servers.keys().cloned().collect();
-    names.extend(records.installs.keys().cloned());
+    names.extend(
+        records
+            .installs
+            .iter()
+            .filter(|(server, r)| ours(&r.fleet, server, input))
+            .map(|(server, _)| server.clone()),
+    );
     names.extend(records.applied.keys().cloned());
     names.extend(
         observed
             .servers
             .values()
-            .filter(|s| has_ovhform_tag(s))
+            .filter(|s| has_ovhform_tag(s) && ours(tag_fleet(s), &s.name, input))
             .map(|s| s.name.clone()),
     );
     if !input.targets.is_empty() {
@@ -263,6 +296,30 @@ fn plan_server(
         return (sp, steps);
     };
 
+    // Step: owner. Another fleet's record: this plan does not act on the server unless told
+    // to take it over.
+    if let Some(r) = rec
+        && !ours(&r.fleet, name, input)
+    {
+        steps.other_fleet = true;
+        sp.actions.push(Action::Blocked(Blocked {
+            reason: "the manifest names a server another fleet manages".into(),
+            action: None,
+            blockers: vec![Blocker::OtherFleet {
+                fleet: r.fleet.clone(),
+            }],
+        }));
+        sp.findings.push(Finding::new(
+            FindingCode::OwnedByOtherFleet,
+            format!(
+                "server {name} is recorded by fleet {:?}, not this plan's fleet {:?}; remove the manifest, or take the server over with --take-over {name}",
+                r.fleet, input.fleet
+            ),
+            Some(ds.origin.clone()),
+        ));
+        return (sp, steps);
+    }
+
     // Step: presence.
     let Some(live) = live else {
         steps.not_found = true;
@@ -287,6 +344,7 @@ fn plan_server(
         return (sp, steps);
     }
 
+    let failed = failed_install(live);
     let mut pl = ServerPlanner {
         name,
         ds,
@@ -295,8 +353,15 @@ fn plan_server(
         observed,
         input,
         sp,
+        source: records.sources.get(name).copied(),
+        dispute: records.disputes.get(name),
+        failed,
+        secrets_not_compared: false,
+        refused: false,
     };
+    let rec = pl.believe(rec);
     steps.install = pl.install_step(rec);
+    steps.secrets_not_compared = pl.secrets_not_compared;
     steps.boot = pl.boot_step(records.applied.get(name).and_then(|a| a.boot.as_ref()));
     steps.settings = pl.settings_step(records.applied.get(name).map(|a| &a.settings));
     steps.gates = pl.gates_step();
@@ -346,6 +411,12 @@ fn tasks_step(live: &ObservedServer, report: &mut TasksReport) -> Option<Wait> {
         });
     }
     let st = detail.install_status.as_ref()?;
+    // A status whose step failed is a failed install, not one in progress (see
+    // `failed_install`): waiting on it would hide a degraded server for as long as the API
+    // keeps the status.
+    if st.steps.iter().any(|s| s.status == "error") {
+        return None;
+    }
     report.waiting_on_install += 1;
     Some(Wait {
         reason: format!(
@@ -368,6 +439,73 @@ struct ServerPlanner<'a> {
     observed: &'a Observed,
     input: &'a PlanInput,
     sp: ServerPlan,
+    /// Where the believed record comes from (`None`: no record).
+    source: Option<RecordSource>,
+    /// The store and the tags disagree about this server.
+    dispute: Option<&'a RecordDispute>,
+    /// The server's last reinstall failed: it is degraded.
+    failed: Option<FailedInstall>,
+    /// Secrets could not be compared (no fleet key, or a record without digests).
+    secrets_not_compared: bool,
+    /// The server's record was refused as implausible: nothing destructive is planned until
+    /// it is fixed or removed.
+    refused: bool,
+}
+
+/// The last `reinstallServer` task ended in error: the disks may already be wiped.
+#[derive(Clone, Debug)]
+struct FailedInstall {
+    task: u64,
+    status: TaskStatus,
+    /// The failing step and its error, from install/status when it says, else the task's
+    /// comment.
+    step: Option<String>,
+    error: Option<String>,
+}
+
+/// The server's last reinstall, when it failed (`customerError`/`ovhError`): whoever made it,
+/// the server is degraded — never adopted as healthy, never re-wiped without approval.
+fn failed_install(live: &ObservedServer) -> Option<FailedInstall> {
+    let d = live.detail.as_ref()?;
+    let last = d
+        .tasks
+        .iter()
+        .filter(|t| t.function == "reinstallServer")
+        .max_by_key(|t| t.id)?;
+    if !matches!(
+        last.status,
+        TaskStatus::CustomerError | TaskStatus::OvhError
+    ) {
+        return None;
+    }
+    let failing = d
+        .install_status
+        .as_ref()
+        .and_then(|st| st.steps.iter().find(|s| s.status == "error"));
+    Some(FailedInstall {
+        task: last.id,
+        status: last.status,
+        step: failing.map(|s| s.comment.clone()),
+        error: failing
+            .and_then(|s| s.error.clone())
+            .or_else(|| last.comment.clone()),
+    })
+}
+
+/// What a record claims, for a reviewer comparing two of them.
+fn claim(r: &InstallRecord) -> String {
+    format!(
+        "{} {} generation {} (fleet {:?}, algorithm {}{}{})",
+        r.os,
+        short_fp(&r.fingerprint),
+        r.generation,
+        r.fleet,
+        r.algorithm,
+        r.finished
+            .map(|t| format!(", finished {t}"))
+            .unwrap_or_default(),
+        r.task_id.map(|t| format!(", task {t}")).unwrap_or_default()
+    )
 }
 
 fn short_fp(fp: &str) -> String {
@@ -381,30 +519,160 @@ fn drift_act(policy: DriftAction) -> bool {
 }
 
 impl ServerPlanner<'_> {
+    /// Which record to believe: an implausible one is refused (reported, not planned from);
+    /// a disputed one is kept (the store's) but nothing destructive is planned from it.
+    fn believe<'r>(&mut self, rec: Option<&'r InstallRecord>) -> Option<&'r InstallRecord> {
+        if let Some(d) = self.dispute {
+            self.sp.findings.push(Finding::new(
+                FindingCode::RecordDisputed,
+                format!(
+                    "the state store and the server's tags disagree: the store records {}, the tags record {}; nothing destructive is planned until they agree. A forged tag looks the same as an install made with another state directory: check which is right, then either `ovhform state take-tag {}` (believe the tags) or remove the server's `ovhform:` tags (believe the store)",
+                    claim(&d.store),
+                    claim(&d.tags),
+                    self.name
+                ),
+                Some(self.ds.origin.clone()),
+            ));
+        }
+        let r = rec?;
+        match self.implausible(r) {
+            None => Some(r),
+            Some(why) => {
+                self.sp.findings.push(Finding::new(
+                    FindingCode::RecordImplausible,
+                    format!(
+                        "the {} record of {} is refused: {why}; the plan treats the server as having no record",
+                        match self.source {
+                            Some(RecordSource::Tags) => "tag",
+                            _ => "store",
+                        },
+                        self.name
+                    ),
+                    Some(self.ds.origin.clone()),
+                ));
+                self.source = None;
+                self.refused = true;
+                None
+            }
+        }
+    }
+
+    /// Why a record cannot be true, if it cannot.
+    fn implausible(&self, r: &InstallRecord) -> Option<String> {
+        if r.server != self.name {
+            return Some(format!("it names another server ({:?})", r.server));
+        }
+        if r.algorithm == 0 || r.algorithm > digest::ALGORITHM {
+            return Some(format!(
+                "unknown fingerprint algorithm {} (this ovhform knows 1 to {})",
+                r.algorithm,
+                digest::ALGORITHM
+            ));
+        }
+        let hex = r.fingerprint.strip_prefix("sha256:").unwrap_or("");
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some("its fingerprint is not `sha256:` and 64 hex digits".into());
+        }
+        // A little slack for clock skew between the machine that applied and this one.
+        let horizon = self
+            .input
+            .now
+            .checked_add(jiff::SignedDuration::from_mins(10))
+            .unwrap_or(self.input.now);
+        for (what, t) in [("started", r.started), ("finished", r.finished)] {
+            if let Some(t) = t
+                && t > horizon
+            {
+                return Some(format!("it says the install {what} at {t}, in the future"));
+            }
+        }
+        // A server running exactly the desired OS, whose record claims another OS with no
+        // reinstall since: the record's OS was never installed here (the OS only changes by
+        // a reinstall). When the live OS differs from the manifest too, the same facts are
+        // install drift (the history may have been purged) and the drift policy decides.
+        if r.os != self.live.os
+            && self
+                .ds
+                .install
+                .as_ref()
+                .is_some_and(|s| s.os == self.live.os)
+            && let Some(d) = &self.live.detail
+        {
+            let since = r.started.or(r.finished);
+            let reinstalled = d.tasks.iter().any(|t| {
+                t.function == "reinstallServer"
+                    && match (since, t.start_date, r.task_id) {
+                        (Some(s), Some(ts), _) => ts > s,
+                        (_, _, Some(id)) => t.id > id,
+                        (None, _, None) => true,
+                        _ => false,
+                    }
+            });
+            if !reinstalled {
+                return Some(format!(
+                    "it records OS {} but the server runs {} and its task history shows no reinstall since the record",
+                    r.os, self.live.os
+                ));
+            }
+        }
+        None
+    }
+
+    /// The record adopt and apply write for the manifest's spec.
+    fn new_record(&self, spec: &InstallSpec) -> InstallRecord {
+        InstallRecord {
+            revision: self.input.revision.clone(),
+            finished: Some(self.input.now),
+            ..digest::record_for(
+                self.name,
+                &self.input.fleet,
+                spec,
+                self.input.fleet_key.as_ref(),
+            )
+        }
+    }
+
     fn install_step(&mut self, rec: Option<&InstallRecord>) -> InstallReport {
         let mut report = InstallReport::default();
         let Some(spec) = &self.ds.install else {
             return report;
         };
+        if let Some(f) = self.failed.clone() {
+            self.sp.findings.push(Finding::new(
+                FindingCode::InstallFailed,
+                format!(
+                    "the last reinstall (task {}) ended {}{}{}: the server is degraded — its disks may already be erased; it is never adopted as healthy, and reinstalling it again needs an explicit approval",
+                    f.task,
+                    task_status(f.status),
+                    f.step.as_deref().map(|s| format!(" at step {s:?}")).unwrap_or_default(),
+                    f.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default(),
+                ),
+                Some(self.ds.origin.clone()),
+            ));
+        }
         let live_os = &self.live.os;
         let Some(r) = rec else {
             if *live_os == spec.os {
-                report.adopt += 1;
-                self.sp.actions.push(Action::Adopt(Adopt {
+                let adopt = Action::Adopt(Adopt {
                     reason: format!(
                         "no install record and the server already runs {live_os}: record a baseline, touch nothing"
                     ),
-                    record: InstallRecord {
-                        server: self.name.to_string(),
-                        fingerprint: spec.fingerprint.clone(),
-                        os: spec.os.clone(),
-                        generation: spec.generation,
-                        revision: self.input.revision.clone(),
-                        task_id: None,
-                        started: None,
-                        finished: Some(self.input.now),
-                    },
-                }));
+                    record: self.new_record(spec),
+                });
+                match &self.failed {
+                    Some(f) => self
+                        .sp
+                        .actions
+                        .push(adopt.block(vec![Blocker::InstallFailed {
+                            task: f.task,
+                            step: f.step.clone(),
+                            error: f.error.clone(),
+                        }])),
+                    None => {
+                        report.adopt += 1;
+                        self.sp.actions.push(adopt);
+                    }
+                }
             } else {
                 let changes = vec![Change {
                     field: "install.os".into(),
@@ -424,37 +692,7 @@ impl ServerPlanner<'_> {
             return report;
         };
 
-        let mut changes = Vec::new();
-        if r.os != spec.os {
-            changes.push(Change {
-                field: "install.os".into(),
-                old: Some(r.os.clone()),
-                new: Some(spec.os.clone()),
-            });
-        }
-        if r.fingerprint != spec.fingerprint {
-            changes.push(Change {
-                field: "install.fingerprint".into(),
-                old: Some(short_fp(&r.fingerprint)),
-                new: Some(short_fp(&spec.fingerprint)),
-            });
-        }
-        if spec.generation > r.generation {
-            changes.push(Change {
-                field: "install.generation".into(),
-                old: Some(r.generation.to_string()),
-                new: Some(spec.generation.to_string()),
-            });
-        } else if spec.generation < r.generation {
-            self.sp.findings.push(Finding::new(
-                FindingCode::GenerationLowered,
-                format!(
-                    "generation {} is lower than the recorded {}; only a bump forces a rebuild",
-                    spec.generation, r.generation
-                ),
-                Some(self.ds.origin_of("spec.install.generation").clone()),
-            ));
-        }
+        let (changes, rotated) = self.compare(r, spec);
         if !changes.is_empty() {
             let what: Vec<&str> = changes
                 .iter()
@@ -469,6 +707,30 @@ impl ServerPlanner<'_> {
                 changes,
                 &mut report,
             );
+            return report;
+        }
+        if r.algorithm < digest::ALGORITHM || rotated {
+            // Nothing to rebuild; the record must be rewritten (credentials rotated, or an
+            // older algorithm whose fingerprint cannot be compared any more).
+            let reason = if rotated {
+                "httpHeaders credentials changed (a rotation, not a rebuild): record the new digest, touch nothing"
+            } else {
+                "the record was written by fingerprint algorithm 1 (secrets included, not comparable): record the current spec as the baseline, touch nothing"
+            };
+            self.sp.findings.push(Finding::new(
+                if rotated {
+                    FindingCode::CredentialsRotated
+                } else {
+                    FindingCode::RecordAlgorithmOld
+                },
+                reason,
+                Some(self.ds.origin_of("spec.install").clone()),
+            ));
+            report.adopt += 1;
+            self.sp.actions.push(Action::Adopt(Adopt {
+                reason: reason.into(),
+                record: self.new_record(spec),
+            }));
             return report;
         }
 
@@ -492,6 +754,25 @@ impl ServerPlanner<'_> {
                     field: "install.os".into(),
                     old: Some(live_os.clone()),
                     new: Some(spec.os.clone()),
+                },
+            ));
+        } else if let Some(f) = &self.failed {
+            drift = Some((
+                Drift {
+                    field: "install".into(),
+                    applied: Some(format!("{} {}", r.os, short_fp(&r.fingerprint))),
+                    live: Some(format!("reinstall task {} failed", f.task)),
+                    policy,
+                    corrected: false,
+                    note: format!(
+                        "a reinstall after the recorded install failed (task {}): the server is degraded",
+                        f.task
+                    ),
+                },
+                Change {
+                    field: "install.fingerprint".into(),
+                    old: Some(format!("unknown (failed task {})", f.task)),
+                    new: Some(short_fp(&spec.fingerprint)),
                 },
             ));
         } else if let Some(t) = self.foreign_reinstall(r) {
@@ -538,6 +819,98 @@ impl ServerPlanner<'_> {
         report
     }
 
+    /// What changed between the record and the spec, field by field (secrets as changed or
+    /// unchanged only), and whether only the `httpHeaders` credentials changed.
+    fn compare(&mut self, r: &InstallRecord, spec: &InstallSpec) -> (Vec<Change>, bool) {
+        let mut changes = Vec::new();
+        if r.os != spec.os {
+            changes.push(Change {
+                field: "install.os".into(),
+                old: Some(r.os.clone()),
+                new: Some(spec.os.clone()),
+            });
+        }
+        // Algorithm 1 hashed the secrets in: its fingerprint says nothing comparable.
+        if r.algorithm == digest::ALGORITHM && r.fingerprint != spec.fingerprint {
+            let public = digest::public_request(spec);
+            let fields = r
+                .request
+                .as_ref()
+                .map(|old| digest::field_changes(old, &public))
+                .unwrap_or_default();
+            if fields.is_empty() {
+                changes.push(Change {
+                    field: "install.fingerprint".into(),
+                    old: Some(format!(
+                        "{} (fields unknown: the record keeps no request)",
+                        short_fp(&r.fingerprint)
+                    )),
+                    new: Some(short_fp(&spec.fingerprint)),
+                });
+            }
+            for (field, old, new) in fields {
+                changes.push(Change {
+                    field: format!("install.{field}"),
+                    old,
+                    new,
+                });
+            }
+        }
+        if spec.generation > r.generation {
+            changes.push(Change {
+                field: "install.generation".into(),
+                old: Some(r.generation.to_string()),
+                new: Some(spec.generation.to_string()),
+            });
+        } else if spec.generation < r.generation {
+            self.sp.findings.push(Finding::new(
+                FindingCode::GenerationLowered,
+                format!(
+                    "generation {} is lower than the recorded {}; only a bump forces a rebuild",
+                    spec.generation, r.generation
+                ),
+                Some(self.ds.origin_of("spec.install.generation").clone()),
+            ));
+        }
+        let mut rotated = false;
+        match (&self.input.fleet_key, &r.secrets) {
+            (Some(key), Some(old)) => {
+                let new = digest::secret_digests(spec, key);
+                if new.secrets != old.secrets {
+                    let named: Vec<&String> = new
+                        .fields
+                        .iter()
+                        .filter(|(p, d)| {
+                            !digest::is_credential_path(p) && old.fields.get(*p) != Some(*d)
+                        })
+                        .map(|(p, _)| p)
+                        .collect();
+                    if named.is_empty() || old.fields.is_empty() {
+                        changes.push(Change {
+                            field: "install.secrets".into(),
+                            old: Some("(secret)".into()),
+                            new: Some("(secret, changed)".into()),
+                        });
+                    } else {
+                        for p in named {
+                            changes.push(Change {
+                                field: format!(
+                                    "install.{}",
+                                    p.trim_start_matches('/').replace('/', ".")
+                                ),
+                                old: Some("(secret)".into()),
+                                new: Some("(secret, changed)".into()),
+                            });
+                        }
+                    }
+                }
+                rotated = new.credentials != old.credentials;
+            }
+            _ => self.secrets_not_compared = !spec.secret_paths.is_empty(),
+        }
+        (changes, rotated)
+    }
+
     /// A finished `reinstallServer` task the record does not account for.
     fn foreign_reinstall(&self, r: &InstallRecord) -> Option<&crate::model::Task> {
         let detail = self.live.detail.as_ref()?;
@@ -574,13 +947,23 @@ impl ServerPlanner<'_> {
             None => (None, vec![]),
             Some(wname) => self.window_gate(&wname),
         };
-        let approval = match policy.reinstall {
-            ReinstallPolicy::Auto => Approval::Auto {
+        // Never automatic: a wipe whose only evidence is a record anyone allowed to write tags
+        // could have written, or a wipe of a server whose last reinstall failed.
+        let explicit = if self.failed.is_some() {
+            Some("the last reinstall of this server failed".to_string())
+        } else if self.source == Some(RecordSource::Tags) {
+            Some("the only evidence for this wipe is the record in the server's tags".to_string())
+        } else {
+            None
+        };
+        let approval = match (policy.reinstall, explicit) {
+            (ReinstallPolicy::Auto, None) => Approval::Auto {
                 window: policy.maintenance_window.clone(),
                 until,
             },
-            _ => Approval::AllowWipe {
+            (_, why) => Approval::AllowWipe {
                 flag: format!("--allow-wipe {}", self.name),
+                why,
             },
         };
         (approval, blockers)
@@ -640,6 +1023,12 @@ impl ServerPlanner<'_> {
             self.input.now,
         );
         let (approval, mut blockers) = self.approval(&reason);
+        if self.dispute.is_some() {
+            blockers.push(Blocker::RecordDisputed);
+        }
+        if self.refused {
+            blockers.push(Blocker::RecordRefused);
+        }
         // Without detail the gates step blocks the server as a whole; one blocker is enough.
         if self.live.detail.is_some() {
             for m in &checks.missing {
@@ -661,7 +1050,7 @@ impl ServerPlanner<'_> {
             os: spec.os.clone(),
             fingerprint: spec.fingerprint.clone(),
             generation: spec.generation,
-            request: redact_request(&spec.request, &spec.secret_paths),
+            request: digest::public_request(spec),
             disk_groups: checks.disk_groups,
             approval,
             checks_done: checks.checks_done,
@@ -928,15 +1317,19 @@ impl ServerPlanner<'_> {
         if why.is_empty() {
             return report;
         }
+        let suspended = self.ds.policy.suspend;
         let mut blocked_any = false;
         for a in std::mem::take(&mut self.sp.actions) {
+            // Missing detail does not gate an adopt (apply re-checks the server before it
+            // records anything); a suspended server gets nothing at all, not even a record.
             let gated = matches!(
                 a.effective_kind(),
                 ActionKind::Reinstall
                     | ActionKind::SetBoot
                     | ActionKind::UpdateSettings
                     | ActionKind::Reboot
-            ) || a.kind() == ActionKind::Blocked;
+            ) || a.kind() == ActionKind::Blocked
+                || (suspended && a.kind() == ActionKind::Adopt);
             if gated {
                 blocked_any = true;
                 self.sp.actions.push(a.block(why.clone()));

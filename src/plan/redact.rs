@@ -1,12 +1,16 @@
-//! Secret redaction for everything a plan shows: a secret value becomes
-//! `sha256:<first 12 hex> (N bytes)`, enough to see that it changed, never what it is.
+//! Secret redaction for everything a plan shows: a secret value becomes a placeholder
+//! (`<secret>`, or `<credential>` for an `httpHeaders` value). No hash and no length: anything
+//! derived from a secret without a key lets a reader confirm a guess of it. Whether a secret
+//! changed is decided through keyed digests (`digest`) and shown as "changed"/"unchanged".
 //!
 //! Owns: the redacted form and which request keys are always secret. Must not touch: the
-//! fingerprint (that hashes the real request, in `manifest/`).
+//! fingerprint (the manifest room computes it over the publishable request).
 
 use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
+
+use super::digest::{CREDENTIAL_PLACEHOLDER, SECRET_PLACEHOLDER};
 
 /// Customization keys whose values are secret whatever the manifest marked: they carry
 /// credentials (`httpHeaders`) or whole scripts and user data that routinely embed them.
@@ -16,7 +20,8 @@ pub const ALWAYS_SECRET: &[&str] = &[
     "/customizations/postInstallationScript",
 ];
 
-/// The shown form of a secret value.
+/// `sha256:<first 12 hex> (N bytes)` of text that is NOT secret (a live iPXE script), to tell
+/// two values of one length apart. Never used on a secret.
 pub fn hash_len(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     format!(
@@ -26,21 +31,9 @@ pub fn hash_len(bytes: &[u8]) -> String {
     )
 }
 
-fn redact_value(v: &serde_json::Value) -> serde_json::Value {
-    // A path listed twice (by the manifest and in ALWAYS_SECRET) must not hash the hash.
-    if is_redacted(v) {
-        return v.clone();
-    }
-    let shown = match v {
-        serde_json::Value::String(s) => hash_len(s.as_bytes()),
-        other => hash_len(other.to_string().as_bytes()),
-    };
-    serde_json::Value::String(shown)
-}
-
 /// A copy of `request` with every secret path (the manifest's `secret_paths` plus
-/// [`ALWAYS_SECRET`]) replaced by its hash and length. Objects under a secret path (such as
-/// `httpHeaders`) keep their keys, so a reviewer sees *which* header changed.
+/// [`ALWAYS_SECRET`]) replaced by its placeholder. Objects under a secret path (such as
+/// `httpHeaders`) keep their keys, so a reviewer sees *which* header is set.
 pub fn redact_request(
     request: &serde_json::Value,
     secret_paths: &BTreeSet<String>,
@@ -51,25 +44,31 @@ pub fn redact_request(
         .map(String::as_str)
         .chain(ALWAYS_SECRET.iter().copied());
     for path in paths {
+        let placeholder = if path.starts_with("/customizations/httpHeaders") {
+            CREDENTIAL_PLACEHOLDER
+        } else {
+            SECRET_PLACEHOLDER
+        };
+        let hide = serde_json::Value::String(placeholder.into());
         if let Some(v) = out.pointer_mut(path) {
             match v {
                 serde_json::Value::Object(map) => {
                     for inner in map.values_mut() {
-                        *inner = redact_value(inner);
+                        *inner = hide.clone();
                     }
                 }
-                other => *other = redact_value(other),
+                other => *other = hide,
             }
         }
     }
     out
 }
 
-/// True when `value` is the redacted form (used by the lint).
+/// True when `value` is a placeholder (used by the lint).
 pub fn is_redacted(value: &serde_json::Value) -> bool {
     value
         .as_str()
-        .is_some_and(|s| s.starts_with("sha256:") && s.ends_with(" bytes)"))
+        .is_some_and(|s| s == SECRET_PLACEHOLDER || s == CREDENTIAL_PLACEHOLDER)
 }
 
 #[cfg(test)]
@@ -77,7 +76,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secret_paths_and_always_secret_keys_are_hashed() {
+    fn secret_paths_and_always_secret_keys_are_placeholders_without_hash_or_length() {
         let req = serde_json::json!({
             "operatingSystem": "debian12_64",
             "customizations": {
@@ -95,9 +94,10 @@ mod tests {
         assert!(is_redacted(
             &out["customizations"]["httpHeaders"]["Authorization"]
         ));
+        assert_eq!(out["customizations"]["imageURL"], SECRET_PLACEHOLDER);
         assert_eq!(
-            out["customizations"]["imageURL"],
-            serde_json::Value::String(hash_len(b"https://example.invalid/img?token=hunter2"))
+            out["customizations"]["httpHeaders"]["Authorization"],
+            CREDENTIAL_PLACEHOLDER
         );
     }
 }

@@ -42,6 +42,8 @@ pub struct ForgetReport {
 pub struct PresenceReport {
     /// Manifests naming a server the account does not have.
     pub not_found: usize,
+    /// Manifests naming a server another fleet's record owns.
+    pub other_fleet: usize,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +109,11 @@ pub struct CoverageReport {
     /// `adopt`s planned without reading running tasks or install status: apply re-checks
     /// each of them before it records anything.
     pub adopt_unchecked: usize,
+    /// Servers whose secret values could not be compared with the record (no fleet secret,
+    /// or a record written without one): only their non-secret fields were compared.
+    pub secrets_not_compared: usize,
+    /// Whether the plan had the fleet secret to compare secrets with.
+    pub fleet_key: bool,
 }
 
 impl PlanningReport {
@@ -138,8 +145,8 @@ impl PlanningReport {
             (
                 "presence",
                 format!(
-                    "{} manifests name a server not in the account",
-                    self.presence.not_found
+                    "{} manifests name a server not in the account, {} one another fleet owns",
+                    self.presence.not_found, self.presence.other_fleet
                 ),
             ),
             (
@@ -214,6 +221,17 @@ impl CoverageReport {
             s.push_str(&format!(
                 "; {} adopt(s) not checked against running tasks or install history: apply re-checks each before recording a baseline",
                 self.adopt_unchecked
+            ));
+        }
+        if self.secrets_not_compared > 0 {
+            s.push_str(&format!(
+                "; secret values not compared for {} server(s) ({}): only their non-secret fields were",
+                self.secrets_not_compared,
+                if self.fleet_key {
+                    "their records were written without the fleet secret"
+                } else {
+                    "no fleet secret: set OVHFORM_SECRET_KEY"
+                }
             ));
         }
         s.push('.');

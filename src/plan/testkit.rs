@@ -41,6 +41,19 @@ pub fn apply_in_memory(
     records: &mut Records,
     now: Timestamp,
 ) {
+    apply_in_memory_keyed(plan, desired, observed, records, now, None);
+}
+
+/// [`apply_in_memory`] with the fleet secret, so records carry the keyed digests of secrets
+/// as apply's would.
+pub fn apply_in_memory_keyed(
+    plan: &Plan,
+    desired: &Desired,
+    observed: &mut Observed,
+    records: &mut Records,
+    now: Timestamp,
+    key: Option<&super::digest::FleetKey>,
+) {
     let mut next_task = observed
         .servers
         .values()
@@ -118,14 +131,11 @@ pub fn apply_in_memory(
                     records.installs.insert(
                         name.clone(),
                         InstallRecord {
-                            server: name.clone(),
-                            fingerprint: r.fingerprint.clone(),
-                            os: r.os.clone(),
-                            generation: r.generation,
                             revision: plan.revision.clone(),
                             task_id: Some(id),
                             started: Some(now),
                             finished: Some(now),
+                            ..super::digest::record_for(name, &plan.fleet, spec, key)
                         },
                     );
                 }
@@ -267,9 +277,10 @@ pub fn install_spec(os: &str, hostname: &str) -> InstallSpec {
     }
 }
 
-/// Recompute `spec.fingerprint` after editing `spec.request`.
+/// Recompute `spec.fingerprint` after editing `spec.request` or `spec.secret_paths`: over the
+/// publishable request, as the manifest room does (no secret value in it).
 pub fn refingerprint(spec: &mut InstallSpec) {
-    spec.fingerprint = fingerprint(&spec.request);
+    spec.fingerprint = fingerprint(&super::digest::public_request(spec));
 }
 
 pub fn origin(file: &str, line: u32) -> Origin {
@@ -462,14 +473,11 @@ pub fn record_for(name: &str, spec: &InstallSpec, now: Timestamp) -> InstallReco
         .checked_sub(jiff::SignedDuration::from_hours(24))
         .unwrap_or(now);
     InstallRecord {
-        server: name.to_string(),
-        fingerprint: spec.fingerprint.clone(),
-        os: spec.os.clone(),
-        generation: spec.generation,
         revision: Some("0123abc".into()),
         task_id: Some(1000),
         started: Some(day_before),
         finished: Some(day_before),
+        ..super::digest::record_for(name, crate::model::DEFAULT_FLEET, spec, None)
     }
 }
 

@@ -281,6 +281,10 @@ mod tests {
     fn rec(server: &str) -> InstallRecord {
         InstallRecord {
             server: server.to_string(),
+            fleet: crate::model::DEFAULT_FLEET.into(),
+            algorithm: 2,
+            secrets: None,
+            request: None,
             fingerprint: format!("sha256:{}", "a".repeat(64)),
             os: "debian12_64".into(),
             generation: 1,

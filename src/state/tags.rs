@@ -10,8 +10,12 @@
 //!
 //! | key                   | value                                              |
 //! |-----------------------|----------------------------------------------------|
-//! | `ovhform:format`      | `1` (the encoding version)                         |
-//! | `ovhform:fingerprint` | `sha256:<64 hex>`                                  |
+//! | `ovhform:format`      | `2` (the encoding version; `1` is still read)      |
+//! | `ovhform:fleet`       | the fleet that owns the record (format 2)          |
+//! | `ovhform:algorithm`   | fingerprint algorithm version, decimal (format 2)  |
+//! | `ovhform:fingerprint` | `sha256:<64 hex>` (publishable: no secret in it)   |
+//! | `ovhform:secrets`     | `hmac-sha256:<64 hex>`, keyed digest (optional)    |
+//! | `ovhform:credentials` | same, of the `httpHeaders` values (optional)       |
 //! | `ovhform:os`          | the template name, e.g. `debian12_64`              |
 //! | `ovhform:generation`  | decimal                                            |
 //! | `ovhform:revision`    | manifests' git commit (`<hex>` or `<hex>-dirty`)   |
@@ -19,7 +23,9 @@
 //! | `ovhform:started`     | RFC 3339 UTC, e.g. `2026-11-23T08:43:48Z`          |
 //! | `ovhform:finished`    | same                                               |
 //!
-//! Optional fields are omitted when unknown. Timestamps need no escaping: RFC 3339 in UTC uses
+//! Optional fields are omitted when unknown. A format-1 record (no owner, no algorithm) reads
+//! as owned by the default fleet with algorithm 1. Per-field digests and the publishable
+//! request stay in the store: they do not fit in tags. Timestamps need no escaping: RFC 3339 in UTC uses
 //! only digits, `-`, `:`, `T`, `Z`, `.` and (for extreme years) `+`, all in the value set.
 //! Every value still goes through one reversible escape so that any string fits the set: a
 //! character outside `[a-zA-Z0-9_.:/=+-]`, and `@` itself, becomes `@XX` per UTF-8 byte
@@ -33,7 +39,11 @@ use crate::model::InstallRecord;
 
 pub const TAG_PREFIX: &str = "ovhform:";
 pub const TAG_FORMAT: &str = "ovhform:format";
+pub const TAG_FLEET: &str = "ovhform:fleet";
+pub const TAG_ALGORITHM: &str = "ovhform:algorithm";
 pub const TAG_FINGERPRINT: &str = "ovhform:fingerprint";
+pub const TAG_SECRETS: &str = "ovhform:secrets";
+pub const TAG_CREDENTIALS: &str = "ovhform:credentials";
 pub const TAG_OS: &str = "ovhform:os";
 pub const TAG_GENERATION: &str = "ovhform:generation";
 pub const TAG_REVISION: &str = "ovhform:revision";
@@ -42,9 +52,13 @@ pub const TAG_STARTED: &str = "ovhform:started";
 pub const TAG_FINISHED: &str = "ovhform:finished";
 
 /// Every key that belongs to the install record. Other `ovhform:` keys are left alone.
-pub const RECORD_TAG_KEYS: [&str; 8] = [
+pub const RECORD_TAG_KEYS: [&str; 12] = [
     TAG_FORMAT,
+    TAG_FLEET,
+    TAG_ALGORITHM,
     TAG_FINGERPRINT,
+    TAG_SECRETS,
+    TAG_CREDENTIALS,
     TAG_OS,
     TAG_GENERATION,
     TAG_REVISION,
@@ -54,7 +68,7 @@ pub const RECORD_TAG_KEYS: [&str; 8] = [
 ];
 
 /// The encoding version written in `ovhform:format`.
-pub const TAG_FORMAT_VERSION: &str = "1";
+pub const TAG_FORMAT_VERSION: &str = "2";
 
 /// Longest tag key the API accepts.
 pub const MAX_TAG_KEY_LEN: usize = 128;
@@ -132,6 +146,8 @@ pub fn unescape_value(value: &str) -> Result<String, String> {
 pub fn record_to_tags(rec: &InstallRecord) -> Result<BTreeMap<String, String>, StateError> {
     let mut raw: Vec<(&str, String)> = vec![
         (TAG_FORMAT, TAG_FORMAT_VERSION.to_string()),
+        (TAG_FLEET, rec.fleet.clone()),
+        (TAG_ALGORITHM, rec.algorithm.to_string()),
         (TAG_FINGERPRINT, rec.fingerprint.clone()),
         (TAG_OS, rec.os.clone()),
         (TAG_GENERATION, rec.generation.to_string()),
@@ -147,6 +163,10 @@ pub fn record_to_tags(rec: &InstallRecord) -> Result<BTreeMap<String, String>, S
     }
     if let Some(t) = rec.finished {
         raw.push((TAG_FINISHED, t.to_string()));
+    }
+    if let Some(d) = &rec.secrets {
+        raw.push((TAG_SECRETS, d.secrets.clone()));
+        raw.push((TAG_CREDENTIALS, d.credentials.clone()));
     }
     let mut tags = BTreeMap::new();
     for (key, value) in raw {
@@ -228,12 +248,36 @@ pub fn record_from_tags(
     };
 
     let format = require(TAG_FORMAT)?;
-    if format != TAG_FORMAT_VERSION {
+    if format != TAG_FORMAT_VERSION && format != "1" {
         return Err(fail(format!(
-            "tag {TAG_FORMAT} = {format:?}: this ovhform reads format {TAG_FORMAT_VERSION} \
-             only (a newer ovhform wrote it?)"
+            "tag {TAG_FORMAT} = {format:?}: this ovhform reads formats 1 and \
+             {TAG_FORMAT_VERSION} only (a newer ovhform wrote it?)"
         )));
     }
+    let (fleet, algorithm) = if format == "1" {
+        (crate::model::DEFAULT_FLEET.to_string(), 1)
+    } else {
+        let algorithm_text = require(TAG_ALGORITHM)?;
+        let algorithm = u32::try_from(number(TAG_ALGORITHM, &algorithm_text)?).map_err(|_| {
+            fail(format!(
+                "tag {TAG_ALGORITHM} = {algorithm_text:?} is too large"
+            ))
+        })?;
+        (require(TAG_FLEET)?, algorithm)
+    };
+    let secrets = match (get(TAG_SECRETS)?, get(TAG_CREDENTIALS)?) {
+        (Some(secrets), Some(credentials)) => Some(crate::model::SecretDigests {
+            secrets,
+            credentials,
+            fields: Default::default(),
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(fail(format!(
+                "tags {TAG_SECRETS} and {TAG_CREDENTIALS} come together; one is missing"
+            )));
+        }
+    };
     let fingerprint = require(TAG_FINGERPRINT)?;
     let os = require(TAG_OS)?;
     let generation_text = require(TAG_GENERATION)?;
@@ -253,6 +297,8 @@ pub fn record_from_tags(
     };
     Ok(Some(InstallRecord {
         server: server.to_string(),
+        fleet,
+        algorithm,
         fingerprint,
         os,
         generation,
@@ -260,6 +306,8 @@ pub fn record_from_tags(
         task_id,
         started,
         finished,
+        secrets,
+        request: None,
     }))
 }
 
@@ -271,6 +319,10 @@ mod tests {
     fn sample() -> InstallRecord {
         InstallRecord {
             server: "ns3012345.ip-51-68-1.eu".into(),
+            fleet: crate::model::DEFAULT_FLEET.into(),
+            algorithm: 2,
+            secrets: None,
+            request: None,
             fingerprint: format!("sha256:{}", "0123456789abcdef".repeat(4)),
             os: "debian12_64".into(),
             generation: 3,
@@ -294,7 +346,39 @@ mod tests {
             tags[TAG_REVISION],
             "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432-dirty"
         );
-        assert_eq!(tags.len(), 8);
+        assert_eq!(tags[TAG_FLEET], "default");
+        assert_eq!(tags[TAG_ALGORITHM], "2");
+        assert_eq!(tags.len(), 10);
+    }
+
+    #[test]
+    fn format_1_tags_read_as_the_default_fleet_and_algorithm_1() {
+        let mut tags = record_to_tags(&sample()).unwrap();
+        tags.remove(TAG_FLEET);
+        tags.remove(TAG_ALGORITHM);
+        tags.insert(TAG_FORMAT.into(), "1".into());
+        let rec = record_from_tags("ns3012345.ip-51-68-1.eu", &tags)
+            .unwrap()
+            .unwrap();
+        assert_eq!((rec.fleet.as_str(), rec.algorithm), ("default", 1));
+    }
+
+    #[test]
+    fn secret_digests_travel_in_tags_but_not_the_per_field_ones() {
+        let rec = InstallRecord {
+            secrets: Some(crate::model::SecretDigests {
+                secrets: format!("hmac-sha256:{}", "a".repeat(64)),
+                credentials: format!("hmac-sha256:{}", "b".repeat(64)),
+                fields: [("/customizations/x".to_string(), "hmac-sha256:c".to_string())].into(),
+            }),
+            ..sample()
+        };
+        let back = record_from_tags(&rec.server, &record_to_tags(&rec).unwrap())
+            .unwrap()
+            .unwrap();
+        let d = back.secrets.unwrap();
+        assert_eq!(d.secrets, rec.secrets.as_ref().unwrap().secrets);
+        assert!(d.fields.is_empty());
     }
 
     #[test]
@@ -335,7 +419,14 @@ mod tests {
         let tags = record_to_tags(&rec).unwrap();
         assert_eq!(
             tags.keys().map(String::as_str).collect::<Vec<_>>(),
-            vec![TAG_FINGERPRINT, TAG_FORMAT, TAG_GENERATION, TAG_OS]
+            vec![
+                TAG_ALGORITHM,
+                TAG_FINGERPRINT,
+                TAG_FLEET,
+                TAG_FORMAT,
+                TAG_GENERATION,
+                TAG_OS
+            ]
         );
         assert_eq!(
             record_from_tags(&rec.server, &tags).unwrap(),
@@ -380,7 +471,8 @@ mod tests {
             (TAG_GENERATION, "three", "not a whole number"),
             (TAG_TASK, "-1", "not a whole number"),
             (TAG_STARTED, "yesterday", "not an RFC 3339 time"),
-            (TAG_FORMAT, "2", "format 1 only"),
+            (TAG_FORMAT, "3", "formats 1 and 2 only"),
+            (TAG_ALGORITHM, "two", "not a whole number"),
             (TAG_FINGERPRINT, "sha256:@x1", "broken escape"),
         ];
         for (key, value, expect) in cases {
@@ -450,6 +542,10 @@ mod tests {
                 |(fingerprint, os, generation, revision, task_id, started, finished)| {
                     InstallRecord {
                         server: "srv".into(),
+                        fleet: crate::model::DEFAULT_FLEET.into(),
+                        algorithm: 2,
+                        secrets: None,
+                        request: None,
                         fingerprint,
                         os,
                         generation,

@@ -8,6 +8,7 @@ mod plan;
 mod plan_cli;
 mod plan_laws;
 mod plan_render;
+mod plan_trust;
 mod readme_recipe;
 mod sim_behaviour;
 mod sim_hostile;

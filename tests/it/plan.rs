@@ -23,10 +23,9 @@ pub fn now() -> jiff::Timestamp {
 
 pub fn input() -> PlanInput {
     PlanInput {
-        now: now(),
-        targets: BTreeSet::new(),
         revision: Some("4f2c9e1".into()),
         apply_command: Some("ovhform apply --plan plan.json".into()),
+        ..PlanInput::new(now())
     }
 }
 
@@ -43,12 +42,12 @@ fn blocked_by(a: &Action) -> Vec<String> {
     a.blockers().iter().map(ToString::to_string).collect()
 }
 
-fn kinds(p: &Plan, server: &str) -> Vec<ActionKind> {
+pub fn kinds(p: &Plan, server: &str) -> Vec<ActionKind> {
     p.servers[server].actions.iter().map(|a| a.kind()).collect()
 }
 
 /// Desired + observed + records for one in-sync server, ready to be bent by a test.
-fn one(name: &str) -> (Desired, Observed, Records) {
+pub fn one(name: &str) -> (Desired, Observed, Records) {
     let mut d = Desired::default();
     let mut o = Observed {
         templates: testkit::catalog(),
@@ -76,7 +75,7 @@ fn nights() -> MaintenanceWindow {
     }
 }
 
-fn with_secrets(spec: &mut InstallSpec) {
+pub fn with_secrets(spec: &mut InstallSpec) {
     let c = spec.request["customizations"].as_object_mut().unwrap();
     c.insert(
         "httpHeaders".into(),
@@ -296,7 +295,8 @@ fn no_record_and_other_os_reinstalls_destructively() {
     assert_eq!(
         a.reinstall().unwrap().approval,
         Approval::AllowWipe {
-            flag: "--allow-wipe a.eu".into()
+            flag: "--allow-wipe a.eu".into(),
+            why: None,
         }
     );
 }
@@ -310,12 +310,17 @@ fn fingerprint_change_reinstalls() {
     let p = plan_ok(&d, &o, &r, &input());
     let a = &p.servers["a.eu"].actions[0];
     assert_eq!(a.kind(), ActionKind::Reinstall);
+    // Field by field, old → new, as Terraform marks what forces replacement.
     assert_eq!(
         a.changes()
             .iter()
-            .map(|c| c.field.as_str())
+            .map(|c| (c.field.as_str(), c.old.as_deref(), c.new.as_deref()))
             .collect::<Vec<_>>(),
-        vec!["install.fingerprint"]
+        vec![(
+            "install.customizations.hostname",
+            Some("a-eu"),
+            Some("renamed")
+        )]
     );
 }
 
@@ -607,7 +612,8 @@ fn install_drift_is_never_corrected_without_the_wipe_gate() {
     assert_eq!(
         a.reinstall().unwrap().approval,
         Approval::AllowWipe {
-            flag: "--allow-wipe a.eu".into()
+            flag: "--allow-wipe a.eu".into(),
+            why: None,
         }
     );
 }
@@ -782,7 +788,8 @@ fn regression_maintenance_window_binds_manual_reinstalls() {
     assert_eq!(
         a.reinstall().unwrap().approval,
         Approval::AllowWipe {
-            flag: "--allow-wipe a.eu".into()
+            flag: "--allow-wipe a.eu".into(),
+            why: None,
         }
     );
 }
@@ -1079,7 +1086,7 @@ fn saved_plan_round_trips_and_refuses_other_versions() {
 }
 
 #[test]
-fn a_secret_enum_customization_is_hashed_in_findings() {
+fn a_secret_enum_customization_is_never_shown_in_findings() {
     let (mut d, mut o, r) = one("a.eu");
     let spec = d.servers.get_mut("a.eu").unwrap().install.as_mut().unwrap();
     spec.request["customizations"]["imageURL"] = "https://x.example/?token=SEKRIT-VALUE".into();
@@ -1098,7 +1105,13 @@ fn a_secret_enum_customization_is_hashed_in_findings() {
         .find(|f| f.code.slug() == "input-enum")
         .unwrap();
     assert!(!f.message.contains("SEKRIT"), "{}", f.message);
-    assert!(f.message.contains("sha256:"), "{}", f.message);
+    // Not even a hash or a length: they let a reader confirm a guess.
+    assert!(
+        !f.message.contains("sha256:") && !f.message.contains("bytes"),
+        "{}",
+        f.message
+    );
+    assert!(f.message.contains("(a secret value)"), "{}", f.message);
 }
 
 #[test]
@@ -1142,7 +1155,13 @@ fn garbage_record_fingerprint_does_not_panic() {
     let (d, o, mut r) = one("a.eu");
     r.installs.get_mut("a.eu").unwrap().fingerprint = "sha256:éééééééééééééé".into();
     let p = plan_ok(&d, &o, &r, &input());
-    let a = &p.servers["a.eu"].actions[0];
-    assert_eq!(a.kind(), ActionKind::Reinstall);
-    assert_eq!(a.changes()[0].old.as_deref(), Some("sha256:éééééééééééé"));
+    // A record that cannot be a fingerprint is refused, never planned from: the server
+    // already runs the desired OS, so it is adopted afresh.
+    assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Adopt]);
+    assert!(
+        p.servers["a.eu"]
+            .findings
+            .iter()
+            .any(|f| f.code.slug() == "record-implausible")
+    );
 }

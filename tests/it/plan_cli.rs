@@ -277,6 +277,10 @@ async fn planning_1000_unchanged_servers_costs_at_most_40_calls() {
             name.clone(),
             InstallRecord {
                 server: name.clone(),
+                fleet: ovhform::model::DEFAULT_FLEET.into(),
+                algorithm: 2,
+                secrets: None,
+                request: None,
                 fingerprint: install.fingerprint.clone(),
                 os: install.os.clone(),
                 generation: install.generation,
@@ -358,6 +362,10 @@ async fn records_in_tags_are_read_without_a_state_directory() {
     let install = desired.servers[kept].install.clone().expect("install");
     let record = |server: &str, fingerprint: &str| InstallRecord {
         server: server.to_string(),
+        fleet: ovhform::model::DEFAULT_FLEET.into(),
+        algorithm: 2,
+        secrets: None,
+        request: None,
         fingerprint: fingerprint.to_string(),
         os: "debian12_64".into(),
         generation: 1,

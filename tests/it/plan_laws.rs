@@ -117,7 +117,8 @@ fn build(cases: &[Case], forgotten: usize) -> (Desired, Observed, Records) {
             ),
             2 => {
                 let mut rec = record_for(&name, spec, now);
-                rec.fingerprint = "sha256:00000000000000000000".into();
+                rec.fingerprint = format!("sha256:{}", "0".repeat(64));
+                rec.request = None;
                 r.installs.insert(name.clone(), rec);
             }
             3 => {

@@ -62,12 +62,15 @@ fn no_secret_appears_in_any_rendering() {
             );
         }
     }
-    // What is shown instead: hash and length.
+    // What is shown instead: a placeholder, with no hash and no length of the value.
     let hashed = ovhform::plan::redact::hash_len(SECRET_HEADER.as_bytes());
-    assert!(
-        renderings[2].contains(&hashed),
-        "JSON shows the hash of the header"
-    );
+    for (i, out) in renderings.iter().enumerate() {
+        assert!(
+            !out.contains(&hashed),
+            "rendering {i} shows a hash of a secret"
+        );
+    }
+    assert!(renderings[2].contains("<credential>") && renderings[2].contains("<secret>"));
 }
 
 /// 1,000 servers: every 7th has a new generation (reinstall), every 11th a settings change,
@@ -217,13 +220,31 @@ fn regression_hostile_strings_never_reach_a_terminal_or_a_comment_raw() {
     use ovhform::model::{BootMode, BootSpec, RebootPolicy, Task, TaskStatus};
     const EVIL: &str =
         "\x1b[2J\x1b[H\rPlan: no changes.\u{202e}\u{2066}\n## injected\x07\x1b]8;;http://x\x1b\\";
-    let (mut d, mut o, mut r) = testkit::fleet(4, now(), true);
+    let (mut d, mut o, mut r) = testkit::fleet(6, now(), true);
     let names: Vec<String> = d.servers.keys().cloned().collect();
+    // A plain wipe, so the banner is there to be erased.
+    d.servers
+        .get_mut(&names[4])
+        .unwrap()
+        .install
+        .as_mut()
+        .unwrap()
+        .generation = 2;
+    // A tag record disputing the store's, with hostile claims: the finding shows both.
+    let mut forged = r.installs[&names[5]].clone();
+    forged.os = format!("debian11{EVIL}");
+    forged.revision = Some(EVIL.into());
+    r.disputes.insert(
+        names[5].clone(),
+        ovhform::model::RecordDispute {
+            store: r.installs[&names[5]].clone(),
+            tags: forged,
+        },
+    );
     // A live bootScript (anyone with PUT) on a server whose manifest wants disk boot.
     o.servers.get_mut(&names[0]).unwrap().boot_script = Some(format!("#!ipxe\n{EVIL}\n"));
     o.servers.get_mut(&names[0]).unwrap().boot_id = None;
-    // A record (read back from tags) with hostile OS and fingerprint: reinstall and drift
-    // lines show them.
+    // A record (read back from tags) with hostile OS and fingerprint: the refusal shows them.
     let rec = r.installs.get_mut(&names[1]).unwrap();
     rec.os = format!("debian11{EVIL}");
     rec.fingerprint = format!("sha256:{EVIL}");

@@ -17,6 +17,10 @@ use ovhform::state::{
 fn rec(server: &str, fp_char: char, finished: Option<&str>) -> InstallRecord {
     InstallRecord {
         server: server.to_string(),
+        fleet: ovhform::model::DEFAULT_FLEET.into(),
+        algorithm: 2,
+        secrets: None,
+        request: None,
         fingerprint: format!("sha256:{}", fp_char.to_string().repeat(64)),
         os: "debian12_64".into(),
         generation: 1,
@@ -283,15 +287,16 @@ fn a_plan_without_a_store_still_knows_installs_from_tags() {
     let merged = merge_records(empty, from_tags.clone());
     assert_eq!(merged.installs["tagged"], tagged);
 
-    // With a store: the older store record of "both" loses to the newer tag; the store-only
-    // record is kept.
+    // With a store: the store is authoritative. A tag disagreeing with it is not believed
+    // silently, however recent (a forged tag looks like that): the store's record stays and
+    // the disagreement is a dispute. The store-only record is kept.
     let store = FileStore::open_locked(dir.path().join(".ovhform")).unwrap();
-    store
-        .put_install(&rec("both", 'o', Some("2026-11-23T11:00:00Z")))
-        .unwrap();
+    let older_in_store = rec("both", 'o', Some("2026-11-23T11:00:00Z"));
+    store.put_install(&older_in_store).unwrap();
     store.put_install(&rec("stored", 's', None)).unwrap();
     let merged = merge_records(store.load().unwrap(), from_tags);
-    assert_eq!(merged.installs["both"], newer_in_tags);
+    assert_eq!(merged.installs["both"], older_in_store);
+    assert_eq!(merged.disputes["both"].tags, newer_in_tags);
     assert_eq!(merged.installs["stored"], rec("stored", 's', None));
     assert_eq!(merged.installs.len(), 3);
 }
