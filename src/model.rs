@@ -239,6 +239,11 @@ pub struct ObservedServer {
     pub tags: BTreeMap<String, String>,
     /// Filled only for servers the planner may act on (the detail pass).
     pub detail: Option<ObservedDetail>,
+    /// What `observe` could not make sense of for this server (an unknown boot type, an
+    /// unreadable date, …): the server is planned without acting on it instead of aborting
+    /// the fleet's plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -250,6 +255,10 @@ pub struct ObservedDetail {
     pub tasks: Vec<Task>,
     /// `None` when the API answers 404 (nothing installing).
     pub install_status: Option<InstallStatus>,
+    /// The install status could not be read (an error other than 404): whether something is
+    /// installing is unknown.
+    #[serde(default)]
+    pub install_status_unknown: bool,
     pub hardware: Option<Hardware>,
     /// `compatibleTemplates.ovh`.
     pub compatible_templates: Vec<String>,
@@ -296,14 +305,21 @@ pub enum TaskStatus {
     Cancelled,
     CustomerError,
     OvhError,
+    /// Listed by the API, but its own GET answered 404: fresh tasks do for a while
+    /// (REFERENCE §0), so it may well be running. Never an API value; set by `observe`.
+    Unreadable,
+    /// A status this ovhform does not know (the API added one): treated as running.
+    #[serde(other)]
+    Unknown,
 }
 
 impl TaskStatus {
-    /// Pollers treat `init|todo|doing` as pending, everything else as final.
+    /// Pollers treat `init|todo|doing` as pending, everything else as final; a status
+    /// nobody knows is pending too (waiting is the safe reading).
     pub fn is_pending(self) -> bool {
         matches!(
             self,
-            TaskStatus::Init | TaskStatus::Todo | TaskStatus::Doing
+            TaskStatus::Init | TaskStatus::Todo | TaskStatus::Doing | TaskStatus::Unknown
         )
     }
 }

@@ -191,6 +191,7 @@ async fn read_detail(client: &ovh::Client, sn: &str) -> Result<ObservedDetail, O
         boots,
         tasks,
         install_status,
+        install_status_unknown: false,
         hardware,
         compatible_templates,
     })
@@ -226,6 +227,7 @@ fn map_server(s: &types::DedicatedServer) -> ObservedServer {
         iam_urn: s.iam.as_ref().map(|i| i.urn.clone()),
         tags,
         detail: None,
+        anomalies: Vec::new(),
     }
 }
 

@@ -536,6 +536,8 @@ pub enum Blocker {
     RecordDisputed,
     /// The server's record was refused as implausible (see the finding).
     RecordRefused,
+    /// The live data of the server made no sense (see the finding).
+    ObservedAnomaly { what: String },
     /// The server's last reinstall failed: it is degraded.
     InstallFailed {
         task: u64,
@@ -574,6 +576,7 @@ impl Blocker {
         "other-fleet",
         "record-disputed",
         "record-refused",
+        "observed-anomaly",
         "install-failed",
     ];
 
@@ -595,7 +598,8 @@ impl Blocker {
             Blocker::OtherFleet { .. } => 12,
             Blocker::RecordDisputed => 13,
             Blocker::RecordRefused => 14,
-            Blocker::InstallFailed { .. } => 15,
+            Blocker::ObservedAnomaly { .. } => 15,
+            Blocker::InstallFailed { .. } => 16,
         };
         Blocker::KINDS[i]
     }
@@ -674,6 +678,9 @@ impl std::fmt::Display for Blocker {
             Blocker::RecordRefused => f.write_str(
                 "the server's record was refused as implausible (see the finding); fix or remove it first",
             ),
+            Blocker::ObservedAnomaly { what } => {
+                write!(f, "the API's data for this server made no sense: {what}")
+            }
             Blocker::InstallFailed { task, step, error } => {
                 write!(f, "the last reinstall (task {task}) failed")?;
                 if let Some(s) = step {
@@ -757,6 +764,7 @@ mod tests {
             Blocker::OtherFleet { fleet: "f".into() },
             Blocker::RecordDisputed,
             Blocker::RecordRefused,
+            Blocker::ObservedAnomaly { what: "w".into() },
             Blocker::InstallFailed {
                 task: 1,
                 step: None,

@@ -81,6 +81,8 @@ finding_codes! {
     SoftRaidMirroring = "soft-raid-mirroring", Error, "the template allows only soft RAID 0 or 1";
     HardwareRaidUnsupported = "hardware-raid-unsupported", Error, "hardware RAID on a disk group without a RAID controller";
     RaidDisks = "raid-disks", Error, "the RAID level needs more disks than the disk group has";
+    LegacyUnsupported = "legacy-unsupported", Error, "the legacy install route (`--install-api legacy`) cannot express this install (kept disk groups, a custom layout, hardware RAID, …)";
+    ObservedAnomaly = "observed-anomaly", Warning, "the API's data for a server made no sense; nothing is done to that server, the rest of the fleet is planned";
     EndOfInstall = "end-of-install", Warning, "the template reached its end-of-install date; the API may refuse it";
 }
 

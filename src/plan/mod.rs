@@ -63,6 +63,8 @@ pub struct PlanInput {
     pub fleet_key: Option<digest::FleetKey>,
     /// `--take-over SERVER…`: servers recorded by another fleet that this plan may manage.
     pub take_over: BTreeSet<String>,
+    /// Which API route apply will install with: the plan refuses what that route cannot do.
+    pub install_route: InstallRoute,
     /// The manifests' revision (git commit) the desired state was read from, if known.
     pub revision: Option<String>,
     /// The exact command that applies this plan, printed by every rendering when the plan
@@ -81,10 +83,21 @@ impl PlanInput {
             fleet: crate::model::DEFAULT_FLEET.to_string(),
             fleet_key: None,
             take_over: BTreeSet::new(),
+            install_route: InstallRoute::Reinstall,
             revision: None,
             apply_command: None,
         }
     }
+}
+
+/// The API route that installs: `POST /reinstall`, or the legacy `POST /install/start`
+/// (which cannot keep disk groups nor take a custom layout).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstallRoute {
+    #[default]
+    Reinstall,
+    Legacy,
 }
 
 /// The planner's output: per server, an ordered list of actions, the drift seen, and the

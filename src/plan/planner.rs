@@ -379,24 +379,45 @@ fn plan_server(
     (sp, steps)
 }
 
-/// The oldest pending task, else an installation in progress, as a `wait`.
+/// A task the API lists but answers 404 for: a fresh one (the API takes a while to serve new
+/// tasks) or a purged old one. Without its dates, "fresh" means newer than every task that
+/// could be read; and when the install status could not be read either, it may be running.
+fn unreadable_may_run(t: &crate::model::Task, d: &crate::model::ObservedDetail) -> bool {
+    if t.status != TaskStatus::Unreadable {
+        return false;
+    }
+    let newest_readable = d
+        .tasks
+        .iter()
+        .filter(|x| x.status != TaskStatus::Unreadable)
+        .map(|x| x.id)
+        .max();
+    d.install_status_unknown || newest_readable.is_none_or(|n| t.id > n)
+}
+
+/// The oldest pending task, else a task that may be one (listed, answering 404), else an
+/// installation in progress, as a `wait`.
 fn tasks_step(live: &ObservedServer, report: &mut TasksReport) -> Option<Wait> {
     let detail = live.detail.as_ref()?;
     let mut pending: Vec<_> = detail
         .tasks
         .iter()
-        .filter(|t| t.status.is_pending())
+        .filter(|t| t.status.is_pending() || unreadable_may_run(t, detail))
         .collect();
     pending.sort_by_key(|t| t.id);
     if let Some(t) = pending.first() {
         report.waiting_on_task += 1;
         let others = pending.len() - 1;
+        let state = if t.status == TaskStatus::Unreadable {
+            "listed but answering 404 (fresh tasks do for a few minutes)".to_string()
+        } else {
+            task_status(t.status)
+        };
         return Some(Wait {
             reason: format!(
-                "OVH task {} ({}) is {}{}; nothing else is planned until it ends",
+                "OVH task {} ({}) is {state}{}; nothing else is planned until it ends",
                 t.id,
                 t.function,
-                task_status(t.status),
                 if others > 0 {
                     format!(" (+{others} more pending)")
                 } else {
@@ -1035,6 +1056,23 @@ impl ServerPlanner<'_> {
                 blockers.push(Blocker::ChecksNotDone { missing: m.clone() });
             }
         }
+        if self.input.install_route == super::InstallRoute::Legacy
+            && let Err(e) = crate::ovh::install_start_from_reinstall(&spec.request)
+        {
+            // The same decision apply makes: what the legacy route cannot express is refused,
+            // never dropped (dropping a kept disk group would erase it).
+            let f = Finding::new(
+                FindingCode::LegacyUnsupported,
+                e.to_string(),
+                Some(self.ds.origin_of("spec.install").clone()),
+            );
+            blockers.push(Blocker::InvalidSpec {
+                code: f.code,
+                message: f.message.clone(),
+                origin: f.origin.clone(),
+            });
+            self.sp.findings.push(f);
+        }
         for e in checks.errors() {
             blockers.push(Blocker::InvalidSpec {
                 code: e.code,
@@ -1314,10 +1352,14 @@ impl ServerPlanner<'_> {
             report.detail_missing += 1;
             why.push(Blocker::DetailMissing);
         }
+        for a in &self.live.anomalies {
+            why.push(Blocker::ObservedAnomaly { what: a.clone() });
+        }
         if why.is_empty() {
             return report;
         }
-        let suspended = self.ds.policy.suspend;
+        // Nothing at all for a suspended server, or one whose live data made no sense.
+        let suspended = self.ds.policy.suspend || !self.live.anomalies.is_empty();
         let mut blocked_any = false;
         for a in std::mem::take(&mut self.sp.actions) {
             // Missing detail does not gate an adopt (apply re-checks the server before it

@@ -394,6 +394,7 @@ pub fn detail() -> ObservedDetail {
         boots: boots(),
         tasks: Vec::new(),
         install_status: None,
+        install_status_unknown: false,
         hardware: Some(hardware()),
         compatible_templates: vec![
             "debian12_64".into(),
@@ -423,6 +424,7 @@ pub fn observed_server(name: &str, os: &str) -> ObservedServer {
         iam_urn: Some(format!("urn:v1:eu:resource:dedicatedServer:{name}")),
         tags: BTreeMap::new(),
         detail: Some(detail()),
+        anomalies: Vec::new(),
     }
 }
 

@@ -6,6 +6,7 @@ mod observe_sim;
 mod ovh_client;
 mod plan;
 mod plan_cli;
+mod plan_facts;
 mod plan_laws;
 mod plan_render;
 mod plan_trust;

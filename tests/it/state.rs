@@ -243,6 +243,7 @@ fn observed_server(name: &str, tags: BTreeMap<String, String>) -> ObservedServer
         iam_urn: Some(format!("urn:v1:eu:resource:dedicatedServer:{name}")),
         tags,
         detail: None,
+        anomalies: Vec::new(),
     }
 }
 
