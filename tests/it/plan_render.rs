@@ -333,3 +333,38 @@ fn regression_hostile_strings_never_reach_a_terminal_or_a_comment_raw() {
             .any(|l| l.starts_with("Plan: ") && !l.starts_with("Plan: no changes"))
     );
 }
+
+/// Seen: the 1,000-server comment listed 20 of 142 wipes under the banner, said "… and 122
+/// more (see below)", and detailed 9: 133 wipes were named nowhere. The banner names every
+/// server to be wiped, whatever the size limit; only the per-server details are cut, and the
+/// comment says so and where the full plan is.
+#[test]
+fn regression_the_markdown_banner_names_every_wipe() {
+    let p = big_fleet_plan();
+    let wipes: Vec<&str> = p
+        .servers
+        .values()
+        .filter(|s| {
+            s.actions
+                .iter()
+                .any(|a| a.kind() == ovhform::plan::ActionKind::Reinstall)
+        })
+        .map(|s| s.server.as_str())
+        .collect();
+    assert!(wipes.len() > 100, "{}", wipes.len());
+    for limit in [MARKDOWN_LIMIT, 12_000] {
+        let md = render_markdown(&p, limit);
+        let banner = md
+            .split("> [!CAUTION]")
+            .nth(1)
+            .and_then(|b| b.split("\n\n").next())
+            .expect("a wipe banner");
+        for w in &wipes {
+            assert!(
+                banner.contains(&format!("`{w}`")),
+                "limit {limit}: {w} is not named in the banner"
+            );
+        }
+        assert!(md.contains("every server to be wiped is named in the banner above"));
+    }
+}
