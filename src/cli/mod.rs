@@ -13,6 +13,7 @@ pub mod plan;
 pub mod render;
 pub mod schema;
 pub mod sim;
+pub mod state;
 pub mod validate;
 
 /// Exit code: success, or no changes.
@@ -63,6 +64,8 @@ pub enum Command {
     Demo(demo::Args),
     /// Run the OVHcloud API simulator (offline tests and demos).
     Sim(Box<sim::Args>),
+    /// Look at and reconcile the records ovhform keeps (state store and servers' tags).
+    State(state::Args),
 }
 
 /// Logs go to stderr so that stdout stays machine-readable (plans, schemas).
@@ -95,5 +98,6 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Sim(args) => sim::run(*args),
         Command::Plan(args) => plan::run(*args),
         Command::Demo(args) => demo::run(args),
+        Command::State(args) => state::run(args),
     }
 }

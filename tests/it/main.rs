@@ -17,3 +17,4 @@ mod sim_python;
 mod sim_schema;
 mod sim_support;
 mod state;
+mod state_cli;
