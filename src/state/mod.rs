@@ -4,7 +4,8 @@
 //! Owns: the [`RecordStore`] trait and its backends ([`FileStore`], the default state directory,
 //! and [`MemoryStore`] for tests), the encoding of an install record as IAM tags on the server
 //! ([`tags`]), the rule that merges records from the store with records read back from tags
-//! ([`merge`]), the manifests' git revision ([`revision`]) and the `--state` argument.
+//! ([`merge`]), the manifests' git revision ([`revision`]), the cache of rarely changing API
+//! facts kept next to the records ([`facts`]) and the `--state` argument.
 //! Must not touch: HTTP (apply writes the tags this room encodes), planning decisions, the
 //! intent journal (apply's; it gets a reserved place in the state directory, see
 //! `docs/operations.md` "State").
@@ -18,11 +19,13 @@ use std::path::PathBuf;
 
 use crate::model::{InstallRecord, Records};
 
+pub mod facts;
 pub mod file;
 pub mod merge;
 pub mod revision;
 pub mod tags;
 
+pub use facts::{Fact, Facts, FactsCache, FileFacts, MemoryFacts};
 pub use file::{FileStore, LockHolder, write_atomic};
 pub use merge::{merge_records, records_from_observed};
 pub use revision::manifests_revision;
@@ -82,6 +85,24 @@ pub enum StateError {
         found: u64,
         supported: u64,
     },
+
+    #[error("cache file {} is corrupted: {source}", path.display())]
+    #[diagnostic(
+        code(ovhform::state::cache_corrupt),
+        help("it is only a cache of API answers: it is ignored and rewritten by the next plan")
+    )]
+    CacheCorrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("cache file {} is larger than {max} bytes", path.display())]
+    #[diagnostic(
+        code(ovhform::state::too_large),
+        help("it is only a cache of API answers: delete it and the next plan rebuilds it")
+    )]
+    CacheTooLarge { path: PathBuf, max: u64 },
 
     #[error("cannot encode the records for {}: {source}", path.display())]
     #[diagnostic(code(ovhform::state::encode))]
@@ -265,6 +286,11 @@ impl StateArgs {
     /// For `plan`: no lock, nothing created.
     pub fn open_read_only(&self) -> FileStore {
         FileStore::open_read_only(&self.state_dir)
+    }
+
+    /// The facts cache of this state directory (a plan may write it; see [`facts`]).
+    pub fn facts(&self) -> FileFacts {
+        FileFacts::in_state_dir(&self.state_dir)
     }
 
     /// For `apply`/`run`: creates the directory and takes the writer's lock.
