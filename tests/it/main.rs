@@ -3,6 +3,7 @@
 mod manifest;
 mod observe_sim;
 mod ovh_client;
+mod pipeline;
 mod plan;
 mod plan_cli;
 mod plan_laws;

@@ -3,18 +3,17 @@
 //! plan, and that no secret reaches the output; plus the API-call cost of a 1,000-server plan
 //! with no changes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ovhform::cli::demo::client_for_sim;
-use ovhform::cli::plan::{PlanContext, plan_desired};
 use ovhform::model::{AppliedState, InstallRecord, Records};
 use ovhform::plan::{ActionKind, Plan};
-use ovhform::sim::{SimConfig, SimHandle};
+use ovhform::sim::{SimConfig, SimHandle, client_for};
 use ovhform::state::MemoryStore;
 use serde_json::Value;
 
+use crate::pipeline::{kind_of, plan_with};
 use crate::sim_support::start;
 
 fn repo() -> PathBuf {
@@ -296,35 +295,21 @@ async fn planning_1000_unchanged_servers_costs_at_most_40_calls() {
         ..SimConfig::for_tests()
     })
     .await;
-    let client = client_for_sim(&sim).expect("client");
-    let store = MemoryStore::new(Records::default());
-    let ctx = PlanContext {
-        client: &client,
-        store: &store,
-        now: jiff::Timestamp::now(),
-        targets: BTreeSet::new(),
-        revision: None,
-        apply_command: "ovhform apply".into(),
-    };
+    let client = client_for(&sim).expect("client");
+    let store = MemoryStore::new(records);
     sim.reset_calls();
-    let planned = plan_desired(desired, records, &ctx, None)
-        .await
-        .expect("plan");
+    let planned = plan_with(&client, &store, desired).await;
 
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for sp in planned.plan.servers.values() {
         for a in &sp.actions {
-            *kinds.entry(format!("{:?}", a.kind)).or_default() += 1;
-            assert_eq!(a.kind, ActionKind::Noop, "{}: {:?}", sp.server, a);
+            *kinds.entry(format!("{:?}", kind_of(a))).or_default() += 1;
+            assert_eq!(kind_of(a), ActionKind::Noop, "{}: {:?}", sp.server, a);
         }
     }
     assert_eq!(kinds.values().sum::<usize>(), N, "{kinds:?}");
-    assert!(
-        planned.observed.api_calls <= 40,
-        "{} calls",
-        planned.observed.api_calls
-    );
-    assert_eq!(sim.total_calls(), planned.observed.api_calls);
+    assert!(planned.stats.calls <= 40, "{:?}", planned.stats);
+    assert_eq!(sim.total_calls(), planned.stats.calls);
     sim.shutdown().await;
 }
 
@@ -384,24 +369,13 @@ async fn records_in_tags_are_read_without_a_state_directory() {
         ..SimConfig::for_tests()
     })
     .await;
-    let client = client_for_sim(&sim).expect("client");
-    let empty_store = MemoryStore::default();
-    let ctx = PlanContext {
-        client: &client,
-        store: &empty_store,
-        now: jiff::Timestamp::now(),
-        targets: BTreeSet::new(),
-        revision: None,
-        apply_command: "ovhform apply".into(),
-    };
-    let planned = plan_desired(desired, Records::default(), &ctx, None)
-        .await
-        .expect("plan");
+    let client = client_for(&sim).expect("client");
+    let planned = plan_with(&client, &MemoryStore::default(), desired).await;
     let kinds = |s: &str| -> Vec<ActionKind> {
         planned.plan.servers[s]
             .actions
             .iter()
-            .map(|a| a.kind)
+            .map(kind_of)
             .collect()
     };
     assert_eq!(kinds(kept), [ActionKind::Noop]);
