@@ -66,14 +66,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
             manifests.display()
         );
         let input = PlanInput {
-            now: jiff::Timestamp::now(),
-            targets: Default::default(),
             revision: crate::state::manifests_revision(&manifests),
             apply_command: format!(
                 "ovhform apply --manifests {} --endpoint {}",
                 manifests.display(),
                 handle.base_url()
             ),
+            ..PlanInput::new(jiff::Timestamp::now())
         };
         // Nothing is written outside memory: no record store, no facts file.
         let planned = run_pipeline(

@@ -74,10 +74,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     let store = args.state.open_read_only();
     let facts = args.state.facts();
     let input = PlanInput {
-        now: jiff::Timestamp::now(),
         targets: args.targets.iter().cloned().collect(),
         revision: state::manifests_revision(&args.manifests),
         apply_command: apply_command(&args),
+        ..PlanInput::new(jiff::Timestamp::now())
     };
     let style = Style::for_stderr(global, std::io::stderr().is_terminal());
     let planned = runtime()?.block_on(run_pipeline(
