@@ -12,17 +12,21 @@
 //! - [`observe`]: reads the live fleet through the client into [`model::Observed`]; decides
 //!   nothing.
 //! - [`sim`]: the OVHcloud API simulator (same HTTP surface as the real API).
-//! - [`state`]: records of what was applied, and the lock around them.
+//! - [`state`]: records of what was applied, the lock around them, and the facts cache.
+//! - [`pipeline`]: the one async function `plan`, `demo` (and later apply and the daemon) call:
+//!   observe → merge records → detail where needed → plan → lint, with per-run call counts,
+//!   progress events and the facts cache around the detail read.
 //! - [`cli`]: one function per subcommand, and the renderings of diagnostics.
 //!
-//! Data flow: `manifest::load` → `Desired`; `observe` → `Observed`; `state` → `Records`;
-//! `plan::plan` → `Plan` → rendered by `cli`.
+//! Data flow: `manifest::load` → `Desired` (at the CLI edge); `pipeline::run` drives `observe`
+//! → `Observed`, `state` → `Records`, `plan::plan` → `Plan` and `plan::lint`; `cli` renders.
 
 pub mod cli;
 pub mod manifest;
 pub mod model;
 pub mod observe;
 pub mod ovh;
+pub mod pipeline;
 pub mod plan;
 pub mod sim;
 pub mod state;

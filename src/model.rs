@@ -211,8 +211,6 @@ pub struct Observed {
     pub servers: BTreeMap<String, ObservedServer>,
     /// Installation templates by name, for the servers that were read in detail.
     pub templates: BTreeMap<String, Template>,
-    /// How many API requests the snapshot cost.
-    pub api_calls: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

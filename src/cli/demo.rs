@@ -4,18 +4,20 @@
 //! Owns: the demo's wiring (an in-process simulator whose fleet matches `manifests/`, an
 //! in-memory record store) and what it prints. Must not touch: anything but 127.0.0.1.
 
-use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use miette::{IntoDiagnostic, WrapErr, miette};
+use miette::{IntoDiagnostic, WrapErr};
 
-use crate::cli::plan::{PlanContext, plan_manifests, runtime};
+use crate::cli::GlobalArgs;
+use crate::cli::plan::{load_desired, run_pipeline};
+use crate::cli::progress::Style;
 use crate::cli::render::{self, MARKDOWN_LIMIT};
-use crate::ovh::{self, ClientConfig, Credentials, Endpoint, Secret};
-use crate::sim::{self, SimConfig, SimHandle};
-use crate::state::MemoryStore;
+use crate::cli::runtime;
+use crate::plan::PlanInput;
+use crate::sim::{self, SimConfig};
+use crate::state::{MemoryFacts, MemoryStore};
 
 /// The simulator fleet of the demo (see the file for which server is in which state).
 const DEMO_FLEET: &str = include_str!("../../demo/fleet.yaml");
@@ -31,14 +33,17 @@ pub struct Args {
     pub text_only: bool,
 }
 
-pub fn run(args: Args) -> miette::Result<ExitCode> {
+pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     let manifests = args.manifests.unwrap_or_else(default_manifests);
     let fleet = sim::fleet::parse(
         DEMO_FLEET,
         Path::new("demo/fleet.yaml"),
         &sim::catalog::catalogue(),
     )
-    .map_err(|e| miette!("{e}"))?;
+    .into_diagnostic()
+    .wrap_err("the demo fleet shipped with ovhform does not parse")?;
+    let desired = load_desired(&manifests)?;
+    let style = Style::for_stderr(global, std::io::stderr().is_terminal());
 
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -52,23 +57,31 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
                 ..SimConfig::default()
             },
         );
-        let client = client_for_sim(&handle).map_err(|e| miette!("{e}"))?;
-        let store = MemoryStore::default();
+        let client = sim::client_for(&handle)
+            .into_diagnostic()
+            .wrap_err("cannot set up a client for the simulator")?;
         eprintln!(
             "ovhform demo: simulator on {} (in-process, offline), manifests from {}\n",
             handle.base_url(),
             manifests.display()
         );
-        let ctx = PlanContext {
-            client: &client,
-            store: &store,
-            now: jiff::Timestamp::now(),
-            targets: BTreeSet::new(),
+        let input = PlanInput {
             revision: crate::state::manifests_revision(&manifests),
             // The simulator is gone when the demo ends: never suggest a command naming it.
             apply_command: None,
+            ..PlanInput::new(jiff::Timestamp::now())
         };
-        let planned = plan_manifests(&manifests, &ctx).await?;
+        // Nothing is written outside memory: no record store, no facts file.
+        let planned = run_pipeline(
+            desired,
+            &client,
+            &MemoryStore::default(),
+            &MemoryFacts::default(),
+            crate::state::facts::DEFAULT_FACTS_TTL,
+            input,
+            style,
+        )
+        .await?;
         let color = render::color_wanted(
             std::io::stdout().is_terminal(),
             std::env::var_os("NO_COLOR").as_deref(),
@@ -79,9 +92,10 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             println!("{}", render::render_markdown(&planned.plan, MARKDOWN_LIMIT));
         }
         eprintln!(
-            "observed {} servers with {} API calls",
+            "observed {} servers with {} API calls ({} read in detail)",
             planned.observed.servers.len(),
-            planned.observed.api_calls
+            planned.stats.calls,
+            planned.coverage.detail_read.len()
         );
         handle.shutdown().await;
         Ok(ExitCode::SUCCESS)
@@ -95,22 +109,4 @@ fn default_manifests() -> PathBuf {
     } else {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests")
     }
-}
-
-/// An ovhform client signed with the simulator's credentials, without a request budget (the
-/// simulator has no fair-use limit unless asked for one).
-pub fn client_for_sim(handle: &SimHandle) -> Result<ovh::Client, ovh::Error> {
-    let creds = handle.credentials();
-    let cfg = ClientConfig {
-        requests_per_minute: 0,
-        ..ClientConfig::new(
-            Endpoint::parse(&handle.base_url())?,
-            Credentials::ApplicationKey {
-                application_key: creds.application_key.clone(),
-                application_secret: Secret::new(creds.application_secret.clone()),
-                consumer_key: Secret::new(creds.consumer_key.clone()),
-            },
-        )
-    };
-    ovh::Client::new(cfg)
 }

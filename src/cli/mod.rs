@@ -6,10 +6,12 @@
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use miette::{IntoDiagnostic, WrapErr};
 
 pub mod api;
 pub mod demo;
 pub mod plan;
+pub mod progress;
 pub mod render;
 pub mod schema;
 pub mod sim;
@@ -96,8 +98,17 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Sim(args) => sim::run(*args),
-        Command::Plan(args) => plan::run(*args),
-        Command::Demo(args) => demo::run(args),
+        Command::Plan(args) => plan::run(*args, &cli.global),
+        Command::Demo(args) => demo::run(args, &cli.global),
         Command::State(args) => state::run(args),
     }
+}
+
+/// The async runtime of the subcommands that talk to an API (`plan`, `demo`).
+pub(crate) fn runtime() -> miette::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .into_diagnostic()
+        .wrap_err("cannot start the async runtime")
 }

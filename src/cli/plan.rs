@@ -1,25 +1,29 @@
-//! `ovhform plan`: read the manifests, observe the live servers, plan, render.
+//! `ovhform plan`: read the manifests, run the plan pipeline, render.
 //!
-//! Owns: the composition of the rooms for a plan (manifest → observe → records → plan → lint →
-//! render) and the command's flags, output and exit code. Must not touch: planning rules (they
-//! live in `plan/`), HTTP details (`ovh/`), how records are stored (`state/`).
-//! This is read-only towards OVHcloud and the state directory: no write, no lock.
+//! Owns: the command's flags, loading the manifests (and rendering their diagnostics), building
+//! the pipeline's context, the output and the exit code. Must not touch: the pipeline's steps
+//! (`pipeline/`), planning rules (`plan/`), HTTP details (`ovh/`), how records are stored
+//! (`state/`). Read-only towards OVHcloud and the records; the one file it may write besides
+//! `--out` is the facts cache in the state directory (see docs/operations.md "State").
 
-use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use miette::{IntoDiagnostic, WrapErr, miette};
+use miette::{IntoDiagnostic, WrapErr};
 
 use crate::cli::api::ApiArgs;
+use crate::cli::progress::{Progress, Style};
 use crate::cli::render::{self, PlanFormat};
+use crate::cli::{GlobalArgs, runtime};
 use crate::manifest;
-use crate::model::{Desired, Observed, Records};
-use crate::observe;
-use crate::ovh;
-use crate::plan::{self, Plan, PlanInput};
-use crate::state::{self, RecordStore, StateArgs};
+use crate::model::Desired;
+use crate::ovh::InstallApi;
+use crate::pipeline::{self, Context, Planned};
+use crate::plan::digest::FleetKey;
+use crate::plan::{InstallRoute, Plan, PlanInput};
+use crate::state::{self, FactsCache, RecordStore, StateArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,8 +38,8 @@ pub struct Args {
     /// Markdown for a pull-request comment.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
-    /// Also save the plan (JSON, with the facts each action depends on) to FILE, for
-    /// `ovhform apply FILE`.
+    /// Also save the plan as JSON to FILE, with the facts each action depends on
+    /// (`based_on`).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Exit 2 when the plan has changes, 0 when it has none, 1 on error.
@@ -44,52 +48,65 @@ pub struct Args {
     /// Plan only these servers (service names); repeatable.
     #[arg(long = "target", value_name = "SERVER")]
     pub targets: Vec<String>,
+    /// Manage SERVER although another fleet's record owns it; repeatable. Without it a
+    /// manifest naming another fleet's server is an error.
+    #[arg(long = "take-over", value_name = "SERVER")]
+    pub take_over: Vec<String>,
+    /// How long hardware specifications and compatible/installation templates read from the
+    /// API are reused from the state directory's cache (`cache/facts.json`), e.g. 24h, 90m;
+    /// 0 neither reads nor writes the cache.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub facts_ttl: Duration,
 }
 
-/// What a plan run produced, for the callers that render it themselves (`demo`).
-#[derive(Debug)]
-pub struct Planned {
-    pub plan: Plan,
-    pub desired: Desired,
-    pub observed: Observed,
-    pub records: Records,
-    /// Manifest warnings that did not block the plan, rendered.
-    pub warnings: Option<String>,
+/// The manifests are invalid; their diagnostics were printed on stderr.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("the manifests are invalid: {summary}")]
+#[diagnostic(
+    code(ovhform::plan::manifests),
+    help("fix the problems listed above; `ovhform validate` checks manifests offline")
+)]
+pub struct InvalidManifests {
+    pub summary: String,
 }
 
-/// Everything a plan needs besides the manifests.
-pub struct PlanContext<'a> {
-    pub client: &'a ovh::Client,
-    pub store: &'a dyn RecordStore,
-    pub now: jiff::Timestamp,
-    pub targets: BTreeSet<String>,
-    pub revision: Option<String>,
-    /// The apply command renderings suggest; `None` suggests none.
-    pub apply_command: Option<String>,
-}
-
-pub fn run(args: Args) -> miette::Result<ExitCode> {
+pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
+    let desired = load_desired(&args.manifests)?;
     let client = args
         .api
         .client()
-        .map_err(|e| miette!("{e}"))
+        .into_diagnostic()
         .wrap_err("cannot set up the OVHcloud API client")?;
     let store = args.state.open_read_only();
-    let revision = state::manifests_revision(&args.manifests);
-    let ctx = PlanContext {
-        client: &client,
-        store: &store,
-        now: jiff::Timestamp::now(),
+    let facts = args.state.facts();
+    let input = PlanInput {
         targets: args.targets.iter().cloned().collect(),
-        revision,
+        revision: state::manifests_revision(&args.manifests),
         // `ovhform apply` does not exist yet: suggest no command rather than one that fails.
         apply_command: None,
+        fleet: args.state.fleet.clone(),
+        fleet_key: args
+            .state
+            .fleet_secret()?
+            .as_deref()
+            .and_then(FleetKey::new),
+        take_over: args.take_over.iter().cloned().collect(),
+        install_route: match args.api.install_api {
+            InstallApi::Reinstall => InstallRoute::Reinstall,
+            InstallApi::Legacy => InstallRoute::Legacy,
+        },
+        ..PlanInput::new(jiff::Timestamp::now())
     };
-    let runtime = runtime()?;
-    let planned = runtime.block_on(plan_manifests(&args.manifests, &ctx))?;
-    if let Some(w) = &planned.warnings {
-        eprint!("{w}");
-    }
+    let style = Style::for_stderr(global, std::io::stderr().is_terminal());
+    let planned = runtime()?.block_on(run_pipeline(
+        desired,
+        &client,
+        &store,
+        &facts,
+        args.facts_ttl,
+        input,
+        style,
+    ))?;
     if let Some(out) = &args.out {
         save_plan(&planned.plan, out)?;
     }
@@ -110,116 +127,53 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     )))
 }
 
-pub(crate) fn runtime() -> miette::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .into_diagnostic()
-        .wrap_err("cannot start the async runtime")
-}
-
-/// Load, observe (fleet pass, then detail for the servers the planner may act on), merge the
-/// records from the store and the servers' tags, plan, lint.
-pub async fn plan_manifests(manifests: &Path, ctx: &PlanContext<'_>) -> miette::Result<Planned> {
-    let loaded = match manifest::load(&[manifests.to_path_buf()]) {
-        Ok(loaded) => loaded,
-        Err(diags) => {
-            let color = render::color_wanted(
-                std::io::stderr().is_terminal(),
-                std::env::var_os("NO_COLOR").as_deref(),
-            );
-            return Err(miette!(
-                "{}\n{}",
-                diags.render(color).trim_end(),
-                format_args!("the manifests are invalid: {}", diags.summary())
-            ));
-        }
-    };
-    let warnings = (!loaded.warnings.is_empty()).then(|| loaded.warnings.render(false));
-    let desired = loaded.desired;
-    let stored = ctx.store.load().map_err(miette::Report::new)?;
-    plan_desired(desired, stored, ctx, warnings).await
-}
-
-/// The part of a plan run after the manifests are loaded (shared with `demo`).
-pub async fn plan_desired(
+/// The pipeline with progress rendered on stderr (shared with `demo`).
+pub(crate) async fn run_pipeline(
     desired: Desired,
-    stored: Records,
-    ctx: &PlanContext<'_>,
-    warnings: Option<String>,
-) -> miette::Result<Planned> {
-    // Servers with a record but no manifest must be observed too: they become `forget`. The
-    // record may live only in the servers' tags (a plan in CI without the state directory).
-    let calls_before = ctx.client.calls();
-    let tagged = observe::servers_tagged(ctx.client, state::tags::TAG_FINGERPRINT)
-        .await
-        .map_err(|e| miette!("{e}"))
-        .wrap_err("cannot list the servers ovhform manages")?;
-    let mut names: BTreeSet<String> = desired.servers.keys().cloned().collect();
-    names.extend(stored.installs.keys().cloned());
-    names.extend(stored.applied.keys().cloned());
-    names.extend(tagged);
-    if !ctx.targets.is_empty() {
-        names.retain(|n| ctx.targets.contains(n));
-    }
-
-    let mut observed = observe::observe_fleet(ctx.client, &names)
-        .await
-        .map_err(|e| miette!("{e}"))
-        .wrap_err("cannot observe the servers")?;
-    observed.api_calls = ctx.client.calls() - calls_before;
-    let (tag_records, tag_errors) = state::records_from_observed(&observed);
-    for e in &tag_errors {
-        tracing::warn!("{e}");
-    }
-    let records = state::merge_records(stored, tag_records);
-
-    let input = PlanInput {
-        targets: ctx.targets.clone(),
-        revision: ctx.revision.clone(),
-        apply_command: ctx.apply_command.clone(),
-        ..PlanInput::new(ctx.now)
+    client: &crate::ovh::Client,
+    store: &dyn RecordStore,
+    facts: &dyn FactsCache,
+    facts_ttl: Duration,
+    input: PlanInput,
+    style: Style,
+) -> Result<Planned, pipeline::PipelineError> {
+    let progress = Progress::start(style);
+    let result = {
+        let ctx = Context {
+            client,
+            store,
+            facts,
+            facts_ttl,
+            progress: progress.sink(),
+            input,
+        };
+        pipeline::run(desired, &ctx).await
     };
-    let detail = plan::needs_detail(&desired, &observed, &records, &input);
-    if !detail.is_empty() {
-        observe::observe_detail(ctx.client, &mut observed, &detail)
-            .await
-            .map_err(|e| miette!("{e}"))
-            .wrap_err("cannot read the details of the servers to change")?;
-        let wanted_os: BTreeSet<String> = detail
-            .iter()
-            .filter_map(|n| desired.servers.get(n))
-            .filter_map(|s| s.install.as_ref().map(|i| i.os.clone()))
-            .collect();
-        observe::observe_templates(ctx.client, &mut observed, &wanted_os)
-            .await
-            .map_err(|e| miette!("{e}"))
-            .wrap_err("cannot read the installation templates")?;
-    }
-    tracing::info!(
-        api_calls = observed.api_calls,
-        servers = observed.servers.len(),
-        detail = detail.len(),
-        "observed"
-    );
+    progress.finish().await;
+    result
+}
 
-    let plan = plan::plan(&desired, &observed, &records, &input);
-    let problems = plan::lint(&plan);
-    if !problems.is_empty() {
-        let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
-        return Err(miette!(
-            "internal error: the plan failed its consistency checks, so it is not shown:\n{}",
-            list.join("\n")
-        )
-        .wrap_err("please report this as a bug, with the manifests and `ovhform plan -vv`"));
+/// Loads the manifests; prints their warnings, or every diagnostic when they are invalid
+/// (shared with `demo`).
+pub(crate) fn load_desired(manifests: &Path) -> Result<Desired, InvalidManifests> {
+    let color = render::color_wanted(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    match manifest::load(&[manifests.to_path_buf()]) {
+        Ok(loaded) => {
+            if !loaded.warnings.is_empty() {
+                eprint!("{}", loaded.warnings.render(color));
+            }
+            Ok(loaded.desired)
+        }
+        Err(diags) => {
+            eprint!("{}", diags.render(color));
+            Err(InvalidManifests {
+                summary: diags.summary(),
+            })
+        }
     }
-    Ok(Planned {
-        plan,
-        desired,
-        observed,
-        records,
-        warnings,
-    })
 }
 
 fn save_plan(plan: &Plan, out: &Path) -> miette::Result<()> {

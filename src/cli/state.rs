@@ -80,7 +80,7 @@ fn take_tag(args: TakeTagArgs) -> miette::Result<ExitCode> {
         .into_diagnostic()
         .wrap_err("cannot set up the OVHcloud API client")?;
     let names: BTreeSet<String> = args.servers.iter().cloned().collect();
-    let runtime = crate::cli::plan::runtime()?;
+    let runtime = crate::cli::runtime()?;
     let observed = runtime
         .block_on(crate::observe::observe_fleet(&client, &names))
         .into_diagnostic()

@@ -28,6 +28,18 @@ impl Budget {
         }
     }
 
+    /// How long `calls` requests take through a fresh bucket at `requests_per_minute`: the
+    /// burst goes at once, the rest at the refill rate (when the last one may be sent; latency
+    /// not included). Zero when unlimited. For estimates shown to users.
+    pub fn time_for(requests_per_minute: u32, calls: u64) -> Duration {
+        if requests_per_minute == 0 {
+            return Duration::ZERO;
+        }
+        let burst = u64::from((requests_per_minute / 6).max(1));
+        let queued = calls.saturating_sub(burst) as f64;
+        Duration::from_secs_f64(queued * 60.0 / f64::from(requests_per_minute))
+    }
+
     pub fn is_unlimited(&self) -> bool {
         self.per_sec == 0.0
     }
@@ -69,6 +81,29 @@ mod tests {
         // After 5 s the bucket has refilled the 2 reserved slots plus 3.
         let w = b.reserve(t0 + Duration::from_secs(5));
         assert_eq!(w, Duration::ZERO);
+    }
+
+    #[test]
+    fn time_for_agrees_with_reserving() {
+        for (rpm, calls) in [
+            (60u32, 1u64),
+            (60, 10),
+            (60, 11),
+            (60, 500),
+            (120, 50),
+            (7, 3),
+        ] {
+            let t0 = Instant::now();
+            let mut b = Budget::new(rpm);
+            let last = (0..calls).map(|_| b.reserve(t0)).max().unwrap_or_default();
+            let got = Budget::time_for(rpm, calls);
+            let diff = got.abs_diff(last);
+            assert!(
+                diff < Duration::from_millis(1),
+                "{rpm}/min, {calls}: {got:?} vs {last:?}"
+            );
+        }
+        assert_eq!(Budget::time_for(0, 10_000), Duration::ZERO);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The client core: authentication (signature with the cached `/auth/time` delta, or an OAuth2
 //! bearer token refreshed on expiry), the request budget, bounded concurrency, per-request
-//! timeouts, the retry rules and the request counter. Routes live in `routes.rs`.
+//! timeouts, the retry rules and the request counter (plus per-run [`Meter`]s). Routes live in
+//! `routes.rs`.
 //!
 //! Retry rules (why): only a GET is retried on 429/5xx/timeouts/connection errors, with
 //! jittered exponential backoff — reading twice is harmless. A PUT (idempotent attributes) is
@@ -21,7 +22,7 @@ use tokio::time::Instant;
 
 use super::routes::Caches;
 use super::transport::{HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError};
-use super::{ApiError, Budget, ClientConfig, Credentials, Error, InstallApi, Secret, sign};
+use super::{ApiError, Budget, ClientConfig, Credentials, Error, InstallApi, Meter, Secret, sign};
 
 /// An API-call economy mode the client may find unsupported and then stops using.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -114,6 +115,8 @@ pub type WallClock = Arc<dyn Fn() -> i64 + Send + Sync>;
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Per-run meters this handle (and its clones) also count into; see [`Client::metered`].
+    meters: Vec<Meter>,
 }
 
 impl std::fmt::Debug for Client {
@@ -163,7 +166,22 @@ impl Client {
                 cfg,
                 clock,
             }),
+            meters: Vec::new(),
         }
+    }
+
+    /// A handle on the same client (same budget, caches, fallbacks and client-wide counter)
+    /// whose requests are also counted into `meter`. Meters stack: a handle made from a metered
+    /// handle counts into both.
+    pub fn metered(&self, meter: &Meter) -> Client {
+        let mut c = self.clone();
+        c.meters.push(meter.clone());
+        c
+    }
+
+    /// Unix seconds now, by the client's wall clock (the one signatures use).
+    pub(crate) fn wall_now(&self) -> i64 {
+        (self.inner.clock)()
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -399,7 +417,7 @@ impl Client {
             timeout: cfg.timeout,
         };
         let resp = self
-            .send_admitted(request, permit)
+            .send_admitted(request, permit, &call.path)
             .await
             .map_err(|e| self.transport_error(call.method, &call.path, e))?;
         if (200..300).contains(&resp.status) {
@@ -434,13 +452,18 @@ impl Client {
             .expect("semaphore never closed")
     }
 
-    /// The counter, then the wire (the caller holds an admission permit).
+    /// The counters, then the wire (the caller holds an admission permit). `path` is the API
+    /// path the meters group by (the request URL carries the endpoint too).
     async fn send_admitted(
         &self,
         request: HttpRequest,
         _permit: tokio::sync::SemaphorePermit<'_>,
+        path: &str,
     ) -> Result<HttpResponse, TransportError> {
         self.inner.calls.fetch_add(1, Ordering::Relaxed);
+        for m in &self.meters {
+            m.record(&request.method, path);
+        }
         tracing::debug!(method = %request.method, url = %request.url, "OVHcloud API request");
         // The transport honours `request.timeout`; this outer limit makes the promise hold for
         // any transport (a little later, so the transport's own timeout normally fires first).
@@ -587,8 +610,9 @@ impl Client {
             message,
         };
         let permit = self.admit().await;
+        // Counted under a fixed route: the token URL is configurable, the route is the same.
         let resp = self
-            .send_admitted(request, permit)
+            .send_admitted(request, permit, "/auth/oauth2/token")
             .await
             .map_err(|e| (oauth_err(e.to_string()), false))?;
         let refused = matches!(resp.status, 400 | 401);

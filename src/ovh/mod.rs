@@ -2,8 +2,9 @@
 //!
 //! Owns: endpoints and credentials (`config`), the pure request signer (`sign`), the HTTP
 //! transport behind a trait (`transport`), the typed routes ovhform uses (`routes`, `types`),
-//! the request budget and retry rules (`budget`, `client`), the API-call economy (expanded
-//! listings, batch GETs, caches) and the legacy `install/start` mapping (`legacy`).
+//! the request budget and retry rules (`budget`, `client`), per-run request meters (`meter`),
+//! the API-call economy (expanded listings, batch GETs, caches that can be exported and seeded
+//! as [`FactsSnapshot`]) and the legacy `install/start` mapping (`legacy`).
 //!
 //! Must not touch: planning decisions, manifests, the simulator. Nothing here decides what to
 //! change; it only says what the API answered. Secrets never leave this module in clear: every
@@ -14,6 +15,7 @@ mod client;
 mod config;
 mod error;
 mod legacy;
+mod meter;
 mod routes;
 mod sign;
 mod transport;
@@ -27,7 +29,8 @@ pub use config::{
 };
 pub use error::{ApiError, Error};
 pub use legacy::{LegacyMappingError, install_start_from_reinstall};
-pub use routes::StartedTask;
+pub use meter::{Meter, route_template};
+pub use routes::{FactsSnapshot, Fetched, StartedTask};
 pub use sign::sign;
 pub use transport::{
     BoxFuture, HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError,

@@ -2,7 +2,8 @@
 //! (`X-Pagination-Mode: CachedObjectList-Pages`), batch GETs (`X-Ovh-Batch: ,`) with automatic,
 //! remembered fallback to plain per-object GETs, and in-memory caches (TTL from
 //! [`super::ClientConfig::cache_ttl`]) for the catalog, hardware facts and netboots, which
-//! change rarely.
+//! change rarely. The facts worth keeping between runs can be exported and seeded
+//! ([`FactsSnapshot`]); where they are kept is the caller's business, not this room's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
@@ -42,30 +43,66 @@ fn server_path(sn: &str) -> String {
     format!("/dedicated/server/{}", seg(sn))
 }
 
-/// A map whose entries expire after a TTL (tokio clock, so paused-time tests can age it).
-pub(crate) struct TtlMap<K, V> {
-    ttl: Duration,
-    map: Mutex<HashMap<K, (Instant, V)>>,
+/// One cached answer: until when it may be used (tokio clock, so paused-time tests can age
+/// it) and when it was fetched (wall clock, unix seconds: it may outlive the process).
+struct Cached<V> {
+    until: Instant,
+    fetched_at: i64,
+    value: V,
 }
 
-impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
+/// A map whose entries expire after a TTL, or at a deadline given when seeded.
+pub(crate) struct TtlMap<K, V> {
+    ttl: Duration,
+    map: Mutex<HashMap<K, Cached<V>>>,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
     fn new(ttl: Duration) -> Self {
         TtlMap {
             ttl,
             map: Mutex::new(HashMap::new()),
         }
     }
-    pub(crate) fn get(&self, k: &K) -> Option<V> {
-        let map = self.map.lock().expect("cache lock");
-        map.get(k)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, v)| v.clone())
-    }
-    pub(crate) fn put(&self, k: K, v: V) {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Cached<V>>> {
+        // Every entry is written whole under the lock: a poisoned map is still consistent.
         self.map
             .lock()
-            .expect("cache lock")
-            .insert(k, (Instant::now(), v));
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    pub(crate) fn get(&self, k: &K) -> Option<V> {
+        self.lock()
+            .get(k)
+            .filter(|c| Instant::now() < c.until)
+            .map(|c| c.value.clone())
+    }
+    /// A value fetched just now (at `fetched_at`, unix seconds).
+    pub(crate) fn put(&self, k: K, v: V, fetched_at: i64) {
+        self.seed(k, v, fetched_at, self.ttl);
+    }
+    /// A value fetched earlier, usable for `valid_for` from now.
+    pub(crate) fn seed(&self, k: K, v: V, fetched_at: i64, valid_for: Duration) {
+        // A validity too large for the clock (hostile input upstream) is no validity at all.
+        let Some(until) = Instant::now().checked_add(valid_for) else {
+            return;
+        };
+        self.lock().insert(
+            k,
+            Cached {
+                until,
+                fetched_at,
+                value: v,
+            },
+        );
+    }
+    /// The entries still valid, with when each was fetched.
+    fn live(&self) -> Vec<(K, V, i64)> {
+        let now = Instant::now();
+        self.lock()
+            .iter()
+            .filter(|(_, c)| now < c.until)
+            .map(|(k, c)| (k.clone(), c.value.clone(), c.fetched_at))
+            .collect()
     }
 }
 
@@ -91,6 +128,60 @@ impl Caches {
     }
 }
 
+/// An answer and when it was fetched (wall clock).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fetched<T> {
+    pub fetched_at: jiff::Timestamp,
+    pub value: T,
+}
+
+/// The client's cached facts that are worth keeping between runs — hardware specifications and
+/// compatible templates per server, installation templates per name — as plain data, so that a
+/// caller can persist them ([`Client::facts`]) and hand them to a later client
+/// ([`Client::seed_facts`]). Netboots and `templateInfos` stay per process.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FactsSnapshot {
+    /// `GET /dedicated/server/{sn}/specifications/hardware`, by service name.
+    pub hardware: BTreeMap<String, Fetched<HardwareSpecifications>>,
+    /// `GET /dedicated/server/{sn}/install/compatibleTemplates`, by service name.
+    pub compatible_templates: BTreeMap<String, Fetched<InstallTemplate>>,
+    /// `GET /dedicated/installationTemplate/{name}`, by template name.
+    pub installation_templates: BTreeMap<String, Fetched<InstallationTemplate>>,
+}
+
+impl FactsSnapshot {
+    pub fn is_empty(&self) -> bool {
+        self.hardware.is_empty()
+            && self.compatible_templates.is_empty()
+            && self.installation_templates.is_empty()
+    }
+}
+
+fn snapshot<V: Clone>(map: &TtlMap<String, V>) -> BTreeMap<String, Fetched<V>> {
+    map.live()
+        .into_iter()
+        .filter_map(|(k, value, at)| {
+            let fetched_at = jiff::Timestamp::from_second(at).ok()?;
+            Some((k, Fetched { fetched_at, value }))
+        })
+        .collect()
+}
+
+fn seed_into<V: Clone>(
+    map: &TtlMap<String, V>,
+    from: BTreeMap<String, Fetched<V>>,
+    valid_for: &dyn Fn(jiff::Timestamp) -> Option<Duration>,
+) -> usize {
+    let mut n = 0;
+    for (k, f) in from {
+        if let Some(d) = valid_for(f.fetched_at).filter(|d| !d.is_zero()) {
+            map.seed(k, f.value, f.fetched_at.as_second(), d);
+            n += 1;
+        }
+    }
+    n
+}
+
 /// The answer to an expanded-listing request.
 enum Expanded<T> {
     /// The mode was honoured: every object.
@@ -111,6 +202,49 @@ pub struct StartedTask {
 }
 
 impl Client {
+    // -- facts that outlive the process ----------------------------------------------------
+
+    /// The hardware, compatible-template and installation-template answers this client holds
+    /// and may still use, with when each was fetched.
+    pub fn facts(&self) -> FactsSnapshot {
+        let c = self.caches();
+        FactsSnapshot {
+            hardware: snapshot(&c.hardware),
+            compatible_templates: snapshot(&c.compatible),
+            installation_templates: snapshot(&c.templates),
+        }
+    }
+
+    /// Puts facts fetched earlier (by another process) into the caches, so the routes answer
+    /// them without a request. `valid_for(fetched_at)` says for how long each may still be used
+    /// (`None` or zero: not at all); the caller owns that policy. Returns how many were taken.
+    pub fn seed_facts(
+        &self,
+        facts: FactsSnapshot,
+        valid_for: &dyn Fn(jiff::Timestamp) -> Option<Duration>,
+    ) -> usize {
+        let c = self.caches();
+        seed_into(&c.hardware, facts.hardware, valid_for)
+            + seed_into(&c.compatible, facts.compatible_templates, valid_for)
+            + seed_into(&c.templates, facts.installation_templates, valid_for)
+    }
+
+    /// Whether the hardware specifications and the compatible templates of `sn` would be
+    /// answered from the cache (for estimates of what a detail read will cost).
+    pub fn has_cached_facts(&self, sn: &str) -> (bool, bool) {
+        let key = sn.to_string();
+        let c = self.caches();
+        (
+            c.hardware.get(&key).is_some(),
+            c.compatible.get(&key).is_some(),
+        )
+    }
+
+    /// Whether the installation template `name` would be answered from the cache.
+    pub fn has_cached_template(&self, name: &str) -> bool {
+        self.caches().templates.get(&name.to_string()).is_some()
+    }
+
     // -- servers --------------------------------------------------------------------------
 
     /// `GET /dedicated/server`: service names.
@@ -186,7 +320,9 @@ impl Client {
         let b: Netboot = self
             .get(&format!("{}/boot/{boot_id}", server_path(sn)))
             .await?;
-        self.caches().netboots.put(b.boot_id, b.clone());
+        self.caches()
+            .netboots
+            .put(b.boot_id, b.clone(), self.wall_now());
         Ok(b)
     }
 
@@ -209,7 +345,9 @@ impl Client {
             .batch_get::<Netboot>(&format!("{}/boot", server_path(sn)), &missing)
             .await?;
         for (_, b) in fetched {
-            self.caches().netboots.put(b.boot_id, b.clone());
+            self.caches()
+                .netboots
+                .put(b.boot_id, b.clone(), self.wall_now());
             out.insert(b.boot_id, b);
         }
         Ok(out)
@@ -295,7 +433,9 @@ impl Client {
         let t: InstallTemplate = self
             .get(&format!("{}/install/compatibleTemplates", server_path(sn)))
             .await?;
-        self.caches().compatible.put(sn.to_string(), t.clone());
+        self.caches()
+            .compatible
+            .put(sn.to_string(), t.clone(), self.wall_now());
         Ok(t)
     }
 
@@ -307,7 +447,9 @@ impl Client {
         let h: HardwareSpecifications = self
             .get(&format!("{}/specifications/hardware", server_path(sn)))
             .await?;
-        self.caches().hardware.put(sn.to_string(), h.clone());
+        self.caches()
+            .hardware
+            .put(sn.to_string(), h.clone(), self.wall_now());
         Ok(h)
     }
 
@@ -325,7 +467,9 @@ impl Client {
         let t: InstallationTemplate = self
             .get_unauthenticated(&format!("/dedicated/installationTemplate/{}", seg(name)))
             .await?;
-        self.caches().templates.put(name.to_string(), t.clone());
+        self.caches()
+            .templates
+            .put(name.to_string(), t.clone(), self.wall_now());
         Ok(t)
     }
 
@@ -337,7 +481,9 @@ impl Client {
         let t: Vec<TemplateOsInfo> = self
             .get_unauthenticated("/dedicated/installationTemplate/templateInfos")
             .await?;
-        self.caches().template_infos.put((), t.clone());
+        self.caches()
+            .template_infos
+            .put((), t.clone(), self.wall_now());
         Ok(t)
     }
 

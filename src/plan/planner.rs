@@ -223,7 +223,10 @@ pub(super) fn needs_detail(
                 ds.install
                     .as_ref()
                     .is_some_and(|spec| match records.installs.get(name) {
-                        None => true,
+                        // No record and already the desired OS is an adopt, decided from the
+                        // listing alone; apply re-checks tasks and install status just before
+                        // it records the baseline, so a first plan stays a handful of calls.
+                        None => live.os != spec.os,
                         Some(r) => {
                             r.fingerprint != spec.fingerprint
                                 || r.generation != spec.generation

@@ -13,6 +13,8 @@
 //! - [`auth`]: signatures, consumer keys, OAuth2 bearer tokens.
 //! - [`faults`]: fault injection. [`routes`]: the API routes. `server`: HTTP plumbing, test
 //!   hooks under `/_sim`, connection resets.
+//! - [`client`]: the one bridge the other way — an ovhform client configured for a running
+//!   simulator ([`client_for`]), for the demo and tests; the simulator never uses it.
 //!
 //! # Use from a test
 //! ```no_run
@@ -35,6 +37,7 @@ use rand::rngs::StdRng;
 
 pub mod auth;
 pub mod catalog;
+pub mod client;
 pub mod clock;
 pub mod faults;
 pub mod fleet;
@@ -45,6 +48,7 @@ mod server;
 pub mod world;
 
 pub use auth::SimCredentials;
+pub use client::{client_config, client_for};
 pub use faults::Faults;
 pub use routes::Modes;
 pub use world::{InstallFailure, Server, TaskStatus, Timings, World};

@@ -4,7 +4,8 @@
 //! Owns: the [`RecordStore`] trait and its backends ([`FileStore`], the default state directory,
 //! and [`MemoryStore`] for tests), the encoding of an install record as IAM tags on the server
 //! ([`tags`]), the rule that merges records from the store with records read back from tags
-//! ([`merge`]), the manifests' git revision ([`revision`]) and the `--state` argument.
+//! ([`merge`]), the manifests' git revision ([`revision`]), the cache of rarely changing API
+//! facts kept next to the records ([`facts`]) and the `--state` argument.
 //! Must not touch: HTTP (apply writes the tags this room encodes), planning decisions, the
 //! intent journal (apply's; it gets a reserved place in the state directory, see
 //! `docs/operations.md` "State").
@@ -18,11 +19,13 @@ use std::path::PathBuf;
 
 use crate::model::{InstallRecord, Records};
 
+pub mod facts;
 pub mod file;
 pub mod merge;
 pub mod revision;
 pub mod tags;
 
+pub use facts::{Fact, Facts, FactsCache, FileFacts, MemoryFacts};
 pub use file::{FileStore, LockHolder, write_atomic};
 pub use merge::{merge_records, records_from_observed};
 pub use revision::manifests_revision;
@@ -82,6 +85,24 @@ pub enum StateError {
         found: u64,
         supported: u64,
     },
+
+    #[error("cache file {} is corrupted: {source}", path.display())]
+    #[diagnostic(
+        code(ovhform::state::cache_corrupt),
+        help("it is only a cache of API answers: it is ignored and rewritten by the next plan")
+    )]
+    CacheCorrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("cache file {} is larger than {max} bytes", path.display())]
+    #[diagnostic(
+        code(ovhform::state::too_large),
+        help("it is only a cache of API answers: delete it and the next plan rebuilds it")
+    )]
+    CacheTooLarge { path: PathBuf, max: u64 },
 
     #[error("cannot encode the records for {}: {source}", path.display())]
     #[diagnostic(code(ovhform::state::encode))]
@@ -242,8 +263,9 @@ impl MemoryStore {
 /// `--state DIR` for the subcommands that read or write records (`plan`, `apply`, `run`).
 #[derive(Clone, Debug, clap::Args)]
 pub struct StateArgs {
-    /// Directory of ovhform's state: records of past installs and the writer's lock.
-    /// `plan` only reads it (a missing directory means no records); `apply` creates it.
+    /// Directory of ovhform's state: records of past installs, the writer's lock, the facts
+    /// cache and the fleet secret (`fleet.key`). `plan` reads the records (a missing directory
+    /// means no records) and writes only its facts cache.
     #[arg(
         long = "state",
         value_name = "DIR",
@@ -251,20 +273,62 @@ pub struct StateArgs {
         default_value = DEFAULT_STATE_DIR
     )]
     pub state_dir: PathBuf,
+    /// The fleet (one repository of manifests) this run is for: every record names the fleet
+    /// that wrote it, and a plan acts only on its own fleet's servers.
+    #[arg(long, value_name = "NAME", env = "OVHFORM_FLEET", default_value = crate::model::DEFAULT_FLEET, value_parser = parse_fleet)]
+    pub fleet: String,
 }
 
 impl Default for StateArgs {
     fn default() -> Self {
         StateArgs {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            fleet: crate::model::DEFAULT_FLEET.to_string(),
         }
     }
 }
+
+/// A fleet name is written as an IAM tag value: 1 to 64 characters of the tag charset, no `@`
+/// (the escape character).
+fn parse_fleet(s: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&s.len()) && s.chars().all(|c| tags::is_tag_char(c) && c != '@');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("a fleet name is 1 to 64 characters among letters, digits and _ . : / = + -".into())
+    }
+}
+
+/// File in the state directory holding the fleet secret, when `OVHFORM_SECRET_KEY` is unset.
+pub const FLEET_KEY_FILE: &str = "fleet.key";
 
 impl StateArgs {
     /// For `plan`: no lock, nothing created.
     pub fn open_read_only(&self) -> FileStore {
         FileStore::open_read_only(&self.state_dir)
+    }
+
+    /// The facts cache of this state directory (a plan may write it; see [`facts`]).
+    pub fn facts(&self) -> FileFacts {
+        FileFacts::in_state_dir(&self.state_dir)
+    }
+
+    /// The fleet secret's text: `OVHFORM_SECRET_KEY` when set, else the state directory's
+    /// `fleet.key` when it exists. `None`: secrets cannot be compared.
+    pub fn fleet_secret(&self) -> Result<Option<String>, StateError> {
+        if let Some(v) = std::env::var_os("OVHFORM_SECRET_KEY").filter(|v| !v.is_empty()) {
+            return Ok(Some(v.to_string_lossy().into_owned()));
+        }
+        let path = self.state_dir.join(FLEET_KEY_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Io {
+                action: "read the fleet secret",
+                path,
+                source,
+            }),
+        }
     }
 
     /// For `apply`/`run`: creates the directory and takes the writer's lock.

@@ -4,6 +4,7 @@ mod isolation;
 mod manifest;
 mod observe_sim;
 mod ovh_client;
+mod pipeline;
 mod plan;
 mod plan_cli;
 mod plan_facts;

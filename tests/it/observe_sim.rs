@@ -1,18 +1,21 @@
 //! ovhform's own client and `observe` against the simulator: the API-call economy of the
 //! fleet pass (issue 3: 1,000 servers with nothing running cost ≤ 40 calls) and the fallback
-//! to plain per-object GETs when the API does not honour expanded listing or batch.
+//! to plain per-object GETs when the API does not honour expanded listing or batch. Calls are
+//! counted by a per-run [`Meter`], as the pipeline does.
 
 use std::collections::BTreeSet;
 
-use ovhform::cli::demo::client_for_sim;
 use ovhform::observe::{observe_detail, observe_fleet};
-use ovhform::ovh::Client;
+use ovhform::ovh::{Client, Meter};
 use ovhform::sim::{SimConfig, SimHandle};
 
 use crate::sim_support::start;
 
-fn client_for(sim: &SimHandle) -> Client {
-    client_for_sim(sim).expect("client builds")
+/// A client for `sim` that counts into a fresh meter.
+fn client_for(sim: &SimHandle) -> (Client, Meter) {
+    let meter = Meter::new();
+    let client = ovhform::sim::client_for(sim).expect("client builds");
+    (client.metered(&meter), meter)
 }
 
 async fn generated(count: usize, expanded: bool, batch: bool) -> SimHandle {
@@ -31,19 +34,20 @@ async fn observing_1000_idle_servers_costs_at_most_40_calls() {
     let sim = generated(1000, true, true).await;
     let names = all_names(&sim);
     assert_eq!(names.len(), 1000);
-    let client = client_for(&sim);
+    let (client, meter) = client_for(&sim);
     sim.reset_calls();
 
     let observed = observe_fleet(&client, &names).await.expect("observe");
 
     assert_eq!(observed.servers.len(), 1000);
     assert!(
-        observed.api_calls <= 40,
+        meter.total() <= 40,
         "fleet pass cost {} calls",
-        observed.api_calls
+        meter.total()
     );
-    // The simulator's own count agrees with the client's.
-    assert_eq!(sim.total_calls(), observed.api_calls);
+    // The simulator's own count agrees with the meter's, route by route.
+    assert_eq!(sim.total_calls(), meter.total());
+    assert_eq!(sim.calls(), meter.routes());
     // Every non-disk boot was resolved to its type and kernel.
     for s in observed.servers.values() {
         if s.boot_id.is_some() {
@@ -64,8 +68,8 @@ async fn without_expanded_listing_and_batch_the_fallback_reads_the_same_fleet() 
     let names = all_names(&fast);
     assert_eq!(names, all_names(&slow));
 
-    let fast_client = client_for(&fast);
-    let slow_client = client_for(&slow);
+    let (fast_client, fast_meter) = client_for(&fast);
+    let (slow_client, slow_meter) = client_for(&slow);
     let a = observe_fleet(&fast_client, &names)
         .await
         .expect("observe, modes on");
@@ -74,9 +78,9 @@ async fn without_expanded_listing_and_batch_the_fallback_reads_the_same_fleet() 
         .expect("observe, modes off");
 
     assert_eq!(a.servers, b.servers, "same fleet, whatever the API honours");
-    assert!(a.api_calls < 10, "modes on: {} calls", a.api_calls);
+    assert!(fast_meter.total() < 10, "modes on: {fast_meter:?}");
     // One GET per server at least, since every object must be fetched on its own.
-    assert!(b.api_calls >= 60, "modes off: {} calls", b.api_calls);
+    assert!(slow_meter.total() >= 60, "modes off: {slow_meter:?}");
     assert!(
         !slow_client.fallbacks().is_empty(),
         "the client noticed and fell back"
@@ -88,9 +92,9 @@ async fn without_expanded_listing_and_batch_the_fallback_reads_the_same_fleet() 
 async fn detail_pass_reads_hardware_boots_and_catalog_of_the_named_servers_only() {
     let sim = generated(20, true, true).await;
     let names = all_names(&sim);
-    let client = client_for(&sim);
+    let (client, meter) = client_for(&sim);
     let mut observed = observe_fleet(&client, &names).await.expect("observe");
-    let fleet_calls = observed.api_calls;
+    let fleet_calls = meter.total();
     let picked: BTreeSet<String> = names.iter().take(3).cloned().collect();
 
     observe_detail(&client, &mut observed, &picked)
@@ -117,5 +121,14 @@ async fn detail_pass_reads_hardware_boots_and_catalog_of_the_named_servers_only(
             assert!(s.detail.is_none(), "{name} was not asked for");
         }
     }
-    assert!(observed.api_calls > fleet_calls);
+    assert!(meter.total() > fleet_calls);
+    // Five reads per server (boots, tasks, install status, hardware, compatible templates),
+    // the boot objects through the shared netboot cache.
+    for route in [
+        "GET /dedicated/server/{serviceName}/specifications/hardware",
+        "GET /dedicated/server/{serviceName}/install/compatibleTemplates",
+        "GET /dedicated/server/{serviceName}/install/status",
+    ] {
+        assert_eq!(meter.route(route), 3, "{route}: {meter:?}");
+    }
 }

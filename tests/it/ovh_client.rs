@@ -14,7 +14,7 @@ use axum::response::Response;
 use ovhform::observe::{observe_detail, observe_fleet, observe_templates};
 use ovhform::ovh::{
     self, BoxFuture, Client, ClientConfig, ConfigInput, ConfigSources, Credentials, Endpoint,
-    HttpRequest, HttpResponse, InstallApi, Mode, Secret, Transport, TransportError,
+    HttpRequest, HttpResponse, InstallApi, Meter, Mode, Secret, Transport, TransportError,
 };
 use serde_json::{Value, json};
 
@@ -952,7 +952,8 @@ async fn observe_fleet_uses_expanded_listing_and_cached_boots() {
         .map(|i| format!("ns{i}.example"))
         .chain(["absent.example".to_string()])
         .collect();
-    let observed = observe_fleet(&c, &names).await.unwrap();
+    let meter = Meter::new();
+    let observed = observe_fleet(&c.metered(&meter), &names).await.unwrap();
     assert_eq!(
         observed.servers.len(),
         1000,
@@ -960,7 +961,7 @@ async fn observe_fleet_uses_expanded_listing_and_cached_boots() {
     );
     // /auth/time + 3 pages + one GET per distinct non-disk boot id, through a server using it.
     assert_eq!(
-        observed.api_calls,
+        meter.total(),
         6,
         "{:?}",
         fake.seen().iter().map(|s| &s.uri).collect::<Vec<_>>()
@@ -988,8 +989,10 @@ async fn observe_fleet_uses_expanded_listing_and_cached_boots() {
         ovhform::model::BootType::Power
     );
     // A second observation re-reads the servers but not the boots (cached).
-    let again = observe_fleet(&c, &names).await.unwrap();
-    assert_eq!(again.api_calls, 3);
+    let meter = Meter::new();
+    let again = observe_fleet(&c.metered(&meter), &names).await.unwrap();
+    assert_eq!(meter.total(), 3);
+    assert_eq!(c.calls(), 9, "the client-wide counter counts both runs");
     assert_eq!(again.servers, observed.servers);
 }
 
@@ -1049,7 +1052,7 @@ async fn observe_detail_reads_only_the_named_servers_and_caches_facts() {
         let c = client(&fake);
         let all: BTreeSet<String> = (0..6).map(|i| format!("ns{i}.example")).collect();
         let mut observed = observe_fleet(&c, &all).await.unwrap();
-        let fleet_calls = observed.api_calls;
+        let fleet_calls = c.calls();
         let detail_names: BTreeSet<String> =
             ["ns1.example".to_string(), "ns4.example".to_string()].into();
         observe_detail(&c, &mut observed, &detail_names)
@@ -1091,11 +1094,11 @@ async fn observe_detail_reads_only_the_named_servers_and_caches_facts() {
             ("linux", Some(true), "sshPubKey")
         );
         assert_eq!(
-            observed.api_calls,
+            fake.seen().len() as u64,
             c.calls(),
             "economy={economy}: every request counted"
         );
-        assert!(observed.api_calls > fleet_calls);
+        assert!(c.calls() > fleet_calls);
         // Hardware, compatibleTemplates and templates are cached: a second detail pass skips them.
         let before = fake.seen().len();
         observe_detail(&c, &mut observed, &detail_names)
@@ -1183,7 +1186,7 @@ async fn batch_gets_when_only_batch_mode_is_honoured() {
     assert_eq!(observed.servers.len(), 120);
     assert_eq!(c.fallbacks(), BTreeSet::from([Mode::ExpandedServers]));
     // /auth/time + expanded attempt (answered by ids) + 3 batches of ≤50 + 2 boot ids.
-    assert_eq!(observed.api_calls, 7);
+    assert_eq!(c.calls(), 7);
     let batches = fake
         .seen()
         .into_iter()

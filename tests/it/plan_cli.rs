@@ -3,18 +3,17 @@
 //! plan, and that no secret reaches the output; plus the API-call cost of a 1,000-server plan
 //! with no changes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ovhform::cli::demo::client_for_sim;
-use ovhform::cli::plan::{PlanContext, plan_desired};
 use ovhform::model::{AppliedState, InstallRecord, Records};
 use ovhform::plan::{ActionKind, Plan};
-use ovhform::sim::{SimConfig, SimHandle};
+use ovhform::sim::{SimConfig, SimHandle, client_for};
 use ovhform::state::MemoryStore;
 use serde_json::Value;
 
+use crate::pipeline::plan_with;
 use crate::sim_support::start;
 
 fn repo() -> PathBuf {
@@ -309,20 +308,10 @@ async fn planning_1000_unchanged_servers_costs_at_most_40_calls() {
         ..SimConfig::for_tests()
     })
     .await;
-    let client = client_for_sim(&sim).expect("client");
-    let store = MemoryStore::new(Records::default());
-    let ctx = PlanContext {
-        client: &client,
-        store: &store,
-        now: jiff::Timestamp::now(),
-        targets: BTreeSet::new(),
-        revision: None,
-        apply_command: None,
-    };
+    let client = client_for(&sim).expect("client");
+    let store = MemoryStore::new(records);
     sim.reset_calls();
-    let planned = plan_desired(desired, records, &ctx, None)
-        .await
-        .expect("plan");
+    let planned = plan_with(&client, &store, desired).await;
 
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for sp in planned.plan.servers.values() {
@@ -332,12 +321,8 @@ async fn planning_1000_unchanged_servers_costs_at_most_40_calls() {
         }
     }
     assert_eq!(kinds.values().sum::<usize>(), N, "{kinds:?}");
-    assert!(
-        planned.observed.api_calls <= 40,
-        "{} calls",
-        planned.observed.api_calls
-    );
-    assert_eq!(sim.total_calls(), planned.observed.api_calls);
+    assert!(planned.stats.calls <= 40, "{:?}", planned.stats);
+    assert_eq!(sim.total_calls(), planned.stats.calls);
     sim.shutdown().await;
 }
 
@@ -401,19 +386,8 @@ async fn records_in_tags_are_read_without_a_state_directory() {
         ..SimConfig::for_tests()
     })
     .await;
-    let client = client_for_sim(&sim).expect("client");
-    let empty_store = MemoryStore::default();
-    let ctx = PlanContext {
-        client: &client,
-        store: &empty_store,
-        now: jiff::Timestamp::now(),
-        targets: BTreeSet::new(),
-        revision: None,
-        apply_command: None,
-    };
-    let planned = plan_desired(desired, Records::default(), &ctx, None)
-        .await
-        .expect("plan");
+    let client = client_for(&sim).expect("client");
+    let planned = plan_with(&client, &MemoryStore::default(), desired).await;
     let kinds = |s: &str| -> Vec<ActionKind> {
         planned.plan.servers[s]
             .actions
