@@ -232,6 +232,7 @@ pub(super) fn needs_detail(
                                 || r.generation != spec.generation
                                 || r.os != spec.os
                                 || live.os != spec.os
+                                || secrets_differ(r, spec, input)
                         }
                     });
             let boot_differs = ds
@@ -244,6 +245,15 @@ pub(super) fn needs_detail(
             (install_differs || boot_differs || settings_differ).then(|| name.clone())
         })
         .collect()
+}
+
+/// With the fleet secret, whether the record's digest of the secret values differs from the
+/// spec's (credentials excluded: a rotation needs no detail).
+fn secrets_differ(r: &InstallRecord, spec: &InstallSpec, input: &PlanInput) -> bool {
+    match (&input.fleet_key, &r.secrets) {
+        (Some(key), Some(old)) => digest::secret_digests(spec, key).secrets != old.secrets,
+        _ => false,
+    }
 }
 
 fn plan_server(
