@@ -423,7 +423,11 @@ impl std::fmt::Display for BootTarget {
             BootTarget::Disk { id } => write!(f, "disk (id {id})"),
             BootTarget::Rescue { kernel, id } => write!(f, "rescue (kernel {kernel}, id {id})"),
             BootTarget::Network { kernel, id } => write!(f, "network (kernel {kernel}, id {id})"),
-            BootTarget::Ipxe { script_digest } => write!(f, "iPXE script {script_digest}"),
+            BootTarget::Ipxe { script_digest } => {
+                // The digest comes from a saved plan too: never slice bytes we did not make.
+                let short: String = script_digest.chars().take("sha256:".len() + 12).collect();
+                write!(f, "iPXE script {short}")
+            }
             BootTarget::BootId { id } => write!(f, "boot id {id}"),
             BootTarget::Unresolved { wanted } => write!(f, "{wanted} (unresolved)"),
         }
