@@ -12,6 +12,7 @@ mod plan_laws;
 mod plan_render;
 mod plan_trust;
 mod readme_recipe;
+mod secrets_e2e;
 mod sim_behaviour;
 mod sim_hostile;
 mod sim_python;
