@@ -48,6 +48,11 @@ pub struct Args {
     /// Plan only these servers (service names); repeatable.
     #[arg(long = "target", value_name = "SERVER")]
     pub targets: Vec<String>,
+    /// Read every live server's detail (running tasks, install status and history, boots,
+    /// hardware), not only those with an intended change: a plan that verifies the whole
+    /// fleet, at about five requests per server.
+    #[arg(long)]
+    pub refresh: bool,
     /// Manage SERVER although another fleet's record owns it; repeatable. Without it a
     /// manifest naming another fleet's server is an error.
     #[arg(long = "take-over", value_name = "SERVER")]
@@ -91,6 +96,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
             .as_deref()
             .and_then(FleetKey::new),
         take_over: args.take_over.iter().cloned().collect(),
+        refresh: args.refresh,
         install_route: match args.api.install_api {
             InstallApi::Reinstall => InstallRoute::Reinstall,
             InstallApi::Legacy => InstallRoute::Legacy,

@@ -65,6 +65,10 @@ pub struct PlanInput {
     pub take_over: BTreeSet<String>,
     /// Which API route apply will install with: the plan refuses what that route cannot do.
     pub install_route: InstallRoute,
+    /// `--refresh`: read every live server's detail (running tasks, install history, …), not
+    /// only those with an intended change, so the plan verifies the whole fleet.
+    #[serde(default)]
+    pub refresh: bool,
     /// The manifests' revision (git commit) the desired state was read from, if known.
     pub revision: Option<String>,
     /// The exact command that applies this plan, printed by every rendering when the plan
@@ -84,6 +88,7 @@ impl PlanInput {
             fleet_key: None,
             take_over: BTreeSet::new(),
             install_route: InstallRoute::Reinstall,
+            refresh: false,
             revision: None,
             apply_command: None,
         }

@@ -219,6 +219,9 @@ pub(super) fn needs_detail(
         .filter(|(name, _)| input.targets.is_empty() || input.targets.contains(*name))
         .filter_map(|(name, ds)| {
             let live = observed.servers.get(name)?;
+            if input.refresh {
+                return Some(name.clone());
+            }
             let install_differs =
                 ds.install
                     .as_ref()
