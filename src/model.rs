@@ -75,8 +75,16 @@ pub struct InstallSpec {
     pub os: String,
     /// The exact `dedicated.server.Reinstall` body ovhform would POST (keys sorted).
     pub request: serde_json::Value,
-    /// `sha256:<64 hex>` over the canonical JSON of `request`.
+    /// `sha256:<64 hex>` over the canonical JSON of the *public* request
+    /// (`manifest::public_request`): API defaults normalised, every secret replaced by
+    /// `"<secret>"` and every `httpHeaders` value by `"<credential>"`. Holds nothing secret, so
+    /// it may be published (PR comments, IAM tags); secrets are compared elsewhere, through a
+    /// keyed digest.
     pub fingerprint: String,
+    /// The version of the algorithm that computed `fingerprint`
+    /// (`manifest::FINGERPRINT_ALGORITHM`): fingerprints of different versions never compare
+    /// equal, so records carry it.
+    pub algorithm: u32,
     /// Bumped by the user to force a rebuild with an unchanged spec.
     pub generation: u64,
     /// The disk group the OS goes on (`None` = the API's default, disk group 1).
@@ -84,8 +92,13 @@ pub struct InstallSpec {
     /// Disk groups sent as `{diskGroupId, erase: false}`.
     pub keep_disk_groups: BTreeSet<u32>,
     /// Paths inside `request` (JSON pointers, e.g. `/customizations/httpHeaders/Authorization`)
-    /// whose values are secret and must only ever be shown as a hash and a length.
+    /// whose values are secret: never shown, never hashed without a key (the fingerprint holds
+    /// a placeholder for each).
     pub secret_paths: BTreeSet<String>,
+    /// The subset of `secret_paths` that are credentials to fetch the image (`httpHeaders`
+    /// values): the image is identified by `imageURL` and its checksum, so rotating them must
+    /// not force a reinstall.
+    pub credential_paths: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -269,11 +269,13 @@ pub fn install_spec(os: &str, hostname: &str) -> InstallSpec {
     InstallSpec {
         os: os.to_string(),
         fingerprint: fingerprint(&request),
+        algorithm: crate::manifest::FINGERPRINT_ALGORITHM,
         request,
         generation: 1,
         os_disk_group: Some(1),
         keep_disk_groups: BTreeSet::new(),
         secret_paths: BTreeSet::new(),
+        credential_paths: BTreeSet::new(),
     }
 }
 
