@@ -1104,7 +1104,8 @@ impl ServerPlanner<'_> {
             os: spec.os.clone(),
             fingerprint: spec.fingerprint.clone(),
             generation: spec.generation,
-            request: digest::public_request(spec),
+            // What is sent, secrets as placeholders (not normalised: the reviewer sees the body).
+            request: super::redact::redact_request(&spec.request, &spec.secret_paths),
             disk_groups: checks.disk_groups,
             approval,
             checks_done: checks.checks_done,

@@ -268,7 +268,7 @@ pub fn install_spec(os: &str, hostname: &str) -> InstallSpec {
     });
     InstallSpec {
         os: os.to_string(),
-        fingerprint: fingerprint(&request),
+        fingerprint: crate::manifest::fingerprint(&request, &BTreeSet::new()),
         algorithm: crate::manifest::FINGERPRINT_ALGORITHM,
         request,
         generation: 1,
@@ -282,7 +282,7 @@ pub fn install_spec(os: &str, hostname: &str) -> InstallSpec {
 /// Recompute `spec.fingerprint` after editing `spec.request` or `spec.secret_paths`: over the
 /// publishable request, as the manifest room does (no secret value in it).
 pub fn refingerprint(spec: &mut InstallSpec) {
-    spec.fingerprint = fingerprint(&super::digest::public_request(spec));
+    spec.fingerprint = crate::manifest::fingerprint(&spec.request, &spec.secret_paths);
 }
 
 pub fn origin(file: &str, line: u32) -> Origin {
