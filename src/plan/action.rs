@@ -290,8 +290,13 @@ pub struct Reinstall {
     /// The request that will be POSTed, secrets redacted. Apply rebuilds the real request
     /// from the manifests and refuses it unless its fingerprint equals `fingerprint`.
     pub request: serde_json::Value,
-    /// Every disk group of the server and what the reinstall does to it.
+    /// Every disk group of the server and what the reinstall does to it (from the request
+    /// actually sent).
     pub disk_groups: Vec<DiskGroupFate>,
+    /// The disk groups the manifest keeps (`keepDiskGroups`); the lint checks the request
+    /// sends each as `erase: false`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub keep_disk_groups: std::collections::BTreeSet<u32>,
     /// How the wipe gets approved when nothing blocks it.
     pub approval: Approval,
     /// False when catalog/hardware data was missing and checks could not run (then the

@@ -1107,6 +1107,7 @@ impl ServerPlanner<'_> {
             // What is sent, secrets as placeholders (not normalised: the reviewer sees the body).
             request: super::redact::redact_request(&spec.request, &spec.secret_paths),
             disk_groups: checks.disk_groups,
+            keep_disk_groups: spec.keep_disk_groups.clone(),
             approval,
             checks_done: checks.checks_done,
         });

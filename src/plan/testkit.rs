@@ -279,6 +279,16 @@ pub fn install_spec(os: &str, hostname: &str) -> InstallSpec {
     }
 }
 
+/// Keep disk group `id` as the manifest room does: listed in `keep_disk_groups` and sent as
+/// `{diskGroupId, erase: false}`; the fingerprint follows.
+pub fn keep_disk_group(spec: &mut InstallSpec, id: u32) {
+    spec.keep_disk_groups.insert(id);
+    if let Some(storage) = spec.request["storage"].as_array_mut() {
+        storage.push(json!({"diskGroupId": id, "erase": false}));
+    }
+    refingerprint(spec);
+}
+
 /// Recompute `spec.fingerprint` after editing `spec.request` or `spec.secret_paths`: over the
 /// publishable request, as the manifest room does (no secret value in it).
 pub fn refingerprint(spec: &mut InstallSpec) {
