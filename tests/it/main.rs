@@ -17,5 +17,6 @@ mod sim_hostile;
 mod sim_python;
 mod sim_schema;
 mod sim_support;
+mod sim_switches;
 mod state;
 mod state_cli;
