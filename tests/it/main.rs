@@ -1,5 +1,6 @@
 //! The one integration test binary: one module per area.
 
+mod api_reality;
 mod isolation;
 mod manifest;
 mod observe_sim;
