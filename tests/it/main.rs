@@ -1,5 +1,6 @@
 //! The one integration test binary: one module per area.
 
+mod api_reality;
 mod isolation;
 mod manifest;
 mod observe_sim;
@@ -18,5 +19,6 @@ mod sim_hostile;
 mod sim_python;
 mod sim_schema;
 mod sim_support;
+mod sim_switches;
 mod state;
 mod state_cli;
