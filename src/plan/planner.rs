@@ -354,6 +354,15 @@ fn plan_server(
         return (sp, steps);
     };
 
+    // What observe could not make sense of is said, whatever else is planned.
+    for what in &live.anomalies {
+        sp.findings.push(Finding::new(
+            FindingCode::ObservedAnomaly,
+            format!("the API's data for this server made no sense: {what}; nothing is done to it"),
+            Some(ds.origin.clone()),
+        ));
+    }
+
     // Step: tasks. A running task owns the server: nothing else is planned for it.
     if let Some(wait) = tasks_step(live, &mut steps.tasks) {
         sp.actions.push(Action::Wait(wait));
