@@ -232,10 +232,12 @@ impl fmt::Display for Diag {
     /// With a source snippet, miette prints file:line:column in the snippet's header; without
     /// one (unreadable file, non-UTF-8), the message carries the location itself.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Messages quote manifest values and file names: escaped for the terminal.
+        let message = crate::escape::line(&self.message);
         if self.span.is_some() && self.source.is_some() {
-            write!(f, "{}", self.message)
+            write!(f, "{message}")
         } else {
-            write!(f, "{}: {}", self.location(), self.message)
+            write!(f, "{}: {message}", crate::escape::line(&self.location()))
         }
     }
 }
@@ -285,7 +287,7 @@ impl Diagnostic for Diag {
         Some(Diag::severity(self))
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(&self.hint))
+        Some(Box::new(crate::escape::line(&self.hint).into_owned()))
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
         self.source.as_deref().map(|s| s as &dyn SourceCode)
@@ -293,10 +295,10 @@ impl Diagnostic for Diag {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let (offset, len) = self.span?;
         self.source.as_ref()?;
-        let label = self
-            .label
-            .clone()
-            .unwrap_or_else(|| self.code.slug().replace('-', " "));
+        let label = self.label.as_deref().map_or_else(
+            || self.code.slug().replace('-', " "),
+            |l| crate::escape::line(l).into_owned(),
+        );
         Some(Box::new(std::iter::once(LabeledSpan::new(
             Some(label),
             offset,

@@ -12,7 +12,7 @@ use crate::plan::{
     WaitOn,
 };
 
-pub mod escape;
+pub use crate::escape;
 mod markdown;
 mod text;
 
