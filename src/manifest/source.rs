@@ -235,7 +235,7 @@ pub fn parse_file(path: &Path, index: u32) -> Parsed {
         // are masked one `?` per byte, so the spans into it stay right.
         Arc::new(
             NamedSource::new(
-                &crate::escape::line(&path.display().to_string()),
+                crate::escape::line(&path.display().to_string()),
                 match crate::escape::mask_same_length(&text) {
                     std::borrow::Cow::Borrowed(_) => text.clone(),
                     std::borrow::Cow::Owned(masked) => Arc::from(masked),
