@@ -493,6 +493,43 @@ pub struct RecordDispute {
     pub tags: InstallRecord,
 }
 
+/// A reinstall ovhform is about to POST, or has POSTed: journaled durably *before* the POST,
+/// so that after a crash at any instant the next run re-attaches to the task instead of
+/// wiping the server a second time. Kept until the install is recorded, or the API proves no
+/// task was created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Intent {
+    /// Unique: `<server>@<created as unix ms>`.
+    pub id: String,
+    pub server: String,
+    pub fleet: String,
+    /// The reviewed fingerprint of what is installed.
+    pub fingerprint: String,
+    /// `sha256:` over the publishable request (no secret in it).
+    pub request_digest: String,
+    pub os: String,
+    pub generation: u64,
+    /// When the POST was about to be sent, in the API's clock (the `/auth/time` delta applied).
+    pub created: jiff::Timestamp,
+    /// The saved plan the reinstall came from, when there was one.
+    #[serde(default)]
+    pub plan_id: Option<String>,
+    pub state: IntentState,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum IntentState {
+    /// Journaled: the POST may or may not have reached the API.
+    Journaled,
+    /// The API answered with (or the history shows) this task.
+    Posted { task_id: u64 },
+    /// Could not be resolved against the API (e.g. the history was purged while ovhform was
+    /// down): nothing is POSTed for the server until a person resolves it.
+    Unresolved { reason: String },
+}
+
 /// What ovhform last applied to a server's boot and settings: the desired values it converged
 /// the server to (written by apply, read by the planner). It is what tells drift (live moved
 /// away from what was applied, manifest unchanged) from an intended change (the manifest now

@@ -123,7 +123,7 @@ pub async fn run(desired: Desired, ctx: &Context<'_>) -> Result<Planned, Pipelin
     let meter = Meter::new();
     let client = ctx.client.metered(&meter);
 
-    let stored = ctx.store.load()?;
+    let stored = ctx.store.load().await?;
     let tagged = observe::servers_tagged(&client, state::tags::TAG_FINGERPRINT)
         .await
         .map_err(|source| PipelineError::Observe {

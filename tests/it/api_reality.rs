@@ -134,6 +134,7 @@ async fn without_the_iam_tags_filter_the_listing_finds_the_same_tagged_servers()
     let store = MemoryStore::default();
     store
         .put_install(&record(stored_only, "debian12_64"))
+        .await
         .unwrap();
 
     sim.reset_calls();
