@@ -185,6 +185,10 @@ impl Error {
     pub fn is_refusal(&self) -> bool {
         matches!(self.status(), Some(s) if (400..500).contains(&s) && !matches!(s, 401 | 404 | 429))
     }
+    /// The legacy install route cannot express the request: refused before anything is sent.
+    pub fn is_legacy(&self) -> bool {
+        matches!(self, Error::Legacy(_))
+    }
     /// A transport failure that happened before any byte of the request was sent.
     pub fn is_unsent(&self) -> bool {
         matches!(self, Error::Transport { sent: false, .. })

@@ -1,0 +1,254 @@
+//! The intent journal protocol: how a reinstall is POSTed so that a crash at any instant never
+//! wipes a server twice, and how an earlier run's intents are resolved. The protocol is
+//! model-checked in `journal.pml` (next to this file); keep the two in step.
+//!
+//! Owns: journaling before the POST, recording the task right after, classifying the POST's
+//! failures (refused: no task; not sent: no task; unknown: resolve), and resolving a journaled
+//! intent against the API. Must not touch: approvals and limits (the caller decided), tracking
+//! and recording (the caller does them once it has a task).
+//!
+//! Resolution of a `Journaled` intent (the POST may or may not have reached the API):
+//! 1. a `reinstallServer` task created at or after the intent (API clock, small skew), or a
+//!    listed one that cannot be read yet (fresh tasks answer 404), → attach to it;
+//! 2. none, and the fresh window since the intent has not passed → wait: tasks can be missing
+//!    from the list for minutes;
+//! 3. none, the window has passed, and the history provably covers the intent's time (a task
+//!    older than the intent is still listed: nothing was purged since) → the API proves no task
+//!    was created: drop the intent;
+//! 4. otherwise (the history may have been purged while ovhform was down) → `Unresolved`:
+//!    nothing is POSTed for the server until a person resolves it.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+
+use super::ApplyError;
+use crate::model::{InstallSpec, Intent, IntentState};
+use crate::ovh;
+use crate::state::RecordStore;
+
+/// Tolerated difference between the API's task dates and the intent's time (both API clock).
+const SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
+/// Now in the API's clock: local time corrected by the `/auth/time` delta (times in the
+/// journal are compared with task dates, which the API writes).
+pub async fn api_now(client: &ovh::Client, local: Timestamp) -> Timestamp {
+    let delta = client.time_delta().await.unwrap_or(0);
+    local
+        .checked_add(jiff::SignedDuration::from_secs(delta))
+        .unwrap_or(local)
+}
+
+/// A new intent for reinstalling `server` with `spec` at `created` (API clock).
+pub fn new_intent(
+    server: &str,
+    fleet: &str,
+    spec: &InstallSpec,
+    created: Timestamp,
+    plan_id: Option<String>,
+) -> Intent {
+    let public = crate::manifest::public_request(spec);
+    let digest = Sha256::digest(crate::manifest::canonical_json(&public));
+    Intent {
+        id: format!("{server}@{}", created.as_millisecond()),
+        server: server.to_string(),
+        fleet: fleet.to_string(),
+        fingerprint: spec.fingerprint.clone(),
+        request_digest: format!("sha256:{}", hex::encode(digest)),
+        os: spec.os.clone(),
+        generation: spec.generation,
+        created,
+        plan_id,
+        state: IntentState::Journaled,
+    }
+}
+
+/// What the API says about a journaled intent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// The intent's task: track it.
+    Attached(u64),
+    /// Too early to tell: tasks can be missing from the list for the fresh window.
+    Wait,
+    /// The API proves no task was created: the intent can go.
+    NoTask,
+    /// Cannot be told: the server is degraded until a person resolves it.
+    Unresolved(String),
+}
+
+fn parse_date(s: &Option<String>) -> Option<Timestamp> {
+    s.as_deref().and_then(|d| d.parse::<Timestamp>().ok())
+}
+
+/// Resolves `intent` against the API at `now` (API clock).
+pub async fn resolve(
+    client: &ovh::Client,
+    intent: &Intent,
+    fresh_window: Duration,
+    now: Timestamp,
+) -> Result<Resolution, ApplyError> {
+    match &intent.state {
+        IntentState::Posted { task_id } => return Ok(Resolution::Attached(*task_id)),
+        IntentState::Unresolved { reason } => return Ok(Resolution::Unresolved(reason.clone())),
+        IntentState::Journaled => {}
+    }
+    let api = |source| ApplyError::Api {
+        server: intent.server.clone(),
+        step: "resolve an earlier reinstall intent",
+        source,
+    };
+    let since = intent.created.checked_sub(SKEW).unwrap_or(intent.created);
+    let ids = client
+        .list_tasks(&intent.server, Some("reinstallServer"), None)
+        .await
+        .map_err(api)?;
+    let got = client.get_tasks(&intent.server, &ids).await.map_err(api)?;
+    let newest_readable = got.found.keys().max().copied();
+    // 1. Ours: created at or after the intent; or listed, unreadable and newer than every
+    // task that can be read (a fresh one).
+    let ours = got
+        .found
+        .values()
+        .filter(|t| parse_date(&t.start_date).is_some_and(|d| d >= since))
+        .map(|t| t.task_id)
+        .max();
+    if let Some(task) = ours {
+        return Ok(Resolution::Attached(task));
+    }
+    let fresh_unreadable = got
+        .missing
+        .iter()
+        .copied()
+        .filter(|id| newest_readable.is_none_or(|n| *id > n))
+        .max();
+    if let Some(task) = fresh_unreadable {
+        return Ok(Resolution::Attached(task));
+    }
+    // 2. Within the fresh window a new task can still be invisible.
+    let window = jiff::SignedDuration::try_from(fresh_window).unwrap_or(SKEW);
+    let window_end = intent.created.checked_add(window).unwrap_or(intent.created);
+    if now < window_end {
+        return Ok(Resolution::Wait);
+    }
+    // 3. The history covers the intent's time when a task older than it is still listed.
+    let all = client
+        .list_tasks(&intent.server, None, None)
+        .await
+        .map_err(api)?;
+    let oldest = all.iter().min().copied();
+    if let Some(oldest) = oldest {
+        let t = client
+            .get_tasks(&intent.server, &[oldest])
+            .await
+            .map_err(api)?;
+        if t.found
+            .values()
+            .any(|t| parse_date(&t.start_date).is_some_and(|d| d < since))
+        {
+            return Ok(Resolution::NoTask);
+        }
+    }
+    // 4. Nothing proves it either way.
+    Ok(Resolution::Unresolved(format!(
+        "no reinstall task found for the intent of {} and the server's task history does not reach back to it (purged?): the reinstall may or may not have started",
+        intent.created
+    )))
+}
+
+/// How a reinstall POST went.
+#[derive(Debug)]
+pub enum Posted {
+    /// The task to track (the intent is journaled as `Posted`).
+    Task(u64),
+    /// No task was created (the API refused, or nothing was sent); the intent is dropped.
+    Refused(ovh::Error),
+    /// The outcome could not be told within the fresh window: the intent stays, `Unresolved`.
+    Unresolved(String),
+}
+
+/// Journals an intent, POSTs the reinstall of `spec` (never retried), and records the task:
+/// the one way ovhform starts an installation.
+#[allow(clippy::too_many_arguments)]
+pub async fn post_reinstall(
+    client: &ovh::Client,
+    store: &dyn RecordStore,
+    server: &str,
+    fleet: &str,
+    spec: &InstallSpec,
+    plan_id: Option<String>,
+    local_now: impl Fn() -> Timestamp,
+    fresh_window: Duration,
+    poll: Duration,
+) -> Result<Posted, ApplyError> {
+    let state_err = |step| {
+        move |source| ApplyError::State {
+            server: server.to_string(),
+            step,
+            source,
+        }
+    };
+    let created = api_now(client, local_now()).await;
+    let mut intent = new_intent(server, fleet, spec, created, plan_id);
+    // Durable before anything is sent.
+    store
+        .put_intent(&intent)
+        .await
+        .map_err(state_err("journal the reinstall intent"))?;
+    match client.start_install(server, &spec.request).await {
+        Ok(started) => {
+            intent.state = IntentState::Posted {
+                task_id: started.task_id,
+            };
+            store
+                .put_intent(&intent)
+                .await
+                .map_err(state_err("journal the reinstall task"))?;
+            Ok(Posted::Task(started.task_id))
+        }
+        // Refused before anything happened (validation, a task already running, rights), or
+        // never sent: the API proves no task was created.
+        Err(e) if e.is_unsent() || (e.is_refusal() && !e.is_transient()) || e.is_legacy() => {
+            store
+                .drop_intent(&intent.id)
+                .await
+                .map_err(state_err("drop the refused intent"))?;
+            Ok(Posted::Refused(e))
+        }
+        // Unknown: it may have reached the API. Resolve, never re-send.
+        Err(e) => {
+            tracing::warn!(server, error = %e, "reinstall POST outcome unknown; resolving against the task history");
+            loop {
+                let now = api_now(client, local_now()).await;
+                match resolve(client, &intent, fresh_window, now).await? {
+                    Resolution::Attached(task) => {
+                        intent.state = IntentState::Posted { task_id: task };
+                        store
+                            .put_intent(&intent)
+                            .await
+                            .map_err(state_err("journal the reinstall task"))?;
+                        return Ok(Posted::Task(task));
+                    }
+                    Resolution::NoTask => {
+                        store
+                            .drop_intent(&intent.id)
+                            .await
+                            .map_err(state_err("drop the intent"))?;
+                        return Ok(Posted::Refused(e));
+                    }
+                    Resolution::Unresolved(reason) => {
+                        intent.state = IntentState::Unresolved {
+                            reason: reason.clone(),
+                        };
+                        store
+                            .put_intent(&intent)
+                            .await
+                            .map_err(state_err("mark the intent unresolved"))?;
+                        return Ok(Posted::Unresolved(reason));
+                    }
+                    Resolution::Wait => tokio::time::sleep(poll).await,
+                }
+            }
+        }
+    }
+}
