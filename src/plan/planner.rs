@@ -219,7 +219,7 @@ pub(super) fn needs_detail(
         .filter(|(name, _)| input.targets.is_empty() || input.targets.contains(*name))
         .filter_map(|(name, ds)| {
             let live = observed.servers.get(name)?;
-            if input.refresh {
+            if input.refresh || input.replace.contains(name) {
                 return Some(name.clone());
             }
             let install_differs =
@@ -738,7 +738,14 @@ impl ServerPlanner<'_> {
             return report;
         };
 
-        let (changes, rotated) = self.compare(r, spec);
+        let (mut changes, rotated) = self.compare(r, spec);
+        if changes.is_empty() && self.input.replace.contains(self.name) {
+            changes.push(Change {
+                field: "install.replace".into(),
+                old: Some("as recorded".into()),
+                new: Some("rebuilt with the same spec (--replace)".into()),
+            });
+        }
         if !changes.is_empty() {
             let what: Vec<&str> = changes
                 .iter()

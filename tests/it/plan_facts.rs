@@ -199,3 +199,22 @@ fn refresh_reads_every_server_and_the_coverage_line_says_so() {
     };
     assert_eq!(needs_detail(&d, &o, &r, &refresh).len(), 5);
 }
+
+/// `--replace SERVER` (Terraform's `-replace`) plans a rebuild with an unchanged spec, and
+/// says why; other servers are untouched.
+#[test]
+fn replace_plans_a_rebuild_with_the_same_spec() {
+    let (d, o, r) = one("a.eu");
+    assert_eq!(
+        kinds(&plan_ok(&d, &o, &r, &input()), "a.eu"),
+        vec![ActionKind::Noop]
+    );
+    let replace = PlanInput {
+        replace: ["a.eu".to_string()].into(),
+        ..input()
+    };
+    let p = plan_ok(&d, &o, &r, &replace);
+    let a = &p.servers["a.eu"].actions[0];
+    assert_eq!(a.kind(), ActionKind::Reinstall);
+    assert_eq!(a.changes()[0].field, "install.replace");
+}
