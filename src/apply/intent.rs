@@ -190,13 +190,17 @@ pub async fn post_reinstall(
     };
     let created = api_now(client, local_now()).await;
     let mut intent = new_intent(server, fleet, spec, created, plan_id);
+    super::crash::point("intent:before-journal");
     // Durable before anything is sent.
     store
         .put_intent(&intent)
         .await
         .map_err(state_err("journal the reinstall intent"))?;
+    super::crash::point("intent:after-journal");
     match client.start_install(server, &spec.request).await {
         Ok(started) => {
+            // The answer is in, not yet journaled: a crash here is a lost answer.
+            super::crash::point("intent:after-post");
             intent.state = IntentState::Posted {
                 task_id: started.task_id,
             };
@@ -204,6 +208,7 @@ pub async fn post_reinstall(
                 .put_intent(&intent)
                 .await
                 .map_err(state_err("journal the reinstall task"))?;
+            super::crash::point("intent:after-posted-journal");
             Ok(Posted::Task(started.task_id))
         }
         // Refused before anything happened (validation, a task already running, rights), or

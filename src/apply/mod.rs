@@ -38,6 +38,7 @@ use crate::plan::digest::{self, FleetKey};
 use crate::plan::{Action, ActionKind, Blocker, BootTarget, Plan, ServerPlan};
 use crate::state::{self, RecordStore};
 
+pub mod crash;
 mod error;
 pub mod intent;
 pub mod track;
@@ -220,6 +221,7 @@ pub async fn apply(
             return report;
         }
     };
+    crash::point("apply:start");
     let groups = ctx
         .desired
         .groups
@@ -294,6 +296,7 @@ impl Run<'_> {
             server: intent.server.clone(),
             state: format!("{:?}", intent.state),
         });
+        crash::point("resolve:before");
         loop {
             let now = intent::api_now(self.ctx.client, self.now()).await;
             let r = intent::resolve(
@@ -334,6 +337,7 @@ impl Run<'_> {
                             return Outcome::Failed(e.to_string());
                         }
                     }
+                    crash::point("resolve:after-attach");
                     self.event(ApplyEvent::Reinstalling {
                         server: intent.server.clone(),
                         task,
@@ -392,6 +396,7 @@ impl Run<'_> {
                     if let Some(skip) = self.recheck_adopt(sp).await? {
                         return Ok(Outcome::Skipped(skip));
                     }
+                    crash::point("adopt:before-record");
                     self.record(name, &a.record).await?;
                     self.done(name, ActionKind::Adopt);
                     ran_any = true;
@@ -441,6 +446,7 @@ impl Run<'_> {
                             ..ServerUpdate::default()
                         },
                     };
+                    crash::point("boot:before-put");
                     self.ctx
                         .client
                         .update_server(name, &update)
@@ -450,11 +456,13 @@ impl Run<'_> {
                             step: "set the boot",
                             source,
                         })?;
+                    crash::point("boot:after-put");
                     self.done(name, ActionKind::SetBoot);
                     ran_any = true;
                 }
                 Action::Reboot(_) => {
                     self.started(name, ActionKind::Reboot);
+                    crash::point("reboot:before-post");
                     let t =
                         self.ctx
                             .client
@@ -465,6 +473,7 @@ impl Run<'_> {
                                 step: "reboot",
                                 source,
                             })?;
+                    crash::point("reboot:after-post");
                     // Wait for it: a boot change not waited for is how servers reboot
                     // mid-install later.
                     match self.track(name, t.task_id, TaskKind::Other).await? {
@@ -483,6 +492,7 @@ impl Run<'_> {
                 }
                 Action::UpdateSettings(u) => {
                     self.started(name, ActionKind::UpdateSettings);
+                    crash::point("settings:before-put");
                     self.ctx
                         .client
                         .update_server(name, &settings_update(&u.fields))
@@ -492,6 +502,7 @@ impl Run<'_> {
                             step: "update the settings",
                             source,
                         })?;
+                    crash::point("settings:after-put");
                     self.done(name, ActionKind::UpdateSettings);
                     ran_any = true;
                 }
@@ -512,6 +523,7 @@ impl Run<'_> {
                     settings: ds.settings.clone(),
                 };
                 let server = name.to_string();
+                crash::point("applied:before-write");
                 self.ctx
                     .store
                     .update(Box::new(move |r| {
@@ -922,12 +934,15 @@ impl Run<'_> {
         rec.task_id = Some(task);
         rec.started = Some(intent.created);
         rec.finished = Some(intent::api_now(self.ctx.client, self.now()).await);
+        crash::point("install:before-record");
         self.record(name, &rec).await?;
+        crash::point("install:after-tags");
         self.ctx
             .store
             .drop_intent(&intent.id)
             .await
             .map_err(state_err("drop the intent"))?;
+        crash::point("install:after-drop-intent");
         Ok(())
     }
 
@@ -942,6 +957,11 @@ impl Run<'_> {
                 step: "write the record",
                 source,
             })?;
+        crash::point(if rec.task_id.is_some() {
+            "install:after-store-record"
+        } else {
+            "adopt:after-store-record"
+        });
         self.event(ApplyEvent::Recorded {
             server: name.into(),
         });
@@ -991,6 +1011,7 @@ impl Run<'_> {
                 return Ok(());
             }
         };
+        crash::point("tags:before-put");
         self.ctx
             .client
             .iam_set_tags(&iam.urn, &tags)
@@ -1004,6 +1025,7 @@ impl Run<'_> {
 
     /// Drops the record from the store and this fleet's record tags from the server.
     async fn forget(&self, name: &str) -> Result<(), ApplyError> {
+        crash::point("forget:before");
         self.ctx
             .store
             .forget(name)
@@ -1013,6 +1035,7 @@ impl Run<'_> {
                 step: "forget the record",
                 source,
             })?;
+        crash::point("forget:after-store");
         let fleet = self.ctx.fleet.clone();
         let result = self
             .write_tags(name, move |existing| {

@@ -164,6 +164,7 @@ pub async fn track(
         );
         tokio::time::sleep(wait).await;
         polls += 1;
+        super::crash::point("track:poll");
         if started.elapsed() > cfg.timeout {
             return Err(ApplyError::StoppedWaiting {
                 server: server.to_string(),
