@@ -12,9 +12,10 @@
 //!    listed one that cannot be read yet (fresh tasks answer 404), → attach to it;
 //! 2. none, and the fresh window since the intent has not passed → wait: tasks can be missing
 //!    from the list for minutes;
-//! 3. none, the window has passed, and the history provably covers the intent's time (a task
-//!    older than the intent is still listed: nothing was purged since) → the API proves no task
-//!    was created: drop the intent;
+//! 3. none, the window has passed, and the history provably covers the intent's time — a task
+//!    older than the intent is still listed, or the intent is younger than the purge horizon
+//!    (OVHcloud keeps finished tasks far longer than that) — → the API proves no task was
+//!    created: drop the intent;
 //! 4. otherwise (the history may have been purged while ovhform was down) → `Unresolved`:
 //!    nothing is POSTed for the server until a person resolves it.
 
@@ -86,6 +87,7 @@ pub async fn resolve(
     client: &ovh::Client,
     intent: &Intent,
     fresh_window: Duration,
+    purge_horizon: Duration,
     now: Timestamp,
 ) -> Result<Resolution, ApplyError> {
     match &intent.state {
@@ -131,7 +133,16 @@ pub async fn resolve(
     if now < window_end {
         return Ok(Resolution::Wait);
     }
-    // 3. The history covers the intent's time when a task older than it is still listed.
+    // 3. The history covers the intent's time while the intent is younger than the purge
+    // horizon, or when a task older than it is still listed.
+    let horizon = jiff::SignedDuration::try_from(purge_horizon).unwrap_or(window);
+    if intent
+        .created
+        .checked_add(horizon)
+        .is_ok_and(|end| now < end)
+    {
+        return Ok(Resolution::NoTask);
+    }
     let all = client
         .list_tasks(&intent.server, None, None)
         .await
@@ -178,8 +189,7 @@ pub async fn post_reinstall(
     spec: &InstallSpec,
     plan_id: Option<String>,
     local_now: impl Fn() -> Timestamp,
-    fresh_window: Duration,
-    poll: Duration,
+    tracking: &super::TrackingConfig,
 ) -> Result<Posted, ApplyError> {
     let state_err = |step| {
         move |source| ApplyError::State {
@@ -225,7 +235,15 @@ pub async fn post_reinstall(
             tracing::warn!(server, error = %e, "reinstall POST outcome unknown; resolving against the task history");
             loop {
                 let now = api_now(client, local_now()).await;
-                match resolve(client, &intent, fresh_window, now).await? {
+                match resolve(
+                    client,
+                    &intent,
+                    tracking.fresh_window,
+                    tracking.purge_horizon,
+                    now,
+                )
+                .await?
+                {
                     Resolution::Attached(task) => {
                         intent.state = IntentState::Posted { task_id: task };
                         store
@@ -251,7 +269,7 @@ pub async fn post_reinstall(
                             .map_err(state_err("mark the intent unresolved"))?;
                         return Ok(Posted::Unresolved(reason));
                     }
-                    Resolution::Wait => tokio::time::sleep(poll).await,
+                    Resolution::Wait => tokio::time::sleep(tracking.min_poll).await,
                 }
             }
         }

@@ -141,6 +141,11 @@ pub enum ApplyEvent {
     TagsWritten {
         server: String,
     },
+    /// The record is in the store but its tag mirror could not be written.
+    TagsFailed {
+        server: String,
+        error: String,
+    },
     ServerDone {
         server: String,
         outcome: Outcome,
@@ -303,6 +308,7 @@ impl Run<'_> {
                 self.ctx.client,
                 &intent,
                 self.ctx.tracking.fresh_window,
+                self.ctx.tracking.purge_horizon,
                 now,
             )
             .await;
@@ -772,8 +778,7 @@ impl Run<'_> {
             spec,
             self.ctx.plan_id.clone(),
             || (self.ctx.clock)(),
-            self.ctx.tracking.fresh_window,
-            self.ctx.tracking.min_poll,
+            &self.ctx.tracking,
         )
         .await?;
         let task = match posted {
@@ -935,19 +940,42 @@ impl Run<'_> {
         rec.started = Some(intent.created);
         rec.finished = Some(intent::api_now(self.ctx.client, self.now()).await);
         crash::point("install:before-record");
-        self.record(name, &rec).await?;
-        crash::point("install:after-tags");
+        self.store_record(name, &rec).await?;
+        // Recorded: the intent has done its job. Tags come after — they are a mirror, and a
+        // failure to write them must not keep an intent whose install is known.
         self.ctx
             .store
             .drop_intent(&intent.id)
             .await
             .map_err(state_err("drop the intent"))?;
         crash::point("install:after-drop-intent");
+        self.mirror_record(name, &rec).await;
+        crash::point("install:after-tags");
         Ok(())
     }
 
     /// The record goes to the store, then to the server's tags (this fleet's keys only).
     async fn record(&self, name: &str, rec: &InstallRecord) -> Result<(), ApplyError> {
+        self.store_record(name, rec).await?;
+        self.mirror_record(name, rec).await;
+        Ok(())
+    }
+
+    /// The record's tag mirror: best effort. A failure is reported (the record stays in the
+    /// store; a later apply rewrites the tags), never a reason to undo or redo the install.
+    async fn mirror_record(&self, name: &str, rec: &InstallRecord) {
+        if let Err(e) = self
+            .write_tags(name, |existing| state::replace_record_tags(existing, rec))
+            .await
+        {
+            self.event(ApplyEvent::TagsFailed {
+                server: name.into(),
+                error: e.to_string(),
+            });
+        }
+    }
+
+    async fn store_record(&self, name: &str, rec: &InstallRecord) -> Result<(), ApplyError> {
         self.ctx
             .store
             .put_install(rec)
@@ -965,8 +993,7 @@ impl Run<'_> {
         self.event(ApplyEvent::Recorded {
             server: name.into(),
         });
-        self.write_tags(name, |existing| state::replace_record_tags(existing, rec))
-            .await
+        Ok(())
     }
 
     async fn write_tags(

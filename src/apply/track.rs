@@ -34,6 +34,10 @@ pub struct TrackingConfig {
     pub fresh_window: Duration,
     /// Expected length of an installation when nothing better is known.
     pub typical_install: Duration,
+    /// How long a finished task surely stays in the history (OVHcloud purges after days):
+    /// within it, a reinstall task missing from the list after the fresh window proves the
+    /// POST created none.
+    pub purge_horizon: Duration,
     /// A step unchanged this long is reported as stalled (tracking goes on).
     pub stall_after: Duration,
     /// Stop waiting for one task after this long.
@@ -47,6 +51,7 @@ impl Default for TrackingConfig {
             max_poll: Duration::from_secs(120),
             fresh_window: Duration::from_secs(5 * 60),
             typical_install: Duration::from_secs(15 * 60),
+            purge_horizon: Duration::from_secs(3600),
             stall_after: Duration::from_secs(20 * 60),
             timeout: Duration::from_secs(2 * 3600),
         }

@@ -55,6 +55,7 @@ pub fn fast_tracking() -> TrackingConfig {
         max_poll: Duration::from_millis(200),
         fresh_window: Duration::from_secs(2),
         typical_install: Duration::from_secs(1),
+        purge_horizon: Duration::from_secs(30),
         stall_after: Duration::from_secs(60),
         timeout: Duration::from_secs(60),
     }
@@ -211,5 +212,78 @@ async fn a_manifest_changed_since_the_plan_refuses_that_server_and_the_rest_proc
         Outcome::Converged,
         "{report:#?}"
     );
+    sim.shutdown().await;
+}
+
+/// Under injected faults (10 % 5xx, 5 % 429, resets, purged tasks, fresh-task 404s), a
+/// 50-server apply converges — attempts repeated as a caller (the CLI user, the daemon)
+/// would — with exactly one reinstall task per approved server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_servers_converge_under_faults_with_one_reinstall_each() {
+    const N: usize = 50;
+    let (desired, fleet) =
+        crate::pipeline::fixture_with(N, |_| "os: debian11_64, monitoring: true".into());
+    let sim = start(SimConfig {
+        fleet,
+        speed: 1000.0,
+        faults: ovhform::sim::Faults {
+            error_5xx_rate: 0.10,
+            rate_429: 0.05,
+            reset_rate: 0.02,
+            // Simulated time: ~25 real seconds at this speed; tasks older than that vanish.
+            purge_tasks_after: Some(Duration::from_secs(7 * 24 * 3600)),
+            fresh_task_404: 3,
+            ..Default::default()
+        },
+        seed: 7,
+        ..SimConfig::for_tests()
+    })
+    .await;
+    let mut cfg = sim::client_config(&sim).unwrap();
+    cfg.retry_min_delay = Duration::from_millis(5);
+    cfg.retry_max_delay = Duration::from_millis(50);
+    let client = Client::new(cfg).unwrap();
+    let store = MemoryStore::default();
+    let approvals = Approvals {
+        allow_wipe_all: true,
+        ..Approvals::default()
+    };
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        assert!(attempts <= 15, "did not converge in 15 attempts");
+        let facts = MemoryFacts::default();
+        let pctx = Context {
+            client: &client,
+            store: &store,
+            facts: &facts,
+            facts_ttl: Duration::ZERO,
+            progress: &NoProgress,
+            input: PlanInput::new(jiff::Timestamp::now()),
+        };
+        // A plan can fail outright under faults (a read that failed every retry): try again.
+        let Ok(planned) = pipeline::run(desired.clone(), &pctx).await else {
+            continue;
+        };
+        if !planned.plan.has_changes() && store.intents().await.unwrap().is_empty() {
+            break;
+        }
+        let _ = run_apply(&client, &store, &planned, approvals.clone()).await;
+    }
+    // Every POST that reached the API (faults answer before it) created a task: one each.
+    assert_eq!(sim.calls().get(REINSTALL).copied(), Some(N as u64));
+    let world = sim.world();
+    for (name, server) in &world.servers {
+        let reinstalls = server
+            .tasks
+            .values()
+            .filter(|t| t.function == "reinstallServer")
+            .count();
+        assert_eq!(reinstalls, 1, "{name}: {reinstalls} reinstall tasks");
+        assert_eq!(server.os, "debian12_64", "{name}");
+    }
+    assert!(store.intents().await.unwrap().is_empty());
+    eprintln!("converged after {attempts} attempts");
+    drop(world);
     sim.shutdown().await;
 }
