@@ -272,18 +272,19 @@ async fn fifty_servers_converge_under_faults_with_one_reinstall_each() {
     }
     // Every POST that reached the API (faults answer before it) created a task: one each.
     assert_eq!(sim.calls().get(REINSTALL).copied(), Some(N as u64));
-    let world = sim.world();
-    for (name, server) in &world.servers {
-        let reinstalls = server
-            .tasks
-            .values()
-            .filter(|t| t.function == "reinstallServer")
-            .count();
-        assert_eq!(reinstalls, 1, "{name}: {reinstalls} reinstall tasks");
-        assert_eq!(server.os, "debian12_64", "{name}");
+    {
+        let world = sim.world();
+        for (name, server) in &world.servers {
+            let reinstalls = server
+                .tasks
+                .values()
+                .filter(|t| t.function == "reinstallServer")
+                .count();
+            assert_eq!(reinstalls, 1, "{name}: {reinstalls} reinstall tasks");
+            assert_eq!(server.os, "debian12_64", "{name}");
+        }
     }
     assert!(store.intents().await.unwrap().is_empty());
     eprintln!("converged after {attempts} attempts");
-    drop(world);
     sim.shutdown().await;
 }
