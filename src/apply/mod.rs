@@ -203,6 +203,9 @@ struct Run<'a> {
     tracking: Tracking,
     /// Servers with an intent from an earlier run (resolved first, plan actions skipped).
     intents: BTreeMap<String, Intent>,
+    /// The records as this run found them (it holds the writer's lock: they only change by
+    /// its own hand), to tell whether a server's record moved since the plan.
+    records_at_start: crate::model::Records,
 }
 
 /// One attempt: resolve earlier intents, then run every server's actions. Never panics on
@@ -227,6 +230,18 @@ pub async fn apply(
         }
     };
     crash::point("apply:start");
+    let records_at_start = match ctx.store.load().await {
+        Ok(r) => r,
+        Err(e) => {
+            for name in plan.servers.keys() {
+                report.servers.insert(
+                    name.clone(),
+                    Outcome::Failed(format!("the records cannot be read: {e}")),
+                );
+            }
+            return report;
+        }
+    };
     let groups = ctx
         .desired
         .groups
@@ -249,6 +264,7 @@ pub async fn apply(
             .filter(|i| i.fleet == ctx.fleet)
             .map(|i| (i.server.clone(), i))
             .collect(),
+        records_at_start,
     };
     let servers = Semaphore::new(ctx.limits.servers.max(1));
     let mut names: BTreeSet<&String> = plan.servers.keys().collect();
@@ -586,6 +602,14 @@ impl Run<'_> {
     /// The live facts the plan was based on, read again with direct GETs (never a cached
     /// listing). `None` when they still hold, else what moved.
     async fn moved(&self, sp: &ServerPlan) -> Result<Option<String>, ApplyError> {
+        Ok(self.reread(sp).await?.0)
+    }
+
+    /// [`Run::moved`], with the tasks it read (an adopt's re-check needs them too).
+    async fn reread(
+        &self,
+        sp: &ServerPlan,
+    ) -> Result<(Option<String>, Option<ovh::RelevantTasks>), ApplyError> {
         let name = sp.server.as_str();
         let api = |step| {
             move |source| ApplyError::Api {
@@ -604,20 +628,26 @@ impl Run<'_> {
         if let Some(os) = &b.live_os
             && &live.os != os
         {
-            return Ok(Some(format!("the live OS moved from {os} to {}", live.os)));
+            return Ok((
+                Some(format!("the live OS moved from {os} to {}", live.os)),
+                None,
+            ));
         }
         if b.live_boot_id != live.boot_id {
-            return Ok(Some(format!(
-                "the boot moved from {:?} to {:?}",
-                b.live_boot_id, live.boot_id
-            )));
+            return Ok((
+                Some(format!(
+                    "the boot moved from {:?} to {:?}",
+                    b.live_boot_id, live.boot_id
+                )),
+                None,
+            ));
         }
         let script = live
             .boot_script
             .as_ref()
             .map(|s| crate::plan::redact::hash_len(s.as_bytes()));
         if script != b.live_boot_script {
-            return Ok(Some("the live iPXE script changed".into()));
+            return Ok((Some("the live iPXE script changed".into()), None));
         }
         let tasks = self
             .ctx
@@ -630,26 +660,14 @@ impl Run<'_> {
             .iter()
             .find(|t| matches!(t.status.as_str(), "init" | "todo" | "doing"))
         {
-            return Ok(Some(format!(
-                "task {} ({}) is now running on it",
-                t.task_id, t.function
-            )));
+            let m = format!("task {} ({}) is now running on it", t.task_id, t.function);
+            return Ok((Some(m), Some(tasks)));
         }
         if let Some(id) = tasks.unreadable.keys().max() {
-            return Ok(Some(format!(
-                "task {id} is listed but cannot be read yet (a fresh task?)"
-            )));
+            let m = format!("task {id} is listed but cannot be read yet (a fresh task?)");
+            return Ok((Some(m), Some(tasks)));
         }
-        let records = self
-            .ctx
-            .store
-            .load()
-            .await
-            .map_err(|source| ApplyError::State {
-                server: name.into(),
-                step: "re-read the record",
-                source,
-            })?;
+        let records = &self.records_at_start;
         let recorded = records.installs.get(name).map(|r| r.fingerprint.clone());
         if recorded != b.recorded_fingerprint
             && records
@@ -657,28 +675,25 @@ impl Run<'_> {
                 .get(name)
                 .is_some_and(|r| r.fleet == self.ctx.fleet)
         {
-            return Ok(Some("the server's record changed since the plan".into()));
+            return Ok((
+                Some("the server's record changed since the plan".into()),
+                Some(tasks),
+            ));
         }
-        Ok(None)
+        Ok((None, Some(tasks)))
     }
 
     /// Before an adopt: the plan may not have read the server's tasks (first-plan economy);
     /// no running or failed task, no installation in progress, and nothing moved.
     async fn recheck_adopt(&self, sp: &ServerPlan) -> Result<Option<String>, ApplyError> {
-        if let Some(m) = self.moved(sp).await? {
-            return Ok(Some(m));
-        }
         let name = sp.server.as_str();
-        let tasks = self
-            .ctx
-            .client
-            .relevant_tasks(name)
-            .await
-            .map_err(|source| ApplyError::Api {
-                server: name.into(),
-                step: "re-check tasks before adopting",
-                source,
-            })?;
+        let tasks = match self.reread(sp).await? {
+            (Some(m), _) => return Ok(Some(m)),
+            (None, Some(tasks)) => tasks,
+            // Never the case (a re-read that finds nothing moved has read the tasks); said
+            // rather than assumed.
+            (None, None) => return Ok(Some("the tasks could not be re-read".into())),
+        };
         if let Some(last) = tasks
             .tasks
             .iter()

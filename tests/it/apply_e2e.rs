@@ -288,3 +288,48 @@ async fn fifty_servers_converge_under_faults_with_one_reinstall_each() {
     eprintln!("converged after {attempts} attempts");
     sim.shutdown().await;
 }
+
+/// Adopting 1,000 matching servers, then planning again: all `noop`, ≤ 40 calls — with the
+/// state store, and without it (the records read back from the tags apply wrote). (Wall
+/// times at 30 ms latency are measured in docs/benchmarks.md.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopting_1000_servers_then_planning_again_is_all_noop_within_40_calls() {
+    const N: usize = 1000;
+    let (desired, fleet) =
+        crate::pipeline::fixture_with(N, |_| "os: debian12_64, monitoring: true".into());
+    let sim = start(SimConfig {
+        fleet,
+        ..SimConfig::for_tests()
+    })
+    .await;
+    let client = sim::client_for(&sim).unwrap();
+    let store = MemoryStore::default();
+    let first = plan(&client, &store, desired.clone()).await;
+    assert_eq!(first.plan.summary().adopt, N);
+    let (report, _) = run_apply(&client, &store, &first, Approvals::default()).await;
+    assert_eq!(report.count(|o| *o == Outcome::Converged), N, "{report:#?}");
+    assert_eq!(store.load().await.unwrap().installs.len(), N);
+
+    sim.set_faults(ovhform::sim::Faults {
+        latency: Some(Duration::from_millis(30)),
+        ..Default::default()
+    });
+    for (label, records) in [
+        ("with the store", &store),
+        ("from tags only", &MemoryStore::default()),
+    ] {
+        sim.reset_calls();
+        let again = plan(&client, records, desired.clone()).await;
+        assert!(
+            !again.plan.has_changes(),
+            "{label}: {:?}",
+            again.plan.summary()
+        );
+        assert!(
+            again.stats.calls <= 40,
+            "{label}: {} calls",
+            again.stats.calls
+        );
+    }
+    sim.shutdown().await;
+}
