@@ -3,6 +3,7 @@
 mod api_reality;
 mod escape_edge;
 mod isolation;
+mod journal_model;
 mod manifest;
 mod observe_sim;
 mod ovh_client;
