@@ -4,6 +4,7 @@ mod api_reality;
 mod apply_e2e;
 mod escape_edge;
 mod isolation;
+mod journal_model;
 mod manifest;
 mod observe_sim;
 mod ovh_client;
