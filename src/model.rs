@@ -466,6 +466,10 @@ pub struct Records {
     /// Last-applied boot and settings per server (see [`AppliedState`]).
     #[serde(default)]
     pub applied: BTreeMap<String, AppliedState>,
+    /// Reinstalls ovhform made that failed, per server: the server is degraded until a new
+    /// install succeeds — kept here because the task history that shows it is purged in time.
+    #[serde(default)]
+    pub failed: BTreeMap<String, FailedInstall>,
     /// Where each believed install record comes from. Computed when the store and the tags
     /// are merged; never persisted.
     #[serde(skip)]
@@ -474,6 +478,18 @@ pub struct Records {
     /// destructive from them. Computed by the merge; never persisted.
     #[serde(skip)]
     pub disputes: BTreeMap<String, RecordDispute>,
+}
+
+/// A reinstall that ended in error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedInstall {
+    pub task: u64,
+    /// `customerError`, `ovhError` or `cancelled`.
+    pub status: String,
+    pub step: Option<String>,
+    pub error: Option<String>,
+    pub at: jiff::Timestamp,
 }
 
 /// Where a believed install record comes from.

@@ -74,6 +74,15 @@ pub enum ApplyError {
     #[error("{server}: {message}")]
     #[diagnostic(code(ovhform::apply::refused))]
     Refused { server: String, message: String },
+
+    #[error("{server}: an intent cannot be resolved: {reason}")]
+    #[diagnostic(
+        code(ovhform::apply::unresolved),
+        help(
+            "nothing is POSTed for this server until a person resolves its intent (see docs/apply.md, \"Unresolved intents\")"
+        )
+    )]
+    Unresolved { server: String, reason: String },
 }
 
 impl ApplyError {
@@ -84,7 +93,8 @@ impl ApplyError {
             | ApplyError::InstallFailed { server, .. }
             | ApplyError::TaskFailed { server, .. }
             | ApplyError::StoppedWaiting { server, .. }
-            | ApplyError::Refused { server, .. } => server,
+            | ApplyError::Refused { server, .. }
+            | ApplyError::Unresolved { server, .. } => server,
         }
     }
 }

@@ -19,8 +19,6 @@
 //! 4. otherwise (the history may have been purged while ovhform was down) → `Unresolved`:
 //!    nothing is POSTed for the server until a person resolves it.
 
-use std::time::Duration;
-
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
@@ -31,6 +29,11 @@ use crate::state::RecordStore;
 
 /// Tolerated difference between the API's task dates and the intent's time (both API clock).
 const SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
+/// Error bound of the API clock estimate (`/auth/time` is in whole seconds, the local clock
+/// reads between two ticks): `created` is taken this much early so it is a lower bound of the
+/// API's time at the journal write — the intent's own task can never look older than it.
+const CLOCK_ERROR: jiff::SignedDuration = jiff::SignedDuration::from_secs(2);
 
 /// Now in the API's clock: local time corrected by the `/auth/time` delta (times in the
 /// journal are compared with task dates, which the API writes).
@@ -86,10 +89,10 @@ fn parse_date(s: &Option<String>) -> Option<Timestamp> {
 pub async fn resolve(
     client: &ovh::Client,
     intent: &Intent,
-    fresh_window: Duration,
-    purge_horizon: Duration,
+    cfg: &super::TrackingConfig,
     now: Timestamp,
 ) -> Result<Resolution, ApplyError> {
+    let (fresh_window, purge_horizon) = (cfg.fresh_window, cfg.purge_horizon);
     match &intent.state {
         IntentState::Posted { task_id } => return Ok(Resolution::Attached(*task_id)),
         IntentState::Unresolved { reason } => return Ok(Resolution::Unresolved(reason.clone())),
@@ -127,8 +130,10 @@ pub async fn resolve(
     if let Some(task) = fresh_unreadable {
         return Ok(Resolution::Attached(task));
     }
-    // 2. Within the fresh window a new task can still be invisible.
-    let window = jiff::SignedDuration::try_from(fresh_window).unwrap_or(SKEW);
+    // 2. A task the POST started can be invisible until the fresh window has passed since
+    // the API started it — at the latest `post_lag` after the intent (the POST is never sent
+    // later than its deadline).
+    let window = jiff::SignedDuration::try_from(cfg.post_lag + fresh_window).unwrap_or(SKEW);
     let window_end = intent.created.checked_add(window).unwrap_or(intent.created);
     if now < window_end {
         return Ok(Resolution::Wait);
@@ -198,7 +203,10 @@ pub async fn post_reinstall(
             source,
         }
     };
-    let created = api_now(client, local_now()).await;
+    let now = api_now(client, local_now()).await;
+    let created = now.checked_sub(CLOCK_ERROR).unwrap_or(now);
+    // The POST leaves within `post_deadline` of the journal write, or not at all.
+    let send_by = tokio::time::Instant::now() + tracking.post_deadline;
     let mut intent = new_intent(server, fleet, spec, created, plan_id);
     super::crash::point("intent:before-journal");
     // Durable before anything is sent.
@@ -207,7 +215,10 @@ pub async fn post_reinstall(
         .await
         .map_err(state_err("journal the reinstall intent"))?;
     super::crash::point("intent:after-journal");
-    match client.start_install(server, &spec.request).await {
+    match client
+        .start_install_before(server, &spec.request, send_by)
+        .await
+    {
         Ok(started) => {
             // The answer is in, not yet journaled: a crash here is a lost answer.
             super::crash::point("intent:after-post");
@@ -235,15 +246,7 @@ pub async fn post_reinstall(
             tracing::warn!(server, error = %e, "reinstall POST outcome unknown; resolving against the task history");
             loop {
                 let now = api_now(client, local_now()).await;
-                match resolve(
-                    client,
-                    &intent,
-                    tracking.fresh_window,
-                    tracking.purge_horizon,
-                    now,
-                )
-                .await?
-                {
+                match resolve(client, &intent, tracking, now).await? {
                     Resolution::Attached(task) => {
                         intent.state = IntentState::Posted { task_id: task };
                         store

@@ -306,6 +306,7 @@ impl Run<'_> {
         };
         match self.run_actions(sp).await {
             Ok(o) => o,
+            Err(e @ ApplyError::Unresolved { .. }) => Outcome::Degraded(e.to_string()),
             Err(e) => Outcome::Failed(e.to_string()),
         }
     }
@@ -320,14 +321,7 @@ impl Run<'_> {
         crash::point("resolve:before");
         loop {
             let now = intent::api_now(self.ctx.client, self.now()).await;
-            let r = intent::resolve(
-                self.ctx.client,
-                &intent,
-                self.ctx.tracking.fresh_window,
-                self.ctx.tracking.purge_horizon,
-                now,
-            )
-            .await;
+            let r = intent::resolve(self.ctx.client, &intent, &self.ctx.tracking, now).await;
             match r {
                 Err(e) => return Outcome::Failed(e.to_string()),
                 Ok(intent::Resolution::Wait) => {
@@ -374,6 +368,7 @@ impl Run<'_> {
                         Ok(()) => Outcome::Skipped(
                             "finished an earlier run's reinstall; re-run `ovhform plan` for the rest".into(),
                         ),
+                        Err(e @ ApplyError::Unresolved { .. }) => Outcome::Degraded(e.to_string()),
                         Err(e) => Outcome::Failed(e.to_string()),
                     };
                 }
@@ -864,35 +859,39 @@ impl Run<'_> {
         match self.track(name, task, TaskKind::Install).await? {
             TaskEnd::Done => {}
             TaskEnd::Purged => {
-                // The task left the history while we waited: believe it done only if the
-                // server runs the intended OS with nothing installing; else keep the intent.
-                let live =
-                    self.ctx
-                        .client
-                        .get_server(name)
-                        .await
-                        .map_err(|source| ApplyError::Api {
-                            server: name.into(),
-                            step: "re-read the server",
-                            source,
-                        })?;
-                let installing = self
+                // The task left the history: how it ended is unknown. Only a record of this
+                // very task (written before a crash kept us from dropping the intent) says it
+                // succeeded; anything else is for a person to decide — never a second POST.
+                let records = self
                     .ctx
-                    .client
-                    .install_status(name)
+                    .store
+                    .load()
                     .await
-                    .map_err(|source| ApplyError::Api {
-                        server: name.into(),
-                        step: "read the install status",
-                        source,
-                    })?;
-                if live.os != intent.os || installing.is_some() {
-                    return Err(ApplyError::StoppedWaiting {
-                        server: name.into(),
-                        task,
-                        waited: "the task was purged".into(),
-                    });
+                    .map_err(state_err("read the records"))?;
+                if records.installs.get(name).and_then(|r| r.task_id) == Some(task) {
+                    self.ctx
+                        .store
+                        .drop_intent(&intent.id)
+                        .await
+                        .map_err(state_err("drop the recorded intent"))?;
+                    return Ok(());
                 }
+                let reason = format!(
+                    "task {task} left the history before ovhform saw it end; check the server and resolve by hand"
+                );
+                let mut unresolved = intent.clone();
+                unresolved.state = IntentState::Unresolved {
+                    reason: reason.clone(),
+                };
+                self.ctx
+                    .store
+                    .put_intent(&unresolved)
+                    .await
+                    .map_err(state_err("mark the intent unresolved"))?;
+                return Err(ApplyError::Unresolved {
+                    server: name.into(),
+                    reason,
+                });
             }
             TaskEnd::Failed {
                 status,
@@ -900,6 +899,23 @@ impl Run<'_> {
                 error,
                 comment,
             } => {
+                // Kept in the store: the task history that shows the failure is purged in time,
+                // and a degraded server must never look healthy.
+                let failure = crate::model::FailedInstall {
+                    task,
+                    status: status.clone(),
+                    step: step.clone(),
+                    error: error.clone(),
+                    at: intent::api_now(self.ctx.client, self.now()).await,
+                };
+                let server = name.to_string();
+                self.ctx
+                    .store
+                    .update(Box::new(move |r| {
+                        r.failed.insert(server, failure);
+                    }))
+                    .await
+                    .map_err(state_err("record the failed install"))?;
                 self.ctx
                     .store
                     .drop_intent(&intent.id)
@@ -991,9 +1007,17 @@ impl Run<'_> {
     }
 
     async fn store_record(&self, name: &str, rec: &InstallRecord) -> Result<(), ApplyError> {
+        let installed = rec.clone();
+        let succeeded = rec.task_id.is_some();
         self.ctx
             .store
-            .put_install(rec)
+            .update(Box::new(move |r| {
+                // A successful install ends a degraded state.
+                if succeeded {
+                    r.failed.remove(&installed.server);
+                }
+                r.installs.insert(installed.server.clone(), installed);
+            }))
             .await
             .map_err(|source| ApplyError::State {
                 server: name.into(),

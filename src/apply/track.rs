@@ -34,6 +34,13 @@ pub struct TrackingConfig {
     pub fresh_window: Duration,
     /// Expected length of an installation when nothing better is known.
     pub typical_install: Duration,
+    /// A reinstall POST leaves within this of its intent's `created`, or not at all (checked
+    /// after the budget wait, just before signing).
+    pub post_deadline: Duration,
+    /// OVHcloud starts (or refuses) a reinstall within this of its intent's `created`: the
+    /// deadline above plus the API's own handling. Resolution waits out this plus the fresh
+    /// window before concluding anything from a task's absence.
+    pub post_lag: Duration,
     /// How long a finished task surely stays in the history (OVHcloud purges after days):
     /// within it, a reinstall task missing from the list after the fresh window proves the
     /// POST created none.
@@ -51,6 +58,8 @@ impl Default for TrackingConfig {
             max_poll: Duration::from_secs(120),
             fresh_window: Duration::from_secs(5 * 60),
             typical_install: Duration::from_secs(15 * 60),
+            post_deadline: Duration::from_secs(60),
+            post_lag: Duration::from_secs(120),
             purge_horizon: Duration::from_secs(3600),
             stall_after: Duration::from_secs(20 * 60),
             timeout: Duration::from_secs(2 * 3600),

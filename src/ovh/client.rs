@@ -68,6 +68,9 @@ pub(crate) struct Call {
     pub auth: bool,
     pub headers: Vec<(String, String)>,
     pub retry: Retry,
+    /// Not sent at all once this instant has passed (checked after the budget and slot
+    /// waits, just before signing): the reinstall POST's bound on when it may leave.
+    pub send_by: Option<Instant>,
 }
 
 impl Call {
@@ -79,6 +82,7 @@ impl Call {
             auth: true,
             headers: vec![],
             retry: Retry::Safe,
+            send_by: None,
         }
     }
 }
@@ -279,6 +283,25 @@ impl Client {
         decode("POST", path, &resp)
     }
 
+    /// POST (never retried) that is not sent at all once `send_by` has passed (it then fails
+    /// as unsent): for requests whose effect must start within a known bound.
+    pub async fn post_before<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+        send_by: Instant,
+    ) -> Result<T, Error> {
+        let call = Call {
+            method: "POST",
+            body: body.map(to_body),
+            retry: Retry::Never,
+            send_by: Some(send_by),
+            ..Call::get(path)
+        };
+        let resp = self.execute(call).await?;
+        decode("POST", path, &resp)
+    }
+
     /// POST whose answer is void (empty, `null` or ignored).
     pub async fn post_void<B: Serialize + ?Sized>(
         &self,
@@ -404,6 +427,17 @@ impl Client {
             }
         }
         let permit = self.admit().await;
+        if let Some(deadline) = call.send_by
+            && Instant::now() > deadline
+        {
+            return Err(Error::Transport {
+                method: call.method.into(),
+                path: call.path.clone(),
+                message: "not sent: its deadline passed while it waited for the request budget"
+                    .into(),
+                sent: false,
+            });
+        }
         if let Some((application_secret, consumer_key, delta)) = signer {
             let ts = (self.inner.clock)() + delta;
             let body = call.body.as_deref().unwrap_or(b"");

@@ -539,6 +539,49 @@ impl Client {
             .await
     }
 
+    /// [`Client::start_install`] that is not sent at all once `send_by` has passed: the
+    /// intent journal bounds when a reinstall may reach the API (see `apply::intent`).
+    pub async fn start_install_before(
+        &self,
+        sn: &str,
+        reinstall_body: &serde_json::Value,
+        send_by: Instant,
+    ) -> Result<StartedTask, Error> {
+        match self.install_api() {
+            InstallApi::Reinstall => {
+                let t: TaskResponse = self
+                    .post_before(
+                        &format!("{}/reinstall", server_path(sn)),
+                        Some(reinstall_body),
+                        send_by,
+                    )
+                    .await?;
+                Ok(StartedTask {
+                    task_id: t.task_id,
+                    function: t.function,
+                    status: t.status,
+                    api: InstallApi::Reinstall,
+                })
+            }
+            InstallApi::Legacy => {
+                let body = super::install_start_from_reinstall(reinstall_body)?;
+                let t: Task = self
+                    .post_before(
+                        &format!("{}/install/start", server_path(sn)),
+                        Some(&body),
+                        send_by,
+                    )
+                    .await?;
+                Ok(StartedTask {
+                    task_id: t.task_id,
+                    function: t.function,
+                    status: t.status,
+                    api: InstallApi::Legacy,
+                })
+            }
+        }
+    }
+
     /// Start an installation from a reinstall body through the API chosen by
     /// `--install-api`: `/reinstall`, or the legacy `install/start` after mapping the body
     /// (refused with [`Error::Legacy`] when it cannot be expressed there).

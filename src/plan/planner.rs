@@ -369,7 +369,19 @@ fn plan_server(
         return (sp, steps);
     }
 
-    let failed = failed_install(live);
+    let failed = failed_install(live).or_else(|| {
+        // The history may have been purged since: the store remembers ovhform's failures.
+        records.failed.get(name).map(|f| FailedInstall {
+            task: f.task,
+            status: match f.status.as_str() {
+                "customerError" => TaskStatus::CustomerError,
+                "cancelled" => TaskStatus::Cancelled,
+                _ => TaskStatus::OvhError,
+            },
+            step: f.step.clone(),
+            error: f.error.clone(),
+        })
+    });
     let mut pl = ServerPlanner {
         name,
         ds,

@@ -56,6 +56,8 @@ pub fn fast_tracking() -> TrackingConfig {
         fresh_window: Duration::from_secs(2),
         typical_install: Duration::from_secs(1),
         purge_horizon: Duration::from_secs(30),
+        post_deadline: Duration::from_secs(1),
+        post_lag: Duration::from_secs(1),
         stall_after: Duration::from_secs(60),
         timeout: Duration::from_secs(60),
     }
