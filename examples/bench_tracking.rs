@@ -156,23 +156,24 @@ async fn main() {
     assert!(!report.failed(), "{report:#?}");
 
     // When each task ended, in real time, from the simulator's own record.
-    let world = handle.world();
     let mut delays = Vec::new();
-    for (server, seen) in &noticed {
-        let task = world.servers[server]
-            .tasks
-            .values()
-            .filter(|t| t.function == "reinstallServer")
-            .max_by_key(|t| t.id)
-            .expect("a reinstall task");
-        let done = task.done.expect("done");
-        let sim_secs = done.duration_since(sim0).as_secs_f64();
-        let end_real = real0 + Duration::from_secs_f64(sim_secs / speed);
-        let delay_sim = seen.saturating_duration_since(end_real).as_secs_f64() * speed;
-        delays.push(delay_sim);
+    {
+        let world = handle.world();
+        for (server, seen) in &noticed {
+            let task = world.servers[server]
+                .tasks
+                .values()
+                .filter(|t| t.function == "reinstallServer")
+                .max_by_key(|t| t.id)
+                .expect("a reinstall task");
+            let done = task.done.expect("done");
+            let sim_secs = done.duration_since(sim0).as_secs_f64();
+            let end_real = real0 + Duration::from_secs_f64(sim_secs / speed);
+            let delay_sim = seen.saturating_duration_since(end_real).as_secs_f64() * speed;
+            delays.push(delay_sim);
+        }
     }
     let calls = handle.calls();
-    drop(world);
     let polls: u64 = calls
         .iter()
         .filter(|(k, _)| k.contains("/task/{taskId}") || k.ends_with("/install/status"))
