@@ -165,6 +165,9 @@ pub enum Outcome {
     Skipped(String),
     /// Failed (the error says where); for a reinstall the server may be degraded.
     Failed(String),
+    /// Tracking stopped waiting for a task (`--timeout`): not a failure, the task goes on at
+    /// OVHcloud; a reinstall's intent stays in the journal and the next run re-attaches.
+    StoppedWaiting(String),
     /// An intent cannot be resolved: nothing is done until a person resolves it.
     Degraded(String),
 }
@@ -285,7 +288,7 @@ impl Run<'_> {
         };
         match self.run_actions(sp).await {
             Ok(o) => o,
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(e) => outcome_of(e),
         }
     }
 
@@ -352,7 +355,7 @@ impl Run<'_> {
                         Ok(()) => Outcome::Skipped(
                             "finished an earlier run's reinstall; re-run `ovhform plan` for the rest".into(),
                         ),
-                        Err(e) => Outcome::Failed(e.to_string()),
+                        Err(e) => outcome_of(e),
                     };
                 }
             }
@@ -1054,6 +1057,14 @@ impl Run<'_> {
             Err(ApplyError::Api { ref source, .. }) if source.is_not_found() => Ok(()),
             other => other,
         }
+    }
+}
+
+/// A server's error as its outcome: a timeout of tracking is never reported as a failure.
+fn outcome_of(e: ApplyError) -> Outcome {
+    match e {
+        ApplyError::StoppedWaiting { .. } => Outcome::StoppedWaiting(e.to_string()),
+        e => Outcome::Failed(e.to_string()),
     }
 }
 
