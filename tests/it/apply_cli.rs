@@ -727,6 +727,51 @@ async fn a_second_concurrent_apply_fails_naming_the_lock_holder() {
     sim.shutdown().await;
 }
 
+/// `ovhform demo` plans, applies on the simulator's fast clock and plans again to nothing,
+/// offline, writing nothing outside memory and suggesting no command that names its
+/// simulator (gone when the demo ends).
+#[test]
+fn the_demo_applies_and_a_second_plan_has_no_changes() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_ovhform"))
+        .args(["demo", "--text-only", "--manifests"])
+        .arg(repo().join("manifests"))
+        .current_dir(work.path())
+        .stdin(Stdio::null())
+        .env_clear()
+        .env("HOME", work.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run the demo");
+    let run = Run::from(out);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(started.elapsed() < Duration::from_secs(60), "{run}");
+    assert!(
+        run.stdout.contains("--allow-wipe ns3000002.ip-51-68-1.eu"),
+        "said plainly\n{run}"
+    );
+    assert!(run.stdout.contains("Apply complete:"), "{run}");
+    assert!(run.stdout.contains(&format!("converged: {WEB2}")), "{run}");
+    assert!(run.stdout.contains("a second plan has no changes"), "{run}");
+    assert!(
+        run.stderr.contains(&format!("{WEB2}: step ")),
+        "progress shown\n{run}"
+    );
+    assert!(!run.stdout.contains("Apply with:"), "{run}");
+    assert!(
+        !run.stdout
+            .lines()
+            .any(|l| l.contains("ovhform ") && l.contains("127.0.0.1")),
+        "no suggested command names the simulator\n{run}"
+    );
+    let left: Vec<_> = std::fs::read_dir(work.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "the demo wrote {left:?}");
+}
+
 /// docs/apply.md documents every `apply` flag, and the README's exit-code table mentions
 /// apply.
 #[test]
