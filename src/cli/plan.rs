@@ -109,7 +109,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         ..PlanInput::new(jiff::Timestamp::now())
     };
     let style = Style::for_stderr(global, std::io::stderr().is_terminal());
-    let planned = runtime()?.block_on(run_pipeline(
+    let mut planned = runtime()?.block_on(run_pipeline(
         desired,
         &client,
         &store,
@@ -118,6 +118,11 @@ pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         input,
         style,
     ))?;
+    // A plan that cannot be applied as it is suggests no command, in no form: not in the
+    // renderings (they check too), not in the JSON, not in the saved file.
+    if planned.plan.has_errors() {
+        planned.plan.apply_command = None;
+    }
     if let Some(out) = &args.out {
         save_plan(&planned.plan, out)?;
     }

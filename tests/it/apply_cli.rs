@@ -312,6 +312,21 @@ async fn policy_never_blocks_whatever_the_flags() {
     assert!(run.stderr.contains("error finding"), "{run}");
     assert_eq!(reinstalls(&sim), 0);
     assert_eq!(writes(&sim), 0, "{:?}", sim.calls());
+    // A plan that cannot be applied suggests no apply command, in no form.
+    let out = work.path().join("never.json");
+    let o = out.display().to_string();
+    let plan = work
+        .run(
+            &sim,
+            &["plan", "--manifests", &m, "--format", "json", "--out", &o],
+        )
+        .await;
+    assert_eq!(plan.code, Some(1), "{plan}");
+    let saved = std::fs::read_to_string(&out).expect("saved plan");
+    assert!(
+        !plan.stdout.contains("apply_command") && !saved.contains("apply_command"),
+        "{plan}"
+    );
     sim.shutdown().await;
 }
 
