@@ -170,6 +170,9 @@ pub enum Outcome {
     Skipped(String),
     /// Failed (the error says where); for a reinstall the server may be degraded.
     Failed(String),
+    /// Tracking stopped waiting for a task (`--timeout`): not a failure, the task goes on at
+    /// OVHcloud; a reinstall's intent stays in the journal and the next run re-attaches.
+    StoppedWaiting(String),
     /// An intent cannot be resolved: nothing is done until a person resolves it.
     Degraded(String),
 }
@@ -306,8 +309,7 @@ impl Run<'_> {
         };
         match self.run_actions(sp).await {
             Ok(o) => o,
-            Err(e @ ApplyError::Unresolved { .. }) => Outcome::Degraded(e.to_string()),
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(e) => outcome_of(e),
         }
     }
 
@@ -368,8 +370,7 @@ impl Run<'_> {
                         Ok(()) => Outcome::Skipped(
                             "finished an earlier run's reinstall; re-run `ovhform plan` for the rest".into(),
                         ),
-                        Err(e @ ApplyError::Unresolved { .. }) => Outcome::Degraded(e.to_string()),
-                        Err(e) => Outcome::Failed(e.to_string()),
+                        Err(e) => outcome_of(e),
                     };
                 }
             }
@@ -1120,6 +1121,15 @@ impl Run<'_> {
             Err(ApplyError::Api { ref source, .. }) if source.is_not_found() => Ok(()),
             other => other,
         }
+    }
+}
+
+/// A server's error as its outcome: a timeout of tracking is never reported as a failure.
+fn outcome_of(e: ApplyError) -> Outcome {
+    match e {
+        ApplyError::StoppedWaiting { .. } => Outcome::StoppedWaiting(e.to_string()),
+        ApplyError::Unresolved { .. } => Outcome::Degraded(e.to_string()),
+        e => Outcome::Failed(e.to_string()),
     }
 }
 

@@ -67,6 +67,28 @@ impl Default for TrackingConfig {
     }
 }
 
+impl TrackingConfig {
+    /// Every pace and window divided by `factor` (the overall timeout kept): tracking on a
+    /// simulator whose clock runs `factor` times faster than real time.
+    pub fn scaled(&self, factor: f64) -> TrackingConfig {
+        if !(factor.is_finite() && factor > 0.0) {
+            return self.clone();
+        }
+        let s = |d: Duration| d.div_f64(factor);
+        TrackingConfig {
+            min_poll: s(self.min_poll),
+            max_poll: s(self.max_poll),
+            fresh_window: s(self.fresh_window),
+            typical_install: s(self.typical_install),
+            post_deadline: s(self.post_deadline),
+            post_lag: s(self.post_lag),
+            purge_horizon: s(self.purge_horizon),
+            stall_after: s(self.stall_after),
+            timeout: self.timeout,
+        }
+    }
+}
+
 /// How many tasks are being tracked at once, for the shared budget.
 #[derive(Clone, Debug, Default)]
 pub struct Tracking(Arc<AtomicUsize>);

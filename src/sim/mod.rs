@@ -97,6 +97,9 @@ pub struct SimConfig {
     /// Batch GETs answer 403 (per-server access rules).
     pub batch_forbidden: bool,
     pub timings: Timings,
+    /// Every server starts with its delivery in the task history: one finished
+    /// `reinstallServer` task thirty days old, as OVHcloud shows for a delivered server.
+    pub delivery_history: bool,
     /// Lifetime of OAuth2 access tokens (real time; short so clients exercise refresh).
     pub oauth2_token_ttl: Duration,
     /// Tolerated difference between `X-Ovh-Timestamp` and the server's clock.
@@ -120,6 +123,7 @@ impl Default for SimConfig {
             stale_listing: false,
             batch_forbidden: false,
             timings: Timings::default(),
+            delivery_history: false,
             oauth2_token_ttl: Duration::from_secs(300),
             max_clock_skew: Duration::from_secs(300),
         }
@@ -166,6 +170,9 @@ pub fn spawn(listener: tokio::net::TcpListener, config: SimConfig) -> SimHandle 
         StdRng::seed_from_u64(config.seed),
     );
     world.timings = config.timings.clone();
+    if config.delivery_history {
+        world.add_delivery_history(jiff::SignedDuration::from_hours(30 * 24));
+    }
     let app = Arc::new(server::App::new(world, &config));
     let task = tokio::spawn(server::serve(listener, app.clone()));
     SimHandle {

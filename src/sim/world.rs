@@ -542,6 +542,37 @@ impl World {
         self.calls.values().sum()
     }
 
+    /// One finished `reinstallServer` task, `age` old, on every server: its delivery.
+    pub fn add_delivery_history(&mut self, age: jiff::SignedDuration) {
+        let at = self.now().checked_sub(age).unwrap_or(self.now());
+        let names: Vec<String> = self.servers.keys().cloned().collect();
+        for name in names {
+            let id = self.next_task_id;
+            self.next_task_id += 1;
+            if let Some(srv) = self.servers.get_mut(&name) {
+                srv.tasks.insert(
+                    id,
+                    Task {
+                        id,
+                        function: "reinstallServer".into(),
+                        comment: "Start bare metal OS installation".into(),
+                        status: TaskStatus::Done,
+                        start: at,
+                        last_update: at,
+                        done: Some(at),
+                        todo_at: at,
+                        doing_at: at,
+                        end_at: at,
+                        final_status: TaskStatus::Done,
+                        effect: TaskEffect::Nothing,
+                        transient_404: 0,
+                        raw: BTreeMap::new(),
+                    },
+                );
+            }
+        }
+    }
+
     /// Create a task on `server`; the caller has checked that the server exists.
     pub fn create_task(
         &mut self,

@@ -1,6 +1,7 @@
 //! The one integration test binary: one module per area.
 
 mod api_reality;
+mod apply_cli;
 mod apply_e2e;
 mod escape_edge;
 mod isolation;

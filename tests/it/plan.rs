@@ -24,7 +24,7 @@ pub fn now() -> jiff::Timestamp {
 pub fn input() -> PlanInput {
     PlanInput {
         revision: Some("4f2c9e1".into()),
-        apply_command: Some("ovhform apply --plan plan.json".into()),
+        apply_command: Some("ovhform apply plan.json".into()),
         ..PlanInput::new(now())
     }
 }

@@ -131,6 +131,11 @@ fn mask(s: &str) -> String {
             out.push_str("<time line>\n");
             continue;
         }
+        // The apply command names this run's temporary directory.
+        if line.contains("apply_command") || line.contains("ovhform apply ") {
+            out.push_str("<apply command>\n");
+            continue;
+        }
         let mut rest = line;
         let mut l = String::new();
         while let Some(i) = rest.find("hmac-sha256:") {
