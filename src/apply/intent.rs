@@ -203,6 +203,10 @@ pub async fn post_reinstall(
             source,
         }
     };
+    // The budget queue is waited out before the intent exists, so the deadline below bounds
+    // only the journal write and the concurrency wait (a full fleet of reinstalls queued on
+    // the fair-use budget would otherwise outlive it and go unsent).
+    let slot = client.reserve_slot().await;
     let now = api_now(client, local_now()).await;
     let created = now.checked_sub(CLOCK_ERROR).unwrap_or(now);
     // The POST leaves within `post_deadline` of the journal write, or not at all.
@@ -216,7 +220,7 @@ pub async fn post_reinstall(
         .map_err(state_err("journal the reinstall intent"))?;
     super::crash::point("intent:after-journal");
     match client
-        .start_install_before(server, &spec.request, send_by)
+        .start_install_before(server, &spec.request, send_by, slot)
         .await
     {
         Ok(started) => {

@@ -795,7 +795,12 @@ impl Run<'_> {
         let task = match posted {
             intent::Posted::Task(t) => t,
             intent::Posted::Refused(e) => {
-                self.stop_destructive.store(true, Ordering::SeqCst);
+                // A refusal says something about this plan or this fleet: stop starting more.
+                // A POST that never left (its slot deadline passed, no connection) proves
+                // nothing about the other servers; they go on.
+                if !e.is_unsent() {
+                    self.stop_destructive.store(true, Ordering::SeqCst);
+                }
                 return Err(ApplyError::Api {
                     server: name.into(),
                     step: "start the reinstall",

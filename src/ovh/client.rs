@@ -71,7 +71,17 @@ pub(crate) struct Call {
     /// Not sent at all once this instant has passed (checked after the budget and slot
     /// waits, just before signing): the reinstall POST's bound on when it may leave.
     pub send_by: Option<Instant>,
+    /// Its budget slot was taken in advance ([`Client::reserve_slot`]): `admit` skips the
+    /// budget wait, so the time between the caller's last durable step and the send is
+    /// bounded by the concurrency wait alone.
+    pub prepaid: bool,
 }
+
+/// A request-budget slot taken ahead of the request that will use it (see
+/// [`Client::reserve_slot`]). Consumed by that request; not reusable.
+#[must_use = "a reserved slot is spent only by the request it is passed to"]
+#[derive(Debug)]
+pub struct Slot(());
 
 impl Call {
     pub fn get(path: impl Into<String>) -> Call {
@@ -83,6 +93,7 @@ impl Call {
             headers: vec![],
             retry: Retry::Safe,
             send_by: None,
+            prepaid: false,
         }
     }
 }
@@ -283,19 +294,31 @@ impl Client {
         decode("POST", path, &resp)
     }
 
-    /// POST (never retried) that is not sent at all once `send_by` has passed (it then fails
-    /// as unsent): for requests whose effect must start within a known bound.
+    /// Wait for one request-budget slot now, for a request sent later with it. A caller that
+    /// must send within a bound of some durable step (the reinstall POST after its journal
+    /// write) takes the slot first, so the budget queue is behind it before the bound starts.
+    pub async fn reserve_slot(&self) -> Slot {
+        self.wait_budget().await;
+        Slot(())
+    }
+
+    /// POST (never retried) on a reserved budget slot that is not sent at all once `send_by`
+    /// has passed (it then fails as unsent): for requests whose effect must start within a
+    /// known bound.
     pub async fn post_before<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         path: &str,
         body: Option<&B>,
         send_by: Instant,
+        slot: Slot,
     ) -> Result<T, Error> {
+        let Slot(()) = slot;
         let call = Call {
             method: "POST",
             body: body.map(to_body),
             retry: Retry::Never,
             send_by: Some(send_by),
+            prepaid: true,
             ..Call::get(path)
         };
         let resp = self.execute(call).await?;
@@ -426,14 +449,18 @@ impl Client {
                 }
             }
         }
-        let permit = self.admit().await;
+        let permit = if call.prepaid {
+            self.permit().await
+        } else {
+            self.admit().await
+        };
         if let Some(deadline) = call.send_by
             && Instant::now() > deadline
         {
             return Err(Error::Transport {
                 method: call.method.into(),
                 path: call.path.clone(),
-                message: "not sent: its deadline passed while it waited for the request budget"
+                message: "not sent: its deadline passed while it waited for a request slot"
                     .into(),
                 sent: false,
             });
@@ -479,6 +506,11 @@ impl Client {
 
     /// Wait for the budget, then for a concurrency permit (held until the answer is in).
     async fn admit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.wait_budget().await;
+        self.permit().await
+    }
+
+    async fn wait_budget(&self) {
         let wait = self
             .inner
             .budget
@@ -489,6 +521,10 @@ impl Client {
             tracing::debug!(?wait, "request budget: waiting");
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// A concurrency permit, held until the answer is in.
+    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
         self.inner
             .permits
             .acquire()

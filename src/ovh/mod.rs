@@ -24,7 +24,7 @@ mod transport;
 pub mod types;
 
 pub use budget::Budget;
-pub use client::{Client, Mode, WallClock};
+pub use client::{Client, Mode, Slot, WallClock};
 pub use config::{
     ClientConfig, ConfigInput, ConfigSources, Credentials, ENDPOINT_NAMES, Endpoint, InstallApi,
     Secret,

@@ -546,6 +546,7 @@ impl Client {
         sn: &str,
         reinstall_body: &serde_json::Value,
         send_by: Instant,
+        slot: super::client::Slot,
     ) -> Result<StartedTask, Error> {
         match self.install_api() {
             InstallApi::Reinstall => {
@@ -554,6 +555,7 @@ impl Client {
                         &format!("{}/reinstall", server_path(sn)),
                         Some(reinstall_body),
                         send_by,
+                        slot,
                     )
                     .await?;
                 Ok(StartedTask {
@@ -570,6 +572,7 @@ impl Client {
                         &format!("{}/install/start", server_path(sn)),
                         Some(&body),
                         send_by,
+                        slot,
                     )
                     .await?;
                 Ok(StartedTask {
