@@ -72,7 +72,7 @@ check() {
   elif [[ "$expect" == fail && "$errors" == 0 ]]; then
     verdict="FAILED (expected a violation: the property no longer catches this flaw)"
   fi
-  printf 'model-check: %-19s expect=%-4s errors=%s states=%s depth=%s time=%ss %s\n' \
+  printf 'model-check: %-20s expect=%-4s errors=%s states=%s depth=%s time=%ss %s\n' \
     "$name" "$expect" "${errors:-?}" "${stored:-?}" "${depth:-?}" \
     "$(awk "BEGIN { printf \"%.1f\", $end - $start }")" "$verdict"
   if [[ "$verdict" != ok ]]; then
@@ -96,6 +96,12 @@ check stale-plan fail journal.pml "$quick" -- -DSTALE_PLAN
 check purged-means-ended fail journal.pml "$quick" -- -DPURGED_MEANS_ENDED
 check clock-after-answer fail journal.pml "$quick" -- -DCLOCK_AFTER_ANSWER
 check created-estimate fail journal.pml "$quick" -- -DCREATED_ESTIMATE
+check purge-any-age fail journal.pml "$quick" -- -DPURGE_ANY_AGE
+check horizon-clock-before fail journal.pml "$quick" -- -DHORIZON_CLOCK_BEFORE
+check unreadable-attach fail journal.pml "$quick" -- -DUNREADABLE_ATTACH
+check skew-attach fail journal.pml "$quick" -- -DSKEW_ATTACH
+check track-after-answer fail journal.pml "$quick" -- -DTRACK_AFTER_ANSWER
+check send-by-late fail journal.pml "$quick" -- -DSEND_BY_LATE
 
 if [[ $failures -ne 0 ]]; then
   echo "model-check: $failures check(s) did not meet their expectation" >&2
