@@ -8,10 +8,13 @@
 //! and recording (the caller does them once it has a task).
 //!
 //! Resolution of a `Journaled` intent (the POST may or may not have reached the API):
-//! 1. a `reinstallServer` task created at or after the intent (API clock, small skew), or a
-//!    listed one that cannot be read yet (fresh tasks answer 404), → attach to it;
-//! 2. none, and the fresh window since the intent has not passed → wait: tasks can be missing
-//!    from the list for minutes;
+//! 1. a `reinstallServer` task created at or after the intent (API clock; `created` is a lower
+//!    bound of the API's time at the journal write, so the intent's own task is never older)
+//!    → attach to it;
+//! 2. a listed task that cannot be read yet and is newer than every readable one (fresh tasks
+//!    answer 404; it may be ours or an older one) → wait, never attach on a guess; none, and the
+//!    fresh window since the intent has not passed → wait: tasks can be missing from the list
+//!    for minutes;
 //! 3. none, the window has passed, and the history provably covers the intent's time — a task
 //!    older than the intent is still listed, or the intent is younger than the purge horizon
 //!    (OVHcloud keeps finished tasks far longer than that) — → the API proves no task was
@@ -26,9 +29,6 @@ use super::ApplyError;
 use crate::model::{InstallSpec, Intent, IntentState};
 use crate::ovh;
 use crate::state::RecordStore;
-
-/// Tolerated difference between the API's task dates and the intent's time (both API clock).
-const SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 
 /// Error bound of the API clock estimate (`/auth/time` is in whole seconds, the local clock
 /// reads between two ticks): `created` is taken this much early so it is a lower bound of the
@@ -85,12 +85,15 @@ fn parse_date(s: &Option<String>) -> Option<Timestamp> {
     s.as_deref().and_then(|d| d.parse::<Timestamp>().ok())
 }
 
-/// Resolves `intent` against the API at `now` (API clock).
+/// Resolves `intent` against the API. `local_now` is read before the task list is requested
+/// (the waits compare a lower bound of when the answer was served) and again after its answer
+/// (the purge-horizon proof compares an upper bound): journal.pml, HORIZON_CLOCK_BEFORE and
+/// CLOCK_AFTER_ANSWER are the flaws each order avoids.
 pub async fn resolve(
     client: &ovh::Client,
     intent: &Intent,
     cfg: &super::TrackingConfig,
-    now: Timestamp,
+    local_now: &(dyn Fn() -> Timestamp + Sync),
 ) -> Result<Resolution, ApplyError> {
     let (fresh_window, purge_horizon) = (cfg.fresh_window, cfg.purge_horizon);
     match &intent.state {
@@ -103,15 +106,16 @@ pub async fn resolve(
         step: "resolve an earlier reinstall intent",
         source,
     };
-    let since = intent.created.checked_sub(SKEW).unwrap_or(intent.created);
+    // Exact: a task dated before `created` cannot be the intent's (journal.pml SKEW_ATTACH).
+    let since = intent.created;
+    let before = api_now(client, local_now()).await;
     let ids = client
         .list_tasks(&intent.server, Some("reinstallServer"), None)
         .await
         .map_err(api)?;
     let got = client.get_tasks(&intent.server, &ids).await.map_err(api)?;
     let newest_readable = got.found.keys().max().copied();
-    // 1. Ours: created at or after the intent; or listed, unreadable and newer than every
-    // task that can be read (a fresh one).
+    // 1. Ours: created at or after the intent.
     let ours = got
         .found
         .values()
@@ -127,24 +131,37 @@ pub async fn resolve(
         .copied()
         .filter(|id| newest_readable.is_none_or(|n| *id > n))
         .max();
-    if let Some(task) = fresh_unreadable {
-        return Ok(Resolution::Attached(task));
-    }
     // 2. A task the POST started can be invisible until the fresh window has passed since
     // the API started it — at the latest `post_lag` after the intent (the POST is never sent
     // later than its deadline).
-    let window = jiff::SignedDuration::try_from(cfg.post_lag + fresh_window).unwrap_or(SKEW);
-    let window_end = intent.created.checked_add(window).unwrap_or(intent.created);
-    if now < window_end {
+    let window = jiff::SignedDuration::try_from(cfg.post_lag + fresh_window)
+        .unwrap_or(jiff::SignedDuration::MAX);
+    let window_end = intent.created.checked_add(window).unwrap_or(Timestamp::MAX);
+    // A listed task that cannot be read may be ours, fresh, or an older one: wait until it
+    // can be read (journal.pml UNREADABLE_ATTACH: attaching on a guess tracks the wrong task).
+    // Past the window every task not purged is readable; one that still is not contradicts
+    // what the proof assumes, and a person decides.
+    if let Some(task) = fresh_unreadable {
+        if before < window_end {
+            return Ok(Resolution::Wait);
+        }
+        return Ok(Resolution::Unresolved(format!(
+            "reinstall task {task} is listed but cannot be read, long after the intent of {}: the reinstall may or may not have started",
+            intent.created
+        )));
+    }
+    if before < window_end {
         return Ok(Resolution::Wait);
     }
     // 3. The history covers the intent's time while the intent is younger than the purge
-    // horizon, or when a task older than it is still listed.
+    // horizon, or when a task older than it is still listed. The clock is read after the
+    // answer: the list must have been served while the intent was younger than the horizon.
     let horizon = jiff::SignedDuration::try_from(purge_horizon).unwrap_or(window);
+    let after = api_now(client, local_now()).await;
     if intent
         .created
         .checked_add(horizon)
-        .is_ok_and(|end| now < end)
+        .is_ok_and(|end| after < end)
     {
         return Ok(Resolution::NoTask);
     }
@@ -193,7 +210,7 @@ pub async fn post_reinstall(
     fleet: &str,
     spec: &InstallSpec,
     plan_id: Option<String>,
-    local_now: impl Fn() -> Timestamp,
+    local_now: &(dyn Fn() -> Timestamp + Sync),
     tracking: &super::TrackingConfig,
 ) -> Result<Posted, ApplyError> {
     let state_err = |step| {
@@ -207,10 +224,13 @@ pub async fn post_reinstall(
     // only the journal write and the concurrency wait (a full fleet of reinstalls queued on
     // the fair-use budget would otherwise outlive it and go unsent).
     let slot = client.reserve_slot().await;
-    let now = api_now(client, local_now()).await;
-    let created = now.checked_sub(CLOCK_ERROR).unwrap_or(now);
-    // The POST leaves within `post_deadline` of the journal write, or not at all.
+    // The deadline runs from before the clock read `created` comes from, never after it
+    // (journal.pml SEND_BY_LATE: api_now may wait for /auth/time).
     let send_by = tokio::time::Instant::now() + tracking.post_deadline;
+    let local = local_now();
+    let now = api_now(client, local).await;
+    let created = now.checked_sub(CLOCK_ERROR).unwrap_or(now);
+    // The POST leaves within `post_deadline` of `created`, or not at all.
     let mut intent = new_intent(server, fleet, spec, created, plan_id);
     super::crash::point("intent:before-journal");
     // Durable before anything is sent.
@@ -249,8 +269,7 @@ pub async fn post_reinstall(
         Err(e) => {
             tracing::warn!(server, error = %e, "reinstall POST outcome unknown; resolving against the task history");
             loop {
-                let now = api_now(client, local_now()).await;
-                match resolve(client, &intent, tracking, now).await? {
+                match resolve(client, &intent, tracking, local_now).await? {
                     Resolution::Attached(task) => {
                         intent.state = IntentState::Posted { task_id: task };
                         store

@@ -84,7 +84,8 @@
  *     a task started >= created   `attach:`      Resolution::Attached -> put_intent(Posted),
  *                                                then tracked as (4) ("resolve:after-attach")
  *     a listed, unreadable task   (wait)         Resolution::Wait: see UNREADABLE_ATTACH
- *       newer than every readable
+ *       newer than every readable                (past WAIT the code says Unresolved, which
+ *                                                the FW assumption below makes unreachable)
  *     none, a0 < WAIT             (wait)         Resolution::Wait: look again later, no POST
  *     none, now < created + H     `drop_horizon:` Resolution::NoTask -> drop_intent
  *     else the oldest task of the `history:`     list_tasks(all), get_tasks(oldest)
@@ -128,19 +129,19 @@
  *   PURGE_ANY_AGE           the horizon proof without its assumption: Api purges ended tasks at
  *                           any age (oldest first still).
  *   HORIZON_CLOCK_BEFORE    the horizon decision compares the API time read before the list
- *                           request (a0), not after its answer. The code as of this model:
- *                           intent.rs resolve compares the caller's `now` with created + H.
+ *                           request (a0), not after its answer.
  *   UNREADABLE_ATTACH       a listed reinstall task that answers 404 and is newer than every
- *                           readable one is attached to (the code as of this model: intent.rs
- *                           resolve, `fresh_unreadable`), though it may be an older task.
+ *                           readable one is attached to, though it may be an older task.
  *   SKEW_ATTACH             a task started shortly before the intent (in the same tick; the
- *                           code: up to 60 s before `created`) counts as started at or after
- *                           it (the code as of this model: intent.rs resolve, `since`).
+ *                           code had a 60 s tolerance) counts as started at or after it.
  *   TRACK_AFTER_ANSWER      tracking's 404 decision compares the time tracked, read after the
- *                           answer (the code as of this model: track.rs, started.elapsed()).
+ *                           answer.
  *   SEND_BY_LATE            the POST's deadline runs from an instant later than `created` (one
- *                           tick here; the code: send_by is taken after api_now's await, which
- *                           may fetch /auth/time, while `created` is from the clock read before).
+ *                           tick here; the code took send_by after api_now's await, which may
+ *                           fetch /auth/time, while `created` came from the clock read before).
+ *   The last five flaws were in the code when this model was aligned with it; each is fixed
+ *   and has a regression test in tests/it/intent_resolve.rs (SEND_BY_LATE: the model only, as
+ *   the gap is one await).
  *
  * Assumptions (not checked): store writes are atomic and durable; the lock is exclusive; the API
  * starts a task (or refuses) within LAG of `created` when the POST was sent before that (post_lag);

@@ -322,8 +322,13 @@ impl Run<'_> {
         });
         crash::point("resolve:before");
         loop {
-            let now = intent::api_now(self.ctx.client, self.now()).await;
-            let r = intent::resolve(self.ctx.client, &intent, &self.ctx.tracking, now).await;
+            let r = intent::resolve(
+                self.ctx.client,
+                &intent,
+                &self.ctx.tracking,
+                &*self.ctx.clock,
+            )
+            .await;
             match r {
                 Err(e) => return Outcome::Failed(e.to_string()),
                 Ok(intent::Resolution::Wait) => {
@@ -788,7 +793,7 @@ impl Run<'_> {
             &self.ctx.fleet,
             spec,
             self.ctx.plan_id.clone(),
-            || (self.ctx.clock)(),
+            &*self.ctx.clock,
             &self.ctx.tracking,
         )
         .await?;

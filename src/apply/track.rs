@@ -211,11 +211,14 @@ pub async fn track(
                 .to_string(),
             });
         }
+        // Read before the GET: a 404 counts as "purged" only if the task had been tracked
+        // for the fresh window when the request left (journal.pml TRACK_AFTER_ANSWER).
+        let tracked = started.elapsed();
         let t = match client.get_task(server, task).await {
             Ok(t) => Some(t),
             // A fresh task answers 404 for a while; a purged one for ever.
             Err(e) if e.is_not_found() => {
-                if started.elapsed() < cfg.fresh_window {
+                if tracked < cfg.fresh_window {
                     continue;
                 }
                 None

@@ -4,6 +4,7 @@ mod api_reality;
 mod apply_cli;
 mod apply_e2e;
 mod escape_edge;
+mod intent_resolve;
 mod isolation;
 mod journal_model;
 mod manifest;
