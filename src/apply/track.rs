@@ -5,15 +5,19 @@
 //! stall detection and the overall timeout. Must not touch: what to do after the task (the
 //! caller records, journals, reports).
 //!
-//! Pace: one task GET per poll (plus `install/status` every third poll of an install, for the
-//! progress display), at an interval that is a third of the expected remaining time, between
-//! `min_poll` and `max_poll`, and never faster than the request budget shared by every task
-//! being tracked allows — so 100 installs at 60 requests/minute each get a poll every ~2
-//! minutes and a completion is noticed within about that. "Stopped waiting" (timeout) is never
-//! reported as a failure: the task goes on at OVHcloud.
+//! Pace: one task GET per poll (plus `install/status` every third poll of an install: the
+//! progress display and the estimate of the time left). Each task wants polls at its own pace
+//! ([`own_interval`]: an install a few while it runs, closing in on its expected end, then one
+//! every `max_poll / 2`); every task being tracked
+//! declares that wish to the shared [`Tracking`], and when together they would use more than
+//! [`TRACKING_SHARE`] of the request budget, every wait is stretched by the same factor — so
+//! the installs about to end keep polling often and those with a long way to go give way, and
+//! no wait runs past a task's expected end. 100 installs at 60 requests/minute stay within the
+//! budget and each completion is noticed within about two minutes (docs/benchmarks.md).
+//! "Stopped waiting" (timeout) is never reported as a failure: the task goes on at OVHcloud.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -89,25 +93,47 @@ impl TrackingConfig {
     }
 }
 
-/// How many tasks are being tracked at once, for the shared budget.
+/// The polls every tracked task wants, for sharing the request budget among them.
 #[derive(Clone, Debug, Default)]
-pub struct Tracking(Arc<AtomicUsize>);
+pub struct Tracking(Arc<Mutex<Demand>>);
 
-struct Active(Arc<AtomicUsize>);
+#[derive(Debug, Default)]
+struct Demand {
+    next: u64,
+    /// Requests per second each tracked task would make at its own pace.
+    rates: BTreeMap<u64, f64>,
+}
+
+struct Active {
+    id: u64,
+    demand: Arc<Mutex<Demand>>,
+}
 
 impl Drop for Active {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        if let Ok(mut d) = self.demand.lock() {
+            d.rates.remove(&self.id);
+        }
     }
 }
 
 impl Tracking {
     fn enter(&self) -> Active {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        Active(self.0.clone())
+        let mut d = self.0.lock().expect("tracking lock");
+        d.next += 1;
+        let id = d.next;
+        d.rates.insert(id, 0.0);
+        Active {
+            id,
+            demand: self.0.clone(),
+        }
     }
-    fn count(&self) -> usize {
-        self.0.load(Ordering::Relaxed).max(1)
+
+    /// Declares `active`'s own rate; returns every tracked task's rates summed.
+    fn declare(&self, active: &Active, rate: f64) -> f64 {
+        let mut d = self.0.lock().expect("tracking lock");
+        d.rates.insert(active.id, rate);
+        d.rates.values().sum()
     }
 }
 
@@ -137,22 +163,48 @@ pub enum TaskEnd {
 /// Requests one poll costs on average (a task GET, plus `install/status` every third poll).
 const REQUESTS_PER_POLL: f64 = 4.0 / 3.0;
 
-/// The wait before the next poll: a third of the expected remaining time, within the
-/// configured bounds, and no faster than the budget shared by `active` tracked tasks allows.
-pub fn poll_interval(
+/// The part of the request budget task polls may take together: the rest stays for the
+/// reinstall POSTs, re-reads and tag writes of the same run.
+pub const TRACKING_SHARE: f64 = 0.75;
+
+/// A task's own pace. An install: half its expected remaining time, between half of
+/// `max_poll` and four times it — a few polls while it runs, closing in on its expected end,
+/// then one every `max_poll / 2` until it ends (a completion is noticed within about that,
+/// however wrong the estimate was). Any other task (a reboot lasts a minute or two): a third of
+/// its expected remaining time, between `min_poll` and `max_poll`.
+pub fn own_interval(
     cfg: &TrackingConfig,
+    kind: TaskKind,
     expected_remaining: Duration,
-    active: usize,
-    requests_per_minute: u32,
 ) -> Duration {
-    let own = (expected_remaining / 3).clamp(cfg.min_poll, cfg.max_poll.max(cfg.min_poll));
-    if requests_per_minute == 0 {
+    let max = cfg.max_poll.max(cfg.min_poll);
+    match kind {
+        TaskKind::Install => (expected_remaining / 2).clamp((max / 2).max(cfg.min_poll), max * 4),
+        TaskKind::Other => (expected_remaining / 3).clamp(cfg.min_poll, max),
+    }
+}
+
+/// The wait before a task's next poll: its own pace, stretched by how far the summed wishes of
+/// every tracked task (`demand`, requests per second, its own included) exceed the share of
+/// the budget tracking may use — but never past the task's expected end, so a task about to
+/// finish is looked at when it should. `requests_per_second` 0: no budget.
+pub fn poll_interval(
+    own: Duration,
+    expected_remaining: Duration,
+    demand: f64,
+    requests_per_second: f64,
+) -> Duration {
+    if requests_per_second <= 0.0 {
         return own;
     }
-    let fair = Duration::from_secs_f64(
-        active as f64 * REQUESTS_PER_POLL * 60.0 / f64::from(requests_per_minute),
-    );
-    own.max(fair)
+    let share = requests_per_second * TRACKING_SHARE;
+    let stretch = (demand / share).max(1.0);
+    let stretched = own.mul_f64(stretch);
+    if expected_remaining > own {
+        stretched.min(expected_remaining)
+    } else {
+        stretched
+    }
 }
 
 /// Expected remaining time of an install from its progress: the pace of the steps done so
@@ -181,23 +233,23 @@ pub async fn track(
     tracking: &Tracking,
     events: &UnboundedSender<ApplyEvent>,
 ) -> Result<TaskEnd, ApplyError> {
-    let _active = tracking.enter();
+    let active = tracking.enter();
     let started = Instant::now();
     let mut polls: u64 = 0;
     let mut last_step: Option<(usize, String)> = None;
     let mut step_since = Instant::now();
     let mut stalled_reported = false;
+    // The expected remaining time as of `estimated_at`.
     let mut remaining = match kind {
         TaskKind::Install => cfg.typical_install,
         TaskKind::Other => cfg.min_poll,
     };
+    let mut estimated_at = Instant::now();
     loop {
-        let wait = poll_interval(
-            cfg,
-            remaining,
-            tracking.count(),
-            client.config().requests_per_minute,
-        );
+        let left = remaining.saturating_sub(estimated_at.elapsed());
+        let own = own_interval(cfg, kind, left);
+        let demand = tracking.declare(&active, REQUESTS_PER_POLL / own.as_secs_f64());
+        let wait = poll_interval(own, left, demand, client.config().requests_per_second());
         tokio::time::sleep(wait).await;
         polls += 1;
         super::crash::point("track:poll");
@@ -258,6 +310,7 @@ pub async fn track(
                         done,
                         steps.len(),
                     );
+                    estimated_at = Instant::now();
                     let _ = events.send(ApplyEvent::InstallProgress {
                         server: server.to_string(),
                         task,
@@ -293,6 +346,7 @@ pub async fn track(
             "init" | "todo" | "doing" => {
                 if kind == TaskKind::Other {
                     remaining = cfg.min_poll;
+                    estimated_at = Instant::now();
                 }
             }
             "done" => return Ok(TaskEnd::Done),
@@ -325,27 +379,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_interval_follows_progress_and_the_shared_budget() {
+    fn the_own_pace_follows_progress() {
         let cfg = TrackingConfig::default();
-        // Early in an install: a third of 15 minutes, capped at 2 minutes.
-        assert_eq!(
-            poll_interval(&cfg, Duration::from_secs(900), 1, 60),
-            Duration::from_secs(120)
-        );
-        // Near the end: the floor.
-        assert_eq!(
-            poll_interval(&cfg, Duration::from_secs(6), 1, 60),
-            Duration::from_secs(10)
-        );
-        // 100 installs share 60 requests/minute: each polls every 133 s, so a completion is
-        // noticed within about two minutes and the budget holds.
-        let fair = poll_interval(&cfg, Duration::from_secs(6), 100, 60);
-        assert!(fair >= Duration::from_secs(133) && fair < Duration::from_secs(180));
+        let s = Duration::from_secs;
+        // Early in an install: half of what is left, at most 8 minutes.
+        assert_eq!(own_interval(&cfg, TaskKind::Install, s(3600)), s(480));
+        assert_eq!(own_interval(&cfg, TaskKind::Install, s(900)), s(450));
+        assert_eq!(own_interval(&cfg, TaskKind::Install, s(300)), s(150));
+        // Near or past its expected end: every minute.
+        assert_eq!(own_interval(&cfg, TaskKind::Install, s(6)), s(60));
+        assert_eq!(own_interval(&cfg, TaskKind::Install, s(0)), s(60));
+        // A reboot: a third of what is left, from 10 s to 2 minutes.
+        assert_eq!(own_interval(&cfg, TaskKind::Other, s(900)), s(120));
+        assert_eq!(own_interval(&cfg, TaskKind::Other, s(90)), s(30));
+        assert_eq!(own_interval(&cfg, TaskKind::Other, s(6)), s(10));
+    }
+
+    #[test]
+    fn the_shared_budget_stretches_every_wait_but_never_past_the_expected_end() {
+        let s = Duration::from_secs;
+        // Within the share (45 requests/min of 60): the task's own pace.
+        assert_eq!(poll_interval(s(10), s(6), 0.5, 1.0), s(10));
+        // Twice the share: twice the wait.
+        assert_eq!(poll_interval(s(10), s(6), 1.5, 1.0), s(20));
+        // A long way to go: stretched, but the poll comes at the expected end at the latest.
+        assert_eq!(poll_interval(s(120), s(300), 1.5, 1.0), s(240));
+        assert_eq!(poll_interval(s(120), s(200), 1.5, 1.0), s(200));
         // No budget (loopback simulator): the task's own pace.
-        assert_eq!(
-            poll_interval(&cfg, Duration::from_secs(6), 100, 0),
-            Duration::from_secs(10)
-        );
+        assert_eq!(poll_interval(s(10), s(6), 100.0, 0.0), s(10));
+    }
+
+    #[test]
+    fn tasks_declare_their_demand_and_leave_it_when_done() {
+        let t = Tracking::default();
+        let a = t.enter();
+        let b = t.enter();
+        assert_eq!(t.declare(&a, 0.5), 0.5);
+        assert_eq!(t.declare(&b, 0.25), 0.75);
+        drop(a);
+        assert_eq!(t.declare(&b, 0.25), 0.25);
     }
 
     #[test]

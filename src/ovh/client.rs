@@ -173,7 +173,10 @@ impl Client {
         Client {
             inner: Arc::new(Inner {
                 permits: Semaphore::new(cfg.concurrency.max(1)),
-                budget: Mutex::new(Budget::new(cfg.requests_per_minute)),
+                budget: Mutex::new(Budget::per_period(
+                    cfg.requests_per_minute,
+                    cfg.budget_period,
+                )),
                 calls: AtomicU64::new(0),
                 time_delta: OnceCell::new(),
                 token: tokio::sync::Mutex::new(None),

@@ -263,6 +263,10 @@ pub struct ClientConfig {
     pub credentials: Credentials,
     /// Client-side budget; 0 = unlimited (tests). The real API's fair use is ~60/min per key.
     pub requests_per_minute: u32,
+    /// The period `requests_per_minute` counts over: a minute, except against a simulator
+    /// whose clock runs faster (a minute of its clock), so the budget's rate, burst and window
+    /// keep their shape in its time.
+    pub budget_period: Duration,
     /// Requests in flight at once.
     pub concurrency: usize,
     /// Timeout of every single HTTP request (connect + response).
@@ -281,12 +285,23 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// The budget as a rate, in requests per second of real time (0: unlimited).
+    pub fn requests_per_second(&self) -> f64 {
+        let period = self.budget_period.as_secs_f64();
+        if period > 0.0 {
+            f64::from(self.requests_per_minute) / period
+        } else {
+            0.0
+        }
+    }
+
     /// Defaults for everything but the endpoint and the credentials.
     pub fn new(endpoint: Endpoint, credentials: Credentials) -> ClientConfig {
         ClientConfig {
             endpoint,
             credentials,
             requests_per_minute: 60,
+            budget_period: Duration::from_secs(60),
             concurrency: 8,
             timeout: Duration::from_secs(60),
             install_api: InstallApi::Reinstall,

@@ -246,6 +246,16 @@ impl SimHandle {
         self.world().total_calls()
     }
 
+    /// Start recording the arrival time (simulated clock) of every request from now on.
+    pub fn record_arrivals(&self) {
+        self.world().arrivals = Some(Vec::new());
+    }
+
+    /// The arrival times recorded since [`SimHandle::record_arrivals`] (empty when off).
+    pub fn arrivals(&self) -> Vec<jiff::Timestamp> {
+        self.world().arrivals.clone().unwrap_or_default()
+    }
+
     pub fn reset_calls(&self) {
         self.world().calls.clear();
     }

@@ -381,7 +381,14 @@ async fn dispatch(app: &App, conn: &Conn, parts: &Parts, body: &Bytes) -> Respon
         return error_response(&ApiError::invalid_url());
     };
     tracing::debug!(peer = %conn.peer, route = %pattern, batch = batch_ids.is_some(), "simulator request");
-    *app.world().calls.entry(pattern).or_default() += 1;
+    {
+        let mut w = app.world();
+        *w.calls.entry(pattern).or_default() += 1;
+        let now = w.now();
+        if let Some(arrivals) = w.arrivals.as_mut() {
+            arrivals.push(now);
+        }
+    }
 
     if needs_auth {
         let host = parts
