@@ -3,10 +3,12 @@
 mod api_reality;
 mod apply_cli;
 mod apply_e2e;
+mod cli_support;
 mod escape_edge;
 mod intent_resolve;
 mod isolation;
 mod journal_model;
+mod kill;
 mod manifest;
 mod observe_sim;
 mod ovh_client;
