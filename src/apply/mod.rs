@@ -351,7 +351,10 @@ impl Run<'_> {
                             return Outcome::Failed(e.to_string());
                         }
                     }
-                    return Outcome::Degraded(format!("unresolved intent: {reason}"));
+                    return Outcome::Degraded(format!(
+                        "unresolved intent: {reason}; check the server, then `ovhform state drop-intent {}`",
+                        intent.server
+                    ));
                 }
                 Ok(intent::Resolution::Attached(task)) => {
                     if intent.state != (IntentState::Posted { task_id: task }) {
@@ -815,7 +818,7 @@ impl Run<'_> {
             intent::Posted::Unresolved(reason) => {
                 self.stop_destructive.store(true, Ordering::SeqCst);
                 return Ok(Some(Outcome::Degraded(format!(
-                    "unresolved intent: {reason}"
+                    "unresolved intent: {reason}; check the server, then `ovhform state drop-intent {name}`"
                 ))));
             }
         };

@@ -1,9 +1,11 @@
 //! `ovhform state`: look at and reconcile what ovhform remembers.
 //!
-//! Owns: the `state show` and `state take-tag` subcommands — how a person settles a
-//! disagreement between the state store and a server's tags after reviewing both (a plan
-//! never settles it by itself: a forged tag looks the same as an install made with another
-//! state directory). Must not touch: the merge rule (`state/merge.rs`), planning.
+//! Owns: the `state show`, `state take-tag` and `state drop-intent` subcommands — how a person
+//! settles a disagreement between the state store and a server's tags after reviewing both (a
+//! plan never settles it by itself: a forged tag looks the same as an install made with
+//! another state directory), and an unresolved reinstall intent after checking the server
+//! (apply never guesses whether a reinstall it cannot trace started). Must not touch: the merge
+//! rule (`state/merge.rs`), planning, the resolution protocol (`apply/intent.rs`).
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -13,6 +15,7 @@ use miette::{IntoDiagnostic, WrapErr, miette};
 
 use crate::cli::api::ApiArgs;
 use crate::cli::render::escape;
+use crate::model::IntentState;
 use crate::state::{RecordStore, StateArgs, record_from_tags};
 
 #[derive(Debug, clap::Args)]
@@ -28,6 +31,21 @@ pub enum StateCommand {
     /// Replace the store's record of SERVER by the record in the server's IAM tags, after
     /// reviewing a `record-disputed` finding. Reads the tags through the API; writes the store.
     TakeTag(Box<TakeTagArgs>),
+    /// Remove the unresolved reinstall intent of SERVER from the journal, after checking the
+    /// server by hand (console, `install/status`, task history): the next plan then decides
+    /// from what the server runs — adopt if it matches its manifest, a reinstall (approved as
+    /// any) if not. Only an intent apply marked unresolved can be removed; apply resolves the
+    /// others itself.
+    DropIntent(DropIntentArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DropIntentArgs {
+    /// The servers whose unresolved intent to remove.
+    #[arg(value_name = "SERVER", required = true)]
+    pub servers: Vec<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,7 +72,48 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     match args.command {
         StateCommand::Show(a) => show(a),
         StateCommand::TakeTag(a) => take_tag(*a),
+        StateCommand::DropIntent(a) => drop_intent(a),
     }
+}
+
+fn drop_intent(args: DropIntentArgs) -> miette::Result<ExitCode> {
+    let store = args.state.open_locked()?;
+    let runtime = crate::cli::runtime()?;
+    let intents = runtime.block_on(store.intents())?;
+    let mut dropping = Vec::new();
+    // Every server is checked before anything is removed: all or nothing.
+    for name in &args.servers {
+        let mine: Vec<_> = intents.iter().filter(|i| &i.server == name).collect();
+        if mine.is_empty() {
+            return Err(miette!(
+                help = "`ovhform state show` lists the records; nothing to do for this server",
+                "server {} has no intent in the journal",
+                escape::line(name)
+            ));
+        }
+        for intent in mine {
+            let IntentState::Unresolved { reason } = &intent.state else {
+                return Err(miette!(
+                    help = "run `ovhform apply`: it resolves this intent against the API itself",
+                    "the intent of {} ({:?}) is not unresolved; removing it by hand could let a second reinstall start",
+                    escape::line(name),
+                    intent.state
+                ));
+            };
+            dropping.push((intent.clone(), reason.clone()));
+        }
+    }
+    for (intent, reason) in dropping {
+        runtime.block_on(store.drop_intent(&intent.id))?;
+        eprintln!(
+            "{}",
+            escape::line(&format!(
+                "{}: removed the unresolved intent of {} (reinstall of {}, fingerprint {}; {reason}); run `ovhform plan` to see what the server needs now",
+                intent.server, intent.created, intent.os, intent.fingerprint
+            ))
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn show(args: ShowArgs) -> miette::Result<ExitCode> {

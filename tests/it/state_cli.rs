@@ -93,3 +93,88 @@ async fn state_take_tag_believes_the_tag_after_review() {
     assert!(String::from_utf8_lossy(&shown.stdout).contains(&tagged.fingerprint));
     sim.shutdown().await;
 }
+
+fn intent(server: &str, state: ovhform::model::IntentState) -> ovhform::model::Intent {
+    ovhform::model::Intent {
+        id: format!("{server}@1764000000000"),
+        server: server.into(),
+        fleet: DEFAULT_FLEET.into(),
+        fingerprint: format!("sha256:{}", "c".repeat(64)),
+        request_digest: format!("sha256:{}", "d".repeat(64)),
+        os: "debian12_64".into(),
+        generation: 1,
+        created: "2026-11-20T10:00:00Z".parse().unwrap(),
+        plan_id: None,
+        state,
+    }
+}
+
+fn drop_intent(state_dir: &Path, servers: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ovhform"))
+        .args(["state", "drop-intent"])
+        .args(servers)
+        .arg("--state")
+        .arg(state_dir)
+        .env_clear()
+        .output()
+        .unwrap()
+}
+
+/// An unresolved intent stays until a person removes it with `state drop-intent`; one that
+/// apply can still resolve (journaled, posted) cannot be removed by hand, and a request that
+/// names one of those removes nothing at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_drop_intent_removes_only_unresolved_intents() {
+    use ovhform::model::IntentState;
+    const A: &str = "ns6000001.ip-10-2-1.eu";
+    const B: &str = "ns6000002.ip-10-2-1.eu";
+    let home = tempfile::tempdir().unwrap();
+    let state_dir = home.path().join("state");
+    {
+        let store = FileStore::open_locked(&state_dir).unwrap();
+        store
+            .put_intent(&intent(
+                A,
+                IntentState::Unresolved {
+                    reason: "the history was purged".into(),
+                },
+            ))
+            .await
+            .unwrap();
+        store
+            .put_intent(&intent(B, IntentState::Journaled))
+            .await
+            .unwrap();
+    }
+    let servers_with_intents = || async {
+        let mut s: Vec<String> = FileStore::open_read_only(&state_dir)
+            .intents()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.server)
+            .collect();
+        s.sort();
+        s
+    };
+
+    // B's intent is apply's to resolve; naming it refuses the whole request.
+    let out = drop_intent(&state_dir, &[A, B]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is not unresolved"), "{stderr}");
+    assert!(stderr.contains("ovhform apply"), "{stderr}");
+    assert_eq!(servers_with_intents().await, vec![A, B]);
+
+    // A server without an intent is an error, not a silent no-op.
+    let out = drop_intent(&state_dir, &["ns6000009.ip-10-2-1.eu"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no intent in the journal"));
+
+    let out = drop_intent(&state_dir, &[A]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("removed the unresolved intent"), "{stderr}");
+    assert!(stderr.contains("ovhform plan"), "{stderr}");
+    assert_eq!(servers_with_intents().await, vec![B]);
+}
