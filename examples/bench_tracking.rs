@@ -192,12 +192,22 @@ async fn main() {
     // Peak over every sliding 60-second window of the simulator's clock, from its arrival log.
     let arrivals = handle.arrivals();
     let mut peak = 0;
+    let mut peak_at = 0;
     let mut start = 0;
-    for (end, t) in arrivals.iter().enumerate() {
-        while t.duration_since(arrivals[start]) >= jiff::SignedDuration::from_secs(60) {
+    for (end, (t, _)) in arrivals.iter().enumerate() {
+        while t.duration_since(arrivals[start].0) >= jiff::SignedDuration::from_secs(60) {
             start += 1;
         }
-        peak = peak.max(end + 1 - start);
+        if end + 1 - start > peak {
+            peak = end + 1 - start;
+            peak_at = start;
+        }
+    }
+    if std::env::var_os("BENCH_VERBOSE").is_some() {
+        let t0 = arrivals[peak_at].0;
+        for (t, route) in &arrivals[peak_at..peak_at + peak] {
+            println!("  +{:6.2}s {route}", t.duration_since(t0).as_secs_f64());
+        }
     }
     println!("peak requests in any 60 simulated seconds: {peak}");
     if std::env::var_os("BENCH_VERBOSE").is_some() {

@@ -1,8 +1,9 @@
 //! The client-side request budget: a token bucket refilled at `requests_per_minute / 60` per
 //! second with a burst of one sixth of a minute's budget (10 requests at 60/min), and a
-//! sliding window on top: no 60-second window ever holds more than `requests_per_minute`
+//! sliding window on top: no 61-second window ever holds more than `requests_per_minute`
 //! sends, OVH's "about 60 requests per minute per key" fair use (REFERENCE §6.7) read
-//! strictly. Pure: the caller passes the clock; the client sleeps for the returned wait (tokio
+//! strictly — the extra second absorbs network jitter, so the API's own count over any minute
+//! stays within the budget too. Pure: the caller passes the clock; the client sleeps for the returned wait (tokio
 //! time, so paused-time tests work).
 
 use std::collections::VecDeque;
@@ -83,7 +84,7 @@ impl Budget {
         if self.window.len() >= self.limit
             && let Some(oldest) = self.window.front()
         {
-            at = at.max(*oldest + self.period);
+            at = at.max(*oldest + self.period + self.period / 60);
         }
         self.window.push_back(at);
         while self.window.len() > self.limit {
@@ -120,11 +121,12 @@ mod tests {
         assert_eq!(Budget::time_for(60, 10), s(0));
         assert_eq!(Budget::time_for(60, 11), s(1));
         assert_eq!(Budget::time_for(60, 60), s(50));
-        // …until the window is full: the 61st to the 70th wait for the first minute to end.
-        assert_eq!(Budget::time_for(60, 61), s(60));
-        assert_eq!(Budget::time_for(60, 70), s(60));
-        assert_eq!(Budget::time_for(60, 71), s(61));
-        assert_eq!(Budget::time_for(60, 600), s(590));
+        // …until the window is full: the 61st to the 70th wait for the first 61 s to end, and
+        // so on: 60 per 61 s sustained.
+        assert_eq!(Budget::time_for(60, 61), s(61));
+        assert_eq!(Budget::time_for(60, 70), s(61));
+        assert_eq!(Budget::time_for(60, 71), s(62));
+        assert_eq!(Budget::time_for(60, 600), s(599));
         assert_eq!(Budget::time_for(0, 10_000), Duration::ZERO);
     }
 
@@ -154,7 +156,7 @@ mod tests {
                 .count();
             assert!(n <= 120, "{n} sends in one minute");
         }
-        // Sustained, the whole budget is used: 5 minutes hold about 600 sends.
-        assert!(sends.len() >= 590, "{} sends in 5 minutes", sends.len());
+        // Sustained, nearly the whole budget is used: 5 minutes hold about 600 sends.
+        assert!(sends.len() >= 585, "{} sends in 5 minutes", sends.len());
     }
 }

@@ -251,8 +251,9 @@ impl SimHandle {
         self.world().arrivals = Some(Vec::new());
     }
 
-    /// The arrival times recorded since [`SimHandle::record_arrivals`] (empty when off).
-    pub fn arrivals(&self) -> Vec<jiff::Timestamp> {
+    /// The arrival times (and routes) recorded since [`SimHandle::record_arrivals`] (empty
+    /// when off).
+    pub fn arrivals(&self) -> Vec<(jiff::Timestamp, String)> {
         self.world().arrivals.clone().unwrap_or_default()
     }
 

@@ -383,11 +383,11 @@ async fn dispatch(app: &App, conn: &Conn, parts: &Parts, body: &Bytes) -> Respon
     tracing::debug!(peer = %conn.peer, route = %pattern, batch = batch_ids.is_some(), "simulator request");
     {
         let mut w = app.world();
-        *w.calls.entry(pattern).or_default() += 1;
         let now = w.now();
         if let Some(arrivals) = w.arrivals.as_mut() {
-            arrivals.push(now);
+            arrivals.push((now, pattern.clone()));
         }
+        *w.calls.entry(pattern).or_default() += 1;
     }
 
     if needs_auth {

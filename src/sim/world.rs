@@ -502,9 +502,9 @@ pub struct World {
     pub fair_use: FairUse,
     /// Request counts per route pattern (e.g. `GET /dedicated/server/{serviceName}`).
     pub calls: BTreeMap<String, u64>,
-    /// Arrival time (simulated clock) of every request, when recording is on
+    /// Arrival time (simulated clock) and route of every request, when recording is on
     /// ([`super::SimHandle::record_arrivals`]): for measuring peaks over sliding windows.
-    pub arrivals: Option<Vec<Timestamp>>,
+    pub arrivals: Option<Vec<(Timestamp, String)>>,
     /// The servers as they were just before the last change, kept while the stale-listing
     /// mode is on ([`super::Modes::stale_listing`]): what a cached expanded listing serves.
     pub listing_snapshot: Option<BTreeMap<String, Server>>,
