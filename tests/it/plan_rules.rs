@@ -399,3 +399,432 @@ fn rule_a_template_missing_from_the_catalog_blocks_a_reinstall() {
     assert_eq!(kinds, vec!["checks-not-done", "invalid-spec"]);
     assert!(!p.servers[A].actions[0].reinstall().unwrap().checks_done);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Catalog and hardware checks (src/plan/checks.rs), boundary by boundary.
+// ---------------------------------------------------------------------------------------------
+
+mod checks {
+    use ovhform::model::{InstallSpec, Template, TemplateInput};
+    use ovhform::plan::checks::{CheckOutcome, check_reinstall, os_disk_group};
+    use ovhform::plan::testkit::{self, desired_server, observed_server};
+    use ovhform::plan::{DiskFate, Severity};
+    use serde_json::json;
+
+    use crate::plan::now;
+
+    /// Check reinstalling a spec whose storage is `storage` on a server whose disk group 1
+    /// has `disks` disks (and a RAID controller when `controller`).
+    fn check(storage: serde_json::Value, disks: u32, controller: bool) -> CheckOutcome {
+        let mut ds = desired_server("a.eu", "debian12_64");
+        let spec = ds.install.as_mut().unwrap();
+        spec.request["storage"] = storage;
+        spec.os_disk_group = None;
+        testkit::refingerprint(spec);
+        let mut live = observed_server("a.eu", "debian12_64");
+        let hw = live.detail.as_mut().unwrap().hardware.as_mut().unwrap();
+        hw.disk_groups[0].number_of_disks = disks;
+        hw.disk_groups[0].raid_controller = controller.then(|| "LSI MegaRAID".into());
+        let spec = ds.install.clone().unwrap();
+        check_reinstall(&ds, &spec, &live, &testkit::catalog(), now())
+    }
+
+    fn codes(c: &CheckOutcome) -> Vec<&'static str> {
+        c.findings.iter().map(|f| f.code.slug()).collect()
+    }
+
+    fn soft(level: u64, fs: &str) -> serde_json::Value {
+        json!([{"diskGroupId": 1, "partitioning": {"layout": [
+            {"fileSystem": fs, "mountPoint": "/", "raidLevel": level, "size": 0}
+        ]}}])
+    }
+
+    fn hard(level: Option<u64>) -> serde_json::Value {
+        let raid = match level {
+            Some(l) => json!({"raidLevel": l}),
+            None => json!({}),
+        };
+        json!([{"diskGroupId": 1, "hardwareRaid": [raid]}])
+    }
+
+    /// Soft RAID needs, per level, at least this many disks (ZFS levels follow OVH's raidz
+    /// mapping: 5 = raidz1, 6 = raidz2, 7 = raidz3); one disk fewer is a `raid-disks` error.
+    #[test]
+    fn rule_soft_raid_minimum_disks_per_level() {
+        for (level, fs, need) in [
+            (1, "ext4", 2),
+            (5, "ext4", 3),
+            (6, "ext4", 4),
+            (6, "zfs", 5),
+            (7, "zfs", 7),
+            (10, "ext4", 4),
+            // A level the table does not know needs one disk.
+            (3, "ext4", 1),
+        ] {
+            let enough = check(soft(level, fs), need, false);
+            assert_eq!(
+                codes(&enough),
+                Vec::<&str>::new(),
+                "RAID {level} {fs} on {need}"
+            );
+            if need > 1 {
+                let short = check(soft(level, fs), need - 1, false);
+                assert_eq!(codes(&short), vec!["raid-disks"], "RAID {level} {fs}");
+                let f = &short.findings[0];
+                assert_eq!(f.severity, Severity::Error);
+                assert!(
+                    f.message
+                        .contains(&format!("soft RAID {level} needs at least {need} disks")),
+                    "{}",
+                    f.message
+                );
+            }
+        }
+        // RAID 0 needs a disk: a disk group without any is refused.
+        assert_eq!(codes(&check(soft(0, "ext4"), 0, false)), vec!["raid-disks"]);
+        assert!(codes(&check(soft(0, "ext4"), 1, false)).is_empty());
+    }
+
+    /// Hardware RAID needs, per level, at least this many disks, and a RAID controller.
+    #[test]
+    fn rule_hardware_raid_minimum_disks_per_level_and_controller() {
+        for (level, need) in [
+            (Some(1), 2),
+            (Some(5), 3),
+            (Some(6), 4),
+            (Some(10), 4),
+            (Some(50), 6),
+            (Some(60), 8),
+            // No level given: the API's default, RAID 1.
+            (None, 2),
+            // A level the table does not know needs one disk.
+            (Some(3), 1),
+        ] {
+            let enough = check(hard(level), need, true);
+            assert_eq!(codes(&enough), Vec::<&str>::new(), "{level:?} on {need}");
+            if need > 1 {
+                let short = check(hard(level), need - 1, true);
+                assert_eq!(codes(&short), vec!["raid-disks"], "{level:?}");
+                assert!(
+                    short.findings[0]
+                        .message
+                        .contains(&format!("needs at least {need} disks")),
+                    "{}",
+                    short.findings[0].message
+                );
+            }
+        }
+        assert_eq!(codes(&check(hard(Some(0)), 0, true)), vec!["raid-disks"]);
+        assert!(codes(&check(hard(Some(0)), 1, true)).is_empty());
+        assert_eq!(
+            codes(&check(hard(Some(1)), 2, false)),
+            vec!["hardware-raid-unsupported"]
+        );
+    }
+
+    /// The OS goes on the spec's disk group, else the request's install entry's, else 1; an
+    /// erase-only entry (`{diskGroupId, erase: false}`) is not the install entry.
+    #[test]
+    fn rule_the_os_disk_group_comes_from_the_install_entry() {
+        let mut spec = testkit::install_spec("debian12_64", "a");
+        spec.os_disk_group = None;
+        spec.request["storage"] = json!([{"diskGroupId": 2, "erase": false}, {"diskGroupId": 2}]);
+        assert_eq!(os_disk_group(&spec), 2);
+        spec.request["storage"] = json!([{"diskGroupId": 1, "erase": false}, {"diskGroupId": 2, "partitioning": {"layout": []}}]);
+        assert_eq!(os_disk_group(&spec), 2);
+        // An entry with partitioning is the install entry even when it says `erase`.
+        spec.request["storage"] =
+            json!([{"diskGroupId": 2, "erase": true, "partitioning": {"layout": []}}]);
+        assert_eq!(os_disk_group(&spec), 2);
+        spec.request["storage"] = json!([{"diskGroupId": 0}]);
+        assert_eq!(os_disk_group(&spec), 1, "0 is no disk group: the default");
+        spec.request["storage"] = json!([{"diskGroupId": 2, "erase": false}]);
+        assert_eq!(
+            os_disk_group(&spec),
+            1,
+            "only an erase-only entry: the default"
+        );
+        spec.request["storage"] = json!([]);
+        assert_eq!(os_disk_group(&spec), 1);
+        spec.os_disk_group = Some(3);
+        assert_eq!(os_disk_group(&spec), 3);
+
+        // The fates follow: the OS group erased for the install, the others erased or kept.
+        let c = check(json!([{"diskGroupId": 2}]), 2, false);
+        let fates: Vec<(u32, DiskFate)> = c.disk_groups.iter().map(|g| (g.id, g.fate)).collect();
+        assert_eq!(fates, vec![(1, DiskFate::Erased), (2, DiskFate::OsInstall)]);
+    }
+
+    /// `endOfInstall` passed (strictly before today, UTC) is a warning; today or later is not.
+    #[test]
+    fn rule_end_of_install_is_past_only_strictly_before_today() {
+        let ds = desired_server("a.eu", "debian12_64");
+        let spec = ds.install.clone().unwrap();
+        let live = observed_server("a.eu", "debian12_64");
+        for (end, warned) in [
+            ("2026-11-22", true),
+            ("2026-11-23", false),
+            ("2026-11-24", false),
+            ("not a date", false),
+        ] {
+            let mut cat = testkit::catalog();
+            cat.get_mut("debian12_64").unwrap().end_of_install = Some(end.into());
+            let c = check_reinstall(&ds, &spec, &live, &cat, now());
+            let eol: Vec<&ovhform::plan::Finding> = c
+                .findings
+                .iter()
+                .filter(|f| f.code.slug() == "end-of-install")
+                .collect();
+            assert_eq!(!eol.is_empty(), warned, "{end}: {eol:?}");
+            assert!(eol.iter().all(|f| f.severity == Severity::Warning));
+            assert!(c.checks_done, "a warning does not stop the checks");
+        }
+    }
+
+    fn check_with(
+        edit_spec: impl FnOnce(&mut InstallSpec),
+        edit_template: impl FnOnce(&mut Template),
+    ) -> CheckOutcome {
+        let mut ds = desired_server("a.eu", "debian12_64");
+        let spec = ds.install.as_mut().unwrap();
+        edit_spec(spec);
+        testkit::refingerprint(spec);
+        let spec = ds.install.clone().unwrap();
+        let mut cat = testkit::catalog();
+        edit_template(cat.get_mut("debian12_64").unwrap());
+        let live = observed_server("a.eu", "debian12_64");
+        check_reinstall(&ds, &spec, &live, &cat, now())
+    }
+
+    fn input(name: &str, mandatory: bool, default: Option<&str>, enums: &[&str]) -> TemplateInput {
+        TemplateInput {
+            name: name.into(),
+            input_type: "string".into(),
+            mandatory,
+            default: default.map(String::from),
+            enum_values: enums.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    /// A mandatory template input must be given unless the template has a non-empty default
+    /// for it (an empty default is no default).
+    #[test]
+    fn rule_a_mandatory_input_needs_a_value_or_a_non_empty_default() {
+        for (default, missing) in [(None, true), (Some(""), true), (Some("en-us"), false)] {
+            let c = check_with(
+                |_| {},
+                |t| t.inputs.push(input("language", true, default, &[])),
+            );
+            assert_eq!(
+                codes(&c).contains(&"input-missing"),
+                missing,
+                "default {default:?}: {:?}",
+                codes(&c)
+            );
+        }
+        // Given, it is not missing; not mandatory, it may be absent.
+        let c = check_with(
+            |s| s.request["customizations"]["language"] = "en-us".into(),
+            |t| t.inputs.push(input("language", true, None, &[])),
+        );
+        assert!(codes(&c).is_empty(), "{:?}", codes(&c));
+        let c = check_with(
+            |_| {},
+            |t| t.inputs.push(input("language", false, None, &[])),
+        );
+        assert!(codes(&c).is_empty(), "{:?}", codes(&c));
+    }
+
+    /// A customization outside its template's allowed values is an error that never shows a
+    /// secret: not when the customization is marked secret, nor when only a value nested
+    /// inside it is.
+    #[test]
+    fn rule_an_enum_finding_never_shows_a_secret_even_a_nested_one() {
+        let c = check_with(
+            |s| {
+                s.request["customizations"]["imageOptions"] = json!({"token": "SEKRIT-NESTED"});
+                s.secret_paths
+                    .insert("/customizations/imageOptions/token".into());
+            },
+            |t| t.inputs.push(input("imageOptions", false, None, &["{}"])),
+        );
+        let f: Vec<&ovhform::plan::Finding> = c
+            .findings
+            .iter()
+            .filter(|f| f.code.slug() == "input-enum")
+            .collect();
+        assert_eq!(f.len(), 1, "{:?}", codes(&c));
+        assert!(!f[0].message.contains("SEKRIT"), "{}", f[0].message);
+        assert!(
+            f[0].message.contains("(a secret value)"),
+            "{}",
+            f[0].message
+        );
+        // A value that is not secret is quoted, so a reviewer sees what is wrong.
+        let c = check_with(
+            |s| s.request["customizations"]["language"] = "klingon".into(),
+            |t| {
+                t.inputs
+                    .push(input("language", false, None, &["en-us", "fr-fr"]))
+            },
+        );
+        assert_eq!(codes(&c), vec!["input-enum"]);
+        assert!(
+            c.findings[0].message.contains("\"klingon\""),
+            "{}",
+            c.findings[0].message
+        );
+        let c = check_with(
+            |s| s.request["customizations"]["language"] = "fr-fr".into(),
+            |t| {
+                t.inputs
+                    .push(input("language", false, None, &["en-us", "fr-fr"]))
+            },
+        );
+        assert!(codes(&c).is_empty());
+    }
+
+    /// LVM is refused only for a partition that uses it on a template that is not LVM-ready.
+    #[test]
+    fn rule_lvm_is_refused_only_when_used_on_a_template_not_lvm_ready() {
+        let lv = |s: &mut InstallSpec| {
+            s.request["storage"][0]["partitioning"]["layout"][1]["extras"] =
+                json!({"lv": {"name": "root"}})
+        };
+        let not_ready = |t: &mut Template| t.lvm_ready = Some(false);
+        assert_eq!(codes(&check_with(lv, not_ready)), vec!["lvm"]);
+        assert!(codes(&check_with(|_| {}, not_ready)).is_empty());
+        assert!(codes(&check_with(lv, |_| {})).is_empty());
+        assert!(codes(&check_with(lv, |t| t.lvm_ready = None)).is_empty());
+    }
+
+    /// A template allowing only mirroring refuses soft RAID above 1, partition by partition;
+    /// RAID 0 and 1 pass.
+    #[test]
+    fn rule_mirroring_only_templates_refuse_raid_above_one() {
+        let mirroring = |t: &mut Template| t.soft_raid_only_mirroring = true;
+        // The fixture's layout: /boot and / in RAID 1.
+        assert!(codes(&check_with(|_| {}, mirroring)).is_empty());
+        let c = check_with(
+            |s| s.request["storage"][0]["partitioning"]["layout"][0]["raidLevel"] = 0.into(),
+            mirroring,
+        );
+        assert!(codes(&c).is_empty(), "{:?}", codes(&c));
+        let c = check_with(
+            |s| s.request["storage"][0]["partitioning"]["layout"][1]["raidLevel"] = 10.into(),
+            mirroring,
+        );
+        // RAID 10 on 2 disks is also too few disks; the mirroring finding names "/" only.
+        let m: Vec<&str> = c
+            .findings
+            .iter()
+            .filter(|f| f.code.slug() == "soft-raid-mirroring")
+            .map(|f| f.message.as_str())
+            .collect();
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(m[0].starts_with("/: "), "{}", m[0]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets and credentials (src/plan/digest.rs as the planner uses it), coverage.
+// ---------------------------------------------------------------------------------------------
+
+mod secrets {
+    use ovhform::model::InstallSpec;
+    use ovhform::plan::digest::{FleetKey, credential_paths, is_credential_path};
+    use ovhform::plan::testkit::{self, apply_in_memory_keyed};
+    use ovhform::plan::{ActionKind, PlanInput};
+
+    use crate::plan::{input, kinds, now, one, plan_ok, with_secrets};
+
+    fn keyed() -> (PlanInput, FleetKey) {
+        let key = FleetKey::new("fleet-secret-for-rule-tests").unwrap();
+        let mut i = input();
+        i.fleet_key = Some(key.clone());
+        (i, key)
+    }
+
+    fn spec_of(d: &mut ovhform::model::Desired) -> &mut InstallSpec {
+        d.servers.get_mut("a.eu").unwrap().install.as_mut().unwrap()
+    }
+
+    /// `httpHeaders` values are credentials: a rotation is never named as a changed secret,
+    /// even when a real secret changes in the same edit (that one is named, and forces the
+    /// reinstall).
+    #[test]
+    fn rule_a_rotated_credential_is_never_named_as_a_changed_secret() {
+        let (keyed, key) = keyed();
+        let (mut d, mut o, mut r) = one("a.eu");
+        with_secrets(spec_of(&mut d));
+        r.installs.clear();
+        let p = plan_ok(&d, &o, &r, &keyed);
+        apply_in_memory_keyed(&p, &d, &mut o, &mut r, now(), Some(&key));
+        assert_eq!(
+            kinds(&plan_ok(&d, &o, &r, &keyed), "a.eu"),
+            vec![ActionKind::Noop]
+        );
+
+        let spec = spec_of(&mut d);
+        spec.request["customizations"]["httpHeaders"]["Authorization"] = "Bearer rotated".into();
+        spec.request["customizations"]["imageURL"] = "https://images.example/x?token=NEW".into();
+        testkit::refingerprint(spec);
+        let p = plan_ok(&d, &o, &r, &keyed);
+        let a = &p.servers["a.eu"].actions[0];
+        assert_eq!(a.kind(), ActionKind::Reinstall);
+        let fields: Vec<&str> = a.changes().iter().map(|c| c.field.as_str()).collect();
+        assert!(
+            fields.contains(&"install.customizations.imageURL"),
+            "{fields:?}"
+        );
+        assert!(
+            !fields.iter().any(|f| f.contains("httpHeaders")),
+            "a credential named as a changed secret: {fields:?}"
+        );
+    }
+
+    /// Which secret paths are credentials: the values under `httpHeaders`, nothing else.
+    #[test]
+    fn rule_credentials_are_the_http_header_values() {
+        assert!(is_credential_path(
+            "/customizations/httpHeaders/Authorization"
+        ));
+        assert!(!is_credential_path("/customizations/httpHeaders"));
+        assert!(!is_credential_path("/customizations/imageURL"));
+        let mut spec = testkit::install_spec("debian12_64", "a");
+        assert!(credential_paths(&spec).is_empty());
+        with_secrets(&mut spec);
+        spec.secret_paths
+            .insert("/customizations/httpHeaders/X-Token".into());
+        assert_eq!(
+            credential_paths(&spec),
+            [
+                "/customizations/httpHeaders/Authorization".to_string(),
+                "/customizations/httpHeaders/X-Token".to_string()
+            ]
+            .into()
+        );
+    }
+
+    /// The coverage says whether the plan had the fleet secret, and for how many servers
+    /// secrets could not be compared.
+    #[test]
+    fn rule_the_coverage_says_whether_secrets_were_compared() {
+        let (keyed, _) = keyed();
+        let (mut d, o, r) = one("a.eu");
+        with_secrets(spec_of(&mut d));
+        let p = plan_ok(&d, &o, &r, &keyed);
+        assert!(p.report.coverage.fleet_key);
+        // The record was written without the key: secrets could not be compared.
+        assert_eq!(p.report.coverage.secrets_not_compared, 1);
+        assert!(
+            p.report
+                .coverage
+                .line()
+                .contains("their records were written without the fleet secret")
+        );
+        let p = plan_ok(&d, &o, &r, &input());
+        assert!(!p.report.coverage.fleet_key);
+        assert!(p.report.coverage.line().contains("no fleet secret"));
+    }
+}
