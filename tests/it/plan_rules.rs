@@ -828,3 +828,369 @@ mod secrets {
         assert!(p.report.coverage.line().contains("no fleet secret"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Tasks and waits.
+// ---------------------------------------------------------------------------------------------
+
+fn task(id: u64, function: &str, status: TaskStatus) -> Task {
+    Task {
+        id,
+        function: function.into(),
+        status,
+        comment: None,
+        start_date: None,
+        done_date: None,
+    }
+}
+
+/// A listed task answering 404 that is newer than every task that could be read is fresh:
+/// `wait`. (Task ids are unique: an unreadable task never shares its id with a readable one,
+/// so "newer" is `>`.)
+#[test]
+fn rule_an_unreadable_task_newer_than_every_readable_one_means_wait() {
+    let (d, mut o, r) = one(A);
+    detail(&mut o).tasks = vec![
+        task(10, "hardReboot", TaskStatus::Done),
+        task(11, "hardReboot", TaskStatus::Unreadable),
+    ];
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(kinds(&p, A), vec![ActionKind::Wait]);
+    let Action::Wait(w) = &p.servers[A].actions[0] else {
+        unreachable!()
+    };
+    assert!(matches!(&w.on, WaitOn::Task(t) if t.id == 11));
+    // Older than a readable task: purged, not waited on.
+    detail(&mut o).tasks[1].id = 9;
+    assert_eq!(
+        kinds(&plan_ok(&d, &o, &r, &input()), A),
+        vec![ActionKind::Noop]
+    );
+}
+
+/// Several pending tasks: the wait names the oldest and counts the others.
+#[test]
+fn rule_the_wait_names_the_oldest_pending_task() {
+    let (d, mut o, r) = one(A);
+    detail(&mut o).tasks = vec![
+        task(30, "hardReboot", TaskStatus::Doing),
+        task(12, "reinstallServer", TaskStatus::Todo),
+        task(20, "hardReboot", TaskStatus::Done),
+        task(40, "upgradeFirmware", TaskStatus::Init),
+    ];
+    let p = plan_ok(&d, &o, &r, &input());
+    let Action::Wait(w) = &p.servers[A].actions[0] else {
+        panic!("{:#?}", p.servers[A])
+    };
+    assert!(matches!(&w.on, WaitOn::Task(t) if t.id == 12), "{w:?}");
+    assert!(w.reason.contains("(+2 more pending)"), "{}", w.reason);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which servers need their detail read.
+// ---------------------------------------------------------------------------------------------
+
+/// With the fleet secret, a secret changed since the record makes the server need its
+/// detail (a reinstall may follow); an unchanged secret, or a record without digests, does
+/// not.
+#[test]
+fn rule_a_changed_secret_needs_detail_with_the_fleet_secret() {
+    use ovhform::plan::digest::FleetKey;
+    use ovhform::plan::needs_detail;
+    use ovhform::plan::testkit::apply_in_memory_keyed;
+
+    let key = FleetKey::new("fleet-secret-for-rule-tests").unwrap();
+    let mut keyed = input();
+    keyed.fleet_key = Some(key.clone());
+    let (mut d, mut o, mut r) = one(A);
+    crate::plan::with_secrets(ds(&mut d).install.as_mut().unwrap());
+    r.installs.clear();
+    let p = plan_ok(&d, &o, &r, &keyed);
+    apply_in_memory_keyed(&p, &d, &mut o, &mut r, now(), Some(&key));
+    let mut listing = o.clone();
+    live(&mut listing).detail = None;
+    assert!(needs_detail(&d, &listing, &r, &keyed).is_empty());
+
+    let spec = ds(&mut d).install.as_mut().unwrap();
+    spec.request["customizations"]["imageURL"] = "https://images.example/x?token=NEW".into();
+    testkit::refingerprint(spec);
+    // The fingerprint covers no secret: only the keyed digests tell the change.
+    assert_eq!(spec.fingerprint, r.installs[A].fingerprint);
+    assert_eq!(
+        needs_detail(&d, &listing, &r, &keyed),
+        [A.to_string()].into()
+    );
+    // Without the key, or with a record written without it, secrets are not compared.
+    assert!(needs_detail(&d, &listing, &r, &input()).is_empty());
+    r.installs.get_mut(A).unwrap().secrets = None;
+    assert!(needs_detail(&d, &listing, &r, &keyed).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Install drift from the task history, and records that cannot be true.
+// ---------------------------------------------------------------------------------------------
+
+fn dated(id: u64, function: &str, status: TaskStatus, at: jiff::Timestamp) -> Task {
+    Task {
+        start_date: Some(at),
+        done_date: Some(at),
+        ..task(id, function, status)
+    }
+}
+
+fn install_drift_live(p: &Plan) -> Vec<String> {
+    p.servers[A]
+        .drift
+        .iter()
+        .filter(|d| d.field == "install")
+        .filter_map(|d| d.live.clone())
+        .collect()
+}
+
+/// A reinstall ovhform did not make is a finished `reinstallServer` task other than the
+/// recorded one that started after the recorded install started (or, without dates, whose
+/// id is higher than the recorded task's). Other tasks, unfinished or cancelled reinstalls,
+/// and the recorded task itself are not.
+#[test]
+fn rule_a_foreign_reinstall_is_a_later_finished_reinstall_task() {
+    let recorded = now()
+        .checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap();
+    let later = now()
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .unwrap();
+    let earlier = now()
+        .checked_sub(jiff::SignedDuration::from_hours(48))
+        .unwrap();
+    let (d, mut o, r) = one(A);
+    assert_eq!(r.installs[A].started, Some(recorded));
+    assert_eq!(r.installs[A].task_id, Some(1000));
+    let drift_with = |o: &mut Observed, tasks: Vec<Task>, r: &Records| {
+        detail(o).tasks = tasks;
+        install_drift_live(&plan_ok(&d, o, r, &input()))
+    };
+    let foreign = |id: u64| vec![format!("reinstalled by task {id}")];
+    let none: Vec<String> = vec![];
+
+    let t = dated(2000, "reinstallServer", TaskStatus::Done, later);
+    assert_eq!(drift_with(&mut o, vec![t.clone()], &r), foreign(2000));
+    // Two of them: the latest is named.
+    let t2 = dated(2001, "reinstallServer", TaskStatus::Done, later);
+    assert_eq!(drift_with(&mut o, vec![t2, t.clone()], &r), foreign(2001));
+    // Not a reinstall, not finished, cancelled, or before the record: no drift.
+    for other in [
+        dated(2000, "hardReboot", TaskStatus::Done, later),
+        dated(2000, "reinstallServer", TaskStatus::Cancelled, later),
+        dated(2000, "reinstallServer", TaskStatus::Done, earlier),
+        // Started at the very instant the recorded install started: not after it.
+        dated(2000, "reinstallServer", TaskStatus::Done, recorded),
+        // The recorded task itself.
+        dated(1000, "reinstallServer", TaskStatus::Done, later),
+    ] {
+        assert_eq!(
+            drift_with(&mut o, vec![other.clone()], &r),
+            none,
+            "{other:?}"
+        );
+    }
+
+    // Without dates on the record, task ids decide.
+    let mut r2 = r.clone();
+    let rec = r2.installs.get_mut(A).unwrap();
+    rec.started = None;
+    rec.finished = None;
+    assert_eq!(drift_with(&mut o, vec![t.clone()], &r2), foreign(2000));
+    let old = dated(999, "reinstallServer", TaskStatus::Done, later);
+    assert_eq!(drift_with(&mut o, vec![old], &r2), none);
+    // The record's dates, but a task without one: ids decide too.
+    let undated = task(2000, "reinstallServer", TaskStatus::Done);
+    assert_eq!(drift_with(&mut o, vec![undated.clone()], &r), foreign(2000));
+    let undated_old = task(999, "reinstallServer", TaskStatus::Done);
+    assert_eq!(drift_with(&mut o, vec![undated_old], &r), none);
+    // Neither dates nor a task id on the record: nothing can be told foreign.
+    r2.installs.get_mut(A).unwrap().task_id = None;
+    assert_eq!(drift_with(&mut o, vec![t], &r2), none);
+    assert_eq!(drift_with(&mut o, vec![undated], &r2), none);
+}
+
+/// A failed reinstall — the last `reinstallServer` task ended `customerError` or `ovhError` —
+/// leaves the server degraded; a later successful one heals it, and other tasks do not count.
+#[test]
+fn rule_only_the_last_reinstall_task_tells_a_degraded_server() {
+    let (d, mut o, mut r) = one(A);
+    r.installs.clear();
+    let degraded = |o: &Observed| {
+        let p = plan_ok(&d, o, &r, &input());
+        p.servers[A]
+            .findings
+            .iter()
+            .any(|f| f.code.slug() == "install-failed")
+    };
+    for failed in [TaskStatus::CustomerError, TaskStatus::OvhError] {
+        detail(&mut o).tasks = vec![task(20, "reinstallServer", failed)];
+        assert!(degraded(&o), "{failed:?}");
+        // A later hardReboot does not heal it; a later reinstall does.
+        detail(&mut o)
+            .tasks
+            .push(task(21, "hardReboot", TaskStatus::Done));
+        assert!(degraded(&o), "{failed:?}");
+        detail(&mut o)
+            .tasks
+            .push(task(22, "reinstallServer", TaskStatus::Done));
+        assert!(!degraded(&o), "{failed:?}");
+        // An earlier failure is history.
+        detail(&mut o).tasks = vec![
+            task(22, "reinstallServer", TaskStatus::Done),
+            task(20, "reinstallServer", failed),
+        ];
+        assert!(!degraded(&o), "{failed:?}");
+    }
+    detail(&mut o).tasks = vec![task(20, "reinstallServer", TaskStatus::Cancelled)];
+    assert!(!degraded(&o));
+    detail(&mut o).tasks = vec![task(20, "hardReboot", TaskStatus::CustomerError)];
+    assert!(!degraded(&o));
+    // Degraded: never adopted, the adopt is blocked with the failing task.
+    detail(&mut o).tasks = vec![task(20, "reinstallServer", TaskStatus::OvhError)];
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(shape(&p), vec![(ActionKind::Blocked, ActionKind::Adopt)]);
+    assert!(matches!(
+        p.servers[A].actions[0].blockers(),
+        [Blocker::InstallFailed { task: 20, .. }]
+    ));
+}
+
+fn refused(p: &Plan) -> bool {
+    p.servers[A]
+        .findings
+        .iter()
+        .any(|f| f.code.slug() == "record-implausible")
+}
+
+/// A record is refused when it cannot be true: it names another server, an algorithm this
+/// ovhform does not know (0, or above the current one), a fingerprint that is not
+/// `sha256:` + 64 hex digits, or a start or finish more than 10 minutes in the future.
+#[test]
+fn rule_an_implausible_record_is_refused_at_each_boundary() {
+    let check = |edit: &dyn Fn(&mut InstallRecord), want: bool| {
+        let (d, o, mut r) = one(A);
+        edit(r.installs.get_mut(A).unwrap());
+        let p = plan_ok(&d, &o, &r, &input());
+        assert_eq!(refused(&p), want, "{:?}", r.installs[A]);
+        let expect = if want {
+            ActionKind::Adopt
+        } else {
+            ActionKind::Noop
+        };
+        assert_eq!(kinds(&p, A), vec![expect]);
+    };
+    let at = |mins: i64| {
+        now()
+            .checked_add(jiff::SignedDuration::from_mins(mins))
+            .unwrap()
+    };
+    check(&|_| {}, false);
+    check(&|r| r.server = "b.eu".into(), true);
+    check(&|r| r.algorithm = 0, true);
+    check(
+        &|r| r.algorithm = ovhform::plan::digest::ALGORITHM + 1,
+        true,
+    );
+    check(
+        &|r| r.fingerprint = format!("sha256:{}", "a".repeat(63)),
+        true,
+    );
+    check(
+        &|r| r.fingerprint = format!("sha256:{}", "a".repeat(65)),
+        true,
+    );
+    check(
+        &|r| r.fingerprint = format!("sha256:{}g", "a".repeat(63)),
+        true,
+    );
+    check(
+        &|r| r.fingerprint = format!("sha512:{}", "a".repeat(64)),
+        true,
+    );
+    check(&|r| r.finished = Some(at(10)), false);
+    check(&|r| r.finished = Some(at(11)), true);
+    check(&|r| r.started = Some(at(10)), false);
+    check(&|r| r.started = Some(at(11)), true);
+}
+
+/// A record of an OS the server does not run, on a server already running the manifest's
+/// OS, is refused unless a reinstall happened since the record (then the OS did change:
+/// the record is believed and the difference planned).
+#[test]
+fn rule_a_record_of_another_os_is_refused_unless_a_reinstall_followed_it() {
+    let since = now()
+        .checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap();
+    let after = now()
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .unwrap();
+    let before = now()
+        .checked_sub(jiff::SignedDuration::from_hours(48))
+        .unwrap();
+    let plan_with = |tasks: Vec<Task>, edit: &dyn Fn(&mut InstallRecord)| {
+        let (d, mut o, mut r) = one(A);
+        let rec = r.installs.get_mut(A).unwrap();
+        rec.os = "debian11_64".into();
+        edit(rec);
+        detail(&mut o).tasks = tasks;
+        plan_ok(&d, &o, &r, &input())
+    };
+    let p = plan_with(vec![], &|_| {});
+    assert!(refused(&p));
+    assert_eq!(kinds(&p, A), vec![ActionKind::Adopt]);
+    // A reinstall after the record's start: the record is believed (its OS differs from the
+    // manifest's: a reinstall is planned).
+    let p = plan_with(
+        vec![dated(2000, "reinstallServer", TaskStatus::Done, after)],
+        &|_| {},
+    );
+    assert!(!refused(&p), "{:#?}", p.servers[A].findings);
+    assert_eq!(
+        p.servers[A].actions[0].effective_kind(),
+        ActionKind::Reinstall
+    );
+    // Only before it, or only other tasks: refused.
+    for t in [
+        dated(2000, "reinstallServer", TaskStatus::Done, before),
+        dated(2000, "reinstallServer", TaskStatus::Done, since),
+        dated(2000, "hardReboot", TaskStatus::Done, after),
+    ] {
+        assert!(refused(&plan_with(vec![t.clone()], &|_| {})), "{t:?}");
+    }
+    // Without dates on the record, a later task id counts; an earlier one does not.
+    let undated = |r: &mut InstallRecord| {
+        r.started = None;
+        r.finished = None;
+    };
+    let later = task(2000, "reinstallServer", TaskStatus::Done);
+    assert!(!refused(&plan_with(vec![later.clone()], &undated)));
+    let earlier = task(999, "reinstallServer", TaskStatus::Done);
+    assert!(refused(&plan_with(vec![earlier], &undated)));
+    // Neither dates nor a task id: any reinstall in the history counts.
+    let bare = |r: &mut InstallRecord| {
+        r.started = None;
+        r.finished = None;
+        r.task_id = None;
+    };
+    assert!(!refused(&plan_with(vec![later.clone()], &bare)));
+    assert!(refused(&plan_with(vec![], &bare)));
+    // Dates on the record, none on the task, no task id: nothing tells the order.
+    let no_id = |r: &mut InstallRecord| r.task_id = None;
+    assert!(refused(&plan_with(vec![later], &no_id)));
+    // The live OS differing from the manifest too is install drift, not an implausible
+    // record (the history may have been purged).
+    let (d, mut o, mut r) = one(A);
+    r.installs.get_mut(A).unwrap().os = "debian11_64".into();
+    live(&mut o).os = "ubuntu2404-server_64".into();
+    let p = plan_ok(&d, &o, &r, &input());
+    assert!(!refused(&p));
+    // Without the detail the history is unknown: the record is believed.
+    let (d, mut o, mut r) = one(A);
+    r.installs.get_mut(A).unwrap().os = "debian11_64".into();
+    live(&mut o).detail = None;
+    assert!(!refused(&plan_ok(&d, &o, &r, &input())));
+}
