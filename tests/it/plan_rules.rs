@@ -783,6 +783,110 @@ mod secrets {
         );
     }
 
+    /// A keyed install with both secrets of the fixture (`imageURL`, and the
+    /// post-installation script marked secret too), recorded by the test kit's executor.
+    fn installed_with_two_secrets() -> (
+        ovhform::model::Desired,
+        ovhform::model::Observed,
+        ovhform::model::Records,
+        PlanInput,
+    ) {
+        let (keyed, key) = keyed();
+        let (mut d, mut o, mut r) = one("a.eu");
+        let spec = spec_of(&mut d);
+        with_secrets(spec);
+        spec.secret_paths
+            .insert("/customizations/postInstallationScript".into());
+        testkit::refingerprint(spec);
+        r.installs.clear();
+        let p = plan_ok(&d, &o, &r, &keyed);
+        apply_in_memory_keyed(&p, &d, &mut o, &mut r, now(), Some(&key));
+        (d, o, r, keyed)
+    }
+
+    fn changed_fields(p: &ovhform::plan::Plan) -> Vec<String> {
+        let a = &p.servers["a.eu"].actions[0];
+        assert_eq!(a.kind(), ActionKind::Reinstall, "{a:#?}");
+        a.changes().iter().map(|c| c.field.clone()).collect()
+    }
+
+    /// A changed secret is named, and only it: the other secrets, unchanged, are not.
+    #[test]
+    fn rule_only_the_secrets_that_changed_are_named() {
+        let (mut d, o, r, keyed) = installed_with_two_secrets();
+        assert_eq!(
+            kinds(&plan_ok(&d, &o, &r, &keyed), "a.eu"),
+            vec![ActionKind::Noop]
+        );
+        let spec = spec_of(&mut d);
+        spec.request["customizations"]["imageURL"] = "https://images.example/x?token=NEW".into();
+        testkit::refingerprint(spec);
+        assert_eq!(
+            changed_fields(&plan_ok(&d, &o, &r, &keyed)),
+            vec!["install.customizations.imageURL"]
+        );
+    }
+
+    /// When the changed secrets cannot be named — one is no longer a secret, or the record
+    /// keeps only the overall digest — the plan still reinstalls and says "secrets changed".
+    #[test]
+    fn rule_secrets_that_cannot_be_named_still_force_the_reinstall() {
+        // The script is no longer marked secret: the set of secrets changed, yet no secret of
+        // the new spec differs by name.
+        let (mut d, o, r, keyed) = installed_with_two_secrets();
+        let spec = spec_of(&mut d);
+        spec.secret_paths
+            .remove("/customizations/postInstallationScript");
+        testkit::refingerprint(spec);
+        assert_eq!(
+            changed_fields(&plan_ok(&d, &o, &r, &keyed)),
+            vec!["install.secrets"]
+        );
+        // A record with the overall digest only: "secrets changed", not a guess per field.
+        let (mut d, o, mut r, keyed) = installed_with_two_secrets();
+        r.installs
+            .get_mut("a.eu")
+            .unwrap()
+            .secrets
+            .as_mut()
+            .unwrap()
+            .fields
+            .clear();
+        let spec = spec_of(&mut d);
+        spec.request["customizations"]["imageURL"] = "https://images.example/x?token=NEW".into();
+        testkit::refingerprint(spec);
+        assert_eq!(
+            changed_fields(&plan_ok(&d, &o, &r, &keyed)),
+            vec!["install.secrets"]
+        );
+    }
+
+    /// A record written by fingerprint algorithm 1 (secrets hashed in) cannot be compared:
+    /// the spec is recorded as the new baseline (`adopt`), never rebuilt; the current
+    /// algorithm's records are compared as usual.
+    #[test]
+    fn rule_an_old_algorithm_record_is_re_recorded_not_rebuilt() {
+        let (d, o, mut r) = one("a.eu");
+        let rec = r.installs.get_mut("a.eu").unwrap();
+        rec.algorithm = 1;
+        rec.fingerprint = format!("sha256:{}", "1".repeat(64));
+        let p = plan_ok(&d, &o, &r, &input());
+        assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Adopt]);
+        assert!(
+            p.servers["a.eu"]
+                .findings
+                .iter()
+                .any(|f| f.code.slug() == "record-algorithm-old")
+        );
+        assert_eq!(p.report.install.adopt, 1);
+        assert_eq!(p.report.install.reinstall, 0);
+        // Algorithm 2 with that fingerprint is a change of spec: a reinstall.
+        r.installs.get_mut("a.eu").unwrap().algorithm = 2;
+        let p = plan_ok(&d, &o, &r, &input());
+        assert_eq!(p.servers["a.eu"].actions[0].kind(), ActionKind::Reinstall);
+        assert_eq!(p.report.install.adopt, 0);
+    }
+
     /// Which secret paths are credentials: the values under `httpHeaders`, nothing else.
     #[test]
     fn rule_credentials_are_the_http_header_values() {
@@ -1170,6 +1274,9 @@ fn rule_a_record_of_another_os_is_refused_unless_a_reinstall_followed_it() {
     assert!(!refused(&plan_with(vec![later.clone()], &undated)));
     let earlier = task(999, "reinstallServer", TaskStatus::Done);
     assert!(refused(&plan_with(vec![earlier], &undated)));
+    // The recorded task itself is the install the record describes, not one since.
+    let itself = task(1000, "reinstallServer", TaskStatus::Done);
+    assert!(refused(&plan_with(vec![itself], &undated)));
     // Neither dates nor a task id: any reinstall in the history counts.
     let bare = |r: &mut InstallRecord| {
         r.started = None;
