@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The full test suite, from a fresh Debian machine with the Rust toolchain:
 # installs what the tests need (a Python venv with the pinned official python-ovh client for the
-# conformance tests), then formatting, lints and every test, the tests with nothing but the
-# repository visible.
+# conformance tests; spin for the model check), then formatting, lints, the model check of apply's
+# intent journal and every test, the tests with nothing but the repository visible.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,9 @@ export OVHFORM_TEST_PYTHON="$venv/bin/python"
 
 cargo fmt --all --check
 cargo clippy --all-targets --locked -- -D warnings
+# apply's intent-journal protocol, model-checked with spin (installed when missing): the model
+# verifies and its deliberately flawed variants fail.
+bash scripts/model-check.sh
 # The tests run where only the repository is visible (scripts/isolated.sh): a test that reads a
 # file outside it fails here, not in someone else's clone.
 bash scripts/isolated.sh cargo test --locked --all-targets

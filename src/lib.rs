@@ -16,12 +16,18 @@
 //! - [`pipeline`]: the one async function `plan`, `demo` (and later apply and the daemon) call:
 //!   observe → merge records → detail where needed → plan → lint, with per-run call counts,
 //!   progress events and the facts cache around the detail read.
+//! - [`apply`]: the executor: one attempt at running a reviewed plan (intent journal around
+//!   every reinstall, task tracking, records); the only composer of destructive I/O.
 //! - [`cli`]: one function per subcommand, and the renderings of diagnostics.
+//! - [`escape`]: how text from outside (API, tags, records — and manifests) is shown on a
+//!   terminal or in Markdown: never raw.
 //!
 //! Data flow: `manifest::load` → `Desired` (at the CLI edge); `pipeline::run` drives `observe`
 //! → `Observed`, `state` → `Records`, `plan::plan` → `Plan` and `plan::lint`; `cli` renders.
 
+pub mod apply;
 pub mod cli;
+pub mod escape;
 pub mod manifest;
 pub mod model;
 pub mod observe;

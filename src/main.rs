@@ -19,7 +19,16 @@ fn main() -> ExitCode {
     match ovhform::cli::run(cli) {
         Ok(code) => code,
         Err(report) => {
-            eprintln!("{report:?}");
+            // Errors quote the API (messages, bodies) and other text from outside: rendered
+            // without colour, then escaped, so nothing in them reaches the terminal raw.
+            let handler = miette::GraphicalReportHandler::new_themed(
+                miette::GraphicalTheme::unicode_nocolor(),
+            );
+            let mut out = String::new();
+            if handler.render_report(&mut out, report.as_ref()).is_err() {
+                out = format!("{report:?}");
+            }
+            eprintln!("{}", ovhform::escape::block(&out));
             ExitCode::from(1)
         }
     }

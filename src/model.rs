@@ -75,8 +75,16 @@ pub struct InstallSpec {
     pub os: String,
     /// The exact `dedicated.server.Reinstall` body ovhform would POST (keys sorted).
     pub request: serde_json::Value,
-    /// `sha256:<64 hex>` over the canonical JSON of `request`.
+    /// `sha256:<64 hex>` over the canonical JSON of the *public* request
+    /// (`manifest::public_request`): API defaults normalised, every secret replaced by
+    /// `"<secret>"` and every `httpHeaders` value by `"<credential>"`. Holds nothing secret, so
+    /// it may be published (PR comments, IAM tags); secrets are compared elsewhere, through a
+    /// keyed digest.
     pub fingerprint: String,
+    /// The version of the algorithm that computed `fingerprint`
+    /// (`manifest::FINGERPRINT_ALGORITHM`): fingerprints of different versions never compare
+    /// equal, so records carry it.
+    pub algorithm: u32,
     /// Bumped by the user to force a rebuild with an unchanged spec.
     pub generation: u64,
     /// The disk group the OS goes on (`None` = the API's default, disk group 1).
@@ -84,8 +92,13 @@ pub struct InstallSpec {
     /// Disk groups sent as `{diskGroupId, erase: false}`.
     pub keep_disk_groups: BTreeSet<u32>,
     /// Paths inside `request` (JSON pointers, e.g. `/customizations/httpHeaders/Authorization`)
-    /// whose values are secret and must only ever be shown as a hash and a length.
+    /// whose values are secret: never shown, never hashed without a key (the fingerprint holds
+    /// a placeholder for each).
     pub secret_paths: BTreeSet<String>,
+    /// The subset of `secret_paths` that are credentials to fetch the image (`httpHeaders`
+    /// values): the image is identified by `imageURL` and its checksum, so rotating them must
+    /// not force a reinstall.
+    pub credential_paths: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -453,6 +466,10 @@ pub struct Records {
     /// Last-applied boot and settings per server (see [`AppliedState`]).
     #[serde(default)]
     pub applied: BTreeMap<String, AppliedState>,
+    /// Reinstalls ovhform made that failed, per server: the server is degraded until a new
+    /// install succeeds — kept here because the task history that shows it is purged in time.
+    #[serde(default)]
+    pub failed: BTreeMap<String, FailedInstall>,
     /// Where each believed install record comes from. Computed when the store and the tags
     /// are merged; never persisted.
     #[serde(skip)]
@@ -461,6 +478,18 @@ pub struct Records {
     /// destructive from them. Computed by the merge; never persisted.
     #[serde(skip)]
     pub disputes: BTreeMap<String, RecordDispute>,
+}
+
+/// A reinstall that ended in error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedInstall {
+    pub task: u64,
+    /// `customerError`, `ovhError` or `cancelled`.
+    pub status: String,
+    pub step: Option<String>,
+    pub error: Option<String>,
+    pub at: jiff::Timestamp,
 }
 
 /// Where a believed install record comes from.
@@ -478,6 +507,43 @@ pub enum RecordSource {
 pub struct RecordDispute {
     pub store: InstallRecord,
     pub tags: InstallRecord,
+}
+
+/// A reinstall ovhform is about to POST, or has POSTed: journaled durably *before* the POST,
+/// so that after a crash at any instant the next run re-attaches to the task instead of
+/// wiping the server a second time. Kept until the install is recorded, or the API proves no
+/// task was created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Intent {
+    /// Unique: `<server>@<created as unix ms>`.
+    pub id: String,
+    pub server: String,
+    pub fleet: String,
+    /// The reviewed fingerprint of what is installed.
+    pub fingerprint: String,
+    /// `sha256:` over the publishable request (no secret in it).
+    pub request_digest: String,
+    pub os: String,
+    pub generation: u64,
+    /// When the POST was about to be sent, in the API's clock (the `/auth/time` delta applied).
+    pub created: jiff::Timestamp,
+    /// The saved plan the reinstall came from, when there was one.
+    #[serde(default)]
+    pub plan_id: Option<String>,
+    pub state: IntentState,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum IntentState {
+    /// Journaled: the POST may or may not have reached the API.
+    Journaled,
+    /// The API answered with (or the history shows) this task.
+    Posted { task_id: u64 },
+    /// Could not be resolved against the API (e.g. the history was purged while ovhform was
+    /// down): nothing is POSTed for the server until a person resolves it.
+    Unresolved { reason: String },
 }
 
 /// What ovhform last applied to a server's boot and settings: the desired values it converged

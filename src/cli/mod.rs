@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use miette::{IntoDiagnostic, WrapErr};
 
 pub mod api;
+pub mod apply;
 pub mod demo;
 pub mod plan;
 pub mod progress;
@@ -62,7 +63,11 @@ pub enum Command {
     Schema(schema::Args),
     /// Observe the live servers and show what would change (read-only).
     Plan(Box<plan::Args>),
-    /// Plan the example manifests against the built-in simulator (offline, no account).
+    /// Apply a plan: plan and confirm, or run a saved plan exactly (`ovhform apply FILE`).
+    /// Reinstalls erase disks and run only for servers named by --allow-wipe.
+    Apply(Box<apply::Args>),
+    /// Plan and apply the example manifests against the built-in simulator (offline, no
+    /// account).
     Demo(demo::Args),
     /// Run the OVHcloud API simulator (offline tests and demos).
     Sim(Box<sim::Args>),
@@ -77,6 +82,8 @@ pub fn init_tracing(global: &GlobalArgs) {
         "error"
     } else {
         match global.verbose {
+            // With JSON logs, apply's progress events are the log's content: shown by default.
+            0 if global.log_format == LogFormat::Json => "warn,ovhform::cli::apply=info",
             0 => "warn",
             1 => "info",
             2 => "debug",
@@ -99,12 +106,13 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Schema(args) => schema::run(args),
         Command::Sim(args) => sim::run(*args),
         Command::Plan(args) => plan::run(*args, &cli.global),
+        Command::Apply(args) => apply::run(*args, &cli.global),
         Command::Demo(args) => demo::run(args, &cli.global),
         Command::State(args) => state::run(args),
     }
 }
 
-/// The async runtime of the subcommands that talk to an API (`plan`, `demo`).
+/// The async runtime of the subcommands that talk to an API (`plan`, `apply`, `demo`).
 pub(crate) fn runtime() -> miette::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

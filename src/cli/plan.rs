@@ -48,10 +48,19 @@ pub struct Args {
     /// Plan only these servers (service names); repeatable.
     #[arg(long = "target", value_name = "SERVER")]
     pub targets: Vec<String>,
+    /// Read every live server's detail (running tasks, install status and history, boots,
+    /// hardware), not only those with an intended change: a plan that verifies the whole
+    /// fleet, at about five requests per server.
+    #[arg(long)]
+    pub refresh: bool,
     /// Manage SERVER although another fleet's record owns it; repeatable. Without it a
     /// manifest naming another fleet's server is an error.
     #[arg(long = "take-over", value_name = "SERVER")]
     pub take_over: Vec<String>,
+    /// Plan a rebuild of SERVER with the same spec (Terraform's -replace); repeatable. Its
+    /// wipe still needs an approval at apply.
+    #[arg(long = "replace", value_name = "SERVER")]
+    pub replace: Vec<String>,
     /// How long hardware specifications and compatible/installation templates read from the
     /// API are reused from the state directory's cache (`cache/facts.json`), e.g. 24h, 90m;
     /// 0 neither reads nor writes the cache.
@@ -82,8 +91,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
     let input = PlanInput {
         targets: args.targets.iter().cloned().collect(),
         revision: state::manifests_revision(&args.manifests),
-        // `ovhform apply` does not exist yet: suggest no command rather than one that fails.
-        apply_command: None,
+        // The renderers show it only for a plan with changes and no error finding.
+        apply_command: Some(apply_command(&args)),
+        replace: args.replace.iter().cloned().collect(),
         fleet: args.state.fleet.clone(),
         fleet_key: args
             .state
@@ -91,6 +101,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
             .as_deref()
             .and_then(FleetKey::new),
         take_over: args.take_over.iter().cloned().collect(),
+        refresh: args.refresh,
         install_route: match args.api.install_api {
             InstallApi::Reinstall => InstallRoute::Reinstall,
             InstallApi::Legacy => InstallRoute::Legacy,
@@ -98,7 +109,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         ..PlanInput::new(jiff::Timestamp::now())
     };
     let style = Style::for_stderr(global, std::io::stderr().is_terminal());
-    let planned = runtime()?.block_on(run_pipeline(
+    let mut planned = runtime()?.block_on(run_pipeline(
         desired,
         &client,
         &store,
@@ -107,6 +118,11 @@ pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         input,
         style,
     ))?;
+    // A plan that cannot be applied as it is suggests no command, in no form: not in the
+    // renderings (they check too), not in the JSON, not in the saved file.
+    if planned.plan.has_errors() {
+        planned.plan.apply_command = None;
+    }
     if let Some(out) = &args.out {
         save_plan(&planned.plan, out)?;
     }
@@ -125,6 +141,51 @@ pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         &planned.plan,
         args.detailed_exitcode,
     )))
+}
+
+/// The exact command that applies what this plan shows: `ovhform apply FILE` for a saved
+/// plan, else `ovhform apply --manifests DIR` with every flag that shaped the plan (targets,
+/// take-overs, replacements, refresh, install route). State directory and fleet are repeated
+/// when not the defaults. API flags are not: apply resolves the endpoint and credentials as
+/// plan did (environment, ovh.conf), and credentials never belong in a printed command.
+pub fn apply_command(args: &Args) -> String {
+    use crate::cli::apply::shell_word;
+    let path = |p: &Path| shell_word(&p.display().to_string());
+    let mut words = vec!["ovhform".to_string(), "apply".to_string()];
+    let default_manifests = args.manifests == Path::new("manifests");
+    match &args.out {
+        Some(out) => {
+            words.push(path(out));
+            if !default_manifests {
+                words.extend(["--manifests".into(), path(&args.manifests)]);
+            }
+        }
+        None => {
+            words.extend(["--manifests".into(), path(&args.manifests)]);
+            for (flag, values) in [
+                ("--target", &args.targets),
+                ("--take-over", &args.take_over),
+                ("--replace", &args.replace),
+            ] {
+                for v in values {
+                    words.extend([flag.to_string(), shell_word(v)]);
+                }
+            }
+            if args.refresh {
+                words.push("--refresh".into());
+            }
+            if args.api.install_api == InstallApi::Legacy {
+                words.extend(["--install-api".into(), "legacy".into()]);
+            }
+        }
+    }
+    if args.state.state_dir != Path::new(state::DEFAULT_STATE_DIR) {
+        words.extend(["--state".into(), path(&args.state.state_dir)]);
+    }
+    if args.state.fleet != crate::model::DEFAULT_FLEET {
+        words.extend(["--fleet".into(), shell_word(&args.state.fleet)]);
+    }
+    words.join(" ")
 }
 
 /// The pipeline with progress rendered on stderr (shared with `demo`).
@@ -181,4 +242,58 @@ fn save_plan(plan: &Plan, out: &Path) -> miette::Result<()> {
     state::write_atomic(out, json.as_bytes())
         .map_err(miette::Report::new)
         .wrap_err_with(|| format!("cannot save the plan to {}", out.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn hint(argv: &[&str]) -> String {
+        let mut full = vec!["ovhform", "plan"];
+        full.extend(argv);
+        match Cli::try_parse_from(full).expect("arguments parse").command {
+            Command::Plan(args) => apply_command(&args),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_apply_hint_is_the_exact_command() {
+        assert_eq!(hint(&[]), "ovhform apply --manifests manifests");
+        assert_eq!(hint(&["--out", "plan.json"]), "ovhform apply plan.json");
+        assert_eq!(
+            hint(&["--out", "my plan.json", "--manifests", "fleet/"]),
+            "ovhform apply 'my plan.json' --manifests fleet/"
+        );
+        // Every flag that shapes the plan is kept, in a form a shell reads back as given.
+        assert_eq!(
+            hint(&[
+                "--manifests",
+                "m",
+                "--target",
+                "ns1.eu",
+                "--target",
+                "it's",
+                "--take-over",
+                "ns2.eu",
+                "--replace",
+                "ns3.eu",
+                "--refresh",
+                "--install-api",
+                "legacy",
+                "--state",
+                "/srv/state",
+                "--fleet",
+                "prod",
+            ]),
+            "ovhform apply --manifests m --target ns1.eu --target 'it'\\''s' --take-over ns2.eu \
+             --replace ns3.eu --refresh --install-api legacy --state /srv/state --fleet prod"
+        );
+        // API flags, credentials above all, are never repeated.
+        let with_creds = hint(&["--endpoint", "ovh-ca", "--application-secret", "S3CRET"]);
+        assert!(!with_creds.contains("S3CRET") && !with_creds.contains("ovh-ca"));
+    }
 }

@@ -67,6 +67,17 @@ pub struct Args {
     /// Do not serve the legacy POST …/install/start (as on the EU API since 2025-10-07).
     #[arg(long)]
     pub no_legacy_install: bool,
+    /// Refuse the iamTags filter on GET /dedicated/server with a 400 (as regions whose schema
+    /// lacks it may), to exercise a client's fallback.
+    #[arg(long)]
+    pub no_iam_tags_filter: bool,
+    /// Serve expanded listings from a cache: without `Pragma: no-cache` they show the state
+    /// from before the last change.
+    #[arg(long)]
+    pub stale_listing: bool,
+    /// Answer every batch GET 403 (per-server access rules), to exercise a client's fallback.
+    #[arg(long)]
+    pub batch_forbidden: bool,
     /// Added latency per API request (e.g. 200ms).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub latency: Option<Duration>,
@@ -335,6 +346,9 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         expanded_listing: !args.no_expanded_listing,
         batch: !args.no_batch,
         legacy_install: !args.no_legacy_install,
+        iam_tags_filter: !args.no_iam_tags_filter,
+        stale_listing: args.stale_listing,
+        batch_forbidden: args.batch_forbidden,
         timings: sim::Timings {
             install: args.install_duration,
             ..sim::Timings::default()

@@ -58,7 +58,7 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
 }
 
 fn show(args: ShowArgs) -> miette::Result<ExitCode> {
-    let records = args.state.open_read_only().load()?;
+    let records = crate::cli::runtime()?.block_on(args.state.open_read_only().load())?;
     let wanted: BTreeSet<&String> = args.servers.iter().collect();
     let installs: Vec<_> = records
         .installs
@@ -85,7 +85,7 @@ fn take_tag(args: TakeTagArgs) -> miette::Result<ExitCode> {
         .block_on(crate::observe::observe_fleet(&client, &names))
         .into_diagnostic()
         .wrap_err("cannot read the servers' tags")?;
-    let stored = store.load()?;
+    let stored = runtime.block_on(store.load())?;
     let mut taken = Vec::new();
     for name in &names {
         let server = observed
@@ -101,7 +101,7 @@ fn take_tag(args: TakeTagArgs) -> miette::Result<ExitCode> {
         taken.push((stored.installs.get(name).cloned(), rec));
     }
     for (_, rec) in &taken {
-        store.put_install(rec)?;
+        runtime.block_on(store.put_install(rec))?;
     }
     for (old, rec) in taken {
         let claim = |r: &crate::model::InstallRecord| {

@@ -1,9 +1,11 @@
 //! From a validated raw server spec to the plain desired state: values resolved (files read
 //! relative to their manifest, environment read, scripts base64-encoded), the exact
-//! `dedicated.server.Reinstall` body built, its fingerprint and its secret paths computed.
+//! `dedicated.server.Reinstall` body built, its secret and credential paths listed, its
+//! fingerprint taken (by `public.rs`).
 //!
 //! Owns: value resolution and content checks (SSH key, iPXE script, base64, URL), the request
-//! body, the canonical JSON and fingerprint. Must not touch: YAML, cross-document rules.
+//! body and which of its paths are secrets or credentials. Must not touch: YAML,
+//! cross-document rules, the public form and fingerprint (`public.rs`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
@@ -13,7 +15,6 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use super::diag::Code;
 use super::node::Loc;
@@ -325,53 +326,8 @@ pub fn ssh_key_problem(key: &str) -> Result<(), String> {
     }
 }
 
-/// `"sha256:" + hex(sha256(canonical JSON))`. Canonical = object keys sorted at every level,
-/// no whitespace — written here explicitly so the result does not depend on whether some
-/// dependency enables serde_json's `preserve_order`.
-pub fn fingerprint(request: &Value) -> String {
-    let mut out = Vec::with_capacity(512);
-    write_canonical(request, &mut out);
-    format!("sha256:{}", hex::encode(Sha256::digest(&out)))
-}
-
-pub fn canonical_json(v: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    write_canonical(v, &mut out);
-    out
-}
-
-fn write_canonical(v: &Value, out: &mut Vec<u8>) {
-    match v {
-        Value::Object(m) => {
-            out.push(b'{');
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                // Serializing a string or a Value into a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut *out, k);
-                out.push(b':');
-                write_canonical(&m[k], out);
-            }
-            out.push(b'}');
-        }
-        Value::Array(a) => {
-            out.push(b'[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(x, out);
-            }
-            out.push(b']');
-        }
-        scalar => {
-            let _ = serde_json::to_writer(&mut *out, scalar);
-        }
-    }
-}
+/// The canonical JSON lives with the fingerprint it feeds; re-exported for existing callers.
+pub use super::public::canonical_json;
 
 /// JSON pointer escaping of one key (RFC 6901).
 fn pointer_key(k: &str) -> String {
@@ -487,6 +443,7 @@ pub fn server(spec: &RawServerSpec, resolver: &mut Resolver, sink: &mut Sink) ->
 fn install(i: &RawInstall, resolver: &mut Resolver, sink: &mut Sink) -> Option<InstallSpec> {
     let before = sink.error_count();
     let mut secret_paths = BTreeSet::new();
+    let mut credential_paths = BTreeSet::new();
     let mut request = Map::new();
     let os = i.os.as_ref()?;
     request.insert("operatingSystem".into(), json!(os.value));
@@ -582,9 +539,12 @@ fn install(i: &RawInstall, resolver: &mut Resolver, sink: &mut Sink) -> Option<I
             let mut m = Map::new();
             for (k, v) in &map.0 {
                 if let Some(r) = resolver.resolve(v, Use::Text, true, sink) {
+                    let path = format!("/customizations/{key}/{}", pointer_key(&k.value));
+                    if key == "httpHeaders" {
+                        credential_paths.insert(path.clone());
+                    }
                     if r.secret || always_secret {
-                        secret_paths
-                            .insert(format!("/customizations/{key}/{}", pointer_key(&k.value)));
+                        secret_paths.insert(path);
                     }
                     m.insert(k.value.clone(), Value::String(r.value));
                 }
@@ -691,15 +651,17 @@ fn install(i: &RawInstall, resolver: &mut Resolver, sink: &mut Sink) -> Option<I
         return None;
     }
     let request = Value::Object(request);
-    let fingerprint = fingerprint(&request);
+    let fingerprint = super::public::fingerprint(&request, &secret_paths);
     Some(InstallSpec {
         os: os.value.clone(),
         request,
         fingerprint,
+        algorithm: super::public::FINGERPRINT_ALGORITHM,
         generation: i.generation.as_ref().map(|g| g.value).unwrap_or(0),
         os_disk_group,
         keep_disk_groups,
         secret_paths,
+        credential_paths,
     })
 }
 
@@ -781,16 +743,5 @@ mod tests {
         );
         let long = format!("{} AAAA", "x".repeat(200));
         assert!(ssh_key_problem(&long).unwrap_err().len() < 100);
-    }
-
-    #[test]
-    fn canonical_json_sorts_keys_at_every_level() {
-        let a = json!({"b": 1, "a": {"d": [1, {"z": 1, "y": 2}], "c": "x"}});
-        assert_eq!(
-            String::from_utf8(canonical_json(&a)).unwrap(),
-            r#"{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}"#
-        );
-        let fp = fingerprint(&a);
-        assert!(fp.starts_with("sha256:") && fp.len() == 7 + 64);
     }
 }

@@ -113,6 +113,7 @@ codes! {
     CronInvalid = "E0605", "cron-invalid", "give a 5-field cron expression, e.g. `0 2 * * 1-5` (minute hour day-of-month month day-of-week)";
     DurationInvalid = "E0606", "duration-invalid", "give a duration such as `2h`, `90m` or `1h 30m` (more than 0, at most 7 days)";
     TimeZoneInvalid = "E0607", "timezone-invalid", "give an IANA time zone name such as `Europe/Paris` or `UTC`";
+    CronNeverFires = "E0608", "cron-never-fires", "a window that never opens blocks every reinstall it guards: pick days every chosen month has (no 30th in February, no 31st in April, June, September or November) or `L` for the last day of the month";
     SelectorEmpty = "W0601", "selector-matches-nothing", "no Server manifest carries these labels; fix the selector or the labels";
 }
 
@@ -231,10 +232,12 @@ impl fmt::Display for Diag {
     /// With a source snippet, miette prints file:line:column in the snippet's header; without
     /// one (unreadable file, non-UTF-8), the message carries the location itself.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Messages quote manifest values and file names: escaped for the terminal.
+        let message = crate::escape::line(&self.message);
         if self.span.is_some() && self.source.is_some() {
-            write!(f, "{}", self.message)
+            write!(f, "{message}")
         } else {
-            write!(f, "{}: {}", self.location(), self.message)
+            write!(f, "{}: {message}", crate::escape::line(&self.location()))
         }
     }
 }
@@ -284,7 +287,7 @@ impl Diagnostic for Diag {
         Some(Diag::severity(self))
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(&self.hint))
+        Some(Box::new(crate::escape::line(&self.hint).into_owned()))
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
         self.source.as_deref().map(|s| s as &dyn SourceCode)
@@ -292,10 +295,10 @@ impl Diagnostic for Diag {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let (offset, len) = self.span?;
         self.source.as_ref()?;
-        let label = self
-            .label
-            .clone()
-            .unwrap_or_else(|| self.code.slug().replace('-', " "));
+        let label = self.label.as_deref().map_or_else(
+            || self.code.slug().replace('-', " "),
+            |l| crate::escape::line(l).into_owned(),
+        );
         Some(Box::new(std::iter::once(LabeledSpan::new(
             Some(label),
             offset,

@@ -472,19 +472,26 @@ fn window(d: &RawWindowDoc, root: Loc, sink: &mut Sink) -> Option<MaintenanceWin
     let s = &d.spec;
     let sched = s.schedule.value.trim();
     let fields = sched.split_whitespace().count();
-    if !sched.starts_with('@') && fields != 5 {
+    let cron = if !sched.starts_with('@') && fields != 5 {
         sink.error(
             Code::CronInvalid,
             s.schedule.loc,
             format!("`{sched}` has {fields} fields, a cron schedule has 5"),
         );
-    } else if let Err(e) = sched.parse::<croner::Cron>() {
-        sink.error(
-            Code::CronInvalid,
-            s.schedule.loc,
-            format!("`{sched}` is not a cron schedule: {e}"),
-        );
-    }
+        None
+    } else {
+        match sched.parse::<croner::Cron>() {
+            Ok(cron) => Some(cron),
+            Err(e) => {
+                sink.error(
+                    Code::CronInvalid,
+                    s.schedule.loc,
+                    format!("`{sched}` is not a cron schedule: {e}"),
+                );
+                None
+            }
+        }
+    };
     let duration_secs = match humantime::parse_duration(s.duration.value.trim()) {
         Ok(dur) if dur.as_secs() == 0 => {
             sink.error(
@@ -517,13 +524,26 @@ fn window(d: &RawWindowDoc, root: Loc, sink: &mut Sink) -> Option<MaintenanceWin
         .as_ref()
         .map(|t| t.value.clone())
         .unwrap_or_else(|| "UTC".to_owned());
-    if jiff::tz::TimeZone::get(&tz).is_err() {
+    let zone = jiff::tz::TimeZone::get(&tz);
+    if zone.is_err() {
         let loc = s.time_zone.as_ref().map(|t| t.loc).unwrap_or(s.loc);
         sink.error(
             Code::TimeZoneInvalid,
             loc,
             format!("`{tz}` is not a known time zone"),
         );
+    }
+    if let Some(cron) = &cron {
+        // Which days exist does not depend on the zone; the exact opening time does, and an
+        // unknown zone is reported above.
+        let zone = zone.unwrap_or(jiff::tz::TimeZone::UTC);
+        if first_opening(cron, &zone).is_none() {
+            let message = format!(
+                "`{sched}` never opens: not once in the {SCHEDULE_HORIZON_YEARS} years from \
+                 {SCHEDULE_REFERENCE}"
+            );
+            sink.error(Code::CronNeverFires, s.schedule.loc, message);
+        }
     }
     if sink.error_count() > before {
         return None;
@@ -535,6 +555,52 @@ fn window(d: &RawWindowDoc, root: Loc, sink: &mut Sink) -> Option<MaintenanceWin
         duration_secs,
         time_zone: tz,
     })
+}
+
+/// Schedules are checked from this date, not from today: validation must answer the same on
+/// every machine and every day. Cron fields repeat with the calendar, so a schedule that opens
+/// at all opens within a few years of any date (29 February: every 4 to 8 years).
+const SCHEDULE_REFERENCE: jiff::civil::Date = jiff::civil::date(2025, 1, 1);
+const SCHEDULE_HORIZON_YEARS: i16 = 10;
+
+/// When `cron` first opens in the horizon, `None` when it does not. Bounded: at most one
+/// check per day of the horizon, then croner walks only up to a day known to match — croner
+/// alone would walk to the year 5000 before giving up on `0 0 30 2 *`, hundreds of
+/// milliseconds per window. (A time that falls into a daylight-saving gap still opens: croner
+/// moves it past the gap.)
+fn first_opening(cron: &croner::Cron, zone: &jiff::tz::TimeZone) -> Option<jiff::Zoned> {
+    let p = &cron.pattern;
+    let end = SCHEDULE_REFERENCE
+        .checked_add(jiff::Span::new().years(SCHEDULE_HORIZON_YEARS))
+        .ok()?;
+    let mut day = SCHEDULE_REFERENCE;
+    loop {
+        if day >= end {
+            return None;
+        }
+        let month = day.month() as u32;
+        if !p.month_match(month).unwrap_or(false) {
+            day = day
+                .first_of_month()
+                .checked_add(jiff::Span::new().months(1))
+                .ok()?;
+            continue;
+        }
+        let weekday =
+            croner::Weekday::from_days_from_sunday(day.weekday().to_sunday_zero_offset() as u32);
+        let year = i32::from(day.year());
+        if p.year_match(year).unwrap_or(false)
+            && p.day_match(year, month, day.day() as u32, weekday)
+                .unwrap_or(false)
+        {
+            break;
+        }
+        day = day.tomorrow().ok()?;
+    }
+    let start = SCHEDULE_REFERENCE.to_zoned(zone.clone()).ok()?;
+    cron.find_next_occurrence(&start, true)
+        .ok()
+        .filter(|at| at.date() < end)
 }
 
 /// What every per-server worker reads.
@@ -736,5 +802,48 @@ mod tests {
         for bad in ["", "NS1.ip-1-2-3.eu", "a..b", "-a", "a b", "web_01"] {
             assert!(service_name_problem(bad).is_some(), "{bad}");
         }
+    }
+
+    fn opens(schedule: &str, zone: &str) -> Option<String> {
+        let cron: croner::Cron = schedule.parse().unwrap();
+        let zone = jiff::tz::TimeZone::get(zone).unwrap();
+        first_opening(&cron, &zone).map(|z| z.to_string())
+    }
+
+    #[test]
+    fn schedules_that_never_open_are_refused() {
+        // Each of these costs croner alone a walk to the year 5000; `first_opening` stops at
+        // the horizon by construction (one check per day, months skipped whole).
+        for never in [
+            "0 0 30 2 *",
+            "0 0 31 4 *",
+            "30 2 31 2,4,6,9,11 *",
+            "*/5 * 31 2,4,6,9,11 *",
+            "* * 30,31 2 *",
+            // The fifth Friday of February: not before 2036. Practically never.
+            "0 0 * 2 5#5",
+        ] {
+            assert_eq!(opens(never, "Europe/Paris"), None, "{never}");
+        }
+    }
+
+    #[test]
+    fn schedules_that_open_give_their_first_opening() {
+        let at = |s, z| opens(s, z).unwrap_or_else(|| panic!("{s} never opens"));
+        assert_eq!(
+            at("0 2 * * 1-5", "Europe/Paris"),
+            "2025-01-01T02:00:00+01:00[Europe/Paris]"
+        );
+        // Leap days only: 2028 is within the horizon.
+        assert_eq!(at("0 0 29 2 *", "UTC"), "2028-02-29T00:00:00+00:00[UTC]");
+        assert_eq!(at("0 3 L 2 *", "UTC"), "2025-02-28T03:00:00+00:00[UTC]");
+        assert_eq!(at("@yearly", "UTC"), "2025-01-01T00:00:00+00:00[UTC]");
+        // Day of month OR day of week (cron's rule): every Monday of February.
+        assert_eq!(at("0 0 30 2 1", "UTC"), "2025-02-03T00:00:00+00:00[UTC]");
+        // 02:30 on the last Sunday of March does not exist in Paris; croner opens at 03:00.
+        assert_eq!(
+            at("30 2 * 3 0L", "Europe/Paris"),
+            "2025-03-30T03:00:00+02:00[Europe/Paris]"
+        );
     }
 }

@@ -231,7 +231,18 @@ pub fn parse_file(path: &Path, index: u32) -> Parsed {
     };
     let text: Arc<str> = Arc::from(text);
     let source =
-        Arc::new(NamedSource::new(path.display().to_string(), text.clone()).with_language("yaml"));
+        // Diagnostics quote this text on a terminal or in CI logs: control and bidi characters
+        // are masked one `?` per byte, so the spans into it stay right.
+        Arc::new(
+            NamedSource::new(
+                crate::escape::line(&path.display().to_string()),
+                match crate::escape::mask_same_length(&text) {
+                    std::borrow::Cow::Borrowed(_) => text.clone(),
+                    std::borrow::Cow::Owned(masked) => Arc::from(masked),
+                },
+            )
+            .with_language("yaml"),
+        );
     match node::parse_documents(&text, index) {
         Ok(docs) => Parsed {
             source: Some(source),

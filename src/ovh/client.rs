@@ -33,6 +33,9 @@ pub enum Mode {
     ExpandedTasks,
     /// `X-Ovh-Batch: ,` GETs.
     Batch,
+    /// The `iamTags` filter on `GET /dedicated/server` (REFERENCE §1.1; not in every region's
+    /// schema, and OVH's own CLI does not rely on it for v1).
+    IamTagsFilter,
 }
 
 /// When a failed attempt may be sent again.
@@ -65,7 +68,20 @@ pub(crate) struct Call {
     pub auth: bool,
     pub headers: Vec<(String, String)>,
     pub retry: Retry,
+    /// Not sent at all once this instant has passed (checked after the budget and slot
+    /// waits, just before signing): the reinstall POST's bound on when it may leave.
+    pub send_by: Option<Instant>,
+    /// Its budget slot was taken in advance ([`Client::reserve_slot`]): `admit` skips the
+    /// budget wait, so the time between the caller's last durable step and the send is
+    /// bounded by the concurrency wait alone.
+    pub prepaid: bool,
 }
+
+/// A request-budget slot taken ahead of the request that will use it (see
+/// [`Client::reserve_slot`]). Consumed by that request; not reusable.
+#[must_use = "a reserved slot is spent only by the request it is passed to"]
+#[derive(Debug)]
+pub struct Slot(());
 
 impl Call {
     pub fn get(path: impl Into<String>) -> Call {
@@ -76,6 +92,8 @@ impl Call {
             auth: true,
             headers: vec![],
             retry: Retry::Safe,
+            send_by: None,
+            prepaid: false,
         }
     }
 }
@@ -276,6 +294,37 @@ impl Client {
         decode("POST", path, &resp)
     }
 
+    /// Wait for one request-budget slot now, for a request sent later with it. A caller that
+    /// must send within a bound of some durable step (the reinstall POST after its journal
+    /// write) takes the slot first, so the budget queue is behind it before the bound starts.
+    pub async fn reserve_slot(&self) -> Slot {
+        self.wait_budget().await;
+        Slot(())
+    }
+
+    /// POST (never retried) on a reserved budget slot that is not sent at all once `send_by`
+    /// has passed (it then fails as unsent): for requests whose effect must start within a
+    /// known bound.
+    pub async fn post_before<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+        send_by: Instant,
+        slot: Slot,
+    ) -> Result<T, Error> {
+        let Slot(()) = slot;
+        let call = Call {
+            method: "POST",
+            body: body.map(to_body),
+            retry: Retry::Never,
+            send_by: Some(send_by),
+            prepaid: true,
+            ..Call::get(path)
+        };
+        let resp = self.execute(call).await?;
+        decode("POST", path, &resp)
+    }
+
     /// POST whose answer is void (empty, `null` or ignored).
     pub async fn post_void<B: Serialize + ?Sized>(
         &self,
@@ -302,8 +351,15 @@ impl Client {
 
     // -- the request pipeline ----------------------------------------------------------------
 
-    /// Send a call with the retry rules; on 401 with OAuth2, refresh the token once.
+    /// Send a call with the retry rules; on 401 with OAuth2, refresh the token once. A path
+    /// that URL normalisation would rewrite is refused before anything is sent.
     pub(crate) async fn execute(&self, call: Call) -> Result<HttpResponse, Error> {
+        if !is_safe_path(&call.path) {
+            return Err(Error::UnsafePath {
+                method: call.method.into(),
+                path: call.path.clone(),
+            });
+        }
         let first = self.execute_with_retries(&call).await;
         match first {
             Err(e) if e.status() == Some(401) && call.auth && self.is_oauth2() => {
@@ -393,7 +449,22 @@ impl Client {
                 }
             }
         }
-        let permit = self.admit().await;
+        let permit = if call.prepaid {
+            self.permit().await
+        } else {
+            self.admit().await
+        };
+        if let Some(deadline) = call.send_by
+            && Instant::now() > deadline
+        {
+            return Err(Error::Transport {
+                method: call.method.into(),
+                path: call.path.clone(),
+                message: "not sent: its deadline passed while it waited for a request slot"
+                    .into(),
+                sent: false,
+            });
+        }
         if let Some((application_secret, consumer_key, delta)) = signer {
             let ts = (self.inner.clock)() + delta;
             let body = call.body.as_deref().unwrap_or(b"");
@@ -435,6 +506,11 @@ impl Client {
 
     /// Wait for the budget, then for a concurrency permit (held until the answer is in).
     async fn admit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.wait_budget().await;
+        self.permit().await
+    }
+
+    async fn wait_budget(&self) {
         let wait = self
             .inner
             .budget
@@ -445,6 +521,10 @@ impl Client {
             tracing::debug!(?wait, "request budget: waiting");
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// A concurrency permit, held until the answer is in.
+    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
         self.inner
             .permits
             .acquire()
@@ -671,6 +751,24 @@ impl AuthStyle {
     }
 }
 
+/// Whether `path` (under the endpoint, query excluded from the check) reaches the route it
+/// spells. The URL parser resolves `.` and `..` segments (also written `%2e`) and takes `\`
+/// for `/` in http(s) URLs, so a name that makes such a segment (`..` as a server or template
+/// name from the API or a manifest) would send the request, signed, to another route.
+/// Routes escape `/`, `%`, `\` and `?` in names (`routes::seg`), so only whole-segment
+/// dot names and empty names are left to refuse here.
+pub(crate) fn is_safe_path(path: &str) -> bool {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    !path.contains('\\')
+        && rest.split('/').all(|seg| {
+            let s = seg.to_ascii_lowercase();
+            !(s.is_empty() || matches!(s.as_str(), "." | ".." | "%2e" | ".%2e" | "%2e." | "%2e%2e"))
+        })
+}
+
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -701,6 +799,50 @@ pub(crate) fn decode<T: DeserializeOwned>(
 mod tests {
     use super::*;
     use crate::ovh::Endpoint;
+
+    #[test]
+    fn paths_that_url_normalisation_would_rewrite_are_unsafe() {
+        for ok in [
+            "/dedicated/server",
+            "/dedicated/server/ns1.ip-1-2-3.eu/task?status=init",
+            "/dedicated/installationTemplate/..%2F..%2Fme",
+            "/dedicated/installationTemplate/...",
+            "/dedicated/server?iamTags=%7B%22a%22%3A%5B%5D%7D",
+            "/v2/iam/resource/urn:v1:eu:resource:dedicatedServer:ns1",
+        ] {
+            assert!(is_safe_path(ok), "{ok}");
+        }
+        for bad in [
+            "/dedicated/installationTemplate/..",
+            "/dedicated/installationTemplate/.",
+            "/dedicated/server/%2E%2e/boot",
+            "/dedicated/server/.%2E",
+            "/dedicated/server/",
+            "/dedicated/server//boot",
+            "/dedicated/server/a\\..\\me",
+            "dedicated/server",
+        ] {
+            assert!(!is_safe_path(bad), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unsafe_path_is_refused_before_anything_is_sent() {
+        let creds = Credentials::OAuth2 {
+            client_id: "id".into(),
+            client_secret: Secret::new("s"),
+            token_url: "http://127.0.0.1:9/auth/oauth2/token".into(),
+        };
+        let mut cfg = ClientConfig::new(Endpoint::parse("http://127.0.0.1:9/1.0").unwrap(), creds);
+        cfg.requests_per_minute = 0;
+        let c = Client::with_transport(cfg, Arc::new(Silent));
+        let e = c
+            .get_unauthenticated::<serde_json::Value>("/dedicated/installationTemplate/..")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::UnsafePath { .. }), "{e}");
+        assert_eq!(c.calls(), 0, "nothing sent");
+    }
 
     #[test]
     fn client_new_builds_the_real_transport_without_network() {

@@ -46,8 +46,11 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// A region name or a full `http(s)://` base URL. For a URL, the OAuth2 token URL is
-    /// `<scheme>://<host:port>/auth/oauth2/token` (how the simulator serves it).
+    /// A region name or a full `http(s)://` base URL. For a URL on a known OVHcloud API host
+    /// (`eu.api.ovh.com`, `ca.api.ovh.com`, `api.us.ovhcloud.com`, the kimsufi and soyoustart
+    /// hosts), OAuth2 is what that region's name gives (see [`known_host_token_url`]); for any
+    /// other URL the token URL is `<scheme>://<host:port>/auth/oauth2/token` (how the
+    /// simulator serves it).
     pub fn parse(value: &str) -> Result<Endpoint, Error> {
         let value = value.trim();
         if let Some((name, base, token)) = ENDPOINT_NAMES.iter().find(|(n, _, _)| *n == value) {
@@ -68,11 +71,17 @@ impl Endpoint {
                     hint: "give the API base URL only, e.g. `http://127.0.0.1:8080/1.0`".into(),
                 });
             }
-            let origin = url.origin().ascii_serialization();
+            let token_url = match known_host_token_url(&url) {
+                Some(known) => known.map(str::to_string),
+                None => Some(format!(
+                    "{}/auth/oauth2/token",
+                    url.origin().ascii_serialization()
+                )),
+            };
             return Ok(Endpoint {
                 name: value.to_string(),
                 base_url: value.trim_end_matches('/').to_string(),
-                token_url: Some(format!("{origin}/auth/oauth2/token")),
+                token_url,
             });
         }
         let names: Vec<&str> = ENDPOINT_NAMES.iter().map(|(n, _, _)| *n).collect();
@@ -116,6 +125,29 @@ impl Endpoint {
             Err(_) => host.trim_end_matches('.').eq_ignore_ascii_case("localhost"),
         }
     }
+}
+
+/// The OAuth2 token URL of a URL endpoint whose host is one of OVHcloud's API hosts:
+/// `Some(region's token URL)` (`None` inside when that host has no OAuth2: kimsufi,
+/// soyoustart), or `None` when the host is not OVHcloud's.
+///
+/// Why: tokens for `https://eu.api.ovh.com/1.0` come from `https://www.ovh.com/auth/oauth2/token`,
+/// not from the API host itself, so `<origin>/auth/oauth2/token` would ask a URL that does not
+/// issue tokens. go-ovh keys its token URLs by the API base URL (`tokensURLs[OvhEU]` …); the
+/// match here is by host (scheme `https`, default port), so `https://eu.api.ovh.com/v1` or a
+/// trailing slash find the region too. The table is [`ENDPOINT_NAMES`], the one source of both.
+fn known_host_token_url(url: &reqwest::Url) -> Option<Option<&'static str>> {
+    if url.scheme() != "https" || url.port().is_some() {
+        return None;
+    }
+    let host = url.host_str()?.trim_end_matches('.');
+    ENDPOINT_NAMES.iter().find_map(|(_, base, token)| {
+        let known = reqwest::Url::parse(base).ok()?;
+        known
+            .host_str()
+            .is_some_and(|h| h.eq_ignore_ascii_case(host))
+            .then_some(*token)
+    })
 }
 
 /// A secret string: shown as `<redacted>` in `Debug`, has no `Display`. Read it with
@@ -471,6 +503,58 @@ mod tests {
             err.contains("unknown endpoint `ovh-moon`") && err.contains("ovh-eu"),
             "{err}"
         );
+    }
+
+    /// OAuth2 for a URL endpoint on a known OVHcloud API host asks that region's token URL,
+    /// as go-ovh does for its base URLs; other URLs (the simulator, a proxy) keep
+    /// `<origin>/auth/oauth2/token`.
+    #[test]
+    fn url_endpoints_on_ovh_hosts_use_the_regions_token_url() {
+        let token = |v: &str| Endpoint::parse(v).unwrap().token_url;
+        for (name, base, expected) in ENDPOINT_NAMES {
+            assert_eq!(
+                token(base).as_deref(),
+                *expected,
+                "{name}: its base URL given as a URL"
+            );
+            assert_eq!(token(base), token(name), "{name}: URL and name agree");
+        }
+        assert_eq!(
+            token("https://eu.api.ovh.com/v1/").as_deref(),
+            Some("https://www.ovh.com/auth/oauth2/token")
+        );
+        assert_eq!(
+            token("https://CA.API.OVH.COM./1.0").as_deref(),
+            Some("https://ca.ovh.com/auth/oauth2/token")
+        );
+        assert_eq!(
+            token("https://api.us.ovhcloud.com/1.0").as_deref(),
+            Some("https://us.ovhcloud.com/auth/oauth2/token")
+        );
+        assert_eq!(token("https://eu.api.kimsufi.com/1.0"), None);
+        // Not OVHcloud's hosts (or not as OVHcloud serves them): the URL's own origin.
+        for (url, origin) in [
+            ("http://127.0.0.1:8080/1.0", "http://127.0.0.1:8080"),
+            ("http://eu.api.ovh.com/1.0", "http://eu.api.ovh.com"),
+            (
+                "https://eu.api.ovh.com:8443/1.0",
+                "https://eu.api.ovh.com:8443",
+            ),
+            (
+                "https://eu.api.ovh.com.example.net/1.0",
+                "https://eu.api.ovh.com.example.net",
+            ),
+            (
+                "https://proxy.example.net/ovh/1.0",
+                "https://proxy.example.net",
+            ),
+        ] {
+            assert_eq!(
+                token(url),
+                Some(format!("{origin}/auth/oauth2/token")),
+                "{url}"
+            );
+        }
     }
 
     #[test]

@@ -133,6 +133,14 @@ pub enum Error {
     /// A reinstall request that the legacy `install/start` API cannot express.
     #[error(transparent)]
     Legacy(#[from] super::LegacyMappingError),
+    /// A path the client will not send: a name from the API or a manifest made a segment
+    /// that URL normalisation would rewrite (`.`, `..`, an empty segment), so the request
+    /// would reach another route than the one meant (`/dedicated/server/..` is
+    /// `/dedicated`). Nothing was sent.
+    #[error(
+        "refusing to send {method} {path}: a name in it is not a path segment (`.`, `..` or empty)"
+    )]
+    UnsafePath { method: String, path: String },
 }
 
 impl Error {
@@ -168,6 +176,18 @@ impl Error {
             Error::Transport { .. } | Error::Timeout { .. } => true,
             _ => false,
         }
+    }
+    /// The API will not show this one object to this key, or does not take the request for
+    /// it: a 4xx other than 401 (credentials: the whole run fails), 404 (the object is
+    /// absent) and 429 (throttling says nothing about the object). E.g. a 403 from per-server
+    /// access rules of a consumer key, or a 400 for a name it finds malformed. Callers make
+    /// it a fact about that object (an anomaly of its server), not a failed run.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self.status(), Some(s) if (400..500).contains(&s) && !matches!(s, 401 | 404 | 429))
+    }
+    /// The legacy install route cannot express the request: refused before anything is sent.
+    pub fn is_legacy(&self) -> bool {
+        matches!(self, Error::Legacy(_))
     }
     /// A transport failure that happened before any byte of the request was sent.
     pub fn is_unsent(&self) -> bool {
@@ -206,6 +226,15 @@ mod tests {
             e.to_string(),
             "GET /dedicated/server: HTTP 403 INVALID_CREDENTIAL: This credential is not valid (X-Ovh-QueryId: none)"
         );
+
+        let refused = |status| {
+            Error::Api(Box::new(ApiError::from_body(
+                "GET", "/x", status, None, b"{}",
+            )))
+            .is_refusal()
+        };
+        assert!(refused(403) && refused(400) && refused(409));
+        assert!(!refused(401) && !refused(404) && !refused(429) && !refused(500));
 
         let e = ApiError::from_body("GET", "/x", 502, None, b"<html>bad gateway</html>");
         assert_eq!(e.message, "<html>bad gateway</html>");

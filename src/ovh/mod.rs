@@ -3,8 +3,10 @@
 //! Owns: endpoints and credentials (`config`), the pure request signer (`sign`), the HTTP
 //! transport behind a trait (`transport`), the typed routes ovhform uses (`routes`, `types`),
 //! the request budget and retry rules (`budget`, `client`), per-run request meters (`meter`),
-//! the API-call economy (expanded listings, batch GETs, caches that can be exported and seeded
-//! as [`FactsSnapshot`]) and the legacy `install/start` mapping (`legacy`).
+//! the API-call economy (expanded listings, batch GETs, the `iamTags` filter, each with its
+//! remembered fallback; caches that can be exported and seeded as [`FactsSnapshot`]), the
+//! guard against paths URL normalisation would rewrite, and the legacy `install/start`
+//! mapping (`legacy`).
 //!
 //! Must not touch: planning decisions, manifests, the simulator. Nothing here decides what to
 //! change; it only says what the API answered. Secrets never leave this module in clear: every
@@ -22,7 +24,7 @@ mod transport;
 pub mod types;
 
 pub use budget::Budget;
-pub use client::{Client, Mode, WallClock};
+pub use client::{Client, Mode, Slot, WallClock};
 pub use config::{
     ClientConfig, ConfigInput, ConfigSources, Credentials, ENDPOINT_NAMES, Endpoint, InstallApi,
     Secret,
@@ -30,7 +32,10 @@ pub use config::{
 pub use error::{ApiError, Error};
 pub use legacy::{LegacyMappingError, install_start_from_reinstall};
 pub use meter::{Meter, route_template};
-pub use routes::{FactsSnapshot, Fetched, StartedTask};
+pub use routes::{
+    FactsSnapshot, Fetched, Objects, RelevantTasks, ServerObjects, StartedTask, TagSource,
+    TaggedServers,
+};
 pub use sign::sign;
 pub use transport::{
     BoxFuture, HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError,

@@ -1,9 +1,16 @@
 //! The typed routes ovhform uses, and the API-call economy: expanded listings
-//! (`X-Pagination-Mode: CachedObjectList-Pages`), batch GETs (`X-Ovh-Batch: ,`) with automatic,
-//! remembered fallback to plain per-object GETs, and in-memory caches (TTL from
-//! [`super::ClientConfig::cache_ttl`]) for the catalog, hardware facts and netboots, which
-//! change rarely. The facts worth keeping between runs can be exported and seeded
-//! ([`FactsSnapshot`]); where they are kept is the caller's business, not this room's.
+//! (`X-Pagination-Mode: CachedObjectList-Pages`, always with `Pragma: no-cache`: they decide
+//! actions, and the API caches them), batch GETs (`X-Ovh-Batch: ,`) and the `iamTags` filter,
+//! each with an automatic, remembered fallback (plain per-object GETs; the tags of the
+//! account's listing), and in-memory caches (TTL from [`super::ClientConfig::cache_ttl`]) for
+//! the catalog, hardware facts and netboots, which change rarely. The facts worth keeping
+//! between runs can be exported and seeded ([`FactsSnapshot`]); where they are kept is the
+//! caller's business, not this room's.
+//!
+//! What the API will not show one object (a per-object 4xx such as the 403 of per-server
+//! access rules, see [`Error::is_refusal`]) is returned beside the objects ([`Objects`],
+//! [`ServerObjects`], [`RelevantTasks`]) for the caller to make a fact of that one object;
+//! only errors that say the API or the credentials are unwell fail a whole call.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
@@ -24,6 +31,8 @@ use super::{Client, Error, InstallApi, Mode};
 const SEGMENT: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'/')
+    // The URL parser takes `\` for `/` in http(s) URLs.
+    .add(b'\\')
     .add(b'?')
     .add(b'#')
     .add(b'%')
@@ -184,12 +193,99 @@ fn seed_into<V: Clone>(
 
 /// The answer to an expanded-listing request.
 enum Expanded<T> {
-    /// The mode was honoured: every object.
-    Objects(Vec<T>),
+    /// The mode was honoured. `complete` is false when the API announced more objects
+    /// (`X-Pagination-Elements`) than it sent: an object it could not read itself (a task that
+    /// still answers 404) is left out of the listing, not shown as absent.
+    Objects { items: Vec<T>, complete: bool },
     /// The mode was ignored: the plain listing (ids) of the first page.
     Plain(Vec<serde_json::Value>),
-    /// The mode was refused (400).
+    /// The mode was refused (a 4xx).
     Refused,
+}
+
+/// Objects fetched by id (batch GETs, or plain GETs), split by what the API answered.
+#[derive(Debug)]
+pub struct Objects<K, T> {
+    pub found: BTreeMap<K, T>,
+    /// Ids that answered 404.
+    pub missing: BTreeSet<K>,
+    /// Ids the API would not show ([`Error::is_refusal`]), with its answer.
+    pub refused: BTreeMap<K, Error>,
+}
+
+impl<K: Ord, T> Default for Objects<K, T> {
+    fn default() -> Self {
+        Objects {
+            found: BTreeMap::new(),
+            missing: BTreeSet::new(),
+            refused: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Ord, T> Objects<K, T> {
+    fn map_keys<K2: Ord>(self, f: impl Fn(K) -> Option<K2>) -> Objects<K2, T> {
+        Objects {
+            found: self
+                .found
+                .into_iter()
+                .filter_map(|(k, v)| Some((f(k)?, v)))
+                .collect(),
+            missing: self.missing.into_iter().filter_map(&f).collect(),
+            refused: self
+                .refused
+                .into_iter()
+                .filter_map(|(k, v)| Some((f(k)?, v)))
+                .collect(),
+        }
+    }
+}
+
+/// Servers of the account, by service name, and the wanted ones the API would not show.
+#[derive(Debug, Default)]
+pub struct ServerObjects {
+    pub servers: BTreeMap<String, DedicatedServer>,
+    /// Wanted servers whose object the API refused ([`Error::is_refusal`]), e.g. the 403 of a
+    /// consumer key whose access rules leave them out.
+    pub refused: BTreeMap<String, Error>,
+}
+
+/// How [`Client::tagged_servers`] found the tagged servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TagSource {
+    /// The API's `iamTags` filter on `GET /dedicated/server` (one call).
+    IamTagsFilter,
+    /// The `iam.tags` of the account's listing, the filter being refused (a 4xx) now or earlier
+    /// in this session.
+    Listing,
+}
+
+/// The account's servers that carry a tag key.
+#[derive(Debug)]
+pub struct TaggedServers {
+    pub names: BTreeSet<String>,
+    pub source: TagSource,
+    /// The whole account's listing the fallback read (`TagSource::Listing`), so the fleet pass
+    /// can take its servers from it instead of listing the account a second time.
+    pub listing: Option<ServerObjects>,
+}
+
+/// The tasks a planner cares about ([`Client::relevant_tasks`]).
+#[derive(Debug, Default)]
+pub struct RelevantTasks {
+    /// Readable relevant tasks, sorted by id.
+    pub tasks: Vec<Task>,
+    /// Listed task ids whose GET answered 404 (fresh tasks do for a while, REFERENCE §0.8) or
+    /// was refused, with the function the listing that named them implies (`function=
+    /// reinstallServer` list), when it does. Such a task may be running.
+    pub unreadable: BTreeMap<u64, Option<String>>,
+}
+
+/// A 4xx answer to an economy mode (expanded listing, batch, `iamTags`): the API does not take
+/// the mode here. 401 (credentials) and 429 (throttling) say nothing about the mode; they are
+/// handled by the request pipeline and reported.
+fn refuses_mode(e: &Error) -> bool {
+    matches!(e.status(), Some(s) if (400..500).contains(&s) && !matches!(s, 401 | 429))
 }
 
 /// What an install start returned, whichever API was used.
@@ -264,24 +360,26 @@ impl Client {
 
     /// Full server objects of the account, restricted to `only` when given. One expanded
     /// listing (a few pages) when the API honours it; otherwise the id list plus batch GETs
-    /// (or per-object GETs) of the wanted servers. Servers that do not exist are absent.
-    pub async fn servers(
-        &self,
-        only: Option<&BTreeSet<String>>,
-    ) -> Result<BTreeMap<String, DedicatedServer>, Error> {
+    /// (or per-object GETs) of the wanted servers. Servers that do not exist are absent;
+    /// wanted servers whose object the API refuses are in `refused`.
+    pub async fn servers(&self, only: Option<&BTreeSet<String>>) -> Result<ServerObjects, Error> {
         let wanted = |name: &str| only.is_none_or(|o| o.contains(name));
+        let mut out = ServerObjects::default();
         let mut listed = None;
         if self.supports(Mode::ExpandedServers) {
             match self
                 .expanded_list::<DedicatedServer>("/dedicated/server", Mode::ExpandedServers)
                 .await?
             {
-                Expanded::Objects(all) => {
-                    return Ok(all
-                        .into_iter()
-                        .filter(|s| wanted(&s.name))
-                        .map(|s| (s.name.clone(), s))
-                        .collect());
+                Expanded::Objects { items, complete } => {
+                    for s in items.into_iter().filter(|s| wanted(&s.name)) {
+                        out.servers.insert(s.name.clone(), s);
+                    }
+                    if complete {
+                        return Ok(out);
+                    }
+                    // Fewer objects than announced: the wanted ones left out are read by id
+                    // below rather than taken for absent.
                 }
                 // The mode was ignored and the answer is the plain name list: use it.
                 Expanded::Plain(items) => {
@@ -297,11 +395,71 @@ impl Client {
             Some(names) => names,
             None => self.list_servers().await?,
         };
-        let names: Vec<String> = names.into_iter().filter(|n| wanted(n)).collect();
+        let names: Vec<String> = names
+            .into_iter()
+            .filter(|n| wanted(n) && !out.servers.contains_key(n))
+            .collect();
         let got = self
             .batch_get::<DedicatedServer>("/dedicated/server", &names)
             .await?;
-        Ok(got.into_values().map(|s| (s.name.clone(), s)).collect())
+        for s in got.found.into_values() {
+            out.servers.insert(s.name.clone(), s);
+        }
+        out.refused = got.refused;
+        Ok(out)
+    }
+
+    /// The account's servers that carry an IAM tag with key `key`. One filtered listing
+    /// (`?iamTags={"<key>":[{"operator":"EXISTS"}]}`, the value left out as the console leaves
+    /// an empty one out) when the API takes the filter. It is not in every region's schema and
+    /// OVH's own CLI does not rely on it for v1, so on any 4xx (remembered for the session) the
+    /// tagged servers are taken from the `iam.tags` of the account's listing — the expanded
+    /// listing the fleet pass reads anyway — which is returned for the caller to reuse: the
+    /// fallback costs no extra listing. Both read the v1 `iam.tags`, which IAM v2 tag writes
+    /// reach eventually, not at once; a record the store holds never depends on this set.
+    pub async fn tagged_servers(&self, key: &str) -> Result<TaggedServers, Error> {
+        if self.supports(Mode::IamTagsFilter) {
+            let filter = serde_json::json!({ key: [{"operator": "EXISTS"}] }).to_string();
+            let query = utf8_percent_encode(&filter, percent_encoding::NON_ALPHANUMERIC);
+            let path = format!("/dedicated/server?iamTags={query}");
+            // A listing that decides `forget`s: asked fresh, like the expanded ones.
+            let call = Call {
+                headers: vec![("Pragma".into(), "no-cache".into())],
+                ..Call::get(path.clone())
+            };
+            let answer = match self.execute(call).await {
+                Ok(resp) => decode::<Vec<String>>("GET", &path, &resp),
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(names) => {
+                    return Ok(TaggedServers {
+                        names: names.into_iter().collect(),
+                        source: TagSource::IamTagsFilter,
+                        listing: None,
+                    });
+                }
+                Err(e) if refuses_mode(&e) => self.mark_unsupported(Mode::IamTagsFilter),
+                Err(e) => return Err(e),
+            }
+        }
+        let listing = self.servers(None).await?;
+        let names = listing
+            .servers
+            .values()
+            .filter(|s| {
+                s.iam
+                    .as_ref()
+                    .and_then(|i| i.tags.as_ref())
+                    .is_some_and(|t| t.contains_key(key))
+            })
+            .map(|s| s.name.clone())
+            .collect();
+        Ok(TaggedServers {
+            names,
+            source: TagSource::Listing,
+            listing: Some(listing),
+        })
     }
 
     // -- boots ------------------------------------------------------------------------------
@@ -327,14 +485,14 @@ impl Client {
     }
 
     /// The netboots behind `ids`, from the cache or by batch GET through server `sn`.
-    /// Ids the server does not know are absent from the answer.
-    pub async fn netboots(&self, sn: &str, ids: &[u64]) -> Result<BTreeMap<u64, Netboot>, Error> {
-        let mut out = BTreeMap::new();
+    /// Ids the server does not know are in `missing`, those it will not show in `refused`.
+    pub async fn netboots(&self, sn: &str, ids: &[u64]) -> Result<Objects<u64, Netboot>, Error> {
+        let mut out = Objects::default();
         let mut missing = Vec::new();
         for id in ids {
             match self.caches().netboots.get(id) {
                 Some(b) => {
-                    out.insert(*id, b);
+                    out.found.insert(*id, b);
                 }
                 None => missing.push(id.to_string()),
             }
@@ -343,13 +501,16 @@ impl Client {
         missing.dedup();
         let fetched = self
             .batch_get::<Netboot>(&format!("{}/boot", server_path(sn)), &missing)
-            .await?;
-        for (_, b) in fetched {
+            .await?
+            .map_keys(|k| k.parse::<u64>().ok());
+        for (_, b) in fetched.found {
             self.caches()
                 .netboots
                 .put(b.boot_id, b.clone(), self.wall_now());
-            out.insert(b.boot_id, b);
+            out.found.insert(b.boot_id, b);
         }
+        out.missing = fetched.missing;
+        out.refused = fetched.refused;
         Ok(out)
     }
 
@@ -376,6 +537,52 @@ impl Client {
     pub async fn install_start(&self, sn: &str, body: &InstallStart) -> Result<Task, Error> {
         self.post(&format!("{}/install/start", server_path(sn)), Some(body))
             .await
+    }
+
+    /// [`Client::start_install`] that is not sent at all once `send_by` has passed: the
+    /// intent journal bounds when a reinstall may reach the API (see `apply::intent`).
+    pub async fn start_install_before(
+        &self,
+        sn: &str,
+        reinstall_body: &serde_json::Value,
+        send_by: Instant,
+        slot: super::client::Slot,
+    ) -> Result<StartedTask, Error> {
+        match self.install_api() {
+            InstallApi::Reinstall => {
+                let t: TaskResponse = self
+                    .post_before(
+                        &format!("{}/reinstall", server_path(sn)),
+                        Some(reinstall_body),
+                        send_by,
+                        slot,
+                    )
+                    .await?;
+                Ok(StartedTask {
+                    task_id: t.task_id,
+                    function: t.function,
+                    status: t.status,
+                    api: InstallApi::Reinstall,
+                })
+            }
+            InstallApi::Legacy => {
+                let body = super::install_start_from_reinstall(reinstall_body)?;
+                let t: Task = self
+                    .post_before(
+                        &format!("{}/install/start", server_path(sn)),
+                        Some(&body),
+                        send_by,
+                        slot,
+                    )
+                    .await?;
+                Ok(StartedTask {
+                    task_id: t.task_id,
+                    function: t.function,
+                    status: t.status,
+                    api: InstallApi::Legacy,
+                })
+            }
+        }
     }
 
     /// Start an installation from a reinstall body through the API chosen by
@@ -516,13 +723,19 @@ impl Client {
             .await
     }
 
-    /// Tasks by id through batch GETs; purged tasks (404) are absent.
-    pub async fn get_tasks(&self, sn: &str, ids: &[u64]) -> Result<BTreeMap<u64, Task>, Error> {
+    /// Tasks by id through batch GETs. Tasks answering 404 (purged, or too fresh to be
+    /// served yet) are in `missing`, refused ones in `refused`.
+    pub async fn get_tasks(&self, sn: &str, ids: &[u64]) -> Result<Objects<u64, Task>, Error> {
         let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
         let got = self
             .batch_get::<Task>(&format!("{}/task", server_path(sn)), &ids)
-            .await?;
-        Ok(got.into_values().map(|t| (t.task_id, t)).collect())
+            .await?
+            .map_keys(|k| k.parse::<u64>().ok());
+        Ok(Objects {
+            found: got.found.into_values().map(|t| (t.task_id, t)).collect(),
+            missing: got.missing,
+            refused: got.refused,
+        })
     }
 
     /// `POST /dedicated/server/{sn}/task/{taskId}/cancel` (never retried).
@@ -532,26 +745,35 @@ impl Client {
     }
 
     /// The tasks a planner cares about: pending ones (`init|todo|doing`) and every
-    /// `reinstallServer` task still in the history, sorted by id. One expanded listing when
-    /// honoured. Otherwise the plain id list (free when the expanded attempt answered it) and
-    /// batch GETs of every task when the history is short (≤ two batches); for a long history,
-    /// or without batch GETs, four filtered id lists and GETs of just those tasks.
-    pub async fn relevant_tasks(&self, sn: &str) -> Result<Vec<Task>, Error> {
+    /// `reinstallServer` task still in the history, sorted by id, plus the listed ids that
+    /// could not be read (a fresh task answers 404 for a while: it may be running). One
+    /// expanded listing when honoured and complete. Otherwise the plain id list (free when
+    /// the expanded attempt answered it) and batch GETs of every task when the history is
+    /// short (≤ two batches); for a long history, or without batch GETs, four filtered id
+    /// lists and GETs of just those tasks. An expanded listing that announced more tasks than
+    /// it sent keeps what it sent and reads the rest by id (the mode works; nothing is
+    /// remembered).
+    pub async fn relevant_tasks(&self, sn: &str) -> Result<RelevantTasks, Error> {
         let relevant = |t: &Task| {
             t.function == "reinstallServer"
                 || matches!(t.status.as_str(), "init" | "todo" | "doing")
         };
+        let mut out = RelevantTasks::default();
         let mut all_ids: Option<Vec<u64>> = None;
+        let mut known: BTreeMap<u64, Task> = BTreeMap::new();
         if self.supports(Mode::ExpandedTasks) {
             let path = format!("{}/task", server_path(sn));
             match self
                 .expanded_list::<Task>(&path, Mode::ExpandedTasks)
                 .await?
             {
-                Expanded::Objects(all) => {
-                    let mut v: Vec<Task> = all.into_iter().filter(relevant).collect();
-                    v.sort_by_key(|t| t.task_id);
-                    return Ok(v);
+                Expanded::Objects { items, complete } => {
+                    known = items.into_iter().map(|t| (t.task_id, t)).collect();
+                    if complete {
+                        out.tasks = known.into_values().filter(relevant).collect();
+                        return Ok(out);
+                    }
+                    all_ids = Some(self.list_tasks(sn, None, None).await?);
                 }
                 Expanded::Plain(items) => {
                     all_ids = items.iter().map(serde_json::Value::as_u64).collect();
@@ -559,37 +781,58 @@ impl Client {
                 Expanded::Refused => {}
             }
         }
-        let ids: Vec<u64> = if self.supports(Mode::Batch) {
-            let all = match all_ids {
-                Some(ids) => ids,
-                None => self.list_tasks(sn, None, None).await?,
-            };
-            if all.len() <= 2 * self.config().batch_size.max(1) {
-                all
-            } else {
-                self.filtered_task_ids(sn).await?
+        // Listed ids to read, with the function the listing that named them implies.
+        let ids: BTreeMap<u64, Option<String>> = match all_ids {
+            // What an incomplete expanded listing left out: few, read whatever their history.
+            Some(all) if !known.is_empty() => all
+                .into_iter()
+                .filter(|id| !known.contains_key(id))
+                .map(|id| (id, None))
+                .collect(),
+            Some(all)
+                if self.supports(Mode::Batch)
+                    && all.len() <= 2 * self.config().batch_size.max(1) =>
+            {
+                all.into_iter().map(|id| (id, None)).collect()
             }
-        } else {
-            self.filtered_task_ids(sn).await?
+            None if self.supports(Mode::Batch) => {
+                let all = self.list_tasks(sn, None, None).await?;
+                if all.len() <= 2 * self.config().batch_size.max(1) {
+                    all.into_iter().map(|id| (id, None)).collect()
+                } else {
+                    self.filtered_task_ids(sn).await?
+                }
+            }
+            _ => self.filtered_task_ids(sn).await?,
         };
-        let mut v: Vec<Task> = self
-            .get_tasks(sn, &ids)
-            .await?
-            .into_values()
-            .filter(relevant)
+        let wanted: Vec<u64> = ids.keys().copied().collect();
+        let got = self.get_tasks(sn, &wanted).await?;
+        known.extend(got.found);
+        out.tasks = known.into_values().filter(relevant).collect();
+        out.unreadable = got
+            .missing
+            .into_iter()
+            .chain(got.refused.into_keys())
+            .map(|id| (id, ids.get(&id).cloned().flatten()))
             .collect();
-        v.sort_by_key(|t| t.task_id);
-        Ok(v)
+        Ok(out)
     }
 
-    /// Ids of `reinstallServer` tasks and of pending tasks, by the API's exact-match filters.
-    async fn filtered_task_ids(&self, sn: &str) -> Result<Vec<u64>, Error> {
-        let mut ids = BTreeSet::new();
-        ids.extend(self.list_tasks(sn, Some("reinstallServer"), None).await?);
+    /// Ids of `reinstallServer` tasks and of pending tasks, by the API's exact-match filters,
+    /// with the function the `function=reinstallServer` list tells (the status lists do not).
+    async fn filtered_task_ids(&self, sn: &str) -> Result<BTreeMap<u64, Option<String>>, Error> {
+        let mut ids: BTreeMap<u64, Option<String>> = self
+            .list_tasks(sn, Some("reinstallServer"), None)
+            .await?
+            .into_iter()
+            .map(|id| (id, Some("reinstallServer".to_string())))
+            .collect();
         for status in ["init", "todo", "doing"] {
-            ids.extend(self.list_tasks(sn, None, Some(status)).await?);
+            for id in self.list_tasks(sn, None, Some(status)).await? {
+                ids.entry(id).or_insert(None);
+            }
         }
-        Ok(ids.into_iter().collect())
+        Ok(ids)
     }
 
     // -- IAM v2 tags --------------------------------------------------------------------------
@@ -632,8 +875,11 @@ impl Client {
     // -- economy ------------------------------------------------------------------------------
 
     /// All objects of a listing in `CachedObjectList-Pages` mode, following
-    /// `X-Pagination-Elements`. When the API answers a plain id list or refuses the mode with a
-    /// 400, the mode is remembered as unsupported.
+    /// `X-Pagination-Elements`. The API caches these listings (hence the mode's name); what
+    /// ovhform reads decides actions, so every page asks for a fresh one with `Pragma:
+    /// no-cache`, as the console does where freshness matters (`setDisabledCache`). When the
+    /// API answers a plain id list or refuses the mode with any 4xx, the mode is remembered as
+    /// unsupported and the caller uses plain GETs.
     async fn expanded_list<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -641,6 +887,7 @@ impl Client {
     ) -> Result<Expanded<T>, Error> {
         let size = self.config().page_size.max(1) as usize;
         let mut out = Vec::new();
+        let mut total = None;
         // A safety cap: 2,000 pages of 500 objects is far beyond any account.
         for page in 1..=2000usize {
             let call = Call {
@@ -648,12 +895,13 @@ impl Client {
                     ("X-Pagination-Mode".into(), "CachedObjectList-Pages".into()),
                     ("X-Pagination-Size".into(), size.to_string()),
                     ("X-Pagination-Number".into(), page.to_string()),
+                    ("Pragma".into(), "no-cache".into()),
                 ],
                 ..Call::get(path)
             };
             let resp = match self.execute(call).await {
                 Ok(r) => r,
-                Err(e) if e.status() == Some(400) => {
+                Err(e) if refuses_mode(&e) => {
                     self.mark_unsupported(mode);
                     return Ok(Expanded::Refused);
                 }
@@ -687,7 +935,7 @@ impl Client {
                     message: e.to_string(),
                 })?);
             }
-            let total = resp
+            total = resp
                 .header("x-pagination-elements")
                 .and_then(|v| v.trim().parse::<usize>().ok());
             let more = match total {
@@ -695,21 +943,27 @@ impl Client {
                 None => n == size,
             };
             if !more {
-                return Ok(Expanded::Objects(out));
+                break;
             }
         }
-        Ok(Expanded::Objects(out))
+        let complete = total.is_none_or(|t| out.len() >= t);
+        Ok(Expanded::Objects {
+            items: out,
+            complete,
+        })
     }
 
     /// Objects under `prefix/{id}` by batch GET (`X-Ovh-Batch: ,`, chunks of `batch_size`),
     /// keyed by id. Falls back to per-object GETs (and remembers it) when the API does not
-    /// honour batch mode. Ids that answer 404 are absent.
+    /// honour batch mode or refuses a batch with any 4xx — a 403 when per-server access rules
+    /// do not cover every id of the batch. Ids that answer 404 (or cannot be addressed, see
+    /// [`Error::UnsafePath`]) are `missing`; ids the API refuses alone are `refused`.
     async fn batch_get<T: DeserializeOwned + Send + 'static>(
         &self,
         prefix: &str,
         ids: &[String],
-    ) -> Result<BTreeMap<String, T>, Error> {
-        let mut out = BTreeMap::new();
+    ) -> Result<Objects<String, T>, Error> {
+        let mut out = Objects::default();
         let mut single: Vec<String> = Vec::new();
         let chunk = self.config().batch_size.max(1);
         for ids in ids.chunks(chunk) {
@@ -725,7 +979,7 @@ impl Client {
             };
             let resp = match self.execute(call).await {
                 Ok(r) => r,
-                Err(e) if matches!(e.status(), Some(400 | 404 | 405 | 501)) => {
+                Err(e) if refuses_mode(&e) || matches!(e.status(), Some(501)) => {
                     self.mark_unsupported(Mode::Batch);
                     single.extend(ids.iter().cloned());
                     continue;
@@ -761,7 +1015,7 @@ impl Client {
                             query_id: resp.header("x-ovh-queryid").unwrap_or("none").into(),
                             message: format!("batch item {id}: {e}"),
                         })?;
-                        out.insert(id, obj);
+                        out.found.insert(id, obj);
                     }
                     // A per-item error: ask for that one alone to get a typed answer.
                     _ => single.push(id),
@@ -770,7 +1024,7 @@ impl Client {
             // An id the batch answer left out is asked for alone: silently dropping it would
             // make an existing object look absent (as if it had answered 404).
             for id in ids {
-                if !out.contains_key(id) && !single.contains(id) {
+                if !out.found.contains_key(id) && !single.contains(id) {
                     single.push(id.clone());
                 }
             }
@@ -785,9 +1039,14 @@ impl Client {
             let (id, res) = joined.expect("per-object GET task panicked");
             match res {
                 Ok(v) => {
-                    out.insert(id, v);
+                    out.found.insert(id, v);
                 }
-                Err(e) if e.is_not_found() => {}
+                Err(e) if e.is_not_found() || matches!(e, Error::UnsafePath { .. }) => {
+                    out.missing.insert(id);
+                }
+                Err(e) if e.is_refusal() => {
+                    out.refused.insert(id, e);
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -70,7 +70,6 @@ impl PipelineError {
             | PipelineError::Detail { source, .. }
             | PipelineError::Templates { source, .. } => match source {
                 ObserveError::Api(e) => Some(e),
-                ObserveError::Unexpected { .. } => None,
             },
             PipelineError::State(_) | PipelineError::Lint { .. } => None,
         }
@@ -103,10 +102,7 @@ impl miette::Diagnostic for PipelineError {
 
 /// What to do about a failed read, by what failed.
 fn observe_help(e: &ObserveError) -> &'static str {
-    let ObserveError::Api(e) = e else {
-        return "the API answered something ovhform does not understand; please report it \
-                with the server name and the output of `ovhform plan -vv`";
-    };
+    let ObserveError::Api(e) = e;
     match e {
         ovh::Error::Api(a) => match a.status {
             401 | 403 => {
@@ -136,7 +132,9 @@ fn observe_help(e: &ObserveError) -> &'static str {
             "the API answered something ovhform does not understand; please report it with the \
              X-Ovh-QueryId above"
         }
-        ovh::Error::Build(_) | ovh::Error::Legacy(_) => "please report this as a bug",
+        ovh::Error::Build(_) | ovh::Error::Legacy(_) | ovh::Error::UnsafePath { .. } => {
+            "please report this as a bug"
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! records ◀─ RecordStore                     servers_tagged ─▶ names with ovhform's tag
-//! servers_to_observe(desired, records, tagged, targets) ─▶ observe_fleet ─▶ Observed
+//!                                               (+ the account's listing when the API refused
+//!                                                the `iamTags` filter: reused below)
+//! servers_to_observe(desired, records, tagged, targets) ─▶ observe_fleet_from ─▶ Observed
 //! merge_records(store, tags) ─▶ Records ─▶ plan::needs_detail ─▶ servers to read in detail
 //! facts cache ─seed─▶ client caches ─▶ observe_detail (+ templates) ─▶ client caches ─save─▶ facts cache
 //! plan::plan ─▶ plan::lint ─▶ Planned { plan, desired, observed, records, coverage, stats }
@@ -121,15 +123,17 @@ pub async fn run(desired: Desired, ctx: &Context<'_>) -> Result<Planned, Pipelin
     let meter = Meter::new();
     let client = ctx.client.metered(&meter);
 
-    let stored = ctx.store.load()?;
+    let stored = ctx.store.load().await?;
     let tagged = observe::servers_tagged(&client, state::tags::TAG_FINGERPRINT)
         .await
         .map_err(|source| PipelineError::Observe {
             step: FleetStep::TaggedServers,
             source,
         })?;
-    let names = servers_to_observe(&desired, &stored, &tagged, &ctx.input.targets);
-    let mut observed = observe::observe_fleet(&client, &names)
+    let names = servers_to_observe(&desired, &stored, &tagged.names, &ctx.input.targets);
+    // When the API refused the `iamTags` filter, the tagged servers came from the account's
+    // listing: the fleet pass takes its servers from that same listing (no second one).
+    let mut observed = observe::observe_fleet_from(&client, &names, tagged.listing)
         .await
         .map_err(|source| PipelineError::Observe {
             step: FleetStep::Servers { count: names.len() },
@@ -212,7 +216,8 @@ async fn read_detail(
     templates.extend(
         detail
             .iter()
-            .filter_map(|n| observed.servers.get(n).map(|s| s.os.clone())),
+            .filter_map(|n| observed.servers.get(n).map(|s| s.os.clone()))
+            .filter(|os| observe::is_template_name(os)),
     );
     let cached_facts: usize = detail
         .iter()

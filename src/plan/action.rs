@@ -290,8 +290,13 @@ pub struct Reinstall {
     /// The request that will be POSTed, secrets redacted. Apply rebuilds the real request
     /// from the manifests and refuses it unless its fingerprint equals `fingerprint`.
     pub request: serde_json::Value,
-    /// Every disk group of the server and what the reinstall does to it.
+    /// Every disk group of the server and what the reinstall does to it (from the request
+    /// actually sent).
     pub disk_groups: Vec<DiskGroupFate>,
+    /// The disk groups the manifest keeps (`keepDiskGroups`); the lint checks the request
+    /// sends each as `erase: false`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub keep_disk_groups: std::collections::BTreeSet<u32>,
     /// How the wipe gets approved when nothing blocks it.
     pub approval: Approval,
     /// False when catalog/hardware data was missing and checks could not run (then the
@@ -423,7 +428,11 @@ impl std::fmt::Display for BootTarget {
             BootTarget::Disk { id } => write!(f, "disk (id {id})"),
             BootTarget::Rescue { kernel, id } => write!(f, "rescue (kernel {kernel}, id {id})"),
             BootTarget::Network { kernel, id } => write!(f, "network (kernel {kernel}, id {id})"),
-            BootTarget::Ipxe { script_digest } => write!(f, "iPXE script {script_digest}"),
+            BootTarget::Ipxe { script_digest } => {
+                // The digest comes from a saved plan too: never slice bytes we did not make.
+                let short: String = script_digest.chars().take("sha256:".len() + 12).collect();
+                write!(f, "iPXE script {short}")
+            }
             BootTarget::BootId { id } => write!(f, "boot id {id}"),
             BootTarget::Unresolved { wanted } => write!(f, "{wanted} (unresolved)"),
         }

@@ -134,10 +134,13 @@ pub fn check_reinstall(
             .push("hardware specification was not observed".to_string()),
         Some(hw) => {
             let os_group = os_disk_group(spec);
+            // A group's fate comes from the request actually sent: only a
+            // `{diskGroupId, erase: false}` entry keeps it; anything else the API erases.
+            let sent_kept = kept_in_request(&spec.request);
             for dg in &hw.disk_groups {
                 let fate = if dg.id == os_group {
                     DiskFate::OsInstall
-                } else if spec.keep_disk_groups.contains(&dg.id) {
+                } else if sent_kept.contains(&dg.id) {
                     DiskFate::Kept
                 } else {
                     DiskFate::Erased
@@ -162,6 +165,15 @@ pub fn check_reinstall(
                     ),
                 ),
                 Some(g) => check_raid(&mut cx, spec, u64::from(g.number_of_disks), g),
+            }
+            for kept in spec.keep_disk_groups.difference(&sent_kept) {
+                cx.push(
+                    FindingCode::KeptNotSent,
+                    "spec.install.storage.keepDiskGroups",
+                    format!(
+                        "disk group {kept} is to be kept but the request has no `erase: false` entry for it: the API would erase it"
+                    ),
+                );
             }
             for kept in &spec.keep_disk_groups {
                 if *kept == os_group {
@@ -188,6 +200,19 @@ pub fn check_reinstall(
     }
     cx.out.checks_done = cx.out.missing.is_empty();
     cx.out
+}
+
+/// The disk groups a reinstall request keeps: its `{diskGroupId, erase: false}` entries.
+pub fn kept_in_request(request: &Value) -> std::collections::BTreeSet<u32> {
+    request
+        .get("storage")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.get("erase").and_then(Value::as_bool) == Some(false))
+        .filter_map(|e| e.get("diskGroupId").and_then(Value::as_u64))
+        .filter_map(|id| u32::try_from(id).ok())
+        .collect()
 }
 
 fn list_ids(ids: impl Iterator<Item = u32>) -> String {

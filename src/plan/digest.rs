@@ -19,14 +19,12 @@ use sha2::Sha256;
 
 use crate::model::{InstallRecord, InstallSpec, SecretDigests};
 
-/// The fingerprint/digest algorithm this ovhform writes into records. 1 was an unsalted
-/// SHA-256 over the whole request, secrets included.
-pub const ALGORITHM: u32 = 2;
+/// The fingerprint algorithm this ovhform writes into records (the manifest room computes
+/// fingerprints; records and plans must agree with it). 1 was an unsalted SHA-256 over the
+/// whole request, secrets included.
+pub const ALGORITHM: u32 = crate::manifest::FINGERPRINT_ALGORITHM;
 
-/// What a secret value is replaced by in anything published.
-pub const SECRET_PLACEHOLDER: &str = "<secret>";
-/// What an `httpHeaders` value (a credential) is replaced by.
-pub const CREDENTIAL_PLACEHOLDER: &str = "<credential>";
+pub use crate::manifest::{CREDENTIAL_PLACEHOLDER, SECRET_PLACEHOLDER};
 
 const CREDENTIALS_PREFIX: &str = "/customizations/httpHeaders/";
 
@@ -152,10 +150,12 @@ pub fn secret_digests(spec: &InstallSpec, key: &FleetKey) -> SecretDigests {
     }
 }
 
-/// `spec.request` with every secret value replaced by [`SECRET_PLACEHOLDER`] and every
-/// `httpHeaders` value by [`CREDENTIAL_PLACEHOLDER`]: safe to show and to keep in records.
+/// The publishable, normalised request the fingerprint is computed over (the manifest room's
+/// pure function, so records, field diffs and fingerprints agree): secret values as
+/// [`SECRET_PLACEHOLDER`], `httpHeaders` values as [`CREDENTIAL_PLACEHOLDER`], values the API
+/// assumes anyway dropped. What records keep and field diffs compare.
 pub fn public_request(spec: &InstallSpec) -> Value {
-    super::redact::redact_request(&spec.request, &spec.secret_paths)
+    crate::manifest::public_request(spec)
 }
 
 /// The record of an install of `spec` (or of a baseline adopted for it): everything later

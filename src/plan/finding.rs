@@ -71,6 +71,7 @@ finding_codes! {
     OsUnknown = "os-unknown", Error, "the OS is not in the installation template catalog";
     DiskGroupMissing = "disk-group-missing", Error, "`storage.diskGroupId` is not a disk group of this server";
     KeepOsDiskGroup = "keep-os-disk-group", Error, "`keepDiskGroups` lists the disk group the OS is installed on";
+    KeptNotSent = "kept-not-sent", Error, "`keepDiskGroups` lists a group the request does not send as `erase: false`: the API would erase it";
     KeptDiskGroupMissing = "kept-disk-group-missing", Error, "`keepDiskGroups` lists a disk group this server does not have";
     InputMissing = "input-missing", Error, "a mandatory template input (customization) is not given";
     InputEnum = "input-enum", Error, "a customization is not one of the template's allowed values";

@@ -68,6 +68,10 @@ pub const CHECKS: &[LintCheck] = &[
         check: secret_shown,
     },
     LintCheck {
+        name: "kept-groups-sent",
+        check: kept_groups_sent,
+    },
+    LintCheck {
         name: "alone",
         check: alone,
     },
@@ -195,6 +199,40 @@ fn secret_shown(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
                 };
                 if !ok {
                     out.push(format!("{path} is not redacted"));
+                }
+            }
+        }
+    }
+}
+
+/// A disk group shown as kept is one the request sends as `erase: false`, and every group the
+/// manifest keeps is sent so: a "kept" the API would erase is the worst lie a plan can tell.
+fn kept_groups_sent(_: &str, sp: &ServerPlan, out: &mut Vec<String>) {
+    for a in &sp.actions {
+        let Some(r) = a.reinstall() else { continue };
+        let sent = super::checks::kept_in_request(&r.request);
+        for g in &r.disk_groups {
+            let kept = g.fate == super::DiskFate::Kept;
+            if kept != sent.contains(&g.id) {
+                out.push(format!(
+                    "disk group {} shown as {:?} but the request {} it",
+                    g.id,
+                    g.fate,
+                    if sent.contains(&g.id) {
+                        "keeps"
+                    } else {
+                        "erases"
+                    }
+                ));
+            }
+        }
+        // A runnable one, that is: the planner blocks an inconsistent spec with a finding.
+        if let Action::Reinstall(runnable) = a {
+            for k in &runnable.keep_disk_groups {
+                if !sent.contains(k) {
+                    out.push(format!(
+                        "a runnable reinstall keeps {k} but the request does not send it as erase: false"
+                    ));
                 }
             }
         }
@@ -347,6 +385,7 @@ mod tests {
             generation: 1,
             request: serde_json::json!({"customizations": {"postInstallationScript": "echo hi"}}),
             disk_groups: vec![],
+            keep_disk_groups: Default::default(),
             approval,
             checks_done,
         })

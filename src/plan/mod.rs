@@ -65,6 +65,14 @@ pub struct PlanInput {
     pub take_over: BTreeSet<String>,
     /// Which API route apply will install with: the plan refuses what that route cannot do.
     pub install_route: InstallRoute,
+    /// `--replace SERVER…`: rebuild these servers with the same spec (Terraform's
+    /// `-replace`): a reinstall is planned even when the spec is unchanged.
+    #[serde(default)]
+    pub replace: BTreeSet<String>,
+    /// `--refresh`: read every live server's detail (running tasks, install history, …), not
+    /// only those with an intended change, so the plan verifies the whole fleet.
+    #[serde(default)]
+    pub refresh: bool,
     /// The manifests' revision (git commit) the desired state was read from, if known.
     pub revision: Option<String>,
     /// The exact command that applies this plan, printed by every rendering when the plan
@@ -84,6 +92,8 @@ impl PlanInput {
             fleet_key: None,
             take_over: BTreeSet::new(),
             install_route: InstallRoute::Reinstall,
+            refresh: false,
+            replace: BTreeSet::new(),
             revision: None,
             apply_command: None,
         }

@@ -219,6 +219,9 @@ pub(super) fn needs_detail(
         .filter(|(name, _)| input.targets.is_empty() || input.targets.contains(*name))
         .filter_map(|(name, ds)| {
             let live = observed.servers.get(name)?;
+            if input.refresh || input.replace.contains(name) {
+                return Some(name.clone());
+            }
             let install_differs =
                 ds.install
                     .as_ref()
@@ -351,13 +354,34 @@ fn plan_server(
         return (sp, steps);
     };
 
+    // What observe could not make sense of is said, whatever else is planned.
+    for what in &live.anomalies {
+        sp.findings.push(Finding::new(
+            FindingCode::ObservedAnomaly,
+            format!("the API's data for this server made no sense: {what}; nothing is done to it"),
+            Some(ds.origin.clone()),
+        ));
+    }
+
     // Step: tasks. A running task owns the server: nothing else is planned for it.
     if let Some(wait) = tasks_step(live, &mut steps.tasks) {
         sp.actions.push(Action::Wait(wait));
         return (sp, steps);
     }
 
-    let failed = failed_install(live);
+    let failed = failed_install(live).or_else(|| {
+        // The history may have been purged since: the store remembers ovhform's failures.
+        records.failed.get(name).map(|f| FailedInstall {
+            task: f.task,
+            status: match f.status.as_str() {
+                "customerError" => TaskStatus::CustomerError,
+                "cancelled" => TaskStatus::Cancelled,
+                _ => TaskStatus::OvhError,
+            },
+            step: f.step.clone(),
+            error: f.error.clone(),
+        })
+    });
     let mut pl = ServerPlanner {
         name,
         ds,
@@ -726,7 +750,14 @@ impl ServerPlanner<'_> {
             return report;
         };
 
-        let (changes, rotated) = self.compare(r, spec);
+        let (mut changes, rotated) = self.compare(r, spec);
+        if changes.is_empty() && self.input.replace.contains(self.name) {
+            changes.push(Change {
+                field: "install.replace".into(),
+                old: Some("as recorded".into()),
+                new: Some("rebuilt with the same spec (--replace)".into()),
+            });
+        }
         if !changes.is_empty() {
             let what: Vec<&str> = changes
                 .iter()
@@ -1101,8 +1132,10 @@ impl ServerPlanner<'_> {
             os: spec.os.clone(),
             fingerprint: spec.fingerprint.clone(),
             generation: spec.generation,
-            request: digest::public_request(spec),
+            // What is sent, secrets as placeholders (not normalised: the reviewer sees the body).
+            request: super::redact::redact_request(&spec.request, &spec.secret_paths),
             disk_groups: checks.disk_groups,
+            keep_disk_groups: spec.keep_disk_groups.clone(),
             approval,
             checks_done: checks.checks_done,
         });

@@ -213,7 +213,7 @@ impl CoverageReport {
         );
         if self.detail_not_read > 0 {
             s.push_str(&format!(
-                "; {} server(s) planned from the fleet listing alone: a reinstall made outside ovhform to the same OS, or a running task, is not detected for them",
+                "; {} server(s) planned from the fleet listing alone: a reinstall made outside ovhform to the same OS, or a running task, is not detected for them (`--refresh` reads them too)",
                 self.detail_not_read
             ));
         }

@@ -268,19 +268,31 @@ pub fn install_spec(os: &str, hostname: &str) -> InstallSpec {
     });
     InstallSpec {
         os: os.to_string(),
-        fingerprint: fingerprint(&request),
+        fingerprint: crate::manifest::fingerprint(&request, &BTreeSet::new()),
+        algorithm: crate::manifest::FINGERPRINT_ALGORITHM,
         request,
         generation: 1,
         os_disk_group: Some(1),
         keep_disk_groups: BTreeSet::new(),
         secret_paths: BTreeSet::new(),
+        credential_paths: BTreeSet::new(),
     }
+}
+
+/// Keep disk group `id` as the manifest room does: listed in `keep_disk_groups` and sent as
+/// `{diskGroupId, erase: false}`; the fingerprint follows.
+pub fn keep_disk_group(spec: &mut InstallSpec, id: u32) {
+    spec.keep_disk_groups.insert(id);
+    if let Some(storage) = spec.request["storage"].as_array_mut() {
+        storage.push(json!({"diskGroupId": id, "erase": false}));
+    }
+    refingerprint(spec);
 }
 
 /// Recompute `spec.fingerprint` after editing `spec.request` or `spec.secret_paths`: over the
 /// publishable request, as the manifest room does (no secret value in it).
 pub fn refingerprint(spec: &mut InstallSpec) {
-    spec.fingerprint = fingerprint(&super::digest::public_request(spec));
+    spec.fingerprint = crate::manifest::fingerprint(&spec.request, &spec.secret_paths);
 }
 
 pub fn origin(file: &str, line: u32) -> Origin {

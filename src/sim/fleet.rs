@@ -316,6 +316,8 @@ fn build(s: FleetServer, index: usize, templates: &[Template]) -> Result<Server,
         tasks: BTreeMap::new(),
         install: None,
         fail_next_install: None,
+        access_denied: false,
+        raw_hardware: BTreeMap::new(),
         os: s.os,
         name: s.name,
     })

@@ -88,7 +88,18 @@ pub struct SimConfig {
     pub batch: bool,
     /// Serve the legacy `POST …/install/start`.
     pub legacy_install: bool,
+    /// Take the `iamTags` filter on `GET /dedicated/server` (off: 400, as regions whose
+    /// schema lacks it may answer).
+    pub iam_tags_filter: bool,
+    /// Expanded listings without `Pragma: no-cache` serve the state from before the last
+    /// change (the API caches them).
+    pub stale_listing: bool,
+    /// Batch GETs answer 403 (per-server access rules).
+    pub batch_forbidden: bool,
     pub timings: Timings,
+    /// Every server starts with its delivery in the task history: one finished
+    /// `reinstallServer` task thirty days old, as OVHcloud shows for a delivered server.
+    pub delivery_history: bool,
     /// Lifetime of OAuth2 access tokens (real time; short so clients exercise refresh).
     pub oauth2_token_ttl: Duration,
     /// Tolerated difference between `X-Ovh-Timestamp` and the server's clock.
@@ -108,7 +119,11 @@ impl Default for SimConfig {
             expanded_listing: true,
             batch: true,
             legacy_install: true,
+            iam_tags_filter: true,
+            stale_listing: false,
+            batch_forbidden: false,
             timings: Timings::default(),
+            delivery_history: false,
             oauth2_token_ttl: Duration::from_secs(300),
             max_clock_skew: Duration::from_secs(300),
         }
@@ -155,6 +170,9 @@ pub fn spawn(listener: tokio::net::TcpListener, config: SimConfig) -> SimHandle 
         StdRng::seed_from_u64(config.seed),
     );
     world.timings = config.timings.clone();
+    if config.delivery_history {
+        world.add_delivery_history(jiff::SignedDuration::from_hours(30 * 24));
+    }
     let app = Arc::new(server::App::new(world, &config));
     let task = tokio::spawn(server::serve(listener, app.clone()));
     SimHandle {
@@ -196,9 +214,27 @@ impl SimHandle {
         self.world().servers.get(name).cloned()
     }
 
-    /// Change a server behind the client's back.
+    /// Change a server behind the client's back (a change: with the stale-listing mode on,
+    /// cached listings keep showing the state from before it).
     pub fn update_server(&self, name: &str, change: impl FnOnce(&mut Server)) -> bool {
-        self.world().servers.get_mut(name).map(change).is_some()
+        let mut w = self.world();
+        if !w.servers.contains_key(name) {
+            return false;
+        }
+        self.app.before_change(&mut w);
+        w.servers.get_mut(name).map(change).is_some()
+    }
+
+    /// Create a task of `function` on `server` now, as someone else would have: `init`, then
+    /// its lifecycle, no install status, no effect (see [`World::create_bare_task`]). Returns
+    /// its id, `None` when the server does not exist.
+    pub fn create_task(&self, server: &str, function: &str) -> Option<u64> {
+        let mut w = self.world();
+        if !w.servers.contains_key(server) {
+            return None;
+        }
+        self.app.before_change(&mut w);
+        w.create_bare_task(server, function).map(|t| t.id)
     }
 
     /// Requests per route pattern, e.g. `"GET /dedicated/server/{serviceName}"`.

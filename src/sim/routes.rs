@@ -150,15 +150,27 @@ pub fn classify(version: Version, method: &Method, segs: &[String]) -> Option<(S
     }
 }
 
-/// Switches for the API's call-economy modes (each can be turned off to exercise a client's
-/// fallback: then the API ignores the header, as one that does not know it would).
+/// Switches for the API's call-economy modes and for the ways real regions differ from the
+/// published schema, each to exercise a client's fallback: off, a mode is ignored (the API
+/// answers as one that does not know the header would); the others make the API answer as
+/// some regions or credentials do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct Modes {
     pub expanded_listing: bool,
     pub batch: bool,
     /// Serve the legacy `install/start` (removed from the EU API in 2025; other endpoints lag).
     pub legacy_install: bool,
+    /// Take the `iamTags` filter on `GET /dedicated/server`. Off: 400 for a request carrying
+    /// it (some regions' schemas lack it; OVH's CLI does not rely on it for v1) [inferred: the
+    /// refusal's shape].
+    pub iam_tags_filter: bool,
+    /// Expanded listings are a server-side cache: on, one without `Pragma: no-cache` serves the
+    /// state from before the last change (a write through the API or a hook).
+    pub stale_listing: bool,
+    /// Answer every batch GET 403 `NOT_GRANTED_CALL`, as a consumer key whose access rules
+    /// name servers one by one does [inferred].
+    pub batch_forbidden: bool,
 }
 
 impl Default for Modes {
@@ -167,8 +179,20 @@ impl Default for Modes {
             expanded_listing: true,
             batch: true,
             legacy_install: true,
+            iam_tags_filter: true,
+            stale_listing: false,
+            batch_forbidden: false,
         }
     }
+}
+
+/// Whether an expanded listing is served from the cache (the stale-listing mode is on and the
+/// request did not ask for a fresh one).
+fn cached_listing(modes: &Modes, req: &Req<'_>) -> bool {
+    modes.stale_listing
+        && !req
+            .header("pragma")
+            .is_some_and(|p| p.to_ascii_lowercase().contains("no-cache"))
 }
 
 /// Answer one (non-batch) request. `now_unix` is real wall time for `/auth/time`.
@@ -224,7 +248,11 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
                 modes,
                 req,
                 boots.iter().map(|b| json!(b.id)).collect(),
-                || boots.iter().map(|b| b.to_json()).collect(),
+                || {
+                    let objects: Vec<Value> = boots.iter().map(|b| b.to_json()).collect();
+                    let total = objects.len();
+                    (objects, total)
+                },
             )
         }
         (Version::V1, "GET", ["dedicated", "server", sn, "boot", id]) => {
@@ -352,20 +380,36 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
             {
                 return Err(bad_param("function", f, "dedicated.TaskFunctionEnum"));
             }
-            let tasks: Vec<&Task> = srv
-                .tasks
-                .values()
-                .filter(|t| {
-                    function.is_none_or(|f| t.function == f)
-                        && status.is_none_or(|s| t.status.as_str() == s)
-                })
-                .collect();
+            let matching = |t: &&Task| {
+                function.is_none_or(|f| t.function == f)
+                    && status.is_none_or(|s| t.status.as_str() == s)
+            };
+            let tasks: Vec<&Task> = srv.tasks.values().filter(matching).collect();
+            // The cached listing is the tasks as they were before the last change.
+            let source = if cached_listing(modes, req) {
+                world
+                    .listing_snapshot
+                    .as_ref()
+                    .and_then(|snap| snap.get(*sn))
+                    .unwrap_or(srv)
+            } else {
+                srv
+            };
             // S25: `x-expanded-response: DedicatedServerTask`.
             listing(
                 modes,
                 req,
                 tasks.iter().map(|t| json!(t.id)).collect(),
-                || tasks.iter().map(|t| t.to_json()).collect(),
+                || {
+                    let listed: Vec<&Task> = source.tasks.values().filter(matching).collect();
+                    // A task that still answers 404 cannot be in the listing, but is counted.
+                    let objects = listed
+                        .iter()
+                        .filter(|t| t.transient_404 == 0)
+                        .map(|t| t.to_json())
+                        .collect();
+                    (objects, listed.len())
+                },
             )
         }
         (Version::V1, "GET", ["dedicated", "server", sn, "task", id]) => {
@@ -572,29 +616,47 @@ fn tags_match(
 }
 
 fn list_servers(world: &World, modes: &Modes, req: &Req<'_>) -> Outcome {
+    if !modes.iam_tags_filter && req.query("iamTags").is_some() {
+        return Err(ApiError::new(
+            400,
+            "Client::BadRequest",
+            "[iamTags] Unknown parameter",
+        ));
+    }
     let filter = tag_filter(req.query("iamTags"), "iamTags")?;
-    let servers: Vec<&super::world::Server> = world
-        .servers
-        .values()
-        .filter(|s| filter.as_ref().is_none_or(|f| tags_match(&s.tags, f)))
-        .collect();
+    let matching =
+        |s: &&super::world::Server| filter.as_ref().is_none_or(|f| tags_match(&s.tags, f));
+    let servers: Vec<&super::world::Server> = world.servers.values().filter(matching).collect();
+    let source = match &world.listing_snapshot {
+        Some(snap) if cached_listing(modes, req) => snap,
+        _ => &world.servers,
+    };
     // S25: `x-expanded-response: DedicatedServerDedicatedWithIAM`.
     listing(
         modes,
         req,
         servers.iter().map(|s| json!(s.name)).collect(),
-        || servers.iter().map(|s| s.to_json()).collect(),
+        || {
+            let objects: Vec<Value> = source
+                .values()
+                .filter(matching)
+                .map(|s| s.to_json())
+                .collect();
+            let total = objects.len();
+            (objects, total)
+        },
     )
 }
 
 /// A list route: plain ids, or — with `X-Pagination-Mode: CachedObjectList-Pages` on a route
 /// the schema marks `x-expanded-response` — a page of full objects (`X-Pagination-Size`,
-/// `X-Pagination-Number`), the total in `X-Pagination-Elements`.
+/// `X-Pagination-Number`), the total in `X-Pagination-Elements`. `objects` gives the objects
+/// the listing can show and the total it announces (more when some cannot be shown yet).
 fn listing(
     modes: &Modes,
     req: &Req<'_>,
     ids: Vec<Value>,
-    objects: impl FnOnce() -> Vec<Value>,
+    objects: impl FnOnce() -> (Vec<Value>, usize),
 ) -> Outcome {
     let expanded = modes.expanded_listing
         && req
@@ -603,7 +665,7 @@ fn listing(
     if !expanded {
         return Ok(Answer::json(Value::Array(ids)));
     }
-    let total = ids.len();
+    let (objects, total) = objects();
     let size = match req.header("x-pagination-size") {
         Some(v) => v
             .parse::<usize>()
@@ -621,7 +683,7 @@ fn listing(
             .ok_or_else(|| bad_param("X-Pagination-Number", v, "long"))?,
         None => 1,
     };
-    let page: Vec<Value> = objects()
+    let page: Vec<Value> = objects
         .into_iter()
         .skip((number - 1).saturating_mul(size))
         .take(size)
@@ -637,7 +699,7 @@ fn listing(
 }
 
 /// `dedicated.TaskFunctionEnum` (S25): filter values the API accepts.
-const TASK_FUNCTIONS: &[&str] = &[
+pub(crate) const TASK_FUNCTIONS: &[&str] = &[
     "INFRA_002_VirtualNetworkInterface",
     "INFRA_002_VirtualNetworkInterface_group",
     "INFRA_002_VirtualNetworkInterface_ungroup",

@@ -119,6 +119,16 @@ pub struct Server {
     pub install: Option<Install>,
     /// A failure to inject into the next install started on this server (tests/hooks).
     pub fail_next_install: Option<InstallFailure>,
+    /// The consumer key's access rules do not cover this server (tests/hooks): every request
+    /// addressing it, and any batch GET naming it, answers 403 `NOT_GRANTED_CALL` [inferred:
+    /// how per-server access rules answer]. The account's listings still show it.
+    #[serde(default)]
+    pub access_denied: bool,
+    /// Keys replacing those of the `specifications/hardware` answer (tests/hooks), to serve
+    /// what the schema allows but a well-behaved API rarely says: an unknown size unit, a disk
+    /// group without id.
+    #[serde(default)]
+    pub raw_hardware: BTreeMap<String, Value>,
 }
 
 impl Server {
@@ -207,7 +217,7 @@ impl Server {
                 })
             })
             .collect();
-        json!({
+        let mut out = json!({
             "bootMode": h.boot_mode,
             "coresPerProcessor": h.cores_per_processor,
             "defaultHardwareRaidSize": null,
@@ -223,7 +233,13 @@ impl Server {
             "processorName": h.processor_name,
             "threadsPerProcessor": h.threads_per_processor,
             "usbKeys": null,
-        })
+        });
+        if let Value::Object(m) = &mut out {
+            for (k, v) in &self.raw_hardware {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        out
     }
 
     /// `dedicated.server.HardwareRaidProfile`: one controller per model, with its disk groups.
@@ -304,6 +320,8 @@ impl TaskStatus {
 pub enum TaskEffect {
     Reboot,
     Install(InstallPlan),
+    /// A task made by a test hook ([`World::create_bare_task`]): it only runs its lifecycle.
+    Nothing,
 }
 
 /// The decisions a validated reinstall carries to its end.
@@ -334,14 +352,21 @@ pub struct Task {
     /// The status reached at `end_at`.
     pub final_status: TaskStatus,
     pub effect: TaskEffect,
-    /// Remaining GETs of this task answered with a transient 404 (fault injection).
+    /// Remaining GETs of this task answered with a transient 404 (fault injection). While
+    /// any remain, expanded task listings leave the task out but count it in
+    /// `X-Pagination-Elements` [inferred: the cached listing is built from the objects, and an
+    /// object that cannot be read yet cannot be in it].
     pub transient_404: u32,
+    /// Keys replacing those of the task's JSON (tests/hooks): an unknown status, an unreadable
+    /// date — what the schema does not allow but a client must survive.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub raw: BTreeMap<String, Value>,
 }
 
 impl Task {
     /// `dedicated.server.Task` (12 keys).
     pub fn to_json(&self) -> Value {
-        json!({
+        self.with_raw(json!({
             "comment": self.comment,
             "doneDate": self.done.map(fmt_ts),
             "function": self.function,
@@ -354,19 +379,30 @@ impl Task {
             "tags": null,
             "taskId": self.id,
             "ticketReference": null,
-        })
+        }))
+    }
+
+    fn with_raw(&self, mut v: Value) -> Value {
+        if let Value::Object(m) = &mut v {
+            for (k, raw) in &self.raw {
+                if m.contains_key(k) {
+                    m.insert(k.clone(), raw.clone());
+                }
+            }
+        }
+        v
     }
 
     /// `dedicated.server.task.Response` (6 keys), what POST /reinstall returns.
     pub fn to_short_json(&self) -> Value {
-        json!({
+        self.with_raw(json!({
             "comment": self.comment,
             "doneDate": self.done.map(fmt_ts),
             "function": self.function,
             "startDate": fmt_ts(self.start),
             "status": self.status.as_str(),
             "taskId": self.id,
-        })
+        }))
     }
 }
 
@@ -466,6 +502,9 @@ pub struct World {
     pub fair_use: FairUse,
     /// Request counts per route pattern (e.g. `GET /dedicated/server/{serviceName}`).
     pub calls: BTreeMap<String, u64>,
+    /// The servers as they were just before the last change, kept while the stale-listing
+    /// mode is on ([`super::Modes::stale_listing`]): what a cached expanded listing serves.
+    pub listing_snapshot: Option<BTreeMap<String, Server>>,
     next_task_id: u64,
 }
 
@@ -486,6 +525,7 @@ impl World {
             rng,
             fair_use: FairUse::default(),
             calls: BTreeMap::new(),
+            listing_snapshot: None,
             next_task_id: 587_000_001,
         }
     }
@@ -502,6 +542,37 @@ impl World {
         self.calls.values().sum()
     }
 
+    /// One finished `reinstallServer` task, `age` old, on every server: its delivery.
+    pub fn add_delivery_history(&mut self, age: jiff::SignedDuration) {
+        let at = self.now().checked_sub(age).unwrap_or(self.now());
+        let names: Vec<String> = self.servers.keys().cloned().collect();
+        for name in names {
+            let id = self.next_task_id;
+            self.next_task_id += 1;
+            if let Some(srv) = self.servers.get_mut(&name) {
+                srv.tasks.insert(
+                    id,
+                    Task {
+                        id,
+                        function: "reinstallServer".into(),
+                        comment: "Start bare metal OS installation".into(),
+                        status: TaskStatus::Done,
+                        start: at,
+                        last_update: at,
+                        done: Some(at),
+                        todo_at: at,
+                        doing_at: at,
+                        end_at: at,
+                        final_status: TaskStatus::Done,
+                        effect: TaskEffect::Nothing,
+                        transient_404: 0,
+                        raw: BTreeMap::new(),
+                    },
+                );
+            }
+        }
+    }
+
     /// Create a task on `server`; the caller has checked that the server exists.
     pub fn create_task(
         &mut self,
@@ -515,7 +586,7 @@ impl World {
         let todo_at = add(now, t.init);
         let doing_at = add(todo_at, t.todo);
         let run = match effect {
-            TaskEffect::Reboot => t.reboot,
+            TaskEffect::Reboot | TaskEffect::Nothing => t.reboot,
             TaskEffect::Install(_) => t.install,
         };
         let id = self.next_task_id;
@@ -570,9 +641,25 @@ impl World {
             final_status,
             effect,
             transient_404,
+            raw: BTreeMap::new(),
         };
         srv.tasks.insert(id, task.clone());
         Some(task)
+    }
+
+    /// A task of `function` on `server`, created now (status `init`, then its lifecycle on the
+    /// clock, with the reboot's duration) that changes nothing when it ends and shows no
+    /// `install/status`: a task someone else started, e.g. a `reinstallServer` that has not
+    /// begun installing, or a `hardReboot`. The `freshTask404` fault applies to it. `None`
+    /// when the server does not exist.
+    pub fn create_bare_task(&mut self, server: &str, function: &str) -> Option<Task> {
+        self.servers.get(server)?;
+        let comment = match function {
+            "hardReboot" => "Hard reboot",
+            "reinstallServer" => "Start bare metal OS installation",
+            _ => "",
+        };
+        self.create_task(server, function, comment, TaskEffect::Nothing)
     }
 
     /// Move every task to the status simulated time says it has, applying effects once.
@@ -711,6 +798,7 @@ fn apply_effect(srv: &mut Server, task: &Task) {
                 .is_some_and(|b| b.boot_type == "power");
             srv.power_state = if powered_off { "poweroff" } else { "poweron" }.to_string();
         }
+        TaskEffect::Nothing => {}
         TaskEffect::Install(plan) => {
             srv.os = plan.os.clone();
             // Real installs boot to disk afterwards (REFERENCE §8).

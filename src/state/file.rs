@@ -10,10 +10,13 @@
 //!   of servers consistently; a 1,000-server file is a few hundred KiB.
 //! - `lock` — an OS file lock (`flock`) held by the one writer for its whole run; it contains
 //!   the holder's pid, host and start time so that a second writer can say who holds it.
-//! - `journal/` — reserved for apply's intent journal (one file per intent). Not created here.
+//! - `journal/` — apply's intent journal: one `<intent id>.json` per reinstall about to be, or
+//!   being, installed; written (atomically, fsynced) before the reinstall POST and removed once
+//!   the install is recorded or the API proved no task was created.
 //!
 //! Readers (`plan`) take no lock: every write is a rename of a complete, fsynced file, so a
-//! reader sees the old or the new records, never half of them.
+//! reader sees the old or the new records, never half of them. The directory is created 0700
+//! and every file 0600: records and intents say what is installed where.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
@@ -21,14 +24,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{RecordStore, StateError};
-use crate::model::Records;
+use super::{RecordStore, RecordsEdit, StateError, StoreFuture};
+use crate::model::{Intent, Records};
 
 /// Name of the records file inside the state directory.
 pub const RECORDS_FILE: &str = "records.json";
 /// Name of the lock file inside the state directory.
 pub const LOCK_FILE: &str = "lock";
-/// Reserved for apply's intent journal.
+/// Apply's intent journal.
 pub const JOURNAL_DIR: &str = "journal";
 /// The records file format this build writes and the newest it reads.
 pub const FORMAT_VERSION: u64 = 1;
@@ -105,7 +108,7 @@ impl FileStore {
         if dir.exists() && !dir.is_dir() {
             return Err(StateError::NotADirectory { path: dir });
         }
-        std::fs::create_dir_all(&dir).map_err(|source| StateError::Io {
+        create_private_dir(&dir).map_err(|source| StateError::Io {
             action: "create state directory",
             path: dir.clone(),
             source,
@@ -120,13 +123,10 @@ impl FileStore {
             }
         };
         // No truncate on open: until we hold the lock, the contents belong to the holder.
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(io_err("open lock file"))?;
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        private_file(&mut opts);
+        let mut file = opts.open(&lock_path).map_err(io_err("open lock file"))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -244,23 +244,161 @@ impl FileStore {
     }
 }
 
-impl RecordStore for FileStore {
-    fn load(&self) -> Result<Records, StateError> {
-        self.read_records()
+impl FileStore {
+    fn journal_dir(&self) -> PathBuf {
+        self.dir.join(JOURNAL_DIR)
     }
 
-    fn update(&self, change: &mut dyn FnMut(&mut Records)) -> Result<Records, StateError> {
+    fn intent_path(&self, id: &str) -> PathBuf {
+        // Ids are `<server>@<ms>`; anything outside a safe file-name set is replaced, so an
+        // id can never name a path outside the journal.
+        let name: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.journal_dir().join(format!("{name}.json"))
+    }
+
+    fn writable(&self, action: &'static str) -> Result<(), StateError> {
         if self.lock.is_none() {
             return Err(StateError::ReadOnly {
                 dir: self.dir.clone(),
-                action: "write records",
+                action,
             });
         }
-        let mut records = self.read_records()?;
-        change(&mut records);
-        self.write_records(&records)?;
-        Ok(records)
+        Ok(())
     }
+
+    fn read_intents(&self) -> Result<Vec<Intent>, StateError> {
+        let dir = self.journal_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "read the intent journal",
+                    path: dir,
+                    source,
+                });
+            }
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| StateError::Io {
+                action: "read the intent journal",
+                path: dir.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            let is_intent = path.extension().is_some_and(|e| e == "json")
+                && !path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if !is_intent {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|source| StateError::Io {
+                action: "read an intent",
+                path: path.clone(),
+                source,
+            })?;
+            // A journal entry is never skipped: an unreadable one could be a reinstall in
+            // flight, and forgetting it could wipe a server twice.
+            let intent: Intent =
+                serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
+                    path: path.clone(),
+                    source,
+                })?;
+            out.push(intent);
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+}
+
+impl RecordStore for FileStore {
+    fn load(&self) -> StoreFuture<'_, Records> {
+        Box::pin(async move { self.read_records() })
+    }
+
+    fn update<'a>(&'a self, change: RecordsEdit<'a>) -> StoreFuture<'a, Records> {
+        Box::pin(async move {
+            self.writable("write records")?;
+            let mut records = self.read_records()?;
+            change(&mut records);
+            self.write_records(&records)?;
+            Ok(records)
+        })
+    }
+
+    fn intents(&self) -> StoreFuture<'_, Vec<Intent>> {
+        Box::pin(async move { self.read_intents() })
+    }
+
+    fn put_intent<'a>(&'a self, intent: &'a Intent) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.writable("journal an intent")?;
+            let dir = self.journal_dir();
+            create_private_dir(&dir).map_err(|source| StateError::Io {
+                action: "create the intent journal",
+                path: dir.clone(),
+                source,
+            })?;
+            let path = self.intent_path(&intent.id);
+            let mut bytes =
+                serde_json::to_vec_pretty(intent).map_err(|source| StateError::Encode {
+                    path: path.clone(),
+                    source,
+                })?;
+            bytes.push(b'\n');
+            write_atomic(&path, &bytes)
+        })
+    }
+
+    fn drop_intent<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.writable("drop an intent")?;
+            let path = self.intent_path(id);
+            match std::fs::remove_file(&path) {
+                Ok(()) => sync_dir(&self.journal_dir()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(source) => Err(StateError::Io {
+                    action: "remove an intent",
+                    path,
+                    source,
+                }),
+            }
+        })
+    }
+}
+
+/// Creates `dir` (and its parents) readable by its owner only.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
+/// New files readable and writable by their owner only.
+fn private_file(opts: &mut OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = opts;
 }
 
 impl Drop for FileStore {
@@ -295,7 +433,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
         }
     };
     let result = (|| {
-        let mut file = File::create(&tmp).map_err(io_err("create temp file", &tmp))?;
+        let mut opts = OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        private_file(&mut opts);
+        let mut file = opts.open(&tmp).map_err(io_err("create temp file", &tmp))?;
         file.write_all(bytes)
             .map_err(io_err("write temp file", &tmp))?;
         file.sync_all().map_err(io_err("sync temp file", &tmp))?;
@@ -364,6 +505,59 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("create temp file"), "{msg}");
         assert!(msg.contains("missing"), "{msg}");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn state_files_are_private_and_the_journal_survives_reopening() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let store = FileStore::open_locked(&state).unwrap();
+        let intent = Intent {
+            id: "ns1.eu@1700000000000".into(),
+            server: "ns1.eu".into(),
+            fleet: "default".into(),
+            fingerprint: format!("sha256:{}", "a".repeat(64)),
+            request_digest: format!("sha256:{}", "b".repeat(64)),
+            os: "debian12_64".into(),
+            generation: 1,
+            created: "2026-11-29T10:00:00Z".parse().unwrap(),
+            plan_id: None,
+            state: crate::model::IntentState::Journaled,
+        };
+        store.put_intent(&intent).await.unwrap();
+        store.update(Box::new(|_| {})).await.unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(mode(&state.join(JOURNAL_DIR)), 0o700);
+        assert_eq!(mode(&state.join(RECORDS_FILE)), 0o600);
+        assert_eq!(mode(&state.join(LOCK_FILE)), 0o600);
+        assert_eq!(
+            mode(&state.join(JOURNAL_DIR).join("ns1.eu@1700000000000.json")),
+            0o600
+        );
+        drop(store);
+        // Another run (or a reader) sees it.
+        let reader = FileStore::open_read_only(&state);
+        assert_eq!(reader.intents().await.unwrap(), vec![intent.clone()]);
+        assert!(reader.drop_intent(&intent.id).await.is_err(), "read-only");
+        let store = FileStore::open_locked(&state).unwrap();
+        store.drop_intent(&intent.id).await.unwrap();
+        store.drop_intent(&intent.id).await.unwrap();
+        assert!(store.intents().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_intent_is_an_error_not_a_forgotten_reinstall() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open_locked(dir.path()).unwrap();
+        std::fs::create_dir_all(dir.path().join(JOURNAL_DIR)).unwrap();
+        std::fs::write(dir.path().join(JOURNAL_DIR).join("x.json"), b"{trunc").unwrap();
+        assert!(matches!(
+            store.intents().await,
+            Err(StateError::Corrupt { .. })
+        ));
     }
 
     #[test]

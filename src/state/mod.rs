@@ -17,7 +17,7 @@
 
 use std::path::PathBuf;
 
-use crate::model::{InstallRecord, Records};
+use crate::model::{InstallRecord, Intent, Records};
 
 pub mod facts;
 pub mod file;
@@ -163,41 +163,66 @@ pub enum StateError {
     },
 }
 
-/// A place where records live. Writers hold whatever lock the backend needs for as long as the
-/// store value lives, so that a whole apply is one writer.
+/// What a store call returns: a boxed future, so that [`RecordStore`] stays object-safe
+/// (`&dyn RecordStore`) and backends may do real I/O (files now, PostgreSQL later).
+pub type StoreFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StateError>> + Send + 'a>>;
+
+/// An edit of the records, run under the store's write lock.
+pub type RecordsEdit<'a> = Box<dyn FnOnce(&mut Records) + Send + 'a>;
+
+/// A place where records and the intent journal live. Writers hold whatever lock the backend
+/// needs for as long as the store value lives, so that a whole apply is one writer.
 ///
-/// `update` is the one primitive (read, change, write back, atomically as far as the backend
-/// can); `put_install` and `forget` are built on it.
+/// `update` is the one primitive for records (read, change, write back, atomically as far as
+/// the backend can); `put_install` and `forget` are built on it. The journal calls are durable
+/// when their future completes: apply POSTs a reinstall only after `put_intent` returned.
 pub trait RecordStore: Send + Sync {
     /// All records. A store that has never been written holds empty records.
-    fn load(&self) -> Result<Records, StateError>;
+    fn load(&self) -> StoreFuture<'_, Records>;
 
     /// Reads the records, lets `change` edit them, writes them back, and returns what was
     /// written. Fields of [`Records`] this room does not know are carried through unchanged.
-    fn update(&self, change: &mut dyn FnMut(&mut Records)) -> Result<Records, StateError>;
+    fn update<'a>(&'a self, change: RecordsEdit<'a>) -> StoreFuture<'a, Records>;
 
     /// Records (or replaces) the install record of `rec.server`.
-    fn put_install(&self, rec: &InstallRecord) -> Result<(), StateError> {
-        self.update(&mut |records| {
-            records.installs.insert(rec.server.clone(), rec.clone());
-        })?;
-        Ok(())
+    fn put_install<'a>(&'a self, rec: &'a InstallRecord) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.update(Box::new(move |records: &mut Records| {
+                records.installs.insert(rec.server.clone(), rec.clone());
+            }))
+            .await?;
+            Ok(())
+        })
     }
 
     /// Drops everything remembered about `server` (all per-server maps of [`Records`]).
     /// Returns whether anything was there.
-    fn forget(&self, server: &str) -> Result<bool, StateError> {
-        let mut removed = false;
-        let mut failure = None;
-        self.update(&mut |records| match forget_server(records, server) {
-            Ok(r) => removed = r,
-            Err(e) => failure = Some(e),
-        })?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(removed),
-        }
+    fn forget<'a>(&'a self, server: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let outcome = std::sync::Mutex::new(Ok(false));
+            self.update(Box::new(|records: &mut Records| {
+                *outcome
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    forget_server(records, server);
+            }))
+            .await?;
+            outcome
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        })
     }
+
+    /// Every intent in the journal, oldest first.
+    fn intents(&self) -> StoreFuture<'_, Vec<Intent>>;
+
+    /// Writes (or rewrites) `intent`, durably, before the future completes.
+    fn put_intent<'a>(&'a self, intent: &'a Intent) -> StoreFuture<'a, ()>;
+
+    /// Removes the intent `id` (its install is recorded, its task ended, or the API proved no
+    /// task was created). Removing an absent intent is not an error.
+    fn drop_intent<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()>;
 }
 
 /// Removes `server` from every top-level map of `records` — including maps added to
@@ -228,35 +253,60 @@ pub fn forget_server(records: &mut Records, server: &str) -> Result<bool, StateE
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     records: std::sync::Mutex<Records>,
+    intents: std::sync::Mutex<std::collections::BTreeMap<String, Intent>>,
 }
 
 impl MemoryStore {
     pub fn new(records: Records) -> Self {
         MemoryStore {
             records: std::sync::Mutex::new(records),
+            intents: Default::default(),
         }
     }
-}
 
-impl RecordStore for MemoryStore {
-    fn load(&self) -> Result<Records, StateError> {
-        Ok(self.lock().clone())
-    }
-
-    fn update(&self, change: &mut dyn FnMut(&mut Records)) -> Result<Records, StateError> {
-        let mut guard = self.lock();
-        change(&mut guard);
-        Ok(guard.clone())
-    }
-}
-
-impl MemoryStore {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
+    fn records(&self) -> std::sync::MutexGuard<'_, Records> {
         // A panic inside `change` leaves the records as they were before it or after it; both
         // are consistent values, so a poisoned lock is safe to keep using.
         self.records
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn journal(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, Intent>> {
+        self.intents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl RecordStore for MemoryStore {
+    fn load(&self) -> StoreFuture<'_, Records> {
+        let records = self.records().clone();
+        Box::pin(async move { Ok(records) })
+    }
+
+    fn update<'a>(&'a self, change: RecordsEdit<'a>) -> StoreFuture<'a, Records> {
+        Box::pin(async move {
+            let mut guard = self.records();
+            change(&mut guard);
+            Ok(guard.clone())
+        })
+    }
+
+    fn intents(&self) -> StoreFuture<'_, Vec<Intent>> {
+        let mut v: Vec<Intent> = self.journal().values().cloned().collect();
+        v.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        Box::pin(async move { Ok(v) })
+    }
+
+    fn put_intent<'a>(&'a self, intent: &'a Intent) -> StoreFuture<'a, ()> {
+        self.journal().insert(intent.id.clone(), intent.clone());
+        Box::pin(async move { Ok(()) })
+    }
+
+    fn drop_intent<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        self.journal().remove(id);
+        Box::pin(async move { Ok(()) })
     }
 }
 
@@ -370,13 +420,13 @@ mod tests {
         assert!(!forget_server(&mut records, "a").unwrap());
     }
 
-    #[test]
-    fn memory_store_put_forget() {
+    #[tokio::test]
+    async fn memory_store_put_forget() {
         let store = MemoryStore::default();
-        store.put_install(&rec("a")).unwrap();
-        assert_eq!(store.load().unwrap().installs["a"], rec("a"));
-        assert!(store.forget("a").unwrap());
-        assert!(!store.forget("a").unwrap());
-        assert!(store.load().unwrap().installs.is_empty());
+        store.put_install(&rec("a")).await.unwrap();
+        assert_eq!(store.load().await.unwrap().installs["a"], rec("a"));
+        assert!(store.forget("a").await.unwrap());
+        assert!(!store.forget("a").await.unwrap());
+        assert!(store.load().await.unwrap().installs.is_empty());
     }
 }

@@ -158,7 +158,11 @@ fn example_fleet_desired_state() {
     );
     assert_eq!(storage[0]["partitioning"]["layout"][2]["size"], 102400);
     assert!(db.fingerprint.starts_with("sha256:") && db.fingerprint.len() == 71);
-    assert_eq!(db.fingerprint, manifest::fingerprint(&db.request));
+    assert_eq!(db.algorithm, manifest::FINGERPRINT_ALGORITHM);
+    assert_eq!(
+        db.fingerprint,
+        manifest::fingerprint(&db.request, &db.secret_paths)
+    );
 
     // Netboot and rescue.
     let net = &d.servers["ns3000020.ip-51-68-3.eu"];
@@ -688,7 +692,7 @@ fn fingerprint_changes_with_every_sent_value() {
         ("os", t.replace("debian12_64", "debian13_64"), BASE_SERVER.into(), SCRIPT),
         ("hostname", t.clone(), BASE_SERVER.replace("web-01", "web-99"), SCRIPT),
         ("ssh key comment", t.replace("ops@example", "ops@elsewhere"), BASE_SERVER.into(), SCRIPT),
-        ("script content", t.clone(), BASE_SERVER.into(), "#!/bin/sh\necho bye\n"),
+        ("script removed", t.replace("        postInstallationScript: {file: scripts/boot.sh}\n", ""), BASE_SERVER.into(), SCRIPT),
         ("disk group", t.replace("diskGroupId: 1", "diskGroupId: 4"), BASE_SERVER.into(), SCRIPT),
         ("size", t.replace("size: 4GiB", "size: 8GiB"), BASE_SERVER.into(), SCRIPT),
         ("raid level", t.replace("size: 0}", "size: 0, raidLevel: 0}"), BASE_SERVER.into(), SCRIPT),
@@ -713,18 +717,280 @@ fn fingerprint_changes_with_every_sent_value() {
 
 #[test]
 fn fingerprint_is_stable_across_releases() {
-    // The canonical form is part of the state format: records written by one version must
-    // match the next. Changing this value means every server would show a reinstall.
-    let req = serde_json::json!({"operatingSystem": "debian12_64", "customizations": {"hostname": "web-01"}});
+    // The public form and its hashing are part of the state format (algorithm 2): records
+    // written by one version must match the next. Changing this value means every server
+    // would show a reinstall — bump FINGERPRINT_ALGORITHM instead.
+    assert_eq!(manifest::FINGERPRINT_ALGORITHM, 2);
+    let req = serde_json::json!({
+        "operatingSystem": "debian12_64",
+        "customizations": {"hostname": "web-01", "postInstallationScript": "c2VjcmV0",
+                           "httpHeaders": {"Authorization": "Basic c2VjcmV0"}},
+        "storage": [{"diskGroupId": 1, "hardwareRaid": [{"raidLevel": 1}],
+                     "partitioning": {"layout": [{"mountPoint": "/", "fileSystem": "ext4", "raidLevel": 1, "size": 0}]}},
+                    {"diskGroupId": 2, "erase": false}]
+    });
+    let secrets = [
+        "/customizations/postInstallationScript",
+        "/customizations/httpHeaders/Authorization",
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(
-        manifest::fingerprint(&req),
+        manifest::fingerprint(&req, &secrets),
         format!("sha256:{}", {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(
-                br#"{"customizations":{"hostname":"web-01"},"operatingSystem":"debian12_64"}"#,
+                br#"{"customizations":{"hostname":"web-01","httpHeaders":{"Authorization":"<credential>"},"postInstallationScript":"<secret>"},"operatingSystem":"debian12_64","storage":[{"hardwareRaid":[{}],"partitioning":{"layout":[{"fileSystem":"ext4","mountPoint":"/"}]}},{"diskGroupId":2,"erase":false}]}"#,
             ))
         })
     );
+}
+
+/// One `Server` manifest (plus `key.pub`, `boot.sh` and `token.txt` beside it) → its install.
+fn server_install(spec: &str) -> ovhform::model::InstallSpec {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("key.pub"), format!("{KEY}\n")).unwrap();
+    std::fs::write(t.path().join("boot.sh"), SCRIPT).unwrap();
+    std::fs::write(t.path().join("token.txt"), "Bearer from-a-file").unwrap();
+    std::fs::write(
+        t.path().join("server.yaml"),
+        format!("apiVersion: ovhform/v1\nkind: Server\nmetadata: {{name: ns1.ip-1-2-3.eu}}\nspec:\n  install:\n{spec}"),
+    )
+    .unwrap();
+    match manifest::load(&[t.path().to_path_buf()]) {
+        Ok(l) => l.desired.servers["ns1.ip-1-2-3.eu"]
+            .install
+            .clone()
+            .expect("install"),
+        Err(d) => panic!("{}\n{spec}", d.render(false)),
+    }
+}
+
+/// Writing out what the API assumes anyway (REFERENCE.md §3.1) must not plan a reinstall:
+/// every manifest of a group installs the same thing and has the same fingerprint.
+#[test]
+fn written_out_api_defaults_do_not_change_the_fingerprint() {
+    let groups: &[(&str, &[&str])] = &[
+        (
+            "no storage at all",
+            &[
+                "    os: debian12_64\n",
+                "    os: debian12_64\n    storage: {}\n",
+                "    os: debian12_64\n    storage: {diskGroupId: 1}\n",
+                "    os: debian12_64\n    storage: {diskGroupId: 0}\n",
+                "    os: debian12_64\n    storage: {partitioning: {}}\n",
+                "    os: debian12_64\n    storage: {diskGroupId: 1, partitioning: {}}\n",
+                "    os: debian12_64\n    customizations: {}\n",
+                "    os: debian12_64\n    customizations: {configDriveMetadata: {}, nutanixConfiguration: {}}\n",
+            ],
+        ),
+        (
+            "hardware RAID 1",
+            &[
+                "    os: debian12_64\n    storage: {hardwareRaid: {}}\n",
+                "    os: debian12_64\n    storage: {hardwareRaid: {raidLevel: 1}}\n",
+                "    os: debian12_64\n    storage: {hardwareRaid: {raidLevel: 1, arrays: 1, spares: 0}}\n",
+                "    os: debian12_64\n    storage: {diskGroupId: 1, hardwareRaid: [{arrays: 1}], partitioning: {}}\n",
+            ],
+        ),
+        (
+            "a layout",
+            &[
+                "    os: debian12_64\n    storage:\n      partitioning:\n        layout:\n          - {mountPoint: /, fileSystem: ext4}\n          - {mountPoint: swap, fileSystem: swap, size: 4GiB}\n",
+                "    os: debian12_64\n    storage:\n      diskGroupId: 1\n      partitioning:\n        layout:\n          - {mountPoint: /, fileSystem: ext4, size: 0, raidLevel: 1, extras: {}}\n          - {mountPoint: swap, fileSystem: swap, size: 4096, raidLevel: 1}\n",
+            ],
+        ),
+        (
+            "kept disk group 2",
+            &[
+                "    os: debian12_64\n    storage: {keepDiskGroups: [2]}\n",
+                "    os: debian12_64\n    storage: {diskGroupId: 1, keepDiskGroups: [2]}\n",
+                "    os: debian12_64\n    storage: {diskGroupId: 0, partitioning: {}, keepDiskGroups: [2]}\n",
+            ],
+        ),
+        (
+            "an image with no headers",
+            &[
+                "    os: byolinux_64\n    customizations: {imageURL: \"https://images.example.net/d.qcow2\"}\n",
+                "    os: byolinux_64\n    customizations: {imageURL: \"https://images.example.net/d.qcow2\", httpHeaders: {}}\n",
+            ],
+        ),
+    ];
+    let mut by_group = std::collections::BTreeSet::new();
+    for (what, specs) in groups {
+        let first = server_install(specs[0]);
+        for spec in &specs[1..] {
+            let other = server_install(spec);
+            assert_eq!(
+                other.fingerprint,
+                first.fingerprint,
+                "{what}: written-out defaults changed the fingerprint:\n{spec}\npublic: {}\nvs {}",
+                manifest::public_request(&other),
+                manifest::public_request(&first)
+            );
+        }
+        assert!(
+            by_group.insert(first.fingerprint),
+            "{what} equals another group"
+        );
+    }
+}
+
+/// Values that look like defaults but change what is installed keep their own fingerprint.
+#[test]
+fn real_storage_differences_change_the_fingerprint() {
+    let specs = [
+        "    os: debian12_64\n",
+        // JBOD vs hardware RAID 1: the raidLevel default applies once hardwareRaid is given.
+        "    os: debian12_64\n    storage: {hardwareRaid: {}}\n",
+        "    os: debian12_64\n    storage: {hardwareRaid: {raidLevel: 0}}\n",
+        "    os: debian12_64\n    storage: {hardwareRaid: {arrays: 2}}\n",
+        "    os: debian12_64\n    storage: {hardwareRaid: {spares: 1}}\n",
+        "    os: debian12_64\n    storage: {hardwareRaid: {disks: 2}}\n",
+        "    os: debian12_64\n    storage: {diskGroupId: 2}\n",
+        "    os: debian12_64\n    storage: {partitioning: {disks: 2}}\n",
+        "    os: debian12_64\n    storage: {partitioning: {schemeName: default}}\n",
+        "    os: debian12_64\n    storage: {partitioning: {layout: [{mountPoint: /, fileSystem: ext4}]}}\n",
+        "    os: debian12_64\n    storage: {partitioning: {layout: [{mountPoint: /, fileSystem: ext4, raidLevel: 0}]}}\n",
+        "    os: debian12_64\n    storage: {partitioning: {layout: [{mountPoint: /, fileSystem: xfs}]}}\n",
+        "    os: debian12_64\n    storage: {partitioning: {layout: [{mountPoint: /, fileSystem: ext4, extras: {lv: {name: root}}}]}}\n",
+        "    os: debian12_64\n    storage: {keepDiskGroups: [2]}\n",
+        "    os: debian12_64\n    storage: {keepDiskGroups: [2, 3]}\n",
+        "    os: debian12_64\n    storage: {diskGroupId: 2, keepDiskGroups: [1]}\n",
+        "    os: debian13_64\n",
+        "    os: debian12_64\n    customizations: {hostname: web-01}\n",
+        "    os: debian12_64\n    customizations: {language: en-us}\n",
+    ];
+    let mut seen = std::collections::BTreeMap::new();
+    for spec in specs {
+        let fp = server_install(spec).fingerprint;
+        if let Some(before) = seen.insert(fp, spec) {
+            panic!("same fingerprint for\n{before}and\n{spec}");
+        }
+    }
+}
+
+const IMAGE: &str = "    os: byolinux_64\n    customizations:\n      hostname: web-01\n      imageURL: https://images.example.net/deb12.qcow2\n      imageType: qcow2\n";
+
+/// Rotating an image credential or editing a secret is not a rebuild as far as the public
+/// fingerprint goes (the planner compares those through a keyed digest); a header's name,
+/// the hostname or a plain customization are.
+#[test]
+fn secrets_and_credentials_stay_out_of_the_fingerprint() {
+    let var = "OVHFORM_TEST_FP_SECRET_31C9";
+    let with = |value: &str, spec: &str| {
+        // SAFETY of intent: a variable name unique to this test; no other test reads it.
+        unsafe { std::env::set_var(var, value) };
+        server_install(spec)
+    };
+    let headers = |name: &str| {
+        format!(
+            "{IMAGE}      httpHeaders:\n        {name}: {{env: {var}}}\n        X-Other: {{file: token.txt, sensitive: true}}\n      postInstallationScript: {{file: boot.sh}}\n"
+        )
+    };
+    let base = with("Bearer one", &headers("Authorization"));
+    assert_eq!(base.algorithm, manifest::FINGERPRINT_ALGORITHM);
+    let paths: Vec<&str> = base.credential_paths.iter().map(String::as_str).collect();
+    assert_eq!(
+        paths,
+        [
+            "/customizations/httpHeaders/Authorization",
+            "/customizations/httpHeaders/X-Other"
+        ]
+    );
+    assert!(base.credential_paths.is_subset(&base.secret_paths));
+    // The request is what is POSTed: real values, not placeholders.
+    assert_eq!(
+        base.request["customizations"]["httpHeaders"]["Authorization"],
+        "Bearer one"
+    );
+    let rotated = with("Bearer two", &headers("Authorization"));
+    assert_eq!(
+        rotated.fingerprint, base.fingerprint,
+        "header value rotated"
+    );
+    let renamed = with("Bearer one", &headers("Proxy-Authorization"));
+    assert_ne!(renamed.fingerprint, base.fingerprint, "header key changed");
+
+    // A secret script or imageURL from the environment: only its presence is public.
+    let secret_script = format!("{IMAGE}      postInstallationScript: {{env: {var}}}\n");
+    let a = with("echo one", &secret_script);
+    let b = with("echo two", &secret_script);
+    assert_eq!(a.fingerprint, b.fingerprint);
+    let secret_url = "    os: byolinux_64\n    customizations:\n      imageURL: {env: VAR}\n"
+        .replace("VAR", var);
+    let a = with("https://a.example.net/x.qcow2", &secret_url);
+    let b = with("https://b.example.net/y.qcow2", &secret_url);
+    assert_eq!(a.fingerprint, b.fingerprint);
+    let public = manifest::public_request(&a);
+    assert_eq!(
+        public["customizations"]["imageURL"],
+        manifest::SECRET_PLACEHOLDER
+    );
+    assert!(!public.to_string().contains("a.example.net"));
+}
+
+/// Under algorithm 1, a 4-digit secret (`deploy:7391`) was recovered from a published
+/// fingerprint in 10,000 guesses. Loaded from `{env:}` into a script and into imageURL, every
+/// candidate must now give the published fingerprint.
+#[test]
+fn four_digit_secret_cannot_be_recovered_from_the_fingerprint() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let script_var = "OVHFORM_TEST_FP_PIN_SCRIPT_5D21";
+    let url_var = "OVHFORM_TEST_FP_PIN_URL_5D21";
+    let script =
+        |pin: &str| format!("#!/bin/sh\ncurl -u deploy:{pin} https://deploy.example.net/\n");
+    let url = |pin: &str| format!("https://deploy:{pin}@images.example.net/deb12.qcow2");
+    // SAFETY of intent: variable names unique to this test; no other test reads them.
+    unsafe {
+        std::env::set_var(script_var, script("7391"));
+        std::env::set_var(url_var, url("7391"));
+    }
+    let spec = server_install(&format!(
+        "    os: byolinux_64\n    customizations:\n      hostname: web-01\n      imageURL: {{env: {url_var}}}\n      postInstallationScript: {{env: {script_var}}}\n"
+    ));
+    let published = spec.fingerprint.clone();
+    let public = manifest::public_request(&spec).to_string();
+    assert!(
+        !public.contains("7391") && !public.contains(&b64(&script("7391"))),
+        "{public}"
+    );
+
+    let candidate = |pin: &str| {
+        let mut r = spec.request.clone();
+        r["customizations"]["postInstallationScript"] = b64(&script(pin)).into();
+        r["customizations"]["imageURL"] = url(pin).into();
+        r
+    };
+    assert_eq!(
+        candidate("7391"),
+        spec.request,
+        "the attacker's model of the request"
+    );
+    let v1 = |r: &serde_json::Value| {
+        use sha2::Digest;
+        format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(manifest::canonical_json(r)))
+        )
+    };
+    let published_v1 = v1(&spec.request);
+    let mut v1_hits = Vec::new();
+    for n in 0..10_000 {
+        let pin = format!("{n:04}");
+        let r = candidate(&pin);
+        assert_eq!(
+            manifest::fingerprint(&r, &spec.secret_paths),
+            published,
+            "candidate {pin} is distinguishable"
+        );
+        if v1(&r) == published_v1 {
+            v1_hits.push(pin);
+        }
+    }
+    // Against algorithm 1 the same search finds the secret: the test would catch a regression.
+    assert_eq!(v1_hits, ["7391"]);
 }
 
 #[test]
@@ -759,6 +1025,14 @@ fn env_values_are_secret_and_resolved() {
             "/customizations/httpHeaders/Authorization",
             "/customizations/httpHeaders/X-Plain~1Header",
             "/customizations/sshKey"
+        ]
+    );
+    let credentials: Vec<&str> = i.credential_paths.iter().map(String::as_str).collect();
+    assert_eq!(
+        credentials,
+        [
+            "/customizations/httpHeaders/Authorization",
+            "/customizations/httpHeaders/X-Plain~1Header"
         ]
     );
 }

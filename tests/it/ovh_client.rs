@@ -1198,7 +1198,8 @@ async fn batch_gets_when_only_batch_mode_is_honoured() {
     let boots = fresh
         .netboots("ns1.example", &[1001, 1, 1000])
         .await
-        .unwrap();
+        .unwrap()
+        .found;
     assert_eq!(boots.keys().copied().collect::<Vec<_>>(), [1, 1000, 1001]);
     assert_eq!(boots[&1000].kernel, "rescue12-customer");
     assert_eq!(fresh.calls(), 2, "/auth/time + one batch GET");
@@ -1230,9 +1231,339 @@ async fn an_id_left_out_of_a_batch_answer_is_fetched_alone() {
     })
     .await;
     let c = client(&fake);
-    let tasks = c.get_tasks("ns1", &[7, 8]).await.unwrap();
+    let tasks = c.get_tasks("ns1", &[7, 8]).await.unwrap().found;
     assert_eq!(tasks.keys().copied().collect::<Vec<_>>(), [7, 8]);
     assert_eq!(tasks[&8].task_id, 8);
     assert_eq!(fake.count("GET", "/1.0/dedicated/server/ns1/task/8"), 1);
     assert!(c.fallbacks().is_empty(), "batch mode itself worked");
+}
+
+// -- the real API's differences: iamTags, freshness, 403s, unreadable tasks and templates -----
+
+/// A server object as the listing shows it, with `tags` in its `iam` block.
+fn tagged(name: &str, tags: Value) -> Value {
+    server_json(name, Some(1), tags)
+}
+
+#[tokio::test]
+async fn the_iam_tags_filter_sends_exists_without_a_value_and_any_4xx_falls_back_to_the_listing() {
+    for refusal in [400, 403, 404] {
+        let fake = serve(move |s| match s.path() {
+            "/1.0/auth/time" => ok(json!(now())),
+            "/1.0/dedicated/server" if s.uri.contains("iamTags=") => err(
+                refusal,
+                json!({"class": "Client::BadRequest", "message": "[iamTags] Unknown parameter"}),
+            ),
+            "/1.0/dedicated/server" => {
+                let mut r = ok(json!([
+                    tagged(
+                        "ns1",
+                        json!({"ovhform:fingerprint": "sha256:x", "ovh:a": "b"})
+                    ),
+                    tagged("ns2", json!({"team": "web"})),
+                    tagged("ns3", Value::Null),
+                ]));
+                r.headers.push(("X-Pagination-Elements", "3".into()));
+                r
+            }
+            _ => err(404, json!({"class": "Client::NotFound", "message": "no"})),
+        })
+        .await;
+        let c = client(&fake);
+        let tagged = c.tagged_servers("ovhform:fingerprint").await.unwrap();
+        assert_eq!(
+            tagged.names,
+            BTreeSet::from(["ns1".to_string()]),
+            "{refusal}"
+        );
+        assert_eq!(tagged.source, ovh::TagSource::Listing);
+        assert!(c.fallbacks().contains(&Mode::IamTagsFilter));
+        let filter = fake
+            .seen()
+            .into_iter()
+            .find(|s| s.uri.contains("iamTags="))
+            .unwrap();
+        let query = filter.uri.split_once("iamTags=").unwrap().1;
+        let decoded: Value = serde_json::from_str(
+            &percent_encoding::percent_decode_str(query)
+                .decode_utf8()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            decoded,
+            json!({"ovhform:fingerprint": [{"operator": "EXISTS"}]})
+        );
+        // The listing the fallback read serves the fleet pass: no request.
+        let before = fake.seen().len();
+        let names = BTreeSet::from(["ns1".to_string(), "ns2".to_string()]);
+        let observed = ovhform::observe::observe_fleet_from(&c, &names, tagged.listing)
+            .await
+            .unwrap();
+        assert_eq!(observed.servers.len(), 2);
+        assert_eq!(fake.seen().len(), before);
+        // Remembered: the filter is not tried again.
+        c.tagged_servers("ovhform:fingerprint").await.unwrap();
+        assert_eq!(
+            fake.seen()
+                .iter()
+                .filter(|s| s.uri.contains("iamTags="))
+                .count(),
+            1
+        );
+    }
+    // A 401 (credentials) or a 5xx is no refusal of the filter: the call fails.
+    let fake = serve(|s| match s.path() {
+        "/1.0/auth/time" => ok(json!(now())),
+        _ => err(
+            401,
+            json!({"class": "Client::Unauthorized", "message": "Invalid credentials"}),
+        ),
+    })
+    .await;
+    let c = client(&fake);
+    assert_eq!(
+        c.tagged_servers("ovhform:fingerprint")
+            .await
+            .unwrap_err()
+            .status(),
+        Some(401)
+    );
+    assert!(c.fallbacks().is_empty());
+}
+
+#[tokio::test]
+async fn the_iam_tags_filter_when_taken_costs_one_call() {
+    let fake = serve(|s| match s.path() {
+        "/1.0/auth/time" => ok(json!(now())),
+        "/1.0/dedicated/server" if s.uri.contains("iamTags=") => ok(json!(["ns1"])),
+        _ => err(404, json!({"class": "Client::NotFound", "message": "no"})),
+    })
+    .await;
+    let c = client(&fake);
+    let tagged = c.tagged_servers("ovhform:fingerprint").await.unwrap();
+    assert_eq!(tagged.names, BTreeSet::from(["ns1".to_string()]));
+    assert_eq!(tagged.source, ovh::TagSource::IamTagsFilter);
+    assert!(tagged.listing.is_none());
+    assert_eq!(c.calls(), 2, "/auth/time and the filtered listing");
+}
+
+#[tokio::test]
+async fn expanded_listings_ask_for_a_fresh_answer_and_any_4xx_falls_back_to_plain_gets() {
+    for refusal in [400, 403, 404, 405] {
+        let fake = serve(move |s| {
+            let expanded = s.header("x-pagination-mode").is_some();
+            match s.path() {
+                "/1.0/auth/time" => ok(json!(now())),
+                "/1.0/dedicated/server" if expanded => err(
+                    refusal,
+                    json!({"class": "Client::Forbidden", "message": "no expanded listing here"}),
+                ),
+                "/1.0/dedicated/server" => ok(json!(["ns1"])),
+                "/1.0/dedicated/server/ns1" => ok(server_json("ns1", Some(1), Value::Null)),
+                _ => err(404, json!({"class": "Client::NotFound", "message": "no"})),
+            }
+        })
+        .await;
+        let c = client(&fake);
+        let got = c.servers(None).await.unwrap();
+        assert_eq!(got.servers.keys().collect::<Vec<_>>(), ["ns1"], "{refusal}");
+        assert_eq!(c.fallbacks(), BTreeSet::from([Mode::ExpandedServers]));
+        let expanded: Vec<Seen> = fake
+            .seen()
+            .into_iter()
+            .filter(|s| s.header("x-pagination-mode").is_some())
+            .collect();
+        assert_eq!(expanded.len(), 1);
+        assert_eq!(expanded[0].header("pragma"), Some("no-cache"));
+    }
+}
+
+/// A fake task `id` of `function` in `status`.
+fn task_json(id: u64, function: &str, status: &str) -> Value {
+    let mut t = task7();
+    t["taskId"] = json!(id);
+    t["function"] = json!(function);
+    t["status"] = json!(status);
+    t
+}
+
+#[tokio::test]
+async fn a_batch_answered_403_falls_back_to_per_object_gets_and_a_refused_object_is_reported() {
+    let fake = serve(|s| {
+        let not_granted = || {
+            err(
+                403,
+                json!({"errorCode": "NOT_GRANTED_CALL", "httpCode": "403 Forbidden", "message": "This call has not been granted"}),
+            )
+        };
+        match s.path() {
+            "/1.0/auth/time" => ok(json!(now())),
+            _ if s.header("x-ovh-batch").is_some() => not_granted(),
+            "/1.0/dedicated/server/ns1/task/7" => ok(task_json(7, "hardReboot", "done")),
+            "/1.0/dedicated/server/ns1/task/9" => not_granted(),
+            _ => err(404, json!({"class": "Client::NotFound", "message": "no"})),
+        }
+    })
+    .await;
+    let c = client(&fake);
+    let got = c.get_tasks("ns1", &[7, 8, 9]).await.unwrap();
+    assert_eq!(got.found.keys().copied().collect::<Vec<_>>(), [7]);
+    assert_eq!(got.missing, BTreeSet::from([8]));
+    assert_eq!(got.refused.keys().copied().collect::<Vec<_>>(), [9]);
+    assert_eq!(got.refused[&9].status(), Some(403));
+    assert_eq!(c.fallbacks(), BTreeSet::from([Mode::Batch]));
+    // Remembered: no second batch.
+    let before = fake.seen().len();
+    c.get_tasks("ns1", &[7, 8]).await.unwrap();
+    assert!(
+        fake.seen()[before..]
+            .iter()
+            .all(|s| s.header("x-ovh-batch").is_none())
+    );
+}
+
+/// A listed task whose GET answers 404 is kept as unreadable, with the function the filtered
+/// list that named it tells.
+#[tokio::test]
+async fn a_listed_task_answering_404_is_unreadable_with_the_function_of_its_listing() {
+    let fake = serve(|s| match (s.path(), s.uri.split_once('?').map(|(_, q)| q)) {
+        ("/1.0/auth/time", _) => ok(json!(now())),
+        ("/1.0/dedicated/server/ns1/task", Some("function=reinstallServer")) => ok(json!([7, 9])),
+        ("/1.0/dedicated/server/ns1/task", Some("status=init")) => ok(json!([10])),
+        ("/1.0/dedicated/server/ns1/task", Some(_)) => ok(json!([])),
+        ("/1.0/dedicated/server/ns1/task", None) => ok(json!([7, 8, 9, 10])),
+        ("/1.0/dedicated/server/ns1/task/7", _) => ok(task7()),
+        _ => err(
+            404,
+            json!({"class": "Client::NotFound", "message": "The requested object does not exist"}),
+        ),
+    })
+    .await;
+    let mut cfg = config(&fake.base, app_key_creds());
+    // A long history: the filtered lists are read, not every task.
+    cfg.batch_size = 1;
+    let c = Client::new(cfg).unwrap();
+    let relevant = c.relevant_tasks("ns1").await.unwrap();
+    assert_eq!(
+        relevant.tasks.iter().map(|t| t.task_id).collect::<Vec<_>>(),
+        [7]
+    );
+    assert_eq!(
+        relevant.unreadable,
+        BTreeMap::from([(9, Some("reinstallServer".to_string())), (10, None)])
+    );
+}
+
+/// An expanded task listing that announces more tasks than it sends (one it cannot read yet)
+/// keeps what it sent and reads the rest by id; the mode is not given up.
+#[tokio::test]
+async fn an_expanded_task_listing_short_of_its_total_reads_the_rest_by_id() {
+    let fake = serve(|s| {
+        let expanded = s.header("x-pagination-mode").is_some();
+        match s.path() {
+            "/1.0/auth/time" => ok(json!(now())),
+            "/1.0/dedicated/server/ns1/task" if expanded => {
+                let first = s.header("x-pagination-number") == Some("1");
+                let mut r = ok(if first { json!([task7()]) } else { json!([]) });
+                r.headers.push(("X-Pagination-Elements", "2".into()));
+                r
+            }
+            "/1.0/dedicated/server/ns1/task" => ok(json!([7, 11])),
+            _ => err(
+                404,
+                json!({"class": "Client::NotFound", "message": "The requested object does not exist"}),
+            ),
+        }
+    })
+    .await;
+    let c = client(&fake);
+    let relevant = c.relevant_tasks("ns1").await.unwrap();
+    assert_eq!(
+        relevant.tasks.iter().map(|t| t.task_id).collect::<Vec<_>>(),
+        [7]
+    );
+    assert_eq!(relevant.unreadable, BTreeMap::from([(11, None)]));
+    assert!(c.fallbacks().is_empty());
+    assert_eq!(fake.count("GET", "/1.0/dedicated/server/ns1/task/7"), 0);
+    assert_eq!(fake.count("GET", "/1.0/dedicated/server/ns1/task/11"), 1);
+}
+
+/// Through `observe_detail`: unreadable tasks are in the detail; an install status that answers
+/// anything but 404 is unknown, not "nothing installing".
+#[tokio::test]
+async fn observe_detail_keeps_unreadable_tasks_and_an_unknown_install_status() {
+    let fake = serve(|s| match s.path() {
+        "/1.0/auth/time" => ok(json!(now())),
+        "/1.0/dedicated/server" => ok(json!(["ns1"])),
+        "/1.0/dedicated/server/ns1" => ok(server_json("ns1", Some(1), Value::Null)),
+        "/1.0/dedicated/server/ns1/boot" => ok(json!([1])),
+        "/1.0/dedicated/server/ns1/boot/1" => ok(netboot_json(1)),
+        "/1.0/dedicated/server/ns1/task" => ok(json!([7, 12])),
+        "/1.0/dedicated/server/ns1/task/7" => ok(task7()),
+        "/1.0/dedicated/server/ns1/install/status" => err(
+            500,
+            json!({"class": "Server::InternalServerError", "message": "boom"}),
+        ),
+        "/1.0/dedicated/server/ns1/install/compatibleTemplates" => {
+            ok(json!({"ovh": ["debian12_64"]}))
+        }
+        "/1.0/dedicated/server/ns1/specifications/hardware" => {
+            ok(json!({"bootMode": "uefi", "diskGroups": []}))
+        }
+        _ => err(
+            404,
+            json!({"class": "Client::NotFound", "message": "The requested object does not exist"}),
+        ),
+    })
+    .await;
+    let c = client(&fake);
+    let names = BTreeSet::from(["ns1".to_string()]);
+    let mut observed = observe_fleet(&c, &names).await.unwrap();
+    observe_detail(&c, &mut observed, &names).await.unwrap();
+    let s = &observed.servers["ns1"];
+    assert!(s.anomalies.is_empty(), "{:?}", s.anomalies);
+    let d = s.detail.as_ref().unwrap();
+    assert!(d.install_status_unknown && d.install_status.is_none());
+    let tasks: Vec<(u64, ovhform::model::TaskStatus, &str)> = d
+        .tasks
+        .iter()
+        .map(|t| (t.id, t.status, t.function.as_str()))
+        .collect();
+    assert_eq!(
+        tasks,
+        [
+            (7, ovhform::model::TaskStatus::Done, "reinstallServer"),
+            (12, ovhform::model::TaskStatus::Unreadable, "unknown")
+        ]
+    );
+}
+
+/// A template name the API answers with a 4xx other than 404 is not found (the planner says
+/// `os-unknown`); a name that is a route is sent percent-encoded, one that URL normalisation
+/// would rewrite (`..`) is never sent.
+#[tokio::test]
+async fn templates_the_api_refuses_are_not_found_and_dot_names_are_never_sent() {
+    let fake = serve(|s| match s.path() {
+        "/1.0/dedicated/installationTemplate/weird" => err(
+            400,
+            json!({"class": "Client::BadRequest", "message": "[templateName] is not valid"}),
+        ),
+        _ => err(404, json!({"class": "Client::NotFound", "message": "no"})),
+    })
+    .await;
+    let c = client(&fake);
+    let mut observed = ovhform::model::Observed::default();
+    let names: BTreeSet<String> = ["weird", "..", "../../me", "a\\b"].map(String::from).into();
+    observe_templates(&c, &mut observed, &names).await.unwrap();
+    assert!(observed.templates.is_empty());
+    let uris: BTreeSet<String> = fake.seen().into_iter().map(|s| s.uri).collect();
+    assert_eq!(
+        uris,
+        BTreeSet::from([
+            "/1.0/dedicated/installationTemplate/weird".to_string(),
+            "/1.0/dedicated/installationTemplate/..%2F..%2Fme".to_string(),
+            "/1.0/dedicated/installationTemplate/a%5Cb".to_string(),
+        ])
+    );
 }

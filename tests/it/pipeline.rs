@@ -62,7 +62,7 @@ fn fixture(n: usize, live_os: &str) -> (Desired, Vec<sim::Server>) {
 }
 
 /// [`fixture`] with the fleet-file fields of server `i` besides its name.
-fn fixture_with(n: usize, live: impl Fn(usize) -> String) -> (Desired, Vec<sim::Server>) {
+pub fn fixture_with(n: usize, live: impl Fn(usize) -> String) -> (Desired, Vec<sim::Server>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut fleet_yaml = String::from("servers:\n");
     let mut manifests = String::new();
@@ -95,12 +95,13 @@ fn budgeted_client(sim: &SimHandle) -> Client {
     Client::new(cfg).expect("client")
 }
 
-async fn first_plan_of_1000(expanded_listing: bool) {
+async fn first_plan_of_1000(expanded_listing: bool, iam_tags_filter: bool) {
     const N: usize = 1000;
     let (desired, fleet) = fixture(N, "debian12_64");
     let sim = start(SimConfig {
         fleet,
         expanded_listing,
+        iam_tags_filter,
         batch: true,
         faults: Faults {
             latency: Some(Duration::from_millis(30)),
@@ -139,17 +140,34 @@ async fn first_plan_of_1000(expanded_listing: bool) {
     if !expanded_listing {
         assert!(client.fallbacks().contains(&ovh::Mode::ExpandedServers));
     }
+    if !iam_tags_filter {
+        assert!(client.fallbacks().contains(&ovh::Mode::IamTagsFilter));
+        // The tagged servers came from the listing the fleet pass reads anyway.
+        assert_eq!(
+            stats.routes.get("GET /dedicated/server"),
+            Some(&3),
+            "{stats:?}"
+        );
+    }
     sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_plan_of_1000_running_servers_costs_at_most_40_calls() {
-    first_plan_of_1000(true).await;
+    first_plan_of_1000(true, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_plan_without_expanded_listing_costs_at_most_40_calls_with_batch_gets() {
-    first_plan_of_1000(false).await;
+    first_plan_of_1000(false, true).await;
+}
+
+/// Issue 8: a region without the `iamTags` filter (a 4xx) costs the refused call and nothing
+/// more: the tagged servers come from the expanded listing (2 pages of 500) the fleet pass
+/// takes its servers from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_plan_without_the_iam_tags_filter_costs_at_most_40_calls() {
+    first_plan_of_1000(true, false).await;
 }
 
 /// A context over `facts` at `now`, recording events.

@@ -24,7 +24,7 @@ pub fn now() -> jiff::Timestamp {
 pub fn input() -> PlanInput {
     PlanInput {
         revision: Some("4f2c9e1".into()),
-        apply_command: Some("ovhform apply --plan plan.json".into()),
+        apply_command: Some("ovhform apply plan.json".into()),
         ..PlanInput::new(now())
     }
 }
@@ -232,7 +232,7 @@ pub fn scenario() -> (Desired, Observed, Records) {
             .compatible_templates
             .retain(|t| t != "debian12_64");
         let spec = ds.install.as_mut().unwrap();
-        spec.keep_disk_groups.insert(3);
+        testkit::keep_disk_group(spec, 3);
         spec.request["customizations"]["favouriteColour"] = "blue".into();
         testkit::refingerprint(spec);
     });
@@ -660,8 +660,7 @@ fn catalog_and_hardware_errors_block_and_name_the_manifest_line() {
     spec.request["customizations"]["favouriteColour"] = "blue".into();
     spec.request["storage"][0]["partitioning"]["layout"][1]["fileSystem"] = "ntfs".into();
     spec.request["storage"][0]["partitioning"]["layout"][1]["raidLevel"] = 5.into();
-    spec.keep_disk_groups.insert(3);
-    testkit::refingerprint(spec);
+    testkit::keep_disk_group(spec, 3);
     let t = o.templates.get_mut("debian12_64").unwrap();
     t.inputs.push(TemplateInput {
         name: "language".into(),
@@ -742,11 +741,33 @@ fn lvm_mirroring_and_no_partitioning_rules() {
     }
 }
 
+/// Issue 8: a test blessed "kept" for a group the request omits — which the API would erase.
+/// A group's fate comes from the request actually sent, and keeping a group the request does
+/// not send as `erase: false` is an error that blocks the wipe.
+#[test]
+fn regression_a_group_is_kept_only_when_the_request_sends_erase_false() {
+    let (mut d, o, r) = one("a.eu");
+    let spec = d.servers.get_mut("a.eu").unwrap().install.as_mut().unwrap();
+    spec.keep_disk_groups.insert(2);
+    spec.generation = 2;
+    let p = plan_ok(&d, &o, &r, &input());
+    let a = &p.servers["a.eu"].actions[0];
+    let groups = &a.reinstall().unwrap().disk_groups;
+    assert_eq!((groups[1].id, groups[1].fate), (2, DiskFate::Erased));
+    assert_eq!(a.kind(), ActionKind::Blocked);
+    assert!(
+        p.servers["a.eu"]
+            .findings
+            .iter()
+            .any(|f| f.code.slug() == "kept-not-sent")
+    );
+}
+
 #[test]
 fn reinstall_lists_erased_and_kept_disk_groups_with_sizes() {
     let (mut d, o, r) = one("a.eu");
     let spec = d.servers.get_mut("a.eu").unwrap().install.as_mut().unwrap();
-    spec.keep_disk_groups.insert(2);
+    testkit::keep_disk_group(spec, 2);
     spec.generation = 2;
     let p = plan_ok(&d, &o, &r, &input());
     let groups = &p.servers["a.eu"].actions[0]

@@ -182,3 +182,39 @@ fn regression_the_legacy_route_cannot_keep_disk_groups() {
         vec![ActionKind::Reinstall]
     );
 }
+
+/// The coverage line says what was not read and how to read it: `--refresh` reads every live
+/// server's detail, so a foreign same-OS reinstall on an otherwise unchanged server is seen.
+#[test]
+fn refresh_reads_every_server_and_the_coverage_line_says_so() {
+    use ovhform::plan::{needs_detail, plan, testkit};
+    let (d, o, r) = testkit::fleet(5, crate::plan::now(), false);
+    assert!(needs_detail(&d, &o, &r, &input()).is_empty());
+    let p = plan(&d, &o, &r, &input());
+    assert_eq!(p.report.coverage.detail_not_read, 5);
+    assert!(p.report.coverage.line().contains("--refresh"));
+    let refresh = PlanInput {
+        refresh: true,
+        ..input()
+    };
+    assert_eq!(needs_detail(&d, &o, &r, &refresh).len(), 5);
+}
+
+/// `--replace SERVER` (Terraform's `-replace`) plans a rebuild with an unchanged spec, and
+/// says why; other servers are untouched.
+#[test]
+fn replace_plans_a_rebuild_with_the_same_spec() {
+    let (d, o, r) = one("a.eu");
+    assert_eq!(
+        kinds(&plan_ok(&d, &o, &r, &input()), "a.eu"),
+        vec![ActionKind::Noop]
+    );
+    let replace = PlanInput {
+        replace: ["a.eu".to_string()].into(),
+        ..input()
+    };
+    let p = plan_ok(&d, &o, &r, &replace);
+    let a = &p.servers["a.eu"].actions[0];
+    assert_eq!(a.kind(), ActionKind::Reinstall);
+    assert_eq!(a.changes()[0].field, "install.replace");
+}

@@ -368,3 +368,37 @@ fn regression_the_markdown_banner_names_every_wipe() {
         assert!(md.contains("every server to be wiped is named in the banner above"));
     }
 }
+
+/// The rest of the edge: an API error message (here a failed install step's error, rendered in
+/// a finding and a blocker) never reaches the plan raw either.
+#[test]
+fn regression_a_hostile_api_error_message_is_escaped_in_the_plan() {
+    use ovhform::model::{InstallStatus, InstallStep, Task, TaskStatus};
+    let (d, mut o, mut r) = testkit::fleet(1, now(), true);
+    let name = d.servers.keys().next().unwrap().clone();
+    r.installs.clear();
+    let detail = o.servers.get_mut(&name).unwrap().detail.as_mut().unwrap();
+    detail.tasks.push(Task {
+        id: 3,
+        function: "reinstallServer".into(),
+        status: TaskStatus::OvhError,
+        comment: Some("\x1b[2Jcomment".into()),
+        start_date: None,
+        done_date: None,
+    });
+    detail.install_status = Some(InstallStatus {
+        elapsed_secs: 1,
+        steps: vec![InstallStep {
+            comment: "step\r\u{202e}one".into(),
+            status: "error".into(),
+            error: Some("\x1b]0;owned\x07\x1b[1A\rPlan: no changes.".into()),
+        }],
+    });
+    let p = plan_ok(&d, &o, &r, &input());
+    for out in [render_text(&p, false), render_markdown(&p, MARKDOWN_LIMIT)] {
+        for bad in ['\x1b', '\r', '\x07', '\u{202e}'] {
+            assert!(!out.contains(bad), "{bad:?} raw in:\n{out}");
+        }
+        assert!(out.contains("install-failed"));
+    }
+}

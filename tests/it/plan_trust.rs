@@ -417,3 +417,39 @@ fn an_executor_sees_the_approval_reason_in_the_typed_payload() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Changing only `httpHeaders` values (credentials to fetch an image that the URL and checksum
+/// identify) is reported as a rotation and never forces a reinstall — with or without the fleet
+/// secret.
+#[test]
+fn regression_rotating_http_header_credentials_is_not_a_rebuild() {
+    let key = FleetKey::new("fleet-secret-for-tests").unwrap();
+    let (mut d, mut o, mut r) = one("a.eu");
+    with_secrets(d.servers.get_mut("a.eu").unwrap().install.as_mut().unwrap());
+    r.installs.clear();
+    let keyed = PlanInput {
+        fleet_key: Some(key.clone()),
+        ..input()
+    };
+    let p = plan_ok(&d, &o, &r, &keyed);
+    apply_in_memory_keyed(&p, &d, &mut o, &mut r, now(), Some(&key));
+    let spec = d.servers.get_mut("a.eu").unwrap().install.as_mut().unwrap();
+    let before = spec.fingerprint.clone();
+    spec.request["customizations"]["httpHeaders"]["Authorization"] = "Bearer rotated".into();
+    testkit::refingerprint(spec);
+    assert_eq!(
+        spec.fingerprint, before,
+        "header values are outside the fingerprint"
+    );
+    for i in [input(), keyed] {
+        let p = plan_ok(&d, &o, &r, &i);
+        assert!(
+            !p.servers["a.eu"]
+                .actions
+                .iter()
+                .any(|a| a.reinstall().is_some()),
+            "{:?}",
+            p.servers["a.eu"].actions
+        );
+    }
+}

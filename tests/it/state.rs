@@ -14,6 +14,14 @@ use ovhform::state::{
     record_to_tags, records_from_observed,
 };
 
+/// Runs a store future to completion (the store is async; these tests are not).
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
 fn rec(server: &str, fp_char: char, finished: Option<&str>) -> InstallRecord {
     InstallRecord {
         server: server.to_string(),
@@ -37,14 +45,12 @@ fn records_survive_a_reopen_and_forget_removes_them() {
     let state = dir.path().join("state");
     {
         let store = FileStore::open_locked(&state).unwrap();
-        store.put_install(&rec("a", 'a', None)).unwrap();
-        store
-            .put_install(&rec("b", 'b', Some("2026-11-23T09:00:00Z")))
-            .unwrap();
-        assert!(store.forget("a").unwrap());
-        assert!(!store.forget("zzz").unwrap());
+        block(store.put_install(&rec("a", 'a', None))).unwrap();
+        block(store.put_install(&rec("b", 'b', Some("2026-11-23T09:00:00Z")))).unwrap();
+        assert!(block(store.forget("a")).unwrap());
+        assert!(!block(store.forget("zzz")).unwrap());
     }
-    let loaded = FileStore::open_read_only(&state).load().unwrap();
+    let loaded = block(FileStore::open_read_only(&state).load()).unwrap();
     assert_eq!(
         loaded.installs.keys().collect::<Vec<_>>(),
         vec!["b"],
@@ -83,9 +89,9 @@ fn a_second_writer_is_refused_with_the_holder_named() {
     assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
 
     // Readers are not blocked by the writer.
-    first.put_install(&rec("a", 'a', None)).unwrap();
+    block(first.put_install(&rec("a", 'a', None))).unwrap();
     let reader = FileStore::open_read_only(dir.path());
-    assert_eq!(reader.load().unwrap().installs.len(), 1);
+    assert_eq!(block(reader.load()).unwrap().installs.len(), 1);
 
     drop(first);
     let again = FileStore::open_locked(dir.path()).expect("lock released on drop");
@@ -129,9 +135,9 @@ fn read_only_mode_needs_no_directory_and_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("never-created");
     let store = FileStore::open_read_only(&missing);
-    assert_eq!(store.load().unwrap(), Records::default());
+    assert_eq!(block(store.load()).unwrap(), Records::default());
     assert!(!store.is_locked());
-    let err = store.put_install(&rec("a", 'a', None)).unwrap_err();
+    let err = block(store.put_install(&rec("a", 'a', None))).unwrap_err();
     assert!(matches!(err, StateError::ReadOnly { .. }), "{err:?}");
     assert!(err.to_string().contains("never-created"), "{err}");
     assert!(!missing.exists(), "read-only mode creates nothing");
@@ -149,24 +155,24 @@ fn corrupted_records_name_the_file_and_position() {
         FileStore::open_read_only(dir.path()),
         FileStore::open_locked(dir.path()).unwrap(),
     ] {
-        let err = store.load().unwrap_err();
+        let err = block(store.load()).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, StateError::Corrupt { .. }), "{err:?}");
         assert!(msg.contains("records.json"), "{msg}");
         assert!(msg.contains("line 2"), "{msg}");
         // A writer must not paper over the damage by writing fresh records.
-        assert!(store.put_install(&rec("a", 'a', None)).is_err());
+        assert!(block(store.put_install(&rec("a", 'a', None))).is_err());
     }
 
     // A file without its version is not ovhform's.
     std::fs::write(dir.path().join("records.json"), "{\"installs\": {}}").unwrap();
-    let err = FileStore::open_read_only(dir.path()).load().unwrap_err();
+    let err = block(FileStore::open_read_only(dir.path()).load()).unwrap_err();
     assert!(err.to_string().contains("formatVersion"), "{err}");
 
     // Valid JSON of the wrong shape: still named with its position.
     let wrong_shape = "{\"formatVersion\": 1,\n \"installs\": {\"a\": {\"generation\": \"x\"}}}";
     std::fs::write(dir.path().join("records.json"), wrong_shape).unwrap();
-    let err = FileStore::open_read_only(dir.path()).load().unwrap_err();
+    let err = block(FileStore::open_read_only(dir.path()).load()).unwrap_err();
     assert!(matches!(err, StateError::Corrupt { .. }), "{err:?}");
     assert!(err.to_string().contains("line 2"), "{err}");
 }
@@ -177,7 +183,7 @@ fn fields_missing_from_an_older_file_read_as_their_defaults() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("records.json"), "{\"formatVersion\": 1}").unwrap();
     assert_eq!(
-        FileStore::open_read_only(dir.path()).load().unwrap(),
+        block(FileStore::open_read_only(dir.path()).load()).unwrap(),
         Records::default()
     );
 }
@@ -188,7 +194,7 @@ fn a_newer_format_is_refused_not_overwritten() {
     let body = "{\"formatVersion\": 2, \"somethingNew\": true}";
     std::fs::write(dir.path().join("records.json"), body).unwrap();
     let store = FileStore::open_locked(dir.path()).unwrap();
-    let err = store.put_install(&rec("a", 'a', None)).unwrap_err();
+    let err = block(store.put_install(&rec("a", 'a', None))).unwrap_err();
     assert!(
         matches!(
             err,
@@ -213,7 +219,7 @@ fn a_file_in_place_of_the_directory_is_a_clear_error() {
     std::fs::write(&file, "not a dir").unwrap();
     for err in [
         FileStore::open_locked(&file).unwrap_err(),
-        FileStore::open_read_only(&file).load().unwrap_err(),
+        block(FileStore::open_read_only(&file).load()).unwrap_err(),
     ] {
         assert!(matches!(err, StateError::NotADirectory { .. }), "{err:?}");
         assert!(err.to_string().contains("state"), "{err}");
@@ -282,9 +288,7 @@ fn a_plan_without_a_store_still_knows_installs_from_tags() {
 
     // CI: no state directory at all.
     let dir = tempfile::tempdir().unwrap();
-    let empty = FileStore::open_read_only(dir.path().join(".ovhform"))
-        .load()
-        .unwrap();
+    let empty = block(FileStore::open_read_only(dir.path().join(".ovhform")).load()).unwrap();
     let merged = merge_records(empty, from_tags.clone());
     assert_eq!(merged.installs["tagged"], tagged);
 
@@ -293,9 +297,9 @@ fn a_plan_without_a_store_still_knows_installs_from_tags() {
     // the disagreement is a dispute. The store-only record is kept.
     let store = FileStore::open_locked(dir.path().join(".ovhform")).unwrap();
     let older_in_store = rec("both", 'o', Some("2026-11-23T11:00:00Z"));
-    store.put_install(&older_in_store).unwrap();
-    store.put_install(&rec("stored", 's', None)).unwrap();
-    let merged = merge_records(store.load().unwrap(), from_tags);
+    block(store.put_install(&older_in_store)).unwrap();
+    block(store.put_install(&rec("stored", 's', None))).unwrap();
+    let merged = merge_records(block(store.load()).unwrap(), from_tags);
     assert_eq!(merged.installs["both"], older_in_store);
     assert_eq!(merged.disputes["both"].tags, newer_in_tags);
     assert_eq!(merged.installs["stored"], rec("stored", 's', None));

@@ -56,6 +56,7 @@ async fn state_take_tag_believes_the_tag_after_review() {
     FileStore::open_locked(&state_dir)
         .unwrap()
         .put_install(&rec('b'))
+        .await
         .unwrap();
 
     let creds = sim.credentials().clone();
@@ -80,7 +81,7 @@ async fn state_take_tag_believes_the_tag_after_review() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("the store now records"), "{stderr}");
-    let stored = FileStore::open_read_only(&state_dir).load().unwrap();
+    let stored = FileStore::open_read_only(&state_dir).load().await.unwrap();
     assert_eq!(stored.installs["ns6000001.ip-10-2-1.eu"], tagged);
 
     // `state show` prints it; a server with no tag record is an error, not a silent no-op.

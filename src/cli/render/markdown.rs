@@ -144,11 +144,11 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
     let mut tail = String::new();
     let _ = writeln!(tail, "_{}_\n", md(&plan.report.coverage.line()));
     if let Some(cmd) = super::apply_hint(plan) {
-        let _ = writeln!(
-            tail,
-            "To apply after merge:\n\n```sh\n{}\n```",
-            escape::line(cmd)
-        );
+        // The command quotes names and paths; a backtick run in one cannot close the fence.
+        let cmd = escape::line(cmd);
+        let longest = cmd.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+        let fence = "`".repeat((longest + 1).max(3));
+        let _ = writeln!(tail, "To apply after merge:\n\n{fence}sh\n{cmd}\n{fence}");
     } else if !plan.has_changes() {
         let _ = writeln!(tail, "No changes: the fleet matches the manifests.");
     }

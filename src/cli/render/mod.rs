@@ -12,7 +12,7 @@ use crate::plan::{
     WaitOn,
 };
 
-pub mod escape;
+pub use crate::escape;
 mod markdown;
 mod text;
 
@@ -219,7 +219,7 @@ pub(crate) fn server_diff(sp: &ServerPlan) -> String {
     for a in &sp.actions {
         if let Some(r) = a.reinstall() {
             push(format!(
-                "# {} request (secrets redacted as sha256 + length)",
+                "# {} request (secret values as placeholders)",
                 title(a)
             ));
             for l in request_lines(r) {

@@ -190,10 +190,7 @@ fn server_block(out: &mut String, p: &Paint, sp: &ServerPlan) {
             let _ = writeln!(out, "        {l}");
         }
         if let Some(r) = a.reinstall() {
-            let _ = writeln!(
-                out,
-                "        request (secrets redacted as sha256 + length):"
-            );
+            let _ = writeln!(out, "        request (secret values as placeholders):");
             for l in request_lines(r) {
                 let _ = writeln!(out, "          {l}");
             }

@@ -1,4 +1,4 @@
-//! Escaping at the renderer's edge. Plans carry strings from outside the manifest — live
+//! Escaping at the edge, for every renderer (plans, diagnostics, errors). Plans carry strings from outside the manifest — live
 //! `bootScript`s, IAM tag values, records, API messages, server names from the listing — and
 //! from the manifest too; none of them may reach a terminal or a Markdown comment raw.
 //!
@@ -118,6 +118,26 @@ pub fn finish_terminal(s: &str) -> String {
     out
 }
 
+/// `s` with every unsafe character but LF, TAB and the CR of a CRLF replaced by `?` — one per
+/// byte, so byte offsets into the text stay valid (diagnostic spans point into it).
+pub fn mask_same_length(s: &str) -> std::borrow::Cow<'_, str> {
+    let keep = |i: usize, c: char| {
+        matches!(c, '\n' | '\t') || (c == '\r' && s.as_bytes().get(i + 1) == Some(&b'\n'))
+    };
+    if !s.char_indices().any(|(i, c)| is_unsafe(c) && !keep(i, c)) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    for (i, c) in s.char_indices() {
+        if is_unsafe(c) && !keep(i, c) {
+            out.extend(std::iter::repeat_n('?', c.len_utf8()));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A compared value (a setting, a drift's applied or live value): shown as is when what you
 /// see is what it is, else quoted with escapes, so `"a "` and `"a"`, or CRLF and LF, look
 /// different.
@@ -220,6 +240,15 @@ mod tests {
         let forged = format!("{MARK_OPEN}2J{MARK_CLOSE} \x1b[2J");
         let f = finish_terminal(&forged);
         assert!(!f.contains('\x1b'), "{f}");
+    }
+
+    #[test]
+    fn masking_keeps_every_byte_offset() {
+        let src = "a: 1\r\nb: \x1b[2J\u{202e}x\r\n";
+        let m = mask_same_length(src);
+        assert_eq!(m.len(), src.len());
+        assert!(!m.contains('\x1b') && !m.contains('\u{202e}'));
+        assert!(m.contains("\r\n"), "CRLF kept: {m:?}");
     }
 
     #[test]
