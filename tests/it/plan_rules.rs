@@ -1301,3 +1301,54 @@ fn rule_a_record_of_another_os_is_refused_unless_a_reinstall_followed_it() {
     live(&mut o).detail = None;
     assert!(!refused(&plan_ok(&d, &o, &r, &input())));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Boot.
+// ---------------------------------------------------------------------------------------------
+
+/// Boot drift follows its policy and is counted: `correct` sets the boot back and counts a
+/// corrected drift; `warn` counts it only.
+#[test]
+fn rule_boot_drift_is_corrected_only_under_correct_and_counted() {
+    let (mut d, mut o, mut r) = one(A);
+    applied_as_desired(&d, &mut r);
+    live(&mut o).boot_id = Some(22);
+    live(&mut o).boot = Some(testkit::boots()[1].clone());
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(kinds(&p, A), vec![ActionKind::Noop]);
+    assert_eq!((p.report.boot.drift, p.report.boot.drift_corrected), (1, 0));
+    ds(&mut d).policy.drift.boot = DriftAction::Correct;
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(kinds(&p, A), vec![ActionKind::SetBoot]);
+    assert_eq!((p.report.boot.drift, p.report.boot.drift_corrected), (1, 1));
+    assert_eq!(
+        p.servers[A].actions[0].reason(),
+        "correct boot drift (spec.policy.drift.boot: correct)"
+    );
+}
+
+/// Leaving an iPXE script for another boot shows the script being removed.
+#[test]
+fn rule_leaving_an_ipxe_script_shows_the_script_removed() {
+    let (mut d, mut o, r) = one(A);
+    ds(&mut d).boot = Some(rescue_on_change());
+    let l = live(&mut o);
+    l.boot_id = None;
+    l.boot = None;
+    l.boot_script = Some("#!ipxe\nchain http://boot.example/old.ipxe\n".into());
+    let p = plan_ok(&d, &o, &r, &input());
+    let set = p.servers[A].actions[0].set_boot().unwrap();
+    let diff = set.script_diff.as_deref().unwrap_or_default();
+    assert!(
+        diff.contains("-chain http://boot.example/old.ipxe"),
+        "{diff}"
+    );
+    // No script on either side: no diff.
+    let (mut d, o, r) = one(A);
+    ds(&mut d).boot = Some(rescue_on_change());
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(
+        p.servers[A].actions[0].set_boot().unwrap().script_diff,
+        None
+    );
+}
