@@ -460,8 +460,7 @@ impl Client {
             return Err(Error::Transport {
                 method: call.method.into(),
                 path: call.path.clone(),
-                message: "not sent: its deadline passed while it waited for a request slot"
-                    .into(),
+                message: "not sent: its deadline passed while it waited for a request slot".into(),
                 sent: false,
             });
         }
