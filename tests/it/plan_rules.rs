@@ -8,7 +8,7 @@
 
 use ovhform::model::*;
 use ovhform::plan::testkit;
-use ovhform::plan::{Action, ActionKind, Blocker, Plan, WaitOn};
+use ovhform::plan::{Action, ActionKind, Approval, Blocker, Plan, WaitOn};
 
 use crate::plan::{input, kinds, now, one, plan_ok};
 
@@ -1351,4 +1351,53 @@ fn rule_leaving_an_ipxe_script_shows_the_script_removed() {
         p.servers[A].actions[0].set_boot().unwrap().script_diff,
         None
     );
+}
+
+/// When the task history is purged, the store's memory of a failed reinstall still makes the
+/// server degraded, and the finding names the status the store kept (a customer error is the
+/// customer's to fix, an OVH error OVH's): the status is not flattened to one kind.
+#[test]
+fn rule_a_failure_the_store_remembers_keeps_its_status() {
+    let (d, mut o, mut r) = one(A);
+    r.installs.clear();
+    detail(&mut o).tasks.clear();
+    for (status, shown) in [
+        ("customerError", "ended customerError"),
+        ("cancelled", "ended cancelled"),
+        ("ovhError", "ended ovhError"),
+    ] {
+        r.failed.insert(
+            A.into(),
+            FailedInstall {
+                task: 20,
+                status: status.into(),
+                step: None,
+                error: None,
+                at: now(),
+            },
+        );
+        let p = plan_ok(&d, &o, &r, &input());
+        let failed: Vec<&str> = p.servers[A]
+            .findings
+            .iter()
+            .filter(|f| f.code.slug() == "install-failed")
+            .map(|f| f.message.as_str())
+            .collect();
+        assert_eq!(failed.len(), 1, "{status}: {:#?}", p.servers[A].findings);
+        assert!(
+            failed[0].starts_with(&format!("the last reinstall (task 20) {shown}:")),
+            "{status}: {}",
+            failed[0]
+        );
+        // Degraded: never adopted as healthy.
+        assert_eq!(shape(&p), vec![(ActionKind::Blocked, ActionKind::Adopt)]);
+        assert!(
+            matches!(
+                p.servers[A].actions[0].blockers(),
+                [Blocker::InstallFailed { task: 20, .. }]
+            ),
+            "{status}: {:#?}",
+            p.servers[A].actions
+        );
+    }
 }
