@@ -8,7 +8,7 @@
 
 use ovhform::model::*;
 use ovhform::plan::testkit;
-use ovhform::plan::{Action, ActionKind, Approval, Blocker, Plan, WaitOn};
+use ovhform::plan::{Action, ActionKind, Blocker, Plan, WaitOn};
 
 use crate::plan::{input, kinds, now, one, plan_ok};
 
