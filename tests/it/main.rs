@@ -18,6 +18,7 @@ mod plan_cli;
 mod plan_facts;
 mod plan_laws;
 mod plan_render;
+mod plan_rules;
 mod plan_trust;
 mod readme_recipe;
 mod secrets_e2e;
