@@ -7,7 +7,6 @@
 //!
 //! Run: `cargo run --release --example bench_adopt [-- SERVERS]` (default 1000).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,34 +37,21 @@ async fn plan(client: &Client, store: &dyn RecordStore, desired: Desired) -> (Pl
     (planned, t0.elapsed())
 }
 
+#[path = "common/fleet.rs"]
+mod fleet;
+
 #[tokio::main]
 async fn main() {
     let n: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1000);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut fleet_yaml = String::from("servers:\n");
-    let mut manifests = String::new();
-    for i in 0..n {
-        let name = format!("ns{:07}.ip-10-8-{}.eu", 8_000_000 + i, i % 200);
-        fleet_yaml.push_str(&format!(
-            "  - {{name: {name}, os: debian12_64, monitoring: true}}\n"
-        ));
-        manifests.push_str(&format!(
-            "---\napiVersion: ovhform/v1\nkind: Server\nmetadata: {{name: {name}}}\nspec:\n  install:\n    os: debian12_64\n    customizations: {{hostname: node-{i}}}\n  boot: {{mode: disk}}\n  settings: {{monitoring: true}}\n"
-        ));
-    }
-    std::fs::write(dir.path().join("fleet.yaml"), &manifests).expect("write");
-    let desired = ovhform::manifest::load(&[dir.path().join("fleet.yaml")])
-        .expect("manifests")
-        .desired;
-    let fleet = sim::fleet::parse(
-        &fleet_yaml,
-        Path::new("fleet.yaml"),
-        &sim::catalog::catalogue(),
-    )
-    .expect("fleet");
+    let (dir, desired, fleet) = fleet::generate(
+        n,
+        8_000_000,
+        "debian12_64",
+        "  boot: {mode: disk}\n  settings: {monitoring: true}\n",
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
