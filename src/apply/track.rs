@@ -199,7 +199,8 @@ pub fn poll_interval(
     }
     let share = requests_per_second * TRACKING_SHARE;
     let stretch = (demand / share).max(1.0);
-    let stretched = own.mul_f64(stretch);
+    // A zero pace (a test hook's clock scale) or a runaway demand must not panic.
+    let stretched = Duration::try_from_secs_f64(own.as_secs_f64() * stretch).unwrap_or(own);
     if expected_remaining > own {
         stretched.min(expected_remaining)
     } else {
@@ -248,7 +249,7 @@ pub async fn track(
     loop {
         let left = remaining.saturating_sub(estimated_at.elapsed());
         let own = own_interval(cfg, kind, left);
-        let demand = tracking.declare(&active, REQUESTS_PER_POLL / own.as_secs_f64());
+        let demand = tracking.declare(&active, REQUESTS_PER_POLL / own.as_secs_f64().max(1e-3));
         let wait = poll_interval(own, left, demand, client.config().requests_per_second());
         tokio::time::sleep(wait).await;
         polls += 1;
@@ -407,6 +408,10 @@ mod tests {
         assert_eq!(poll_interval(s(120), s(200), 1.5, 1.0), s(200));
         // No budget (loopback simulator): the task's own pace.
         assert_eq!(poll_interval(s(10), s(6), 100.0, 0.0), s(10));
+        // Degenerate inputs give a wait, not a panic.
+        assert_eq!(poll_interval(s(0), s(0), f64::INFINITY, 1.0), s(0));
+        assert_eq!(poll_interval(s(10), s(0), f64::INFINITY, 1.0), s(10));
+        assert_eq!(poll_interval(s(10), s(0), f64::NAN, 1.0), s(10));
     }
 
     #[test]
