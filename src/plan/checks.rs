@@ -6,7 +6,7 @@
 //! (that is `planner`). Every finding names the manifest line through
 //! `DesiredServer::origin_of`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use serde_json::Value;
@@ -203,7 +203,7 @@ pub fn check_reinstall(
 }
 
 /// The disk groups a reinstall request keeps: its `{diskGroupId, erase: false}` entries.
-pub fn kept_in_request(request: &Value) -> std::collections::BTreeSet<u32> {
+pub fn kept_in_request(request: &Value) -> BTreeSet<u32> {
     request
         .get("storage")
         .and_then(Value::as_array)

@@ -358,6 +358,52 @@ fn rule_an_invalid_time_zone_blocks_a_reinstall() {
     }
 }
 
+/// A maintenance window is open from its start (included) until its end (excluded): at the
+/// closing instant a reinstall is blocked outside the window, never run, and waits for the
+/// next opening. (Mutation testing: `now < end` bent to `now <= end` was left alive.)
+#[test]
+fn rule_a_maintenance_window_closes_at_its_end_instant() {
+    // 02:00 Europe/Paris (01:00 UTC in November) for 3 hours: 01:00–04:00 UTC.
+    let (mut d, o, r) = one(A);
+    d.windows
+        .insert("prod-nights".into(), window("0 2 * * *", "Europe/Paris"));
+    bump_generation(&mut d);
+    ds(&mut d).policy.reinstall = ReinstallPolicy::Auto;
+    ds(&mut d).policy.maintenance_window = Some("prod-nights".into());
+    let at = |t: &str| {
+        let mut i = input();
+        i.now = t.parse().unwrap();
+        plan_ok(&d, &o, &r, &i)
+    };
+    for open in ["2026-11-24T01:00:00Z", "2026-11-24T03:59:59Z"] {
+        assert_eq!(
+            shape(&at(open)),
+            vec![(ActionKind::Reinstall, ActionKind::Reinstall)],
+            "{open}"
+        );
+    }
+    for closed in ["2026-11-24T00:59:59Z", "2026-11-24T04:00:00Z"] {
+        let p = at(closed);
+        assert_eq!(
+            shape(&p),
+            vec![(ActionKind::Blocked, ActionKind::Reinstall)],
+            "{closed}"
+        );
+        assert!(
+            matches!(p.servers[A].actions[0].blockers(),
+                [Blocker::OutsideWindow { window, .. }] if window == "prod-nights"),
+            "{closed}: {:#?}",
+            p.servers[A].actions[0].blockers()
+        );
+    }
+    // At the closing instant the next opening is the next night's.
+    let p = at("2026-11-24T04:00:00Z");
+    assert_eq!(
+        p.servers[A].actions[0].deferred_wipe(),
+        Some(("2026-11-25T01:00:00Z".parse().unwrap(), "Europe/Paris"))
+    );
+}
+
 /// Without the hardware facts (detail read, hardware not) a reinstall is blocked
 /// (`checks-not-done`) and never shown as checked: the disk groups it would erase are unknown.
 #[test]
