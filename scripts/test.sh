@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv="${OVHFORM_TEST_VENV:-$PWD/target/test-venv}"
-if ! "$venv/bin/python" -c 'import ovh' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import ovh, prometheus_client' 2>/dev/null; then
   if ! python3 -m venv --help >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq python3-venv
   fi

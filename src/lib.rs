@@ -27,6 +27,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod daemon;
 pub mod escape;
 pub mod manifest;
 pub mod model;

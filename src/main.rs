@@ -15,7 +15,8 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
         }
     };
-    ovhform::cli::init_tracing(&cli.global);
+    let daemon = matches!(cli.command, ovhform::cli::Command::Run(_));
+    ovhform::cli::init_tracing_for(&cli.global, daemon);
     match ovhform::cli::run(cli) {
         Ok(code) => code,
         Err(report) => {

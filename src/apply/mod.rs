@@ -98,6 +98,9 @@ pub struct ApplyContext<'a> {
     pub plan_id: Option<String>,
     /// Local wall clock (tests inject one).
     pub clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+    /// Set by the daemon on shutdown: no action starts after it is set (running ones finish
+    /// their journal writes; OVH tasks go on and the next start re-attaches).
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// What happens, as it happens. The CLI draws it; the daemon will count it.
@@ -390,6 +393,15 @@ impl Run<'_> {
         let mut outcome = Outcome::Unchanged;
         let mut ran_any = false;
         for action in &sp.actions {
+            if self
+                .ctx
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::SeqCst))
+                && !matches!(action, Action::Noop(_))
+            {
+                return Ok(Outcome::Skipped("shutting down: not started".into()));
+            }
             match action {
                 Action::Noop(_) => {}
                 Action::Wait(_) => return Ok(Outcome::Waiting),

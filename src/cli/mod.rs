@@ -14,6 +14,7 @@ pub mod demo;
 pub mod plan;
 pub mod progress;
 pub mod render;
+pub mod run;
 pub mod schema;
 pub mod sim;
 pub mod state;
@@ -69,6 +70,10 @@ pub enum Command {
     /// Plan and apply the example manifests against the built-in simulator (offline, no
     /// account).
     Demo(demo::Args),
+    /// Run the reconcile daemon: watch the manifests, re-plan on change and on an interval,
+    /// apply what policy allows (wipes only for `policy.reinstall: auto`, in their window),
+    /// serve /healthz, /readyz, /metrics and /status.
+    Run(Box<run::Args>),
     /// Run the OVHcloud API simulator (offline tests and demos).
     Sim(Box<sim::Args>),
     /// Look at and reconcile the records ovhform keeps (state store and servers' tags).
@@ -77,12 +82,18 @@ pub enum Command {
 
 /// Logs go to stderr so that stdout stays machine-readable (plans, schemas).
 pub fn init_tracing(global: &GlobalArgs) {
+    init_tracing_for(global, false)
+}
+
+/// `daemon`: a long-running process logs what it does (info) by default.
+pub fn init_tracing_for(global: &GlobalArgs, daemon: bool) {
     use tracing_subscriber::EnvFilter;
     let default = if global.quiet {
         "error"
     } else {
         match global.verbose {
             // With JSON logs, apply's progress events are the log's content: shown by default.
+            0 if daemon => "info",
             0 if global.log_format == LogFormat::Json => "warn,ovhform::cli::apply=info",
             0 => "warn",
             1 => "info",
@@ -108,6 +119,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Plan(args) => plan::run(*args, &cli.global),
         Command::Apply(args) => apply::run(*args, &cli.global),
         Command::Demo(args) => demo::run(args, &cli.global),
+        Command::Run(args) => run::run(*args, &cli.global),
         Command::State(args) => state::run(args),
     }
 }

@@ -63,6 +63,29 @@ impl Budget {
         self.per_sec == 0.0
     }
 
+    /// Requests that could go at `now` without waiting (`None` when unlimited): the daemon's
+    /// `ovhform_api_budget_left`. Does not reserve anything.
+    pub fn left(&self, now: Instant) -> Option<u64> {
+        if self.is_unlimited() {
+            return None;
+        }
+        let refilled = match self.last {
+            Some(last) => {
+                let elapsed = now.saturating_duration_since(last).as_secs_f64();
+                (self.tokens + elapsed * self.per_sec).min(self.capacity)
+            }
+            None => self.tokens,
+        };
+        let horizon = self.period + self.period / 60;
+        let in_window = self
+            .window
+            .iter()
+            .filter(|t| now.saturating_duration_since(**t) < horizon)
+            .count();
+        let by_window = self.limit.saturating_sub(in_window) as u64;
+        Some((refilled.max(0.0).floor() as u64).min(by_window))
+    }
+
     /// Take one request slot at `now`; returns how long to wait before sending it. Slots are
     /// reserved in call order (tokens may go negative), so concurrent callers queue fairly.
     pub fn reserve(&mut self, now: Instant) -> Duration {
@@ -97,6 +120,20 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn left_counts_what_may_go_now_without_reserving() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(60);
+        assert_eq!(b.left(t0), Some(10));
+        for _ in 0..4 {
+            b.reserve(t0);
+        }
+        assert_eq!(b.left(t0), Some(6));
+        assert_eq!(b.left(t0), Some(6));
+        assert_eq!(b.left(t0 + Duration::from_secs(2)), Some(8));
+        assert_eq!(Budget::new(0).left(t0), None);
+    }
 
     #[test]
     fn burst_then_steady_rate() {

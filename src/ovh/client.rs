@@ -214,6 +214,15 @@ impl Client {
     }
 
     /// HTTP requests sent so far (every attempt, including `/auth/time` and token requests).
+    /// Requests the budget lets go right now (`None`: no budget).
+    pub fn budget_left(&self) -> Option<u64> {
+        self.inner
+            .budget
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .left(tokio::time::Instant::now())
+    }
+
     pub fn calls(&self) -> u64 {
         self.inner.calls.load(Ordering::Relaxed)
     }
@@ -550,10 +559,23 @@ impl Client {
         // The transport honours `request.timeout`; this outer limit makes the promise hold for
         // any transport (a little later, so the transport's own timeout normally fires first).
         let limit = request.timeout + Duration::from_secs(1);
-        match tokio::time::timeout(limit, self.inner.transport.send(request)).await {
+        let method = request.method.clone();
+        let result = match tokio::time::timeout(limit, self.inner.transport.send(request)).await {
             Ok(result) => result,
             Err(_) => Err(TransportError::Timeout),
+        };
+        if !self.meters.is_empty() {
+            let status = match &result {
+                Ok(resp) => resp.status.to_string(),
+                Err(TransportError::Timeout) => "timeout".to_string(),
+                Err(TransportError::Connect(_)) => "connect".to_string(),
+                Err(TransportError::Other(_)) => "transport".to_string(),
+            };
+            for m in &self.meters {
+                m.record_answer(&method, path, status.clone());
+            }
         }
+        result
     }
 
     fn transport_error(&self, method: &str, path: &str, e: TransportError) -> Error {

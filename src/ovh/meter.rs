@@ -24,6 +24,8 @@ pub struct Meter {
 struct Counters {
     total: AtomicU64,
     routes: Mutex<BTreeMap<String, u64>>,
+    /// Answers per (route template, HTTP status or `timeout`/`connect`/`transport`).
+    answers: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl Meter {
@@ -49,6 +51,27 @@ impl Meter {
     pub(crate) fn record(&self, method: &str, path: &str) {
         self.inner.total.fetch_add(1, Ordering::Relaxed);
         *self.lock().entry(route_template(method, path)).or_default() += 1;
+    }
+
+    /// Answers per route template and status (`200`, `429`, … or `timeout`, `connect`,
+    /// `transport` when there was no HTTP answer): the daemon's
+    /// `ovhform_api_requests_total{route,status}`.
+    pub fn answers(&self) -> BTreeMap<(String, String), u64> {
+        self.inner
+            .answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn record_answer(&self, method: &str, path: &str, status: String) {
+        *self
+            .inner
+            .answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry((route_template(method, path), status))
+            .or_default() += 1;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {

@@ -4,6 +4,8 @@ mod api_reality;
 mod apply_cli;
 mod apply_e2e;
 mod cli_support;
+mod daemon;
+mod daemon_support;
 mod escape_edge;
 mod intent_resolve;
 mod isolation;

@@ -1,0 +1,691 @@
+//! `ovhform run`: the reconcile daemon. It watches the manifests, re-plans on change, on an
+//! interval, on SIGHUP and when a plan says something will change (a window opens, a task
+//! ends), applies what policy allows, and tells operators what it does (`/status`,
+//! `/metrics`, logs).
+//!
+//! Owns: the loop (kube-runtime's controller shape: one stream of typed trigger reasons, a
+//! pass per reason, requeue times from the plan's blockers, a separate error policy with
+//! backoff), the right to act ([`Seat`]: the state directory's lock for one pass, later a
+//! PostgreSQL lease), the last valid desired state ([`desired`]), the per-server status
+//! ([`status`]), metrics ([`metrics`]), the HTTP surface ([`http`]), graceful shutdown. Must
+//! not touch: planning (the shared pipeline does it), what apply runs for an action (the
+//! executor), rendering plans.
+//!
+//! Safety: the daemon approves nothing a person would have to approve ([`policy`]): only
+//! unblocked `policy.reinstall: auto` reinstalls, which the planner already limits to their
+//! window, their group limits and records that are not tag-only. Every pass re-plans from
+//! the API and the records; a crash or a shutdown in the middle of a pass is what apply's
+//! intent journal is built for (the next pass resolves intents before anything else).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use crate::apply::{self, ApplyContext, ApplyReport, Limits, Outcome, TrackingConfig};
+use crate::ovh::{self, Meter};
+use crate::pipeline::{self, Context, NoProgress, PipelineError};
+use crate::plan::digest::FleetKey;
+use crate::plan::{Action, InstallRoute, Plan, PlanInput};
+use crate::state::{FactsCache, RecordStore, StateArgs, StateError, StoreFuture};
+
+pub mod desired;
+pub mod http;
+pub mod metrics;
+pub mod policy;
+pub mod status;
+pub mod trigger;
+pub mod watch;
+
+pub use status::{ServerState, ServerStatus, StatusDoc};
+pub use trigger::{Pacing, Reason, Requeue, TriggerSender, Triggers};
+
+/// How the daemon runs.
+#[derive(Clone)]
+pub struct DaemonConfig {
+    pub manifests: PathBuf,
+    pub pacing: Pacing,
+    /// Watch the manifests for changes (tests inject triggers instead).
+    pub watch: bool,
+    pub fleet: String,
+    pub fleet_key: Option<FleetKey>,
+    pub install_route: InstallRoute,
+    pub limits: Limits,
+    /// Task tracking; `timeout` is how long one pass follows a task before it lets the next
+    /// pass re-attach (the intent stays in the journal).
+    pub tracking: TrackingConfig,
+    pub facts_ttl: Duration,
+    /// Bearer token required by every HTTP route but `/healthz`.
+    pub http_token: Option<String>,
+    /// The longest backoff between failed passes.
+    pub retry_max: Duration,
+    /// A server waiting for a task is planned again after this.
+    pub task_requeue: Duration,
+    /// A standby tries for the leadership this often.
+    pub campaign_every: Duration,
+    /// On shutdown, a running pass gets this long to finish its current actions.
+    pub shutdown_grace: Duration,
+    /// Local wall clock (tests inject one).
+    pub clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+}
+
+impl DaemonConfig {
+    pub fn new(manifests: impl Into<PathBuf>, fleet: impl Into<String>) -> DaemonConfig {
+        DaemonConfig {
+            manifests: manifests.into(),
+            pacing: Pacing::default(),
+            watch: true,
+            fleet: fleet.into(),
+            fleet_key: None,
+            install_route: InstallRoute::Reinstall,
+            limits: Limits::default(),
+            tracking: TrackingConfig {
+                timeout: Duration::from_secs(60),
+                ..TrackingConfig::default()
+            },
+            facts_ttl: Duration::from_secs(24 * 3600),
+            http_token: None,
+            retry_max: Duration::from_secs(300),
+            task_requeue: Duration::from_secs(60),
+            campaign_every: Duration::from_secs(2),
+            shutdown_grace: Duration::from_secs(8),
+            clock: Arc::new(Timestamp::now),
+        }
+    }
+}
+
+/// Whether this replica may act now, and with which store.
+pub enum Role {
+    /// It acts this pass; writes go to `store`.
+    Leader { store: Arc<dyn RecordStore> },
+    /// Another replica acts.
+    Standby { leader: String },
+}
+
+/// The right to act: taken before each pass, left on shutdown. The state directory's seat is
+/// its lock, held for one pass (so `ovhform apply` by a person can run between passes); a
+/// PostgreSQL seat is a lease with fencing tokens.
+pub trait Seat: Send + Sync {
+    fn take(&self) -> StoreFuture<'_, Role>;
+    fn leave(&self) -> StoreFuture<'_, ()>;
+    /// For logs and errors: where the state is (no credentials).
+    fn describe(&self) -> String;
+}
+
+/// The state directory: its writer's lock for the length of a pass.
+pub struct DirSeat(pub StateArgs);
+
+impl Seat for DirSeat {
+    fn take(&self) -> StoreFuture<'_, Role> {
+        Box::pin(async move {
+            let store = self.0.open_locked()?;
+            Ok(Role::Leader {
+                store: Arc::new(store),
+            })
+        })
+    }
+    fn leave(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+    fn describe(&self) -> String {
+        format!("state directory {}", self.0.state_dir.display())
+    }
+}
+
+/// One shared store, always the leader (tests, single-replica embeddings).
+pub struct SharedSeat(pub Arc<dyn RecordStore>);
+
+impl Seat for SharedSeat {
+    fn take(&self) -> StoreFuture<'_, Role> {
+        Box::pin(async move {
+            Ok(Role::Leader {
+                store: self.0.clone(),
+            })
+        })
+    }
+    fn leave(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+    fn describe(&self) -> String {
+        "in-memory store".into()
+    }
+}
+
+/// Why a pass did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error("cannot take the right to act ({seat}): {source}")]
+    Seat {
+        seat: String,
+        #[source]
+        source: StateError,
+    },
+    #[error("the manifests are invalid and no earlier version was valid: {summary}")]
+    NoValidManifests { summary: String },
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Watch(#[from] watch::WatchError),
+    #[error("the HTTP server failed: {0}")]
+    Http(#[source] std::io::Error),
+}
+
+/// What the HTTP handlers read; the loop writes it after every pass.
+pub struct Shared {
+    status: RwLock<StatusDoc>,
+    pub metrics: metrics::Metrics,
+    token: Option<String>,
+    client: ovh::Client,
+}
+
+impl Shared {
+    pub fn status(&self) -> StatusDoc {
+        self.status
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+    fn edit(&self, f: impl FnOnce(&mut StatusDoc)) {
+        f(&mut self.status.write().unwrap_or_else(PoisonError::into_inner));
+    }
+    /// Gauges read at scrape time.
+    fn refresh_gauges(&self) {
+        if let Some(left) = self.client.budget_left() {
+            self.metrics.budget_left.set(left as i64);
+        }
+    }
+}
+
+/// Statistics a pass leaves behind (tests read them).
+#[derive(Clone, Debug, Default)]
+pub struct PassStats {
+    pub number: u64,
+    pub reason: Option<Reason>,
+    pub api_calls: u64,
+    pub routes: BTreeMap<String, u64>,
+    pub applied: bool,
+}
+
+pub struct Daemon {
+    cfg: DaemonConfig,
+    client: ovh::Client,
+    seat: Arc<dyn Seat>,
+    facts: Arc<dyn FactsCache>,
+    shared: Arc<Shared>,
+    triggers: Triggers,
+    sender: TriggerSender,
+    manifests: desired::Manifests,
+    passes: u64,
+    failures: u32,
+    stop: Arc<AtomicBool>,
+    last: tokio::sync::watch::Sender<PassStats>,
+}
+
+impl Daemon {
+    pub fn new(
+        cfg: DaemonConfig,
+        client: ovh::Client,
+        seat: Arc<dyn Seat>,
+        facts: Arc<dyn FactsCache>,
+    ) -> Daemon {
+        let (triggers, sender) = Triggers::new(cfg.pacing);
+        let shared = Arc::new(Shared {
+            status: RwLock::new(StatusDoc {
+                fleet: cfg.fleet.clone(),
+                ..StatusDoc::default()
+            }),
+            metrics: metrics::Metrics::new(),
+            token: cfg.http_token.clone(),
+            client: client.clone(),
+        });
+        let manifests = desired::Manifests::new(cfg.manifests.clone());
+        Daemon {
+            cfg,
+            client,
+            seat,
+            facts,
+            shared,
+            triggers,
+            sender,
+            manifests,
+            passes: 0,
+            failures: 0,
+            stop: Arc::new(AtomicBool::new(false)),
+            last: tokio::sync::watch::Sender::new(PassStats::default()),
+        }
+    }
+
+    /// Where to send extra triggers (SIGHUP, tests).
+    pub fn triggers(&self) -> TriggerSender {
+        self.sender.clone()
+    }
+
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Every finished pass, latest first (tests wait on it).
+    pub fn passes(&self) -> tokio::sync::watch::Receiver<PassStats> {
+        self.last.subscribe()
+    }
+
+    /// Serves HTTP on `listener` and reconciles until `shutdown` completes; then stops
+    /// starting actions, lets a running pass finish its journal writes (at most
+    /// `shutdown_grace`), leaves the seat and returns. OVH tasks keep running; the next
+    /// start re-attaches to them through the journal.
+    pub async fn run(
+        mut self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), DaemonError> {
+        let (http_stop, mut http_stopped) = tokio::sync::watch::channel(false);
+        let app = http::router(self.shared.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = http_stopped.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        let watch = if self.cfg.watch {
+            Some(watch::ManifestWatch::start(
+                &self.cfg.manifests,
+                self.sender.clone(),
+            )?)
+        } else {
+            None
+        };
+        self.sender.send(Reason::Start);
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let reason = tokio::select! {
+                _ = &mut shutdown => break,
+                r = self.triggers.next() => r,
+            };
+            if let Some(w) = &watch
+                && let Err(e) = w.refresh()
+            {
+                tracing::warn!(error = %e, "manifest watch");
+            }
+            let stop = self.stop.clone();
+            let grace = self.cfg.shutdown_grace;
+            let finished = {
+                let pass = std::pin::pin!(self.pass(&reason));
+                tokio::select! {
+                    _ = pass => true,
+                    _ = async {
+                        (&mut shutdown).await;
+                        stop.store(true, Ordering::SeqCst);
+                        tokio::time::sleep(grace).await;
+                    } => false,
+                }
+            };
+            if !finished || self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        if let Err(e) = self.seat.leave().await {
+            tracing::warn!(error = %e, "leaving the seat");
+        }
+        let _ = http_stop.send(true);
+        match server.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(DaemonError::Http(e)),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// One pass: take the seat, load the manifests, plan, apply what policy allows, update
+    /// status and metrics, schedule requeues or a retry.
+    async fn pass(&mut self, reason: &Reason) {
+        self.passes += 1;
+        let number = self.passes;
+        let started_at = (self.cfg.clock)();
+        let started = Instant::now();
+        let meter = Meter::new();
+        tracing::info!(pass = number, reason = %reason, "reconcile pass");
+        let result = self.pass_inner(&meter).await;
+        let elapsed = started.elapsed();
+        let m = &self.shared.metrics;
+        m.pass_seconds.observe(elapsed.as_secs_f64());
+        m.add_answers(&meter.answers());
+        m.last_pass
+            .set(((self.cfg.clock)()).as_millisecond() as f64 / 1000.0);
+        let outcome = match &result {
+            Ok(Some(_)) => "ok",
+            Ok(None) => "standby",
+            Err(_) => "error",
+        };
+        m.passes
+            .get_or_create(&metrics::PassLabels {
+                reason: reason.label().into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        let error = match &result {
+            Err(e) => {
+                self.failures += 1;
+                let wait = trigger::backoff(self.failures, self.cfg.retry_max);
+                tracing::warn!(pass = number, error = %crate::escape::line(&e.to_string()), retry_in = ?wait, "pass failed");
+                self.triggers.schedule(
+                    Instant::now() + wait,
+                    Reason::Retry {
+                        attempt: self.failures,
+                    },
+                );
+                Some(crate::escape::line(&e.to_string()).into_owned())
+            }
+            Ok(None) => {
+                self.triggers
+                    .schedule(Instant::now() + self.cfg.campaign_every, Reason::Campaign);
+                None
+            }
+            Ok(Some(_)) => {
+                self.failures = 0;
+                self.triggers.clear_retries();
+                None
+            }
+        };
+        let applied = matches!(result, Ok(Some(true)));
+        self.shared.edit(|doc| {
+            doc.last_pass = Some(status::PassSummary {
+                number,
+                reason: reason.to_string(),
+                started: started_at,
+                duration_ms: elapsed.as_millis() as u64,
+                api_calls: meter.total(),
+                error,
+            });
+        });
+        self.triggers.pass_done();
+        self.last.send_replace(PassStats {
+            number,
+            reason: Some(reason.clone()),
+            api_calls: meter.total(),
+            routes: meter.routes(),
+            applied,
+        });
+    }
+
+    /// `Ok(None)`: a standby; `Ok(Some(applied))`: planned (and applied when `applied`).
+    async fn pass_inner(&mut self, meter: &Meter) -> Result<Option<bool>, PassError> {
+        let role = self.seat.take().await.map_err(|source| PassError::Seat {
+            seat: self.seat.describe(),
+            source,
+        })?;
+        let store = match role {
+            Role::Leader { store } => store,
+            Role::Standby { leader } => {
+                self.shared.metrics.leader.set(0);
+                self.shared.edit(|doc| doc.leader = false);
+                tracing::debug!(leader = %crate::escape::line(&leader), "standby");
+                return Ok(None);
+            }
+        };
+        self.shared.metrics.leader.set(1);
+        self.shared.edit(|doc| doc.leader = true);
+
+        let (desired, outcome) = self.manifests.load();
+        let now = (self.cfg.clock)();
+        let manifest_errors = match outcome {
+            desired::LoadOutcome::Valid => None,
+            desired::LoadOutcome::Invalid {
+                summary,
+                rendered,
+                files,
+                kept,
+            } => {
+                tracing::error!(
+                    summary = %summary,
+                    kept = kept.len(),
+                    "invalid manifests: the last valid state is kept for the servers they affect\n{rendered}"
+                );
+                let since = self
+                    .shared
+                    .status()
+                    .manifest_errors
+                    .map(|e| e.since)
+                    .unwrap_or(now);
+                Some(status::ManifestErrors {
+                    since,
+                    summary,
+                    files: files.iter().map(|f| f.display().to_string()).collect(),
+                    servers_kept: kept.into_iter().collect(),
+                })
+            }
+        };
+        self.shared
+            .metrics
+            .manifest_errors
+            .set(i64::from(manifest_errors.is_some()));
+        self.shared
+            .edit(|doc| doc.manifest_errors = manifest_errors.clone());
+        let Some(desired) = desired else {
+            return Err(PassError::NoValidManifests {
+                summary: manifest_errors.map(|e| e.summary).unwrap_or_default(),
+            });
+        };
+
+        let client = self.client.metered(meter);
+        let revision = crate::state::manifests_revision(&self.cfg.manifests);
+        let input = PlanInput {
+            revision: revision.clone(),
+            fleet: self.cfg.fleet.clone(),
+            fleet_key: self.cfg.fleet_key.clone(),
+            install_route: self.cfg.install_route,
+            ..PlanInput::new(now)
+        };
+        let ctx = Context {
+            client: &client,
+            store: &*store,
+            facts: &*self.facts,
+            facts_ttl: self.cfg.facts_ttl,
+            progress: &NoProgress,
+            input,
+        };
+        let planned = pipeline::run(desired.clone(), &ctx).await?;
+        let mut plan = planned.plan;
+        let held = policy::with_errors(&plan);
+        let full = plan.clone();
+        plan.servers.retain(|name, _| !held.contains(name));
+
+        let approvals = policy::approvals(&plan);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let apply_ctx = ApplyContext {
+            client: &client,
+            store: &*store,
+            desired: &desired,
+            fleet: plan.fleet.clone(),
+            fleet_key: self.cfg.fleet_key.clone(),
+            approvals,
+            limits: self.cfg.limits.clone(),
+            tracking: self.cfg.tracking.clone(),
+            plan_id: Some(plan_digest(&plan)),
+            clock: self.cfg.clock.clone(),
+            stop: Some(self.stop.clone()),
+        };
+        let report = apply::apply(&plan, &apply_ctx, &tx).await;
+        drop(tx);
+        while let Ok(event) = rx.try_recv() {
+            log_event(&event);
+        }
+        self.count_actions(&plan, &report);
+        self.publish(&full, &report, &planned.coverage.detail_read, now, revision);
+        self.requeue(&full, &report, now);
+        Ok(Some(true))
+    }
+
+    fn count_actions(&self, plan: &Plan, report: &ApplyReport) {
+        for (name, sp) in &plan.servers {
+            let outcome = match report.servers.get(name) {
+                Some(Outcome::Converged) => "done",
+                Some(Outcome::Unchanged) => "unchanged",
+                Some(Outcome::PendingApproval) => "pending_approval",
+                Some(Outcome::Blocked(_)) => "blocked",
+                Some(Outcome::Waiting) => "waiting",
+                Some(Outcome::Skipped(_)) => "skipped",
+                Some(Outcome::Failed(_)) => "failed",
+                Some(Outcome::StoppedWaiting(_)) => "tracking",
+                Some(Outcome::Degraded(_)) => "degraded",
+                None => "not_run",
+            };
+            for a in &sp.actions {
+                if matches!(a, Action::Noop(_)) {
+                    continue;
+                }
+                self.shared
+                    .metrics
+                    .actions
+                    .get_or_create(&metrics::ActionLabels {
+                        action: a.kind().as_str().into(),
+                        outcome: outcome.into(),
+                    })
+                    .inc();
+            }
+        }
+    }
+
+    fn publish(
+        &self,
+        plan: &Plan,
+        report: &ApplyReport,
+        verified: &BTreeSet<String>,
+        now: Timestamp,
+        revision: Option<String>,
+    ) {
+        let statuses = status::derive_all(plan, Some(report));
+        let mut counts: BTreeMap<&'static str, i64> = BTreeMap::new();
+        let mut in_flight = 0;
+        for s in statuses.values() {
+            *counts.entry(s.label()).or_default() += 1;
+            if matches!(
+                s,
+                ServerStatus::Reinstalling { .. } | ServerStatus::Rebooting { .. }
+            ) {
+                in_flight += 1;
+            }
+        }
+        self.shared.metrics.set_servers(&counts);
+        self.shared.metrics.tasks_in_flight.set(in_flight);
+        self.shared.edit(|doc| {
+            let previous = std::mem::take(&mut doc.servers);
+            for (name, st) in statuses {
+                let before = previous.get(&name);
+                let last_error = match report.servers.get(&name) {
+                    Some(Outcome::Failed(e) | Outcome::Degraded(e)) => {
+                        Some(crate::escape::line(e).into_owned())
+                    }
+                    _ => before.and_then(|b| b.last_error.clone()),
+                };
+                let revision = if matches!(st, ServerStatus::Synced | ServerStatus::Drifted { .. })
+                {
+                    revision.clone()
+                } else {
+                    before.and_then(|b| b.revision.clone())
+                };
+                let last_verified = if verified.contains(&name) {
+                    Some(now)
+                } else {
+                    before.and_then(|b| b.last_verified)
+                };
+                doc.servers.insert(
+                    name,
+                    ServerState {
+                        status: st,
+                        revision,
+                        last_error,
+                        last_verified,
+                        last_planned: now,
+                    },
+                );
+            }
+            doc.revision = revision.clone();
+            doc.ready = true;
+        });
+    }
+
+    /// Requeues from the plan: a window opening, a task expected to end.
+    fn requeue(&mut self, plan: &Plan, report: &ApplyReport, now: Timestamp) {
+        self.triggers.clear_requeues();
+        for (name, sp) in &plan.servers {
+            let opens = sp
+                .actions
+                .iter()
+                .flat_map(|a| a.blockers())
+                .filter_map(|b| b.requeue_at())
+                .min();
+            if let Some(at) = opens {
+                let wait = Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
+                // Just past the opening: the plan must see the window open.
+                self.triggers.schedule(
+                    Instant::now() + wait + Duration::from_secs(1),
+                    Reason::Requeue {
+                        server: name.clone(),
+                        why: Requeue::WindowOpens,
+                    },
+                );
+            }
+            let waiting = sp.actions.iter().any(|a| matches!(a, Action::Wait(_)))
+                || matches!(
+                    report.servers.get(name),
+                    Some(Outcome::Waiting | Outcome::StoppedWaiting(_))
+                );
+            if waiting {
+                self.triggers.schedule(
+                    Instant::now() + self.cfg.task_requeue,
+                    Reason::Requeue {
+                        server: name.clone(),
+                        why: Requeue::TaskEnds,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// `sha256:<hex>` of the plan's JSON: the id written into the pass's intents (as `apply`
+/// writes a saved plan's).
+fn plan_digest(plan: &Plan) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(plan.to_json().as_bytes()))
+    )
+}
+
+fn log_event(event: &apply::ApplyEvent) {
+    use apply::ApplyEvent as E;
+    match event {
+        E::Reinstalling { server, task } => {
+            tracing::info!(server = %crate::escape::line(server), task, "reinstall started")
+        }
+        E::ServerDone { server, outcome } => {
+            tracing::info!(server = %crate::escape::line(server), outcome = ?outcome, "server done")
+        }
+        E::Stalled {
+            server, task, step, ..
+        } => tracing::warn!(
+            server = %crate::escape::line(server),
+            task,
+            step = %crate::escape::line(step),
+            "installation step stalled"
+        ),
+        E::TagsFailed { server, error } => tracing::warn!(
+            server = %crate::escape::line(server),
+            error = %crate::escape::line(error),
+            "record tags not written"
+        ),
+        other => tracing::debug!(event = ?other, "apply"),
+    }
+}

@@ -1,0 +1,593 @@
+//! `ovhform run`'s loop end to end against the simulator (library API; the binary has its
+//! own test at the end): triggers (file watch, bursts, SIGHUP, interval, a window opening),
+//! the last valid manifests kept across an invalid edit, drift per policy, wipes only inside
+//! their window, the HTTP surface (`/metrics` through the official Prometheus parser,
+//! `/status` against its documented schema, the bearer token) and graceful shutdown.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use ovhform::apply::TrackingConfig;
+use ovhform::daemon::{
+    Daemon, DaemonConfig, Pacing, PassStats, Reason, ServerStatus, SharedSeat, StatusDoc,
+    TriggerSender,
+};
+use ovhform::sim::{self, SimHandle};
+use ovhform::state::{MemoryFacts, MemoryStore, RecordStore};
+use tokio::sync::watch;
+
+use crate::cli_support::{NETBOOT, RESCUE, WEB1, WEB2, WEB3, copy_dir, demo_sim, reinstalls, repo};
+
+const PUT_SERVER: &str = "PUT /dedicated/server/{serviceName}";
+
+/// A wall clock the test sets: `base` plus the real time elapsed since it was set.
+#[derive(Clone)]
+struct TestClock(Arc<Mutex<(Timestamp, Instant)>>);
+
+impl TestClock {
+    fn at(t: Timestamp) -> TestClock {
+        TestClock(Arc::new(Mutex::new((t, Instant::now()))))
+    }
+    fn now(&self) -> Timestamp {
+        let (base, since) = *self.0.lock().unwrap();
+        base + since.elapsed()
+    }
+}
+
+struct Running {
+    sim: SimHandle,
+    _dir: tempfile::TempDir,
+    manifests: PathBuf,
+    triggers: TriggerSender,
+    passes: watch::Receiver<PassStats>,
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), ovhform::daemon::DaemonError>>,
+    store: Arc<MemoryStore>,
+}
+
+fn fast_tracking() -> TrackingConfig {
+    TrackingConfig {
+        min_poll: Duration::from_millis(50),
+        max_poll: Duration::from_millis(200),
+        fresh_window: Duration::from_secs(2),
+        typical_install: Duration::from_secs(1),
+        purge_horizon: Duration::from_secs(30),
+        post_deadline: Duration::from_secs(1),
+        post_lag: Duration::from_secs(1),
+        stall_after: Duration::from_secs(60),
+        timeout: Duration::from_secs(10),
+    }
+}
+
+/// The example manifests (edited by `edit`) in a temp dir, the demo fleet at 1000× speed,
+/// and a daemon over both; `tweak` adjusts its configuration.
+async fn start(edit: impl FnOnce(&Path), tweak: impl FnOnce(&mut DaemonConfig)) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    copy_dir(&repo().join("manifests"), &manifests);
+    edit(&manifests);
+    let sim = demo_sim(1000.0).await;
+    let client = sim::client_for(&sim).unwrap();
+    let store = Arc::new(MemoryStore::default());
+    let mut cfg = DaemonConfig {
+        pacing: Pacing {
+            interval: Duration::from_secs(3600),
+            debounce: Duration::from_millis(100),
+            debounce_max: Duration::from_secs(1),
+        },
+        tracking: fast_tracking(),
+        task_requeue: Duration::from_millis(500),
+        ..DaemonConfig::new(&manifests, ovhform::model::DEFAULT_FLEET)
+    };
+    tweak(&mut cfg);
+    let seat = Arc::new(SharedSeat(store.clone() as Arc<dyn RecordStore>));
+    let daemon = Daemon::new(cfg, client, seat, Arc::new(MemoryFacts::default()));
+    let triggers = daemon.triggers();
+    let passes = daemon.passes();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(daemon.run(listener, async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        sim,
+        _dir: dir,
+        manifests,
+        triggers,
+        passes,
+        addr,
+        stop: Some(stop),
+        task,
+        store,
+    }
+}
+
+impl Running {
+    /// Waits for pass `n` to finish (at most `within`).
+    async fn pass(&mut self, n: u64, within: Duration) -> PassStats {
+        tokio::time::timeout(within, self.passes.wait_for(|p| p.number >= n))
+            .await
+            .unwrap_or_else(|_| panic!("pass {n} did not finish within {within:?}"))
+            .expect("daemon alive")
+            .clone()
+    }
+    fn last(&self) -> PassStats {
+        self.passes.borrow().clone()
+    }
+    /// No pass beyond `n` during `quiet`.
+    async fn no_pass_after(&mut self, n: u64, quiet: Duration) {
+        tokio::time::sleep(quiet).await;
+        assert_eq!(
+            self.last().number,
+            n,
+            "an extra pass ran: {:?}",
+            self.last()
+        );
+    }
+    async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = crate::sim_support::http().get(format!("http://{}{path}", self.addr));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+    async fn status(&self) -> StatusDoc {
+        self.get("/status", None).await.json().await.unwrap()
+    }
+    async fn stop(mut self) -> Duration {
+        let at = Instant::now();
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the daemon stops within 10 s")
+            .unwrap()
+            .unwrap();
+        at.elapsed()
+    }
+}
+
+fn state_of(doc: &StatusDoc, server: &str) -> ServerStatus {
+    doc.servers
+        .get(server)
+        .unwrap_or_else(|| panic!("{server} not in /status: {doc:#?}"))
+        .status
+        .clone()
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+fn replace_in(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} has no {from:?}", path.display());
+    write(path, &text.replacen(from, to, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_pass_applies_what_needs_no_approval_and_leaves_the_wipe_pending() {
+    // Inside the web tier's window (Monday 02:30 in Paris): only the approval is missing.
+    let clock = TestClock::at("2026-11-30T01:30:00Z".parse().unwrap());
+    let mut d = start(|_| {}, move |cfg| cfg.clock = Arc::new(move || clock.now())).await;
+    let first = d.pass(1, Duration::from_secs(30)).await;
+    assert_eq!(first.reason, Some(Reason::Start));
+    let doc = d.status().await;
+    assert!(doc.ready && doc.leader, "{doc:#?}");
+    // web-02 needs a wipe under policy manual: a person approves it, never the daemon.
+    assert!(
+        matches!(state_of(&doc, WEB2), ServerStatus::PendingApproval { .. }),
+        "{:?}",
+        state_of(&doc, WEB2)
+    );
+    assert_eq!(reinstalls(&d.sim), 0);
+    // web-03's monitoring was put back; the rescue box was already right.
+    assert!(d.sim.server(WEB3).unwrap().monitoring);
+    assert_eq!(state_of(&doc, WEB3), ServerStatus::Synced);
+    assert_eq!(state_of(&doc, RESCUE), ServerStatus::Synced);
+    assert!(doc.servers.contains_key(NETBOOT) && doc.servers.contains_key(WEB1));
+    assert_eq!(d.get("/readyz", None).await.status(), 200);
+    assert!(d.stop().await < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_edit_leads_to_exactly_one_pass_and_its_calls_within_a_second() {
+    let mut d = start(|_| {}, |_| {}).await;
+    let settled = d.pass(1, Duration::from_secs(30)).await.number;
+    // Passes the first one requeued (tasks it left running) are allowed to finish first.
+    d.no_pass_after_settling(settled).await;
+    let before = d.last().number;
+    let rescue = d.manifests.join("servers/rescue.yaml");
+    let edited = Instant::now();
+    replace_in(&rescue, "noIntervention: true", "noIntervention: false");
+    let pass = d.pass(before + 1, Duration::from_secs(5)).await;
+    let took = edited.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "the pass ended {took:?} after the edit"
+    );
+    assert!(
+        matches!(pass.reason, Some(Reason::Manifests { .. })),
+        "{pass:?}"
+    );
+    assert_eq!(pass.routes.get(PUT_SERVER), Some(&1), "{:?}", pass.routes);
+    assert!(!d.sim.server(RESCUE).unwrap().no_intervention);
+    d.no_pass_after(pass.number, Duration::from_millis(700))
+        .await;
+    d.stop().await;
+}
+
+impl Running {
+    /// Lets the passes the first one scheduled (task requeues) run out.
+    async fn no_pass_after_settling(&mut self, mut n: u64) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let now = self.last().number;
+            if now == n {
+                return;
+            }
+            n = now;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_fifty_file_events_is_one_pass() {
+    let mut d = start(|_| {}, |_| {}).await;
+    let first = d.pass(1, Duration::from_secs(30)).await.number;
+    d.no_pass_after_settling(first).await;
+    let before = d.last().number;
+    // 50 writes, 5 ms apart (a `git checkout` touching many files).
+    for i in 0..50 {
+        write(
+            &d.manifests.join(format!("notes-{i}.txt")),
+            "not a manifest\n",
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pass = d.pass(before + 1, Duration::from_secs(5)).await;
+    match pass.reason {
+        Some(Reason::Manifests { events }) => assert!(events >= 50, "{events} events"),
+        other => panic!("{other:?}"),
+    }
+    d.no_pass_after(pass.number, Duration::from_millis(800))
+        .await;
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_edit_keeps_the_last_good_state_of_its_servers_only() {
+    let mut d = start(|_| {}, |_| {}).await;
+    let first = d.pass(1, Duration::from_secs(30)).await.number;
+    d.no_pass_after_settling(first).await;
+    let before = d.last().number;
+    // The rescue manifest breaks; the netboot one changes validly in the same burst.
+    write(
+        &d.manifests.join("servers/rescue.yaml"),
+        "apiVersion: ovhform/v1\nkind: Server\nmetadata: {name: ns3000030.ip-51-68-3.eu}\nspec:\n  boot: {mode: rescue, rescue: [broken\n",
+    );
+    let netboot = d.manifests.join("servers/netboot.yaml");
+    let text = std::fs::read_to_string(&netboot).unwrap();
+    let flipped = if text.contains("monitoring: false") {
+        text.replacen("monitoring: false", "monitoring: true", 1)
+    } else {
+        text.replacen("monitoring: true", "monitoring: false", 1)
+    };
+    assert_ne!(text, flipped, "netboot.yaml sets monitoring");
+    let want = flipped.contains("monitoring: true");
+    write(&netboot, &flipped);
+    let pass = d.pass(before + 1, Duration::from_secs(5)).await;
+    assert!(matches!(pass.reason, Some(Reason::Manifests { .. })));
+    let doc = d.status().await;
+    let errors = doc
+        .manifest_errors
+        .clone()
+        .expect("manifest errors reported");
+    assert!(
+        errors
+            .files
+            .iter()
+            .any(|f| f.ends_with("servers/rescue.yaml")),
+        "{errors:?}"
+    );
+    assert_eq!(errors.servers_kept, vec![RESCUE.to_string()]);
+    // The rescue server is still managed from its last valid manifest (not forgotten), and
+    // the valid change went through.
+    assert_eq!(state_of(&doc, RESCUE), ServerStatus::Synced);
+    assert!(d.store.load().await.unwrap().applied.contains_key(RESCUE));
+    assert_eq!(d.sim.server(NETBOOT).unwrap().monitoring, want);
+    let metrics = d.get("/metrics", None).await.text().await.unwrap();
+    assert!(metrics.contains("ovhform_manifest_errors 1"), "{metrics}");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_and_the_interval_run_passes() {
+    let mut d = start(|_| {}, |cfg| cfg.pacing.interval = Duration::from_secs(2)).await;
+    d.pass(1, Duration::from_secs(30)).await;
+    d.triggers.send(Reason::Hangup);
+    let mut saw_hangup = false;
+    let mut saw_interval = false;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = d.last().number;
+    while !(saw_hangup && saw_interval) && Instant::now() < deadline {
+        let p = d.pass(n + 1, Duration::from_secs(10)).await;
+        n = p.number;
+        saw_hangup |= p.reason == Some(Reason::Hangup);
+        saw_interval |= p.reason == Some(Reason::Interval);
+    }
+    assert!(
+        saw_hangup && saw_interval,
+        "hangup {saw_hangup}, interval {saw_interval}"
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_corrected_or_only_reported_as_policy_says() {
+    // The web tier corrects settings drift (groups/web.yaml); the rescue box only warns.
+    let mut d = start(|_| {}, |_| {}).await;
+    let first = d.pass(1, Duration::from_secs(30)).await.number;
+    d.no_pass_after_settling(first).await;
+    assert!(d.sim.update_server(WEB3, |s| s.monitoring = false));
+    assert!(d.sim.update_server(RESCUE, |s| s.monitoring = true));
+    let before = d.last().number;
+    d.triggers.send(Reason::Hangup);
+    let pass = d.pass(before + 1, Duration::from_secs(10)).await;
+    assert_eq!(pass.routes.get(PUT_SERVER), Some(&1), "{:?}", pass.routes);
+    assert!(d.sim.server(WEB3).unwrap().monitoring, "web-03 corrected");
+    assert!(
+        d.sim.server(RESCUE).unwrap().monitoring,
+        "the rescue box is not touched"
+    );
+    let doc = d.status().await;
+    assert_eq!(state_of(&doc, WEB3), ServerStatus::Synced);
+    match state_of(&doc, RESCUE) {
+        ServerStatus::Drifted { fields } => {
+            assert!(
+                fields.iter().any(|f| f.contains("monitoring")),
+                "{fields:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_opening_runs_the_auto_reinstall_without_waiting_for_the_interval() {
+    // Monday 2026-11-30, 01:59:57 in Paris: the prod-nights window opens in 3 s.
+    let opens: Timestamp = "2026-11-30T01:00:00Z".parse().unwrap();
+    let clock = TestClock::at(opens - Duration::from_secs(3));
+    let c = clock.clone();
+    let mut d = start(
+        |m| {
+            replace_in(
+                &m.join("groups/web.yaml"),
+                "reinstall: manual",
+                "reinstall: auto",
+            )
+        },
+        move |cfg| cfg.clock = Arc::new(move || c.now()),
+    )
+    .await;
+    d.pass(1, Duration::from_secs(30)).await;
+    let doc = d.status().await;
+    match state_of(&doc, WEB2) {
+        ServerStatus::Blocked { reasons } => {
+            assert!(reasons.iter().any(|r| r.contains("window")), "{reasons:?}")
+        }
+        other => panic!("before the window: {other:?}"),
+    }
+    assert_eq!(reinstalls(&d.sim), 0, "no wipe outside the window");
+    // The requeue, not the one-hour interval, runs the pass that reinstalls.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = d.last().number;
+    let mut reasons = Vec::new();
+    while reinstalls(&d.sim) == 0 && Instant::now() < deadline {
+        let p = d.pass(n + 1, Duration::from_secs(10)).await;
+        n = p.number;
+        reasons.push(p.reason);
+    }
+    assert_eq!(reinstalls(&d.sim), 1, "{reasons:?}");
+    assert!(clock.now() >= opens);
+    assert!(
+        reasons.iter().any(|r| matches!(
+            r,
+            Some(Reason::Requeue {
+                why: ovhform::daemon::Requeue::WindowOpens,
+                ..
+            })
+        )),
+        "{reasons:?}"
+    );
+    // web-01 and web-03 need no reinstall: still exactly one wipe after the fleet settles.
+    d.no_pass_after_settling(n).await;
+    assert_eq!(reinstalls(&d.sim), 1);
+    assert!(d.store.intents().await.unwrap().is_empty());
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_matches_its_documented_schema_and_metrics_parse() {
+    let mut d = start(|_| {}, |_| {}).await;
+    d.pass(1, Duration::from_secs(30)).await;
+    let status: serde_json::Value = d.get("/status", None).await.json().await.unwrap();
+    let path = repo().join("docs/status.schema.json");
+    let generated = ovhform::daemon::status::schema();
+    if std::env::var_os("OVHFORM_UPDATE_STATUS_SCHEMA").is_some() {
+        let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
+        std::fs::write(&path, text).unwrap();
+    }
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("docs/status.schema.json"))
+            .unwrap();
+    assert_eq!(
+        schema, generated,
+        "docs/status.schema.json is stale: re-run this test with OVHFORM_UPDATE_STATUS_SCHEMA=1"
+    );
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&status)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}\n{status:#}");
+
+    let resp = d.get("/metrics", None).await;
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = resp.text().await.unwrap();
+    for family in [
+        "ovhform_reconcile_passes_total",
+        "ovhform_reconcile_pass_duration_seconds",
+        "ovhform_actions_total",
+        "ovhform_servers",
+        "ovhform_api_requests_total",
+        "ovhform_api_budget_left",
+        "ovhform_tasks_in_flight",
+        "ovhform_leader",
+    ] {
+        assert!(text.contains(family), "{family} missing:\n{text}");
+    }
+    crate::daemon_support::parse_openmetrics(&text);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bearer_token_guards_every_route_but_healthz() {
+    let mut d = start(|_| {}, |cfg| cfg.http_token = Some("s3cret-token".into())).await;
+    d.pass(1, Duration::from_secs(30)).await;
+    assert_eq!(d.get("/healthz", None).await.status(), 200);
+    for path in ["/readyz", "/metrics", "/status"] {
+        assert_eq!(d.get(path, None).await.status(), 401, "{path}");
+        assert_eq!(d.get(path, Some("wrong")).await.status(), 401, "{path}");
+        assert_eq!(
+            d.get(path, Some("s3cret-token")).await.status(),
+            200,
+            "{path}"
+        );
+    }
+    let client = crate::sim_support::http();
+    let post = client
+        .post(format!("http://{}/status", d.addr))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405, "read-only");
+    d.stop().await;
+}
+
+/// The real binary: SIGHUP re-plans, SIGTERM stops it with exit 0 within 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_replans_on_sighup_and_stops_cleanly_on_sigterm() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+
+    let sim = demo_sim(1000.0).await;
+    let work = crate::cli_support::Workdir::new();
+    let manifests = crate::cli_support::manifests();
+    let mut cmd = work.command(
+        &sim,
+        &[
+            "run",
+            "--manifests",
+            &manifests,
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "1h",
+        ],
+    );
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("ovhform run");
+    let pid = child.id().to_string();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let addr = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = lines.lock().unwrap().iter().find_map(|l| {
+                l.split("http://")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .map(str::to_string)
+            });
+            if let Some(a) = found {
+                break a;
+            }
+            assert!(Instant::now() < deadline, "no address: {:?}", lines.lock().unwrap());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let http = crate::sim_support::http();
+    let status = |http: reqwest::Client, addr: String| async move {
+        http.get(format!("http://{addr}/status"))
+            .send()
+            .await
+            .ok()?
+            .json::<StatusDoc>()
+            .await
+            .ok()
+    };
+    let wait_for = |want: &'static str| {
+        let http = http.clone();
+        let addr = addr.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some(doc) = status(http.clone(), addr.clone()).await
+                    && let Some(p) = &doc.last_pass
+                    && p.reason == want
+                {
+                    return p.number;
+                }
+                assert!(Instant::now() < deadline, "no pass for {want}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let first = wait_for("start").await;
+    assert_eq!(first, 1);
+    let ready = http
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    assert!(wait_for("SIGHUP").await > first);
+    let stopping = Instant::now();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(stopping.elapsed() < Duration::from_secs(10));
+    assert_eq!(exit.code(), Some(0), "{:?}", lines.lock().unwrap());
+    assert!(
+        lines.lock().unwrap().iter().any(|l| l.contains("stopped")),
+        "{:?}",
+        lines.lock().unwrap()
+    );
+}
