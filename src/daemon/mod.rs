@@ -30,7 +30,7 @@ use tokio::time::Instant;
 
 use crate::apply::{self, ApplyContext, ApplyReport, Limits, Outcome, TrackingConfig};
 use crate::ovh::{self, Meter};
-use crate::pipeline::{self, Context, NoProgress, PipelineError};
+use crate::pipeline::{self, Context, DETAIL_CALLS_PER_SERVER, NoProgress, PipelineError};
 use crate::plan::digest::FleetKey;
 use crate::plan::{Action, InstallRoute, Plan, PlanInput};
 use crate::state::{FactsCache, RecordStore, StateArgs, StateError, StoreFuture};
@@ -71,9 +71,29 @@ pub struct DaemonConfig {
     pub campaign_every: Duration,
     /// On shutdown, a running pass gets this long to finish its current actions.
     pub shutdown_grace: Duration,
+    /// The share of one interval's request budget spent on round-robin verification (detail
+    /// reads of servers with nothing planned); the rest is left to apply and task polling.
+    pub verify_share: f64,
     /// Local wall clock (tests inject one).
     pub clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
 }
+
+/// Servers whose detail a pass reads for verification: the pass's share of the request
+/// budget over one interval, less the fleet listing, at [`DETAIL_CALLS_PER_SERVER`] requests
+/// each (an upper bound: cached hardware and catalog facts make it fewer). Every server is
+/// then verified at least every `ceil(servers / this)` intervals — the bound on detecting a
+/// reinstall made outside ovhform (docs/operations.md). Unlimited budget: all of them.
+pub fn verify_per_pass(interval: Duration, requests_per_second: f64, share: f64) -> usize {
+    if requests_per_second <= 0.0 {
+        return usize::MAX;
+    }
+    let budget = interval.as_secs_f64() * requests_per_second * share.clamp(0.0, 1.0);
+    let per_server = DETAIL_CALLS_PER_SERVER as f64;
+    (((budget - FLEET_PASS_CALLS) / per_server).floor() as usize).max(1)
+}
+
+/// Requests of a pass's fleet listing (tagged servers, listing pages, templates), rounded up.
+const FLEET_PASS_CALLS: f64 = 5.0;
 
 impl DaemonConfig {
     pub fn new(manifests: impl Into<PathBuf>, fleet: impl Into<String>) -> DaemonConfig {
@@ -95,6 +115,7 @@ impl DaemonConfig {
             task_requeue: Duration::from_secs(60),
             campaign_every: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(8),
+            verify_share: 0.5,
             clock: Arc::new(Timestamp::now),
         }
     }
@@ -229,6 +250,10 @@ pub struct Daemon {
     failures: u32,
     stop: Arc<AtomicBool>,
     last: tokio::sync::watch::Sender<PassStats>,
+    /// Where the round-robin verification goes on (index into the sorted server names).
+    verify_cursor: usize,
+    /// Servers read in detail by the last pass.
+    verified_last: usize,
 }
 
 impl Daemon {
@@ -262,6 +287,8 @@ impl Daemon {
             failures: 0,
             stop: Arc::new(AtomicBool::new(false)),
             last: tokio::sync::watch::Sender::new(PassStats::default()),
+            verify_cursor: 0,
+            verified_last: 0,
         }
     }
 
@@ -398,6 +425,14 @@ impl Daemon {
             }
         };
         let applied = matches!(result, Ok(Some(true)));
+        tracing::info!(
+            pass = number,
+            calls = meter.total(),
+            duration_ms = elapsed.as_millis() as u64,
+            verified = self.verified_last,
+            outcome,
+            "pass done"
+        );
         self.shared.edit(|doc| {
             doc.last_pass = Some(status::PassSummary {
                 number,
@@ -479,7 +514,9 @@ impl Daemon {
 
         let client = self.client.metered(meter);
         let revision = crate::state::manifests_revision(&self.cfg.manifests);
+        let verify = self.next_to_verify(&desired);
         let input = PlanInput {
+            verify,
             revision: revision.clone(),
             fleet: self.cfg.fleet.clone(),
             fleet_key: self.cfg.fleet_key.clone(),
@@ -495,6 +532,7 @@ impl Daemon {
             input,
         };
         let planned = pipeline::run(desired.clone(), &ctx).await?;
+        self.verified_last = planned.coverage.detail_read.len();
         let mut plan = planned.plan;
         let held = policy::with_errors(&plan);
         let full = plan.clone();
@@ -524,6 +562,25 @@ impl Daemon {
         self.publish(&full, &report, &planned.coverage.detail_read, now, revision);
         self.requeue(&full, &report, now);
         Ok(Some(true))
+    }
+
+    /// The next servers of the round robin (manifest order, wrapping).
+    fn next_to_verify(&mut self, desired: &crate::model::Desired) -> BTreeSet<String> {
+        let names: Vec<&String> = desired.servers.keys().collect();
+        if names.is_empty() {
+            return BTreeSet::new();
+        }
+        let k = verify_per_pass(
+            self.cfg.pacing.interval,
+            self.client.config().requests_per_second(),
+            self.cfg.verify_share,
+        )
+        .min(names.len());
+        let start = self.verify_cursor % names.len();
+        self.verify_cursor = (start + k) % names.len();
+        (0..k)
+            .map(|i| names[(start + i) % names.len()].clone())
+            .collect()
     }
 
     fn count_actions(&self, plan: &Plan, report: &ApplyReport) {
@@ -662,6 +719,21 @@ fn plan_digest(plan: &Plan) -> String {
         "sha256:{}",
         hex::encode(Sha256::digest(plan.to_json().as_bytes()))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_takes_half_an_interval_of_budget() {
+        let five_min = Duration::from_secs(300);
+        // 60 requests a minute: 150 requests for verification, 5 for the listing, 5 each.
+        assert_eq!(verify_per_pass(five_min, 1.0, 0.5), 29);
+        assert_eq!(verify_per_pass(five_min, 1.0, 1.0), 59);
+        assert_eq!(verify_per_pass(Duration::from_secs(1), 1.0, 0.5), 1);
+        assert_eq!(verify_per_pass(five_min, 0.0, 0.5), usize::MAX);
+    }
 }
 
 fn log_event(event: &apply::ApplyEvent) {

@@ -73,6 +73,10 @@ pub struct PlanInput {
     /// only those with an intended change, so the plan verifies the whole fleet.
     #[serde(default)]
     pub refresh: bool,
+    /// Servers whose detail is read this run whatever the listing says: the daemon's
+    /// round-robin verification (a reinstall made outside ovhform shows only in the detail).
+    #[serde(default)]
+    pub verify: BTreeSet<String>,
     /// The manifests' revision (git commit) the desired state was read from, if known.
     pub revision: Option<String>,
     /// The exact command that applies this plan, printed by every rendering when the plan
@@ -93,6 +97,7 @@ impl PlanInput {
             take_over: BTreeSet::new(),
             install_route: InstallRoute::Reinstall,
             refresh: false,
+            verify: BTreeSet::new(),
             replace: BTreeSet::new(),
             revision: None,
             apply_command: None,

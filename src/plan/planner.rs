@@ -219,7 +219,7 @@ pub(super) fn needs_detail(
         .filter(|(name, _)| input.targets.is_empty() || input.targets.contains(*name))
         .filter_map(|(name, ds)| {
             let live = observed.servers.get(name)?;
-            if input.refresh || input.replace.contains(name) {
+            if input.refresh || input.replace.contains(name) || input.verify.contains(name) {
                 return Some(name.clone());
             }
             let install_differs =

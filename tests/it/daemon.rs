@@ -65,12 +65,25 @@ fn fast_tracking() -> TrackingConfig {
 /// The example manifests (edited by `edit`) in a temp dir, the demo fleet at 1000× speed,
 /// and a daemon over both; `tweak` adjusts its configuration.
 async fn start(edit: impl FnOnce(&Path), tweak: impl FnOnce(&mut DaemonConfig)) -> Running {
+    start_with_budget(edit, tweak, 0).await
+}
+
+/// As [`start`], the client limited to `requests_per_minute` (0: unlimited).
+async fn start_with_budget(
+    edit: impl FnOnce(&Path),
+    tweak: impl FnOnce(&mut DaemonConfig),
+    requests_per_minute: u32,
+) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let manifests = dir.path().join("manifests");
     copy_dir(&repo().join("manifests"), &manifests);
     edit(&manifests);
     let sim = demo_sim(1000.0).await;
-    let client = sim::client_for(&sim).unwrap();
+    let client = ovhform::ovh::Client::new(ovhform::ovh::ClientConfig {
+        requests_per_minute,
+        ..sim::client_config(&sim).unwrap()
+    })
+    .unwrap();
     let store = Arc::new(MemoryStore::default());
     let mut cfg = DaemonConfig {
         pacing: Pacing {
@@ -513,7 +526,10 @@ async fn the_binary_replans_on_sighup_and_stops_cleanly_on_sigterm() {
     let stderr = child.stderr.take().unwrap();
     let sink = lines.clone();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             sink.lock().unwrap().push(line);
         }
     });
@@ -529,7 +545,11 @@ async fn the_binary_replans_on_sighup_and_stops_cleanly_on_sigterm() {
             if let Some(a) = found {
                 break a;
             }
-            assert!(Instant::now() < deadline, "no address: {:?}", lines.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "no address: {:?}",
+                lines.lock().unwrap()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
@@ -590,4 +610,54 @@ async fn the_binary_replans_on_sighup_and_stops_cleanly_on_sigterm() {
         "{:?}",
         lines.lock().unwrap()
     );
+}
+
+/// Round-robin verification: every server's detail is read within `ceil(servers / per pass)`
+/// intervals, so a reinstall made outside ovhform is reported within that bound, and
+/// `/status` says when each server was last verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reinstall_made_outside_ovhform_is_detected_within_the_verification_bound() {
+    let interval = Duration::from_secs(2);
+    let mut d = start_with_budget(
+        |_| {},
+        |cfg| {
+            cfg.pacing.interval = interval;
+            cfg.verify_share = 0.75;
+        },
+        600,
+    )
+    .await;
+    // 600 requests a minute: 15 for verification per 2-second interval, 2 servers a pass.
+    let per_pass = ovhform::daemon::verify_per_pass(interval, 10.0, 0.75);
+    assert_eq!(per_pass, 2);
+    let servers = 6;
+    let bound = interval * (servers / per_pass as u32);
+    let first = d.pass(1, Duration::from_secs(30)).await.number;
+    // Every server gets verified within the bound (plus one pass of slack).
+    d.pass(first + 3, bound + Duration::from_secs(5)).await;
+    let doc = d.status().await;
+    let unverified: Vec<&String> = doc
+        .servers
+        .iter()
+        .filter(|(_, s)| s.last_verified.is_none())
+        .map(|(n, _)| n)
+        .collect();
+    assert!(unverified.is_empty(), "never verified: {unverified:?}");
+
+    let task = d.sim.create_task(WEB1, "reinstallServer").expect("task");
+    let made = Instant::now();
+    loop {
+        let doc = d.status().await;
+        if let ServerStatus::Drifted { fields } = state_of(&doc, WEB1) {
+            assert!(fields.iter().any(|f| f == "install"), "{fields:?}");
+            break;
+        }
+        assert!(
+            made.elapsed() < bound + Duration::from_secs(5),
+            "reinstall task {task} not detected within {bound:?}: {:?}",
+            state_of(&doc, WEB1)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.stop().await;
 }

@@ -1,0 +1,208 @@
+//! Benchmark of the reconcile daemon at rest (issue 10): 1,000 adopted servers that match
+//! their manifests, `ovhform run` (the release binary, its own process) at the default budget
+//! of 60 requests a minute and a 5-minute interval, for MINUTES minutes. Measures, from the
+//! simulator's arrival log and /proc: the most requests in any 60-second window, the daemon's
+//! CPU use outside passes and over the whole run, its peak and final RSS, each pass's calls
+//! and duration, and the servers verified per pass — from which the bound on detecting a
+//! reinstall made outside ovhform follows. Figures go to docs/benchmarks.md.
+//!
+//! Run: `cargo build --release && cargo run --release --example bench_daemon [-- MINUTES [SERVERS]]`
+//! (default 12 minutes, 1000 servers).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ovhform::sim::{self, SimConfig};
+
+#[path = "common/fleet.rs"]
+mod fleet;
+
+/// utime + stime of `pid`, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|u| u.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// (VmRSS, VmHWM) of `pid` in MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut args = std::env::args().skip(1);
+    let minutes: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(12);
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let exe = std::env::current_exe().expect("exe");
+    let ovhform = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("ovhform"))
+        .expect("target/release/ovhform");
+    assert!(
+        ovhform.exists(),
+        "{} missing: cargo build --release first",
+        ovhform.display()
+    );
+
+    let (dir, _desired, fleet) = fleet::generate(n, 5_000_000, "debian12_64", "");
+    let manifests = dir.path().join("fleet.yaml");
+    let state = dir.path().join("state");
+    let sim = sim::spawn(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        SimConfig {
+            fleet,
+            ..SimConfig::for_tests()
+        },
+    );
+    let creds = sim.credentials();
+    let cmd = |args: &[&str]| {
+        let mut c = Command::new(&ovhform);
+        c.args(args)
+            .arg("--state")
+            .arg(&state)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("HOME", dir.path())
+            .env("OVH_ENDPOINT", sim.base_url())
+            .env("OVH_APPLICATION_KEY", &creds.application_key)
+            .env("OVH_APPLICATION_SECRET", &creds.application_secret)
+            .env("OVH_CONSUMER_KEY", &creds.consumer_key)
+            .stdin(Stdio::null());
+        c
+    };
+
+    // Adopt the fleet first, unthrottled (the simulator has no fair-use limit by default).
+    let t0 = Instant::now();
+    let out = cmd(&[
+        "apply",
+        "--manifests",
+        manifests.to_str().unwrap(),
+        "--auto-approve",
+    ])
+    .output()
+    .expect("apply");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "adopted {n} servers in {:.1} s ({} calls)",
+        t0.elapsed().as_secs_f64(),
+        sim.total_calls()
+    );
+
+    sim.reset_calls();
+    sim.record_arrivals();
+    let started = jiff::Timestamp::now();
+    let mut daemon = cmd(&[
+        "run",
+        "--manifests",
+        manifests.to_str().unwrap(),
+        "--interval",
+        "5m",
+        "--requests-per-minute",
+        "60",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("ovhform run");
+    let pid = daemon.id();
+    let log = daemon.stderr.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(log).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(l);
+        }
+    });
+
+    let end = Instant::now() + Duration::from_secs(minutes * 60);
+    let mut samples: Vec<(Instant, f64, bool)> = Vec::new();
+    let mut peak = 0.0f64;
+    let mut last_rss = 0.0;
+    let mut calls_seen = 0u64;
+    while Instant::now() < end {
+        let calls = sim.total_calls();
+        // A pass is running when requests arrived since the last sample.
+        let busy = calls != calls_seen;
+        calls_seen = calls;
+        let (rss, hwm) = rss_mib(pid);
+        last_rss = rss;
+        peak = peak.max(hwm);
+        samples.push((Instant::now(), cpu_seconds(pid), busy));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = daemon.wait();
+
+    // CPU outside passes: 5-second sample intervals with no request at either end.
+    let (mut idle_cpu, mut idle_wall, mut all_cpu, mut all_wall) = (0.0, 0.0, 0.0, 0.0);
+    for w in samples.windows(2) {
+        let (t0, c0, b0) = w[0];
+        let (t1, c1, b1) = w[1];
+        let dt = (t1 - t0).as_secs_f64();
+        all_cpu += c1 - c0;
+        all_wall += dt;
+        if !b0 && !b1 {
+            idle_cpu += c1 - c0;
+            idle_wall += dt;
+        }
+    }
+    let arrivals = sim.arrivals();
+    let mut worst = 0usize;
+    for (i, (t, _)) in arrivals.iter().enumerate() {
+        let until = *t + Duration::from_secs(60);
+        let n = arrivals[i..].iter().take_while(|(u, _)| *u < until).count();
+        worst = worst.max(n);
+    }
+    let minutes_run = all_wall / 60.0;
+    println!("daemon: {minutes} min at 60 requests/minute, interval 5 min, {n} servers");
+    println!(
+        "requests: {} in {:.1} min ({:.1}/min average), at most {worst} in any 60 s window",
+        arrivals.len(),
+        minutes_run,
+        arrivals.len() as f64 / minutes_run.max(1e-9)
+    );
+    println!(
+        "CPU: {:.3} % outside passes ({:.0} s idle), {:.2} % over the run",
+        100.0 * idle_cpu / idle_wall.max(1e-9),
+        idle_wall,
+        100.0 * all_cpu / all_wall.max(1e-9)
+    );
+    println!("RSS: peak {peak:.1} MiB, at the end {last_rss:.1} MiB");
+    let logs = lines.lock().unwrap();
+    for l in logs.iter().filter(|l| l.contains("pass done")) {
+        println!("  {l}");
+    }
+    println!("since {started}");
+}
