@@ -43,6 +43,15 @@ pub struct Args {
         hide_env_values = true
     )]
     pub http_token: Option<String>,
+    /// POST a JSON event here on a failed task, drift, a wipe waiting for approval, a reinstall
+    /// held by its window, a stalled installation step (retried with backoff; never blocks).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "OVHFORM_WEBHOOK_URL",
+        hide_env_values = true
+    )]
+    pub webhook: Option<String>,
     #[command(flatten)]
     pub api: ApiArgs,
     #[command(flatten)]
@@ -98,6 +107,7 @@ pub fn run(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
             tracking: tracking_config(args.track_for),
             facts_ttl: args.facts_ttl,
             http_token: args.http_token.clone(),
+            webhook: args.webhook.clone(),
             ..DaemonConfig::new(&args.manifests, args.state.fleet.clone())
         };
         let facts = Arc::new(args.state.facts());

@@ -42,6 +42,7 @@ pub mod policy;
 pub mod status;
 pub mod trigger;
 pub mod watch;
+pub mod webhook;
 
 pub use status::{ServerState, ServerStatus, StatusDoc};
 pub use trigger::{Pacing, Reason, Requeue, TriggerSender, Triggers};
@@ -74,6 +75,8 @@ pub struct DaemonConfig {
     /// The share of one interval's request budget spent on round-robin verification (detail
     /// reads of servers with nothing planned); the rest is left to apply and task polling.
     pub verify_share: f64,
+    /// Where notifications are POSTed (JSON), if anywhere.
+    pub webhook: Option<String>,
     /// Local wall clock (tests inject one).
     pub clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
 }
@@ -116,6 +119,7 @@ impl DaemonConfig {
             campaign_every: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(8),
             verify_share: 0.5,
+            webhook: None,
             clock: Arc::new(Timestamp::now),
         }
     }
@@ -254,6 +258,7 @@ pub struct Daemon {
     verify_cursor: usize,
     /// Servers read in detail by the last pass.
     verified_last: usize,
+    webhook: Option<webhook::Webhook>,
 }
 
 impl Daemon {
@@ -289,6 +294,7 @@ impl Daemon {
             last: tokio::sync::watch::Sender::new(PassStats::default()),
             verify_cursor: 0,
             verified_last: 0,
+            webhook: None,
         }
     }
 
@@ -332,6 +338,11 @@ impl Daemon {
         } else {
             None
         };
+        self.webhook = self
+            .cfg
+            .webhook
+            .clone()
+            .map(|url| webhook::Webhook::start(url, Duration::from_secs(10), 5));
         self.sender.send(Reason::Start);
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -557,11 +568,31 @@ impl Daemon {
         drop(tx);
         while let Ok(event) = rx.try_recv() {
             log_event(&event);
+            if let apply::ApplyEvent::Stalled { server, step, .. } = &event {
+                self.notify(
+                    server,
+                    webhook::EventKind::StalledStep,
+                    format!("installation step stalled: {}", crate::escape::line(step)),
+                    now,
+                );
+            }
         }
         self.count_actions(&plan, &report);
         self.publish(&full, &report, &planned.coverage.detail_read, now, revision);
         self.requeue(&full, &report, now);
         Ok(Some(true))
+    }
+
+    fn notify(&self, server: &str, kind: webhook::EventKind, message: String, at: Timestamp) {
+        if let Some(w) = &self.webhook {
+            w.send(webhook::Event {
+                kind,
+                fleet: self.cfg.fleet.clone(),
+                server: server.to_string(),
+                message,
+                at,
+            });
+        }
     }
 
     /// The next servers of the round robin (manifest order, wrapping).
@@ -622,6 +653,14 @@ impl Daemon {
         revision: Option<String>,
     ) {
         let statuses = status::derive_all(plan, Some(report));
+        if self.webhook.is_some() {
+            let before = self.shared.status();
+            for (server, kind, message) in
+                webhook::transitions(|s| before.servers.get(s).map(|st| &st.status), &statuses)
+            {
+                self.notify(&server, kind, message, now);
+            }
+        }
         let mut counts: BTreeMap<&'static str, i64> = BTreeMap::new();
         let mut in_flight = 0;
         for s in statuses.values() {

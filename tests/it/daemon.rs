@@ -661,3 +661,77 @@ async fn a_reinstall_made_outside_ovhform_is_detected_within_the_verification_bo
     }
     d.stop().await;
 }
+
+/// A webhook receiver on 127.0.0.1 that answers 500 to its first request (to prove retries)
+/// and records every body it accepts.
+async fn webhook_receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    use axum::http::StatusCode;
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let sink = sink.clone();
+            let first = first.clone();
+            async move {
+                if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                sink.lock().unwrap().push(body);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_hears_of_approvals_and_drift_once_each_with_retries() {
+    let (url, got) = webhook_receiver().await;
+    let clock = TestClock::at("2026-11-30T01:30:00Z".parse().unwrap());
+    let mut d = start(
+        |_| {},
+        move |cfg| {
+            cfg.clock = Arc::new(move || clock.now());
+            cfg.webhook = Some(url);
+        },
+    )
+    .await;
+    let first = d.pass(1, Duration::from_secs(30)).await.number;
+    d.no_pass_after_settling(first).await;
+    assert!(d.sim.update_server(RESCUE, |s| s.monitoring = true));
+    let before = d.last().number;
+    d.triggers.send(Reason::Hangup);
+    d.pass(before + 1, Duration::from_secs(10)).await;
+    d.triggers.send(Reason::Hangup);
+    d.pass(before + 2, Duration::from_secs(10)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let events = got.lock().unwrap().clone();
+        let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+        if kinds.contains(&"drift") && kinds.contains(&"approvalNeeded") {
+            break events;
+        }
+        assert!(Instant::now() < deadline, "events so far: {events:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let of = |kind: &str, server: &str| {
+        events
+            .iter()
+            .filter(|e| e["kind"] == kind && e["server"] == server)
+            .count()
+    };
+    // Three passes saw web-02 pending; one event. The first POST failed and was retried.
+    assert_eq!(of("approvalNeeded", WEB2), 1, "{events:#?}");
+    assert_eq!(of("drift", RESCUE), 1, "{events:#?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["fleet"] == "default" && e["at"].is_string())
+    );
+    d.stop().await;
+}
