@@ -494,6 +494,56 @@ async fn an_expired_leader_is_fenced_out_and_changes_nothing() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_inside_a_write_loses_its_session_and_writes_nothing() {
+    let db = fresh_db().await;
+    let (a, token_a) = leader(&db, "a", Duration::from_secs(1)).await;
+    a.put_install(&rec("ns1.eu", 1)).await.unwrap();
+    let before = snapshot(&db).await;
+    let a = Arc::new(a);
+    // The edit runs inside the fenced transaction, after the lease check, holding the lease
+    // row's lock: stalling there for 3 s is a SIGSTOP at the worst moment.
+    let paused = tokio::spawn({
+        let a = a.clone();
+        async move {
+            a.update(Box::new(|r: &mut Records| {
+                std::thread::sleep(Duration::from_secs(3));
+                r.installs.clear();
+            }))
+            .await
+        }
+    });
+    let b = store(&db, "b").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let asked = std::time::Instant::now();
+    match b.campaign(LONG).await.unwrap() {
+        Lease::Leader { token, .. } => assert_eq!(token, token_a + 1),
+        other => panic!("b should take over once a's session is gone, got {other:?}"),
+    }
+    // The server ended a's session 2 s into its stall (t ≈ 2 s); b did not wait for a to
+    // resume (t ≈ 3 s).
+    assert!(
+        asked.elapsed() < Duration::from_millis(1500),
+        "b waited {:?}",
+        asked.elapsed()
+    );
+    let result = paused.await.unwrap();
+    assert!(result.is_err(), "the stalled write must fail: {result:?}");
+    assert_eq!(snapshot(&db).await, before, "and change nothing");
+    // Back from its stall, a reconnects and finds the lease gone.
+    let again = a.put_install(&rec("ns2.eu", 1)).await;
+    assert!(
+        matches!(
+            again,
+            Err(StateError::NotLeader {
+                reason: FenceReason::Taken { .. },
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_store_that_never_campaigned_cannot_write() {
     let db = fresh_db().await;
