@@ -740,6 +740,29 @@ async fn the_url_password_never_appears_in_errors() {
 }
 
 #[tokio::test]
+async fn a_remote_host_is_never_reached_without_tls() {
+    let db = fresh_db().await;
+    // A host name that is not loopback, connected (through hostaddr) to the test server,
+    // which speaks no TLS: `sslmode=prefer` would fall back to plain text; the store refuses.
+    let config: tokio_postgres::Config = db.url.parse().unwrap();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let url = format!(
+        "postgres://postgres@db.example:{port}/{}?hostaddr=127.0.0.1&sslmode=prefer",
+        db.name()
+    );
+    let err = PgStore::connect(&url, FLEET, "a").await.unwrap_err();
+    match &err {
+        StateError::Postgres { action, detail, .. } => {
+            assert_eq!(*action, "connect");
+            assert!(detail.contains("TLS"), "{detail}");
+        }
+        other => panic!("expected a refused connection, got {other:?}"),
+    }
+    // The same server as loopback is fine without TLS.
+    store(&db, "a").await;
+}
+
+#[tokio::test]
 async fn bad_arguments_are_errors_not_panics() {
     let db = fresh_db().await;
     for (fleet, holder) in [
