@@ -18,10 +18,18 @@ fi
 export OVHFORM_TEST_PYTHON="$venv/bin/python"
 
 # The PostgreSQL store's tests start a throwaway server of their own (tests/it/pg_support.rs)
-# unless OVHFORM_TEST_PG_URL names one: they need initdb and pg_ctl, and fail without them.
-if [[ -z "${OVHFORM_TEST_PG_URL:-}" ]] && ! command -v initdb >/dev/null 2>&1 \
-  && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+# unless OVHFORM_TEST_PG_URL names one: they need initdb and pg_ctl, and openssl for the
+# server's TLS certificate, and fail without them.
+if [[ -z "${OVHFORM_TEST_PG_URL:-}" ]]; then
+  pg_packages=()
+  if ! command -v initdb >/dev/null 2>&1 \
+    && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    pg_packages+=(postgresql)
+  fi
+  command -v openssl >/dev/null 2>&1 || pg_packages+=(openssl)
+  if [[ ${#pg_packages[@]} -gt 0 ]]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pg_packages[@]}"
+  fi
 fi
 
 cargo fmt --all --check

@@ -14,6 +14,9 @@
 //! holds; when the process exits, however it exits, the read ends, and the watchdog stops the
 //! server (immediate shutdown) and deletes the temp dir.
 //!
+//! The throwaway server also accepts TLS, with a self-signed certificate made by `openssl`
+//! that no client trusts: the store's TLS path is tested by being refused.
+//!
 //! No server found or started is a test failure saying how to get one, never a silent pass.
 //!
 //! Must not touch: the store itself (the tests drive `ovhform::state::PgStore`); any address
@@ -52,7 +55,8 @@ pub struct TestDb {
     pub url: String,
     name: String,
     admin_url: String,
-    external: bool,
+    /// On a server someone else runs (`OVHFORM_TEST_PG_URL`), configured as it is.
+    pub external: bool,
 }
 
 impl TestDb {
@@ -202,16 +206,24 @@ fn start() -> Result<Server, String> {
             "--no-instructions".as_ref(),
         ],
     )?;
+    let tls = tls_files(&dir, user.as_deref())?;
     let log = dir.join("server.log");
     let mut last = String::new();
     // A free port can be taken between the probe and the server's bind: try a few.
     for _ in 0..5 {
         let port = free_port()?;
-        let options = format!(
+        let mut options = format!(
             "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off \
              -c full_page_writes=off -c max_connections=200",
             dir.display()
         );
+        if let Some((cert, key)) = &tls {
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            ));
+        }
         let started = run(
             user.as_deref(),
             &dir,
@@ -248,6 +260,45 @@ fn start() -> Result<Server, String> {
     Err(format!(
         "the PostgreSQL server did not start: {last}\n{HOW_TO_GET_ONE}"
     ))
+}
+
+/// A certificate and key for the server, so that the store's TLS path (handshake, certificate
+/// verification) can be tested against it: self-signed, made with `openssl` (a dependency of
+/// PostgreSQL's Debian packages), valid for `localhost` and 127.0.0.1. No trust store holds it
+/// — not Debian's "snakeoil" certificate, which `/etc/ssl/certs` does trust — so the tests can
+/// only see it refused. `None` without `openssl`.
+fn tls_files(dir: &Path, user: Option<&str>) -> Result<Option<(PathBuf, PathBuf)>, String> {
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    let made = has("openssl")
+        && Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+            // Not `CN=localhost`: that names Debian's trusted snakeoil certificate, which path
+            // building would then try as this one's issuer.
+            .args(["-subj", "/CN=ovhform-test-server"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            // A server certificate, not a CA: refused for its issuer alone.
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !made {
+        return Ok(None);
+    }
+    // The server refuses a key that is not its own or that others may read.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod {}: {e}", key.display()))?;
+    if let Some(user) = user {
+        chown(&cert, user)?;
+        chown(&key, user)?;
+    }
+    Ok(Some((cert, key)))
 }
 
 /// The directory of `initdb` and `pg_ctl`.
@@ -298,16 +349,16 @@ fn unprivileged_user() -> Result<String, String> {
     ))
 }
 
-fn chown(dir: &Path, user: &str) -> Result<(), String> {
+fn chown(path: &Path, user: &str) -> Result<(), String> {
     let status = Command::new("chown")
         .arg(format!("{user}:"))
-        .arg(dir)
+        .arg(path)
         .status()
-        .map_err(|e| format!("chown {}: {e}", dir.display()))?;
+        .map_err(|e| format!("chown {}: {e}", path.display()))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("chown {user}: {} failed", dir.display()))
+        Err(format!("chown {user}: {} failed", path.display()))
     }
 }
 
