@@ -816,6 +816,33 @@ where
 /// a database a newer ovhform has migrated further.
 async fn migrate(client: &mut Client, target: &str) -> Result<(), StateError> {
     let err = |action| move |source| pg_error(action, target, source);
+    // An up-to-date schema is only read: a database user without the right to create tables
+    // (or to write the version table) can run ovhform once the owner has migrated.
+    let exists: bool = client
+        .query_one("SELECT to_regclass('ovhform_schema') IS NOT NULL", &[])
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(err("look for the schema version table"))?;
+    let current: Option<i32> = if exists {
+        client
+            .query_one("SELECT max(version) FROM ovhform_schema", &[])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(err("read the schema version"))?
+    } else {
+        None
+    };
+    match current {
+        Some(found) if found > SCHEMA_VERSION => {
+            return Err(StateError::SchemaTooNew {
+                target: target.to_string(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Some(found) if found == SCHEMA_VERSION => return Ok(()),
+        _ => {}
+    }
     let tx = client
         .transaction()
         .await

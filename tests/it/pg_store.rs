@@ -382,6 +382,31 @@ async fn migrations_run_twice_are_idempotent() {
         .unwrap()
         .get(0);
     assert_eq!(tables, 5, "schema, records, intents, fleet secrets, leases");
+
+    // Once migrated, a user that may only read and write rows can run ovhform: an up-to-date
+    // schema is not touched. (Only on the throwaway server, which trusts any local role.)
+    if !db.external {
+        let role = format!("{}_rw", db.name());
+        sql.batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+        ))
+        .await
+        .unwrap();
+        let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+        // Another fleet: x's lease on this one is still live.
+        let rw = PgStore::connect(&url, "other-fleet", "rw")
+            .await
+            .unwrap_or_else(|e| panic!("a row-only user connects: {e}"));
+        assert!(rw.campaign(LONG).await.unwrap().is_leader());
+        rw.put_install(&rec("ns2.eu", 1)).await.unwrap();
+        let create = sql
+            .batch_execute(&format!(
+                "SET ROLE {role}; CREATE TABLE ovhform_probe (x int)"
+            ))
+            .await;
+        assert!(create.is_err(), "the role really cannot create tables");
+    }
 }
 
 #[tokio::test]
