@@ -12,7 +12,7 @@
 //! if the row still names this holder with this token and has not expired by the database's
 //! clock. A takeover needs the same row lock, so each write is ordered either before the
 //! takeover (and was the leader's) or after it (and fails with [`StateError::NotLeader`],
-//! changing nothing). All writes go through [`PgStore::write`], the one place that opens a
+//! changing nothing). All writes go through `PgStore::write`, the one place that opens a
 //! write transaction.
 
 use std::time::Duration;
@@ -183,7 +183,7 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-/// One write, run by [`PgStore::write`] inside its fenced transaction.
+/// One write, run by `PgStore::write` inside its fenced transaction.
 enum Write<'a> {
     Records(RecordsEdit<'a>),
     PutIntent(&'a Intent),
