@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The full test suite, from a fresh Debian machine with the Rust toolchain:
 # installs what the tests need (a Python venv with the pinned official python-ovh client for the
-# conformance tests; spin for the model check), then formatting, lints, the model check of apply's
-# intent journal and every test, the tests with nothing but the repository visible.
+# conformance tests; PostgreSQL's server for the PostgreSQL store's tests; spin for the model
+# check), then formatting, lints, the model check of apply's intent journal and every test, the
+# tests with nothing but the repository visible.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,21 @@ if ! "$venv/bin/python" -c 'import ovh, prometheus_client' 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 export OVHFORM_TEST_PYTHON="$venv/bin/python"
+
+# The PostgreSQL store's tests start a throwaway server of their own (tests/it/pg_support.rs)
+# unless OVHFORM_TEST_PG_URL names one: they need initdb and pg_ctl, and openssl for the
+# server's TLS certificate, and fail without them.
+if [[ -z "${OVHFORM_TEST_PG_URL:-}" ]]; then
+  pg_packages=()
+  if ! command -v initdb >/dev/null 2>&1 \
+    && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    pg_packages+=(postgresql)
+  fi
+  command -v openssl >/dev/null 2>&1 || pg_packages+=(openssl)
+  if [[ ${#pg_packages[@]} -gt 0 ]]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pg_packages[@]}"
+  fi
+fi
 
 cargo fmt --all --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -1,8 +1,9 @@
 //! The state room: what ovhform remembers about the installs it made (or adopted), where that
 //! memory lives, and the lock that keeps two writers apart.
 //!
-//! Owns: the [`RecordStore`] trait and its backends ([`FileStore`], the default state directory,
-//! and [`MemoryStore`] for tests), the encoding of an install record as IAM tags on the server
+//! Owns: the [`RecordStore`] trait and its backends ([`FileStore`], the default state directory;
+//! [`PgStore`], PostgreSQL shared by the daemon's replicas, with its leadership lease; and
+//! [`MemoryStore`] for tests), where `--state` points ([`StateLocation`]), the encoding of an install record as IAM tags on the server
 //! ([`tags`]), the rule that merges records from the store with records read back from tags
 //! ([`merge`]), the manifests' git revision ([`revision`]), the cache of rarely changing API
 //! facts kept next to the records ([`facts`]) and the `--state` argument.
@@ -21,13 +22,17 @@ use crate::model::{InstallRecord, Intent, Records};
 
 pub mod facts;
 pub mod file;
+pub mod location;
 pub mod merge;
+pub mod pg;
 pub mod revision;
 pub mod tags;
 
 pub use facts::{Fact, Facts, FactsCache, FileFacts, MemoryFacts};
 pub use file::{FileStore, LockHolder, write_atomic};
+pub use location::{StateLocation, redact_url};
 pub use merge::{merge_records, records_from_observed};
+pub use pg::{FenceReason, Lease, PgStore};
 pub use revision::manifests_revision;
 pub use tags::{record_from_tags, record_to_tags, replace_record_tags};
 
@@ -161,6 +166,123 @@ pub enum StateError {
         len: usize,
         max: usize,
     },
+
+    #[error("PostgreSQL state store {target}: cannot {action}: {detail}")]
+    #[diagnostic(
+        code(ovhform::state::postgres),
+        help(
+            "check that the database is reachable, that the URL's user, password and database \
+             are right, and that the user may create tables in it (the schema is migrated on \
+             start)"
+        )
+    )]
+    Postgres {
+        action: &'static str,
+        /// The URL, password hidden.
+        target: String,
+        /// The driver's message with its causes (the server's own words).
+        detail: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    #[error("PostgreSQL state URL {target} is not usable: {reason}")]
+    #[diagnostic(
+        code(ovhform::state::postgres_url),
+        help("write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=require")
+    )]
+    PgUrl { target: String, reason: String },
+
+    #[error("cannot set up TLS for the PostgreSQL state store {target}: {source}")]
+    #[diagnostic(
+        code(ovhform::state::postgres_tls),
+        help("the system's CA certificates are used to verify the database's certificate")
+    )]
+    PgTls {
+        target: String,
+        #[source]
+        source: rustls::Error,
+    },
+
+    #[error(
+        "PostgreSQL state store {target} has schema version {found}, newer than the {supported} \
+         this ovhform knows: upgrade ovhform to use it"
+    )]
+    #[diagnostic(
+        code(ovhform::state::schema_too_new),
+        help(
+            "a newer ovhform migrated this database; an older one could misread or drop what \
+             it wrote, so it refuses to touch it"
+        )
+    )]
+    SchemaTooNew {
+        target: String,
+        found: i32,
+        supported: i32,
+    },
+
+    #[error("{holder} may not {action} for fleet {fleet}: it is not the leader: {reason}")]
+    #[diagnostic(
+        code(ovhform::state::not_leader),
+        help(
+            "only the replica holding the fleet's lease writes; this one must stop acting and \
+             campaign again (nothing was written)"
+        )
+    )]
+    NotLeader {
+        fleet: String,
+        holder: String,
+        action: &'static str,
+        reason: pg::FenceReason,
+    },
+
+    #[error(
+        "a lease time to live of {ttl:?} is out of range (more than 0, at most {:?})",
+        pg::MAX_LEASE_TTL
+    )]
+    #[diagnostic(code(ovhform::state::lease_ttl))]
+    InvalidLeaseTtl { ttl: std::time::Duration },
+
+    #[error("invalid {what} name `{value}`: {rule}")]
+    #[diagnostic(code(ovhform::state::invalid_name))]
+    InvalidName {
+        what: &'static str,
+        /// As given, escaped.
+        value: String,
+        rule: &'static str,
+    },
+
+    #[error("the {what} of fleet {fleet} in the PostgreSQL state store is unusable: {source}")]
+    #[diagnostic(
+        code(ovhform::state::postgres_document),
+        help(
+            "the row was not written by this ovhform (or was edited by hand); restore it from \
+             a backup rather than risk losing records"
+        )
+    )]
+    PgDocument {
+        fleet: String,
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("PostgreSQL state store {target}: {action} returned nothing usable")]
+    #[diagnostic(
+        code(ovhform::state::postgres_unexpected),
+        help("the database answered in a way this ovhform cannot explain; please report it")
+    )]
+    PgUnexpected {
+        target: String,
+        action: &'static str,
+    },
+
+    #[error("refusing an empty fleet secret for fleet {fleet}")]
+    #[diagnostic(
+        code(ovhform::state::fleet_secret_empty),
+        help("a fleet secret keys the digests of secret values: give a long random one")
+    )]
+    FleetSecretEmpty { fleet: String },
 }
 
 /// What a store call returns: a boxed future, so that [`RecordStore`] stays object-safe
@@ -338,14 +460,18 @@ impl Default for StateArgs {
     }
 }
 
+/// What a fleet name may be, for messages.
+pub(crate) const FLEET_RULE: &str =
+    "a fleet name is 1 to 64 characters among letters, digits and _ . : / = + -";
+
 /// A fleet name is written as an IAM tag value: 1 to 64 characters of the tag charset, no `@`
 /// (the escape character).
-fn parse_fleet(s: &str) -> Result<String, String> {
+pub(crate) fn parse_fleet(s: &str) -> Result<String, String> {
     let ok = (1..=64).contains(&s.len()) && s.chars().all(|c| tags::is_tag_char(c) && c != '@');
     if ok {
         Ok(s.to_string())
     } else {
-        Err("a fleet name is 1 to 64 characters among letters, digits and _ . : / = + -".into())
+        Err(FLEET_RULE.into())
     }
 }
 

@@ -14,6 +14,8 @@ mod kill;
 mod manifest;
 mod observe_sim;
 mod ovh_client;
+mod pg_store;
+mod pg_support;
 mod pipeline;
 mod plan;
 mod plan_cli;
