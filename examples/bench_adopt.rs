@@ -83,7 +83,7 @@ async fn main() {
         tracking: TrackingConfig::default(),
         plan_id: None,
         clock: Arc::new(jiff::Timestamp::now),
-        stop: None,
+        halt: None,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     drop(rx);

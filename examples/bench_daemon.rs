@@ -72,6 +72,8 @@ async fn main() {
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         SimConfig {
             fleet,
+            // Real time: the arrival log's minutes are the daemon's minutes.
+            speed: 1.0,
             ..SimConfig::for_tests()
         },
     );

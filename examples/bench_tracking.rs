@@ -98,7 +98,7 @@ async fn main() {
         tracking,
         plan_id: None,
         clock: Arc::new(jiff::Timestamp::now),
-        stop: None,
+        halt: None,
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     handle.reset_calls();

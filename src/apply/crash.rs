@@ -63,8 +63,32 @@ pub const POINTS: &[&str] = &[
     "applied:before-write",
 ];
 
-/// A crash point: a no-op unless `OVHFORM_CRASH_AT` names it.
+/// `OVHFORM_PAUSE_AT=<point>`: the process stops itself (SIGSTOP) the first time it reaches
+/// the point, and goes on from there when continued (SIGCONT). For the daemon's HA test: a
+/// leader frozen just before a write, resumed after another replica took over.
+fn pause_at() -> Option<&'static str> {
+    static PAUSE: OnceLock<Option<String>> = OnceLock::new();
+    PAUSE
+        .get_or_init(|| std::env::var("OVHFORM_PAUSE_AT").ok())
+        .as_deref()
+}
+
+/// A crash point: a no-op unless `OVHFORM_CRASH_AT` (or `OVHFORM_PAUSE_AT`) names it.
 pub fn point(name: &str) {
+    if pause_at() == Some(name) {
+        static PAUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !PAUSED.swap(true, Ordering::SeqCst) {
+            use std::io::Write as _;
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "ovhform: pause point {name} reached");
+            let _ = err.flush();
+            drop(err);
+            // Returns once the process is continued.
+            let _ = std::process::Command::new("kill")
+                .args(["-STOP", &std::process::id().to_string()])
+                .status();
+        }
+    }
     let Some(a) = armed() else { return };
     if a.point != name {
         return;

@@ -98,10 +98,14 @@ pub struct ApplyContext<'a> {
     pub plan_id: Option<String>,
     /// Local wall clock (tests inject one).
     pub clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
-    /// Set by the daemon on shutdown: no action starts after it is set (running ones finish
-    /// their journal writes; OVH tasks go on and the next start re-attaches).
-    pub stop: Option<Arc<AtomicBool>>,
+    /// Asked before every action and right before every API write: `Some(why)` and nothing
+    /// more is sent (the daemon: shutting down, or its leader lease has run out — checked on
+    /// the monotonic clock, so a replica resumed after SIGSTOP stops here).
+    pub halt: Option<Halt>,
 }
+
+/// See [`ApplyContext::halt`].
+pub type Halt = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 /// What happens, as it happens. The CLI draws it; the daemon will count it.
 #[derive(Clone, Debug, PartialEq)]
@@ -388,19 +392,19 @@ impl Run<'_> {
         }
     }
 
+    fn halted(&self) -> Option<String> {
+        self.ctx.halt.as_ref().and_then(|h| h())
+    }
+
     async fn run_actions(&self, sp: &ServerPlan) -> Result<Outcome, ApplyError> {
         let name = sp.server.as_str();
         let mut outcome = Outcome::Unchanged;
         let mut ran_any = false;
         for action in &sp.actions {
-            if self
-                .ctx
-                .stop
-                .as_ref()
-                .is_some_and(|s| s.load(Ordering::SeqCst))
-                && !matches!(action, Action::Noop(_))
+            if !matches!(action, Action::Noop(_))
+                && let Some(why) = self.halted()
             {
-                return Ok(Outcome::Skipped("shutting down: not started".into()));
+                return Ok(Outcome::Skipped(format!("{why}: not started")));
             }
             match action {
                 Action::Noop(_) => {}
@@ -485,6 +489,9 @@ impl Run<'_> {
                         },
                     };
                     crash::point("boot:before-put");
+                    if let Some(why) = self.halted() {
+                        return Ok(Outcome::Skipped(format!("{why}: boot not set")));
+                    }
                     self.ctx
                         .client
                         .update_server(name, &update)
@@ -501,6 +508,9 @@ impl Run<'_> {
                 Action::Reboot(_) => {
                     self.started(name, ActionKind::Reboot);
                     crash::point("reboot:before-post");
+                    if let Some(why) = self.halted() {
+                        return Ok(Outcome::Skipped(format!("{why}: not rebooted")));
+                    }
                     let t =
                         self.ctx
                             .client
@@ -531,6 +541,9 @@ impl Run<'_> {
                 Action::UpdateSettings(u) => {
                     self.started(name, ActionKind::UpdateSettings);
                     crash::point("settings:before-put");
+                    if let Some(why) = self.halted() {
+                        return Ok(Outcome::Skipped(format!("{why}: settings not updated")));
+                    }
                     self.ctx
                         .client
                         .update_server(name, &settings_update(&u.fields))
@@ -800,6 +813,9 @@ impl Run<'_> {
             return Ok(Some(Outcome::Skipped(format!(
                 "{m} since the plan; not reinstalled"
             ))));
+        }
+        if let Some(why) = self.halted() {
+            return Ok(Some(Outcome::Skipped(format!("{why}: not reinstalled"))));
         }
         let posted = intent::post_reinstall(
             self.ctx.client,

@@ -246,15 +246,19 @@ pub async fn track(
         TaskKind::Other => cfg.min_poll,
     };
     let mut estimated_at = Instant::now();
+    let mut final_poll_done = false;
     loop {
         let left = remaining.saturating_sub(estimated_at.elapsed());
         let own = own_interval(cfg, kind, left);
         let demand = tracking.declare(&active, REQUESTS_PER_POLL / own.as_secs_f64().max(1e-3));
-        let wait = poll_interval(own, left, demand, client.config().requests_per_second());
+        // Never sleep past the timeout: the task is read once more at the deadline, so a
+        // short timeout (the daemon's `--track-for`) still sees a task that ended.
+        let wait = poll_interval(own, left, demand, client.config().requests_per_second())
+            .min(cfg.timeout.saturating_sub(started.elapsed()));
         tokio::time::sleep(wait).await;
         polls += 1;
         super::crash::point("track:poll");
-        if started.elapsed() > cfg.timeout {
+        if started.elapsed() >= cfg.timeout && final_poll_done {
             return Err(ApplyError::StoppedWaiting {
                 server: server.to_string(),
                 task,
@@ -264,6 +268,7 @@ pub async fn track(
                 .to_string(),
             });
         }
+        final_poll_done |= started.elapsed() >= cfg.timeout;
         // Read before the GET: a 404 counts as "purged" only if the task had been tracked
         // for the fresh window when the request left (journal.pml TRACK_AFTER_ANSWER).
         let tracked = started.elapsed();

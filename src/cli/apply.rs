@@ -342,7 +342,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         tracking: tracking_config(args.task_timeout),
         plan_id: Some(plan_id),
         clock: Arc::new(jiff::Timestamp::now),
-        stop: None,
+        halt: None,
     };
     let started = std::time::Instant::now();
     let (report, tally) = rt.block_on(execute(&plan, &ctx, style, &preview));

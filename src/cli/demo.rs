@@ -138,7 +138,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
             tracking: demo_tracking(),
             plan_id: Some(apply_cli::plan_id(planned.plan.to_json().as_bytes())),
             clock: Arc::new(jiff::Timestamp::now),
-            stop: None,
+            halt: None,
         };
         let started = std::time::Instant::now();
         let (report, tally) = apply_cli::execute(&planned.plan, &ctx, style, &preview).await;

@@ -16,12 +16,13 @@ use crate::apply::Limits;
 use crate::cli::api::ApiArgs;
 use crate::cli::apply::{DEFAULT_MAX_REINSTALLS, tracking_config};
 use crate::cli::{EXIT_OK, GlobalArgs, runtime};
-use crate::daemon::{Daemon, DaemonConfig, DirSeat, Pacing, Reason};
+use crate::daemon::seat::LEASE_TTL;
+use crate::daemon::{Daemon, DaemonConfig, DirSeat, Pacing, PgSeat, Reason, Seat};
 use crate::escape;
 use crate::ovh::InstallApi;
 use crate::plan::InstallRoute;
 use crate::plan::digest::FleetKey;
-use crate::state::StateArgs;
+use crate::state::{FactsCache, MemoryFacts, PgStore, StateArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -66,6 +67,10 @@ pub struct Args {
     /// Manifest file events closer than this are one change.
     #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = humantime::parse_duration)]
     pub debounce: Duration,
+    /// This replica's name in the PostgreSQL lease (with `--state postgres://…`): unique per
+    /// replica. Default: the host name and the process id.
+    #[arg(long, value_name = "NAME", env = "OVHFORM_REPLICA")]
+    pub replica: Option<String>,
     /// How long hardware and catalog facts are reused (see `ovhform plan --facts-ttl`).
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration)]
     pub facts_ttl: Duration,
@@ -77,13 +82,31 @@ pub fn run(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
         .client()
         .into_diagnostic()
         .wrap_err("cannot set up the OVHcloud API client")?;
-    let fleet_key = args
-        .state
-        .fleet_secret()?
-        .as_deref()
-        .and_then(FleetKey::new);
     let rt = runtime()?;
     rt.block_on(async move {
+        let postgres = args.state.postgres_url();
+        let (seat, facts, fleet_secret): (Arc<dyn Seat>, Arc<dyn FactsCache>, Option<String>) =
+            match &postgres {
+                Some(url) => {
+                    let replica = args.replica.clone().unwrap_or_else(default_replica);
+                    let store = PgStore::connect(url, &args.state.fleet, &replica).await?;
+                    let secret = match std::env::var("OVHFORM_SECRET_KEY") {
+                        Ok(v) if !v.is_empty() => Some(v),
+                        _ => store.fleet_secret().await?,
+                    };
+                    (
+                        Arc::new(PgSeat::new(store, LEASE_TTL)),
+                        Arc::new(MemoryFacts::default()),
+                        secret,
+                    )
+                }
+                None => (
+                    Arc::new(DirSeat(args.state.clone())),
+                    Arc::new(args.state.facts()),
+                    args.state.fleet_secret()?,
+                ),
+            };
+        let fleet_key = fleet_secret.as_deref().and_then(FleetKey::new);
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .into_diagnostic()
@@ -105,13 +128,13 @@ pub fn run(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
                 ..Limits::default()
             },
             tracking: tracking_config(args.track_for),
+            task_requeue: Duration::from_secs_f64(60.0 / time_scale()),
             facts_ttl: args.facts_ttl,
             http_token: args.http_token.clone(),
             webhook: args.webhook.clone(),
             ..DaemonConfig::new(&args.manifests, args.state.fleet.clone())
         };
-        let facts = Arc::new(args.state.facts());
-        let seat = Arc::new(DirSeat(args.state.clone()));
+        let where_state = seat.describe();
         let daemon = Daemon::new(cfg, client, seat, facts);
         let triggers = daemon.triggers();
         spawn_hangup(triggers);
@@ -119,7 +142,7 @@ pub fn run(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
             "ovhform run: fleet {}, manifests {}, state {}, http://{addr} (/healthz /readyz /metrics /status)",
             escape::line(&args.state.fleet),
             escape::line(&args.manifests.display().to_string()),
-            escape::line(&args.state.state_dir.display().to_string()),
+            escape::line(&where_state),
         );
         daemon
             .run(listener, terminated())
@@ -129,6 +152,26 @@ pub fn run(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
         eprintln!("ovhform run: stopped");
         Ok(ExitCode::from(EXIT_OK))
     })
+}
+
+/// The simulator test hook `OVHFORM_TIME_SCALE` (docs/apply.md): a fast simulated clock gets
+/// its task requeues as much sooner.
+fn time_scale() -> f64 {
+    std::env::var(crate::cli::apply::TIME_SCALE_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| *s >= 1.0)
+        .unwrap_or(1.0)
+}
+
+/// `host:pid`: unique per replica on one host, readable in `/status` and the lease table.
+fn default_replica() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "ovhform".into());
+    format!("{host}:{}", std::process::id())
 }
 
 /// SIGHUP: re-read the manifests and plan now.

@@ -33,17 +33,19 @@ use crate::ovh::{self, Meter};
 use crate::pipeline::{self, Context, DETAIL_CALLS_PER_SERVER, NoProgress, PipelineError};
 use crate::plan::digest::FleetKey;
 use crate::plan::{Action, InstallRoute, Plan, PlanInput};
-use crate::state::{FactsCache, RecordStore, StateArgs, StateError, StoreFuture};
+use crate::state::{FactsCache, StateError};
 
 pub mod desired;
 pub mod http;
 pub mod metrics;
 pub mod policy;
+pub mod seat;
 pub mod status;
 pub mod trigger;
 pub mod watch;
 pub mod webhook;
 
+pub use seat::{DirSeat, PgSeat, Role, Seat, SharedSeat};
 pub use status::{ServerState, ServerStatus, StatusDoc};
 pub use trigger::{Pacing, Reason, Requeue, TriggerSender, Triggers};
 
@@ -122,63 +124,6 @@ impl DaemonConfig {
             webhook: None,
             clock: Arc::new(Timestamp::now),
         }
-    }
-}
-
-/// Whether this replica may act now, and with which store.
-pub enum Role {
-    /// It acts this pass; writes go to `store`.
-    Leader { store: Arc<dyn RecordStore> },
-    /// Another replica acts.
-    Standby { leader: String },
-}
-
-/// The right to act: taken before each pass, left on shutdown. The state directory's seat is
-/// its lock, held for one pass (so `ovhform apply` by a person can run between passes); a
-/// PostgreSQL seat is a lease with fencing tokens.
-pub trait Seat: Send + Sync {
-    fn take(&self) -> StoreFuture<'_, Role>;
-    fn leave(&self) -> StoreFuture<'_, ()>;
-    /// For logs and errors: where the state is (no credentials).
-    fn describe(&self) -> String;
-}
-
-/// The state directory: its writer's lock for the length of a pass.
-pub struct DirSeat(pub StateArgs);
-
-impl Seat for DirSeat {
-    fn take(&self) -> StoreFuture<'_, Role> {
-        Box::pin(async move {
-            let store = self.0.open_locked()?;
-            Ok(Role::Leader {
-                store: Arc::new(store),
-            })
-        })
-    }
-    fn leave(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async { Ok(()) })
-    }
-    fn describe(&self) -> String {
-        format!("state directory {}", self.0.state_dir.display())
-    }
-}
-
-/// One shared store, always the leader (tests, single-replica embeddings).
-pub struct SharedSeat(pub Arc<dyn RecordStore>);
-
-impl Seat for SharedSeat {
-    fn take(&self) -> StoreFuture<'_, Role> {
-        Box::pin(async move {
-            Ok(Role::Leader {
-                store: self.0.clone(),
-            })
-        })
-    }
-    fn leave(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async { Ok(()) })
-    }
-    fn describe(&self) -> String {
-        "in-memory store".into()
     }
 }
 
@@ -392,7 +337,7 @@ impl Daemon {
         let started_at = (self.cfg.clock)();
         let started = Instant::now();
         let meter = Meter::new();
-        tracing::info!(pass = number, reason = %reason, "reconcile pass");
+        tracing::debug!(pass = number, reason = %reason, "reconcile pass");
         let result = self.pass_inner(&meter).await;
         let elapsed = started.elapsed();
         let m = &self.shared.metrics;
@@ -436,14 +381,16 @@ impl Daemon {
             }
         };
         let applied = matches!(result, Ok(Some(true)));
-        tracing::info!(
-            pass = number,
-            calls = meter.total(),
-            duration_ms = elapsed.as_millis() as u64,
-            verified = self.verified_last,
-            outcome,
-            "pass done"
-        );
+        if outcome != "standby" {
+            tracing::info!(
+                pass = number,
+                calls = meter.total(),
+                duration_ms = elapsed.as_millis() as u64,
+                verified = self.verified_last,
+                outcome,
+                "pass done"
+            );
+        }
         self.shared.edit(|doc| {
             doc.last_pass = Some(status::PassSummary {
                 number,
@@ -474,13 +421,18 @@ impl Daemon {
             Role::Leader { store } => store,
             Role::Standby { leader } => {
                 self.shared.metrics.leader.set(0);
-                self.shared.edit(|doc| doc.leader = false);
+                // A standby is ready once it knows it is one.
+                self.shared.edit(|doc| {
+                    doc.leader = false;
+                    doc.ready = true;
+                });
                 tracing::debug!(leader = %crate::escape::line(&leader), "standby");
                 return Ok(None);
             }
         };
         self.shared.metrics.leader.set(1);
         self.shared.edit(|doc| doc.leader = true);
+        tracing::info!(pass = self.passes, "reconcile pass");
 
         let (desired, outcome) = self.manifests.load();
         let now = (self.cfg.clock)();
@@ -562,7 +514,17 @@ impl Daemon {
             tracking: self.cfg.tracking.clone(),
             plan_id: Some(plan_digest(&plan)),
             clock: self.cfg.clock.clone(),
-            stop: Some(self.stop.clone()),
+            halt: Some({
+                let stop = self.stop.clone();
+                let seat = self.seat.clone();
+                Arc::new(move || {
+                    if stop.load(Ordering::SeqCst) {
+                        Some("shutting down".to_string())
+                    } else {
+                        seat.halted()
+                    }
+                })
+            }),
         };
         let report = apply::apply(&plan, &apply_ctx, &tx).await;
         drop(tx);
@@ -760,21 +722,6 @@ fn plan_digest(plan: &Plan) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verification_takes_half_an_interval_of_budget() {
-        let five_min = Duration::from_secs(300);
-        // 60 requests a minute: 150 requests for verification, 5 for the listing, 5 each.
-        assert_eq!(verify_per_pass(five_min, 1.0, 0.5), 29);
-        assert_eq!(verify_per_pass(five_min, 1.0, 1.0), 59);
-        assert_eq!(verify_per_pass(Duration::from_secs(1), 1.0, 0.5), 1);
-        assert_eq!(verify_per_pass(five_min, 0.0, 0.5), usize::MAX);
-    }
-}
-
 fn log_event(event: &apply::ApplyEvent) {
     use apply::ApplyEvent as E;
     match event {
@@ -798,5 +745,20 @@ fn log_event(event: &apply::ApplyEvent) {
             "record tags not written"
         ),
         other => tracing::debug!(event = ?other, "apply"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_takes_half_an_interval_of_budget() {
+        let five_min = Duration::from_secs(300);
+        // 60 requests a minute: 150 requests for verification, 5 for the listing, 5 each.
+        assert_eq!(verify_per_pass(five_min, 1.0, 0.5), 29);
+        assert_eq!(verify_per_pass(five_min, 1.0, 1.0), 59);
+        assert_eq!(verify_per_pass(Duration::from_secs(1), 1.0, 0.5), 1);
+        assert_eq!(verify_per_pass(five_min, 0.0, 0.5), usize::MAX);
     }
 }

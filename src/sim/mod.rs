@@ -242,6 +242,19 @@ impl SimHandle {
         self.world().calls.clone()
     }
 
+    /// Requests per route pattern from clients whose `Host` header starts with `host`.
+    pub fn calls_from(&self, host: &str) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (h, routes) in &self.world().calls_by_host {
+            if h.starts_with(host) {
+                for (route, n) in routes {
+                    *out.entry(route.clone()).or_default() += n;
+                }
+            }
+        }
+        out
+    }
+
     pub fn total_calls(&self) -> u64 {
         self.world().total_calls()
     }
@@ -258,7 +271,9 @@ impl SimHandle {
     }
 
     pub fn reset_calls(&self) {
-        self.world().calls.clear();
+        let mut w = self.world();
+        w.calls.clear();
+        w.calls_by_host.clear();
     }
 
     /// Move simulated time forward (tasks progress accordingly).

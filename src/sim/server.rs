@@ -387,6 +387,17 @@ async fn dispatch(app: &App, conn: &Conn, parts: &Parts, body: &Bytes) -> Respon
         if let Some(arrivals) = w.arrivals.as_mut() {
             arrivals.push((now, pattern.clone()));
         }
+        let host = parts
+            .headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        *w.calls_by_host
+            .entry(host)
+            .or_default()
+            .entry(pattern.clone())
+            .or_default() += 1;
         *w.calls.entry(pattern).or_default() += 1;
     }
 
@@ -566,6 +577,7 @@ fn hook(app: &App, parts: &Parts, body: &Bytes) -> Outcome {
         )),
         ("DELETE", ["calls"]) => {
             w.calls.clear();
+            w.calls_by_host.clear();
             Ok(Answer::void())
         }
         ("GET", ["server", sn]) => w

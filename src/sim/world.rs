@@ -502,6 +502,9 @@ pub struct World {
     pub fair_use: FairUse,
     /// Request counts per route pattern (e.g. `GET /dedicated/server/{serviceName}`).
     pub calls: BTreeMap<String, u64>,
+    /// Requests per `Host` header and route pattern: tells apart clients that reach the
+    /// simulator under different names (`127.0.0.1:…`, `localhost:…`).
+    pub calls_by_host: BTreeMap<String, BTreeMap<String, u64>>,
     /// Arrival time (simulated clock) and route of every request, when recording is on
     /// ([`super::SimHandle::record_arrivals`]): for measuring peaks over sliding windows.
     pub arrivals: Option<Vec<(Timestamp, String)>>,
@@ -528,6 +531,7 @@ impl World {
             rng,
             fair_use: FairUse::default(),
             calls: BTreeMap::new(),
+            calls_by_host: BTreeMap::new(),
             listing_snapshot: None,
             arrivals: None,
             next_task_id: 587_000_001,

@@ -43,6 +43,19 @@ pub const DEFAULT_STATE_DIR: &str = ".ovhform";
 /// about and says how to get out of it.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum StateError {
+    #[error("`{command}` cannot use a PostgreSQL state store yet (--state {target})")]
+    #[diagnostic(
+        code(ovhform::state::postgres_not_here),
+        help(
+            "only `ovhform run` uses a PostgreSQL store for now; give `{command}` a state \
+             directory, or let the daemon apply"
+        )
+    )]
+    PostgresNotHere {
+        command: &'static str,
+        target: String,
+    },
+
     #[error("cannot {action} {}: {source}", path.display())]
     #[diagnostic(
         code(ovhform::state::io),
@@ -492,6 +505,7 @@ impl StateArgs {
     /// The fleet secret's text: `OVHFORM_SECRET_KEY` when set, else the state directory's
     /// `fleet.key` when it exists. `None`: secrets cannot be compared.
     pub fn fleet_secret(&self) -> Result<Option<String>, StateError> {
+        self.dir_only("this command")?;
         if let Some(v) = std::env::var_os("OVHFORM_SECRET_KEY").filter(|v| !v.is_empty()) {
             return Ok(Some(v.to_string_lossy().into_owned()));
         }
@@ -509,7 +523,28 @@ impl StateArgs {
 
     /// For `apply`/`run`: creates the directory and takes the writer's lock.
     pub fn open_locked(&self) -> Result<FileStore, StateError> {
+        self.dir_only("apply")?;
         FileStore::open_locked(&self.state_dir)
+    }
+
+    /// `--state` as a PostgreSQL URL, if it is one.
+    pub fn postgres_url(&self) -> Option<String> {
+        match StateLocation::parse(&self.state_dir.to_string_lossy()) {
+            Ok(StateLocation::Postgres(url)) => Some(url),
+            _ => None,
+        }
+    }
+
+    /// Refuses a PostgreSQL URL for `command` (only `run` takes one): otherwise the URL would
+    /// be taken for a directory and created.
+    pub fn dir_only(&self, command: &'static str) -> Result<(), StateError> {
+        match self.postgres_url() {
+            Some(url) => Err(StateError::PostgresNotHere {
+                command,
+                target: redact_url(&url),
+            }),
+            None => Ok(()),
+        }
     }
 }
 

@@ -93,7 +93,7 @@ async fn run_apply(
         tracking: fast_tracking(),
         plan_id: None,
         clock: Arc::new(jiff::Timestamp::now),
-        stop: None,
+        halt: None,
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let report = apply::apply(&planned.plan, &ctx, &tx).await;

@@ -5,6 +5,7 @@ mod apply_cli;
 mod apply_e2e;
 mod cli_support;
 mod daemon;
+mod daemon_ha;
 mod daemon_support;
 mod escape_edge;
 mod intent_resolve;
