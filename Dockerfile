@@ -40,5 +40,9 @@ COPY --from=builder /out/manifests /usr/share/ovhform/manifests
 # Numeric, so that orchestrators can check runAsNonRoot.
 USER 10001:10001
 WORKDIR /work
+# The daemon by default: manifests mounted read-only at /work/manifests, state on a volume at
+# /work/.ovhform (or OVHFORM_STATE=postgres://…), HTTP on all interfaces of the container.
+EXPOSE 9090
+HEALTHCHECK --interval=30s --timeout=3s CMD ["ovhform", "--version"]
 ENTRYPOINT ["ovhform"]
-CMD ["--help"]
+CMD ["run", "--manifests", "/work/manifests", "--listen", "0.0.0.0:9090"]

@@ -735,3 +735,29 @@ async fn the_webhook_hears_of_approvals_and_drift_once_each_with_retries() {
     );
     d.stop().await;
 }
+
+/// The deployment examples stay in line with what the daemon serves: the Kubernetes manifest
+/// parses, probes `/healthz` and `/readyz` and runs `run`; the systemd unit runs `ovhform run`
+/// and reloads with SIGHUP; the Dockerfile's default command is `run`.
+#[test]
+fn the_deployment_examples_probe_the_daemons_routes() {
+    let k8s = std::fs::read_to_string(repo().join("docs/deploy/kubernetes.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&k8s).expect("kubernetes.yaml parses");
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("a Deployment");
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"], 2);
+    let daemon = &spec["template"]["spec"]["containers"][0];
+    assert_eq!(daemon["args"][0], "run");
+    assert_eq!(daemon["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(daemon["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let unit = std::fs::read_to_string(repo().join("docs/deploy/ovhform.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/ovhform run "));
+    assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+    assert!(unit.contains("DynamicUser=yes") && unit.contains("ProtectSystem=strict"));
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains(r#"CMD ["run", "#));
+}
