@@ -147,19 +147,14 @@ async fn main() {
     });
 
     let end = Instant::now() + Duration::from_secs(minutes * 60);
-    let mut samples: Vec<(Instant, f64, bool)> = Vec::new();
+    let mut samples: Vec<(Instant, f64, jiff::Timestamp)> = Vec::new();
     let mut peak = 0.0f64;
     let mut last_rss = 0.0;
-    let mut calls_seen = 0u64;
     while Instant::now() < end {
-        let calls = sim.total_calls();
-        // A pass is running when requests arrived since the last sample.
-        let busy = calls != calls_seen;
-        calls_seen = calls;
         let (rss, hwm) = rss_mib(pid);
         last_rss = rss;
         peak = peak.max(hwm);
-        samples.push((Instant::now(), cpu_seconds(pid), busy));
+        samples.push((Instant::now(), cpu_seconds(pid), jiff::Timestamp::now()));
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
     let _ = Command::new("kill")
@@ -167,15 +162,37 @@ async fn main() {
         .status();
     let _ = daemon.wait();
 
-    // CPU outside passes: 5-second sample intervals with no request at either end.
+    // Passes, from the daemon's log: from "reconcile pass" to "pass done".
+    let logs = lines.lock().unwrap().clone();
+    let at = |l: &str| -> Option<jiff::Timestamp> {
+        let v: serde_json::Value = serde_json::from_str(l).ok()?;
+        v["timestamp"].as_str()?.parse().ok()
+    };
+    let mut passes: Vec<(jiff::Timestamp, jiff::Timestamp)> = Vec::new();
+    let mut open: Option<jiff::Timestamp> = None;
+    for l in &logs {
+        if l.contains("\"reconcile pass\"") {
+            open = at(l);
+        } else if l.contains("\"pass done\"")
+            && let (Some(s), Some(e)) = (open.take(), at(l))
+        {
+            passes.push((s, e));
+        }
+    }
+    if let Some(s) = open {
+        passes.push((s, jiff::Timestamp::MAX));
+    }
+    let in_pass = |t: jiff::Timestamp| passes.iter().any(|(s, e)| t >= *s && t <= *e);
+    // CPU outside passes: 5-second sample intervals with neither end inside a pass.
     let (mut idle_cpu, mut idle_wall, mut all_cpu, mut all_wall) = (0.0, 0.0, 0.0, 0.0);
     for w in samples.windows(2) {
-        let (t0, c0, b0) = w[0];
-        let (t1, c1, b1) = w[1];
+        let (t0, c0, w0) = w[0];
+        let (t1, c1, w1) = w[1];
         let dt = (t1 - t0).as_secs_f64();
         all_cpu += c1 - c0;
         all_wall += dt;
-        if !b0 && !b1 {
+        let spanned = passes.iter().any(|(s, e)| *s <= w1 && *e >= w0);
+        if !in_pass(w0) && !in_pass(w1) && !spanned {
             idle_cpu += c1 - c0;
             idle_wall += dt;
         }
@@ -202,7 +219,6 @@ async fn main() {
         100.0 * all_cpu / all_wall.max(1e-9)
     );
     println!("RSS: peak {peak:.1} MiB, at the end {last_rss:.1} MiB");
-    let logs = lines.lock().unwrap();
     for l in logs.iter().filter(|l| l.contains("pass done")) {
         println!("  {l}");
     }

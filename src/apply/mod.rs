@@ -573,19 +573,23 @@ impl Run<'_> {
                     boot: ds.boot.as_ref().map(|b| b.mode.clone()),
                     settings: ds.settings.clone(),
                 };
-                let server = name.to_string();
-                crash::point("applied:before-write");
-                self.ctx
-                    .store
-                    .update(Box::new(move |r| {
-                        r.applied.insert(server, applied);
-                    }))
-                    .await
-                    .map_err(|source| ApplyError::State {
-                        server: name.into(),
-                        step: "record the applied boot and settings",
-                        source,
-                    })?;
+                // Already what the store says (every pass of the daemon over a converged
+                // fleet): no write, so an idle pass does not rewrite the records per server.
+                if self.records_at_start.applied.get(name) != Some(&applied) || ran_any {
+                    let server = name.to_string();
+                    crash::point("applied:before-write");
+                    self.ctx
+                        .store
+                        .update(Box::new(move |r| {
+                            r.applied.insert(server, applied);
+                        }))
+                        .await
+                        .map_err(|source| ApplyError::State {
+                            server: name.into(),
+                            step: "record the applied boot and settings",
+                            source,
+                        })?;
+                }
             }
             if ran_any {
                 outcome = Outcome::Converged;

@@ -498,8 +498,11 @@ impl Daemon {
         self.verified_last = planned.coverage.detail_read.len();
         let mut plan = planned.plan;
         let held = policy::with_errors(&plan);
-        let full = plan.clone();
-        plan.servers.retain(|name, _| !held.contains(name));
+        // Servers with an error finding are left out of apply, not out of the status.
+        let held_plans: Vec<(String, crate::plan::ServerPlan)> = held
+            .iter()
+            .filter_map(|name| plan.servers.remove_entry(name))
+            .collect();
 
         let approvals = policy::approvals(&plan);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -539,9 +542,10 @@ impl Daemon {
                 );
             }
         }
+        plan.servers.extend(held_plans);
         self.count_actions(&plan, &report);
-        self.publish(&full, &report, &planned.coverage.detail_read, now, revision);
-        self.requeue(&full, &report, now);
+        self.publish(&plan, &report, &planned.coverage.detail_read, now, revision);
+        self.requeue(&plan, &report, now);
         Ok(Some(true))
     }
 
@@ -716,10 +720,21 @@ impl Daemon {
 /// writes a saved plan's).
 fn plan_digest(plan: &Plan) -> String {
     use sha2::{Digest, Sha256};
-    format!(
-        "sha256:{}",
-        hex::encode(Sha256::digest(plan.to_json().as_bytes()))
-    )
+    /// Hashes what serde writes, so a 1,000-server plan is never held as one string.
+    struct HashWriter(Sha256);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = HashWriter(Sha256::new());
+    // Serialising plain data into a hasher cannot fail.
+    let _ = serde_json::to_writer(&mut w, plan);
+    format!("sha256:{}", hex::encode(w.0.finalize()))
 }
 
 fn log_event(event: &apply::ApplyEvent) {
