@@ -1447,3 +1447,81 @@ fn rule_a_failure_the_store_remembers_keeps_its_status() {
         );
     }
 }
+
+/// An explicit boot id is set only when the server offers it; any other id is blocked
+/// (`boot-unresolved`), never PUT (mutation testing: the guard of `resolve`).
+#[test]
+fn rule_an_explicit_boot_id_is_set_only_when_the_server_offers_it() {
+    let (mut d, o, r) = one(A);
+    ds(&mut d).boot = Some(BootSpec {
+        mode: BootMode::BootId { id: 44 },
+        reboot: RebootPolicy::Never,
+    });
+    let p = plan_ok(&d, &o, &r, &input());
+    let set = p.servers[A]
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::SetBoot(s) => Some(s.target.clone()),
+            _ => None,
+        })
+        .expect("a boot change");
+    assert_eq!(set, ovhform::plan::BootTarget::BootId { id: 44 });
+
+    ds(&mut d).boot = Some(BootSpec {
+        mode: BootMode::BootId { id: 4242 },
+        reboot: RebootPolicy::Never,
+    });
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(shape(&p), vec![(ActionKind::Blocked, ActionKind::SetBoot)]);
+    assert_eq!(blocker_kinds(&p), vec![vec!["boot-unresolved"]]);
+}
+
+/// A blocked action blocked again keeps every reason, each once (mutation testing:
+/// `Action::block`), so a reviewer and the daemon's status see all of them.
+#[test]
+fn rule_a_blocked_action_blocked_again_keeps_every_reason_once() {
+    let a = Action::noop("x")
+        .block(vec![Blocker::DetailMissing])
+        .block(vec![Blocker::RecordDisputed, Blocker::DetailMissing]);
+    let kinds: Vec<&str> = a.blockers().iter().map(|b| b.kind_name()).collect();
+    assert_eq!(kinds, ["detail-missing", "record-disputed"]);
+}
+
+/// A group warns only when it plans *more* reinstalls than it runs at once, and the report
+/// counts the groups over their limit (mutation testing: `group_limits`).
+#[test]
+fn rule_a_group_at_its_reinstall_limit_does_not_warn_and_one_over_does() {
+    const B: &str = "ns3000002.ip-51-68-1.eu";
+    let (mut d, mut o, mut r) = one(A);
+    let (d2, o2, r2) = one(B);
+    d.servers.extend(d2.servers);
+    o.servers.extend(o2.servers);
+    r.installs.extend(r2.installs);
+    r.applied.extend(r2.applied);
+    for name in [A, B] {
+        let s = d.servers.get_mut(name).unwrap();
+        s.install.as_mut().unwrap().generation += 1;
+        s.groups = vec!["web".into()];
+    }
+    let group = |max| DesiredGroup {
+        name: "web".into(),
+        origin: testkit::origin("groups/web.yaml", 1),
+        members: [A.to_string(), B.to_string()].into(),
+        max_concurrent_reinstalls: Some(max),
+    };
+    let warned = |p: &Plan| {
+        p.findings
+            .iter()
+            .filter(|f| f.code == ovhform::plan::FindingCode::GroupLimit)
+            .count()
+    };
+    d.groups.insert("web".into(), group(2));
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!(kinds(&p, A), vec![ActionKind::Reinstall]);
+    assert_eq!(kinds(&p, B), vec![ActionKind::Reinstall]);
+    assert_eq!((warned(&p), p.report.limits.groups_over_limit), (0, 0));
+    d.groups.insert("web".into(), group(1));
+    let p = plan_ok(&d, &o, &r, &input());
+    assert_eq!((warned(&p), p.report.limits.groups_over_limit), (1, 1));
+}
