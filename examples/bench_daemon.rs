@@ -91,6 +91,10 @@ async fn main() {
             .env("OVH_APPLICATION_SECRET", &creds.application_secret)
             .env("OVH_CONSUMER_KEY", &creds.consumer_key)
             .stdin(Stdio::null());
+        // glibc's arena count, to measure its effect on RSS (docs/benchmarks.md).
+        if let Ok(v) = std::env::var("MALLOC_ARENA_MAX") {
+            c.env("MALLOC_ARENA_MAX", v);
+        }
         c
     };
 

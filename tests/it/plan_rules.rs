@@ -1525,3 +1525,22 @@ fn rule_a_group_at_its_reinstall_limit_does_not_warn_and_one_over_does() {
     let p = plan_ok(&d, &o, &r, &input());
     assert_eq!((warned(&p), p.report.limits.groups_over_limit), (1, 1));
 }
+
+/// A saved plan whose server entry is filed under another server's name (an edited plan that
+/// would run one server's actions on another) fails the lint, which apply runs before
+/// anything (mutation testing: `lint::server_key`).
+#[test]
+fn rule_a_server_plan_filed_under_another_name_fails_the_lint() {
+    const B: &str = "ns3000002.ip-51-68-1.eu";
+    let (d, o, r) = one(A);
+    let mut p = plan_ok(&d, &o, &r, &input());
+    let sp = p.servers.remove(A).unwrap();
+    p.servers.insert(B.to_string(), sp);
+    let errors = ovhform::plan::lint(&p);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.server == B && e.message.contains("names itself")),
+        "{errors:#?}"
+    );
+}
