@@ -1544,3 +1544,67 @@ fn rule_a_server_plan_filed_under_another_name_fails_the_lint() {
         "{errors:#?}"
     );
 }
+
+/// Every lint check fires on the tampering it exists for (a saved plan is as hostile as an
+/// API answer: apply refuses a plan that fails the lint). Each row starts from a consistent
+/// plan, breaks one invariant and expects that check's name (mutation testing: every
+/// `lint.rs` check replaced by a no-op is caught).
+#[test]
+fn rule_every_lint_check_fires_on_its_tampering() {
+    use ovhform::plan::{BootTarget, Forget, Noop};
+    // A consistent plan: set-boot + reboot on A.
+    let boot_plan = || {
+        let (mut d, o, r) = one(A);
+        ds(&mut d).boot = Some(rescue_on_change());
+        plan_ok(&d, &o, &r, &input())
+    };
+    let noop = || {
+        Action::Noop(Noop {
+            reason: "in sync".into(),
+        })
+    };
+    let forget = || {
+        Action::Forget(Forget {
+            reason: "no manifest".into(),
+            changes: Vec::new(),
+        })
+    };
+    type Tamper = fn(&mut ovhform::plan::ServerPlan, &dyn Fn() -> Action, &dyn Fn() -> Action);
+    let rows: Vec<(&str, Tamper)> = vec![
+        ("no-actions", |sp, _, _| sp.actions.clear()),
+        ("forget-scope", |sp, _, f| sp.actions = vec![f()]),
+        ("outside-universe", |sp, _, _| {
+            sp.presence.desired = false;
+            sp.presence.observed = false;
+        }),
+        ("alone", |sp, n, _| sp.actions.push(n())),
+        ("duplicate", |sp, _, _| {
+            let first = sp.actions[0].clone();
+            sp.actions.insert(0, first);
+        }),
+        ("order", |sp, _, _| sp.actions.reverse()),
+        ("reboot-after-set-boot", |sp, _, _| {
+            sp.actions.remove(0);
+        }),
+        ("boot-resolved", |sp, _, _| {
+            if let Action::SetBoot(s) = &mut sp.actions[0] {
+                s.target = BootTarget::Unresolved {
+                    wanted: "rescue-customer".into(),
+                };
+            }
+        }),
+        ("blocked-shape", |sp, n, _| {
+            sp.actions = vec![n().block(vec![Blocker::DetailMissing])];
+        }),
+    ];
+    for (rule, tamper) in rows {
+        let mut p = boot_plan();
+        assert!(ovhform::plan::lint(&p).is_empty());
+        tamper(p.servers.get_mut(A).unwrap(), &noop, &forget);
+        let errors = ovhform::plan::lint(&p);
+        assert!(
+            errors.iter().any(|e| e.rule == rule),
+            "{rule} did not fire: {errors:#?}"
+        );
+    }
+}
