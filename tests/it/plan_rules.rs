@@ -1545,6 +1545,26 @@ fn rule_a_server_plan_filed_under_another_name_fails_the_lint() {
     );
 }
 
+/// A's plan when ovhform has no record of it: `adopt`.
+fn adopt_action() -> Action {
+    let (d, o, _) = one(A);
+    let p = plan_ok(&d, &o, &Records::default(), &input());
+    p.servers[A].actions[0].clone()
+}
+
+/// A's plan after a generation bump: a runnable `reinstall` (approved or not, it is one).
+fn reinstall_action() -> Action {
+    let (mut d, o, r) = one(A);
+    bump_generation(&mut d);
+    let p = plan_ok(&d, &o, &r, &input());
+    p.servers[A]
+        .actions
+        .iter()
+        .find(|a| matches!(a, Action::Reinstall(_)))
+        .cloned()
+        .expect("a runnable reinstall")
+}
+
 /// Every lint check fires on the tampering it exists for (a saved plan is as hostile as an
 /// API answer: apply refuses a plan that fails the lint). Each row starts from a consistent
 /// plan, breaks one invariant and expects that check's name (mutation testing: every
@@ -1595,6 +1615,39 @@ fn rule_every_lint_check_fires_on_its_tampering() {
         }),
         ("blocked-shape", |sp, n, _| {
             sp.actions = vec![n().block(vec![Blocker::DetailMissing])];
+        }),
+        ("adopt-or-reinstall", |sp, _, _| {
+            sp.actions = vec![adopt_action(), reinstall_action()];
+        }),
+        ("reinstall-grounded", |sp, _, _| {
+            let mut r = reinstall_action();
+            if let Action::Reinstall(x) = &mut r {
+                x.changes.retain(|c| !c.field.starts_with("install."));
+            }
+            sp.actions = vec![r];
+        }),
+        ("reinstall-runnable", |sp, _, _| {
+            let mut r = reinstall_action();
+            if let Action::Reinstall(x) = &mut r {
+                x.checks_done = false;
+            }
+            sp.actions = vec![r];
+        }),
+        ("secret-shown", |sp, _, _| {
+            let mut r = reinstall_action();
+            if let Action::Reinstall(x) = &mut r
+                && let Some(c) = x.request.get_mut("customizations")
+            {
+                c["postInstallationScript"] = "IyEvYmluL3NoCmVjaG8gc2VjcmV0".into();
+            }
+            sp.actions = vec![r];
+        }),
+        ("kept-groups-sent", |sp, _, _| {
+            let mut r = reinstall_action();
+            if let Action::Reinstall(x) = &mut r {
+                x.keep_disk_groups.insert(2);
+            }
+            sp.actions = vec![r];
         }),
     ];
     for (rule, tamper) in rows {
