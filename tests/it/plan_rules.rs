@@ -1616,6 +1616,14 @@ fn rule_every_lint_check_fires_on_its_tampering() {
         ("blocked-shape", |sp, n, _| {
             sp.actions = vec![n().block(vec![Blocker::DetailMissing])];
         }),
+        ("blocked-shape", |sp, _, _| {
+            // Blocking nothing in particular, and not saying why.
+            sp.actions = vec![Action::Blocked(ovhform::plan::Blocked {
+                reason: " ".into(),
+                action: None,
+                blockers: vec![Blocker::DetailMissing],
+            })];
+        }),
         ("adopt-or-reinstall", |sp, _, _| {
             sp.actions = vec![adopt_action(), reinstall_action()];
         }),
@@ -1659,5 +1667,9 @@ fn rule_every_lint_check_fires_on_its_tampering() {
             errors.iter().any(|e| e.rule == rule),
             "{rule} did not fire: {errors:#?}"
         );
+        if rule == "duplicate" {
+            // Two actions of one rank are in order: only `duplicate` speaks.
+            assert!(!errors.iter().any(|e| e.rule == "order"), "{errors:#?}");
+        }
     }
 }
