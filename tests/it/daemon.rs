@@ -50,15 +50,8 @@ struct Running {
 
 fn fast_tracking() -> TrackingConfig {
     TrackingConfig {
-        min_poll: Duration::from_millis(50),
-        max_poll: Duration::from_millis(200),
-        fresh_window: Duration::from_secs(2),
-        typical_install: Duration::from_secs(1),
-        purge_horizon: Duration::from_secs(30),
-        post_deadline: Duration::from_secs(1),
-        post_lag: Duration::from_secs(1),
-        stall_after: Duration::from_secs(60),
         timeout: Duration::from_secs(10),
+        ..crate::apply_e2e::fast_tracking()
     }
 }
 
@@ -501,7 +494,6 @@ async fn a_bearer_token_guards_every_route_but_healthz() {
 /// The real binary: SIGHUP re-plans, SIGTERM stops it with exit 0 within 10 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_replans_on_sighup_and_stops_cleanly_on_sigterm() {
-    use std::io::BufRead;
     use std::process::Stdio;
 
     let sim = demo_sim(1000.0).await;
@@ -522,37 +514,8 @@ async fn the_binary_replans_on_sighup_and_stops_cleanly_on_sigterm() {
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("ovhform run");
     let pid = child.id().to_string();
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stderr = child.stderr.take().unwrap();
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let addr = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let found = lines.lock().unwrap().iter().find_map(|l| {
-                l.split("http://")
-                    .nth(1)
-                    .and_then(|rest| rest.split_whitespace().next())
-                    .map(str::to_string)
-            });
-            if let Some(a) = found {
-                break a;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no address: {:?}",
-                lines.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
+    let lines = crate::daemon_support::collect_lines(child.stderr.take().unwrap());
+    let addr = crate::daemon_support::announced_address(&lines, "ovhform run");
     let http = crate::sim_support::http();
     let status = |http: reqwest::Client, addr: String| async move {
         http.get(format!("http://{addr}/status"))

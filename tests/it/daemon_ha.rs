@@ -7,7 +7,6 @@
 //! The replicas reach the simulator under different host names (`127.0.0.1` and `localhost`),
 //! so the simulator's per-host call log says which replica sent what.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -84,35 +83,8 @@ fn spawn(
     }
     let mut child = cmd.spawn().expect("ovhform run");
     let pid = child.id().to_string();
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sink = lines.clone();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        let found = lines.lock().unwrap().iter().find_map(|l| {
-            l.split("http://")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .map(str::to_string)
-        });
-        if let Some(a) = found {
-            break a;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} printed no address: {:?}",
-            lines.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let lines = crate::daemon_support::collect_lines(child.stderr.take().unwrap());
+    let addr = crate::daemon_support::announced_address(&lines, name);
     Replica {
         child,
         pid,
@@ -297,12 +269,12 @@ async fn a_leader_paused_before_a_write_and_resumed_after_the_takeover_writes_no
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = a.lines.lock().unwrap().join("\n");
     assert_eq!(
         writes(&sim.calls_from("127.0.0.1")),
         a_writes,
-        "the resumed ex-leader wrote: {:?}\n{}",
+        "the resumed ex-leader wrote: {:?}\n{log}",
         sim.calls_from("127.0.0.1"),
-        a.lines.lock().unwrap().join("\n")
     );
     let a_doc = a.status().await.expect("a still serves");
     assert!(!a_doc.leader, "{a_doc:#?}");

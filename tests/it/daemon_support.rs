@@ -3,6 +3,8 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Parses `text` with `prometheus_client.openmetrics.parser` and panics with the parser's
 /// message when it refuses it. Never skipped: without the venv the test fails saying how to
@@ -37,4 +39,45 @@ print(len(families))\n";
     );
     let families: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     assert!(families >= 8, "{families} families parsed");
+}
+
+/// Collects a child's stderr lines in the background.
+pub fn collect_lines(stderr: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    use std::io::BufRead;
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(line);
+        }
+    });
+    lines
+}
+
+/// The `host:port` an `ovhform run` announced on stderr (`… http://ADDR (…)`), waiting for
+/// it at most 30 s.
+pub fn announced_address(lines: &Mutex<Vec<String>>, who: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = lines.lock().unwrap().iter().find_map(|l| {
+            l.split("http://")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_string)
+        });
+        if let Some(a) = found {
+            return a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{who} printed no address: {:?}",
+            lines.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
