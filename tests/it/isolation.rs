@@ -39,10 +39,35 @@ fn only_the_repository_is_visible_when_isolated() {
             dir.push(step);
         }
     }
+    // The parent must be the script's fresh tmpfs (not the host directory).
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let covered = mountinfo.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let sep = f.iter().position(|x| *x == "-");
+        f.get(4).is_some_and(|m| std::path::Path::new(m) == parent)
+            && sep.is_some_and(|i| {
+                f.get(i + 1) == Some(&"tmpfs") && f.get(i + 2) == Some(&"ovhform-isolated")
+            })
+    });
+    assert!(
+        covered,
+        "{} is not covered by the isolation tmpfs",
+        parent.display()
+    );
+    use std::os::unix::fs::MetadataExt;
+    let tmpfs = std::fs::metadata(parent).expect("parent").dev();
     for (dir, names) in &expected {
+        // Entries other tests create meanwhile in the tmpfs (their temp dirs, when the
+        // repository lies in the temp directory) are the namespace's own, not the host's: only
+        // an entry of another file system (a host directory mounted in) would be a leak.
         let seen: BTreeSet<OsString> = std::fs::read_dir(dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| e.expect("dir entry").file_name())
+            .map(|e| e.expect("dir entry"))
+            .filter(|e| {
+                names.contains(&e.file_name())
+                    || e.metadata().map(|m| m.dev() != tmpfs).unwrap_or(true)
+            })
+            .map(|e| e.file_name())
             .collect();
         assert_eq!(
             &seen,
