@@ -74,6 +74,7 @@ fn main() {
                         kernel: "rescue-customer".into(),
                     },
                     reboot: ovhform::model::RebootPolicy::OnChange,
+                    lease: None,
                 })
             }
             _ => {}

@@ -105,6 +105,49 @@ pub struct InstallSpec {
 pub struct BootSpec {
     pub mode: BootMode,
     pub reboot: RebootPolicy,
+    /// `boot.for` / `boot.until`: the mode is a lease; once it runs out the server returns to
+    /// booting from disk. Rescue and netboot left on by mistake are the classic trap: a later
+    /// reboot silently brings the server back into them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<BootLease>,
+}
+
+/// How long a temporary boot lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BootLease {
+    /// `for: 2h`: counted from when ovhform first saw the server converged to the mode.
+    For { secs: u64 },
+    /// `until: 2026-12-01T10:00:00Z`: an absolute end.
+    Until { at: jiff::Timestamp },
+}
+
+impl BootLease {
+    /// When a lease that started at `started` ends (`None` for a `for` lease not started).
+    pub fn ends(&self, started: Option<jiff::Timestamp>) -> Option<jiff::Timestamp> {
+        match *self {
+            BootLease::Until { at } => Some(at),
+            BootLease::For { secs } => started.map(|s| {
+                s.saturating_add(jiff::SignedDuration::from_secs(
+                    i64::try_from(secs).unwrap_or(i64::MAX),
+                ))
+                .unwrap_or(jiff::Timestamp::MAX)
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for BootLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BootLease::For { secs } => write!(
+                f,
+                "for {}",
+                humantime::format_duration(std::time::Duration::from_secs(*secs))
+            ),
+            BootLease::Until { at } => write!(f, "until {at}"),
+        }
+    }
 }
 
 /// The boot a server should be set to. Rescue and network boots are named by kernel and
@@ -559,4 +602,17 @@ pub struct AppliedState {
     /// The settings last applied (only the `Some` fields were managed).
     #[serde(default)]
     pub settings: Settings,
+    /// The boot lease last started: which mode for which lease, and when it started. Kept
+    /// after the lease ran out (with `boot` back to disk) so the same manifest does not start
+    /// it again; a different `for`/`until` is a new lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<AppliedLease>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedLease {
+    pub mode: BootMode,
+    pub lease: BootLease,
+    pub started: jiff::Timestamp,
 }

@@ -30,9 +30,7 @@ use jiff::Timestamp;
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::model::{
-    AppliedState, BootMode, Desired, InstallRecord, InstallSpec, Intent, IntentState, Settings,
-};
+use crate::model::{BootMode, Desired, InstallRecord, InstallSpec, Intent, IntentState, Settings};
 use crate::ovh::{self, types::ServerUpdate};
 use crate::plan::digest::{self, FleetKey};
 use crate::plan::{Action, ActionKind, Blocker, BootTarget, Plan, ServerPlan};
@@ -569,10 +567,8 @@ impl Run<'_> {
             if let Some(ds) = self.ctx.desired.servers.get(name) {
                 // Converged: remember what boot and settings were applied, so later plans tell
                 // drift from an intended change.
-                let applied = AppliedState {
-                    boot: ds.boot.as_ref().map(|b| b.mode.clone()),
-                    settings: ds.settings.clone(),
-                };
+                let lease = self.plan.servers.get(name).and_then(|sp| sp.lease.as_ref());
+                let applied = crate::plan::applied_after(ds, lease, self.now());
                 // Already what the store says (every pass of the daemon over a converged
                 // fleet): no write, so an idle pass does not rewrite the records per server.
                 if self.records_at_start.applied.get(name) != Some(&applied) || ran_any {

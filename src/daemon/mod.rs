@@ -32,7 +32,7 @@ use crate::apply::{self, ApplyContext, ApplyReport, Limits, Outcome, TrackingCon
 use crate::ovh::{self, Meter};
 use crate::pipeline::{self, Context, DETAIL_CALLS_PER_SERVER, NoProgress, PipelineError};
 use crate::plan::digest::FleetKey;
-use crate::plan::{Action, InstallRoute, Plan, PlanInput};
+use crate::plan::{Action, InstallRoute, LeaseState, Plan, PlanInput};
 use crate::state::{FactsCache, StateError};
 
 pub mod desired;
@@ -661,9 +661,16 @@ impl Daemon {
                 } else {
                     before.and_then(|b| b.last_verified)
                 };
+                let boot_lease_ends = plan
+                    .servers
+                    .get(&name)
+                    .and_then(|sp| sp.lease.as_ref())
+                    .filter(|l| l.state == LeaseState::Active)
+                    .and_then(|l| l.ends);
                 doc.servers.insert(
                     name,
                     ServerState {
+                        boot_lease_ends,
                         status: st,
                         revision,
                         last_error,
@@ -677,7 +684,8 @@ impl Daemon {
         });
     }
 
-    /// Requeues from the plan: a window opening, a task expected to end.
+    /// Requeues from the plan: a window opening, a task expected to end, a boot lease running
+    /// out.
     fn requeue(&mut self, plan: &Plan, report: &ApplyReport, now: Timestamp) {
         self.triggers.clear_requeues();
         for (name, sp) in &plan.servers {
@@ -695,6 +703,21 @@ impl Daemon {
                     Reason::Requeue {
                         server: name.clone(),
                         why: Requeue::WindowOpens,
+                    },
+                );
+            }
+            if let Some(ends) = sp
+                .lease
+                .as_ref()
+                .filter(|l| l.state == LeaseState::Active)
+                .and_then(|l| l.ends)
+            {
+                let wait = Duration::try_from(ends.duration_since(now)).unwrap_or(Duration::ZERO);
+                self.triggers.schedule(
+                    Instant::now() + wait + Duration::from_secs(1),
+                    Reason::Requeue {
+                        server: name.clone(),
+                        why: Requeue::LeaseEnds,
                     },
                 );
             }

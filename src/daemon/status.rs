@@ -90,6 +90,10 @@ pub struct ServerState {
     /// When a pass last planned it.
     #[schemars(schema_with = "time")]
     pub last_planned: Timestamp,
+    /// The manifest's boot is a lease (`boot.for` / `boot.until`): when it runs out and the
+    /// server returns to disk (`null`: no lease, or not started yet).
+    #[schemars(schema_with = "maybe_time")]
+    pub boot_lease_ends: Option<Timestamp>,
 }
 
 /// The whole `/status` document.

@@ -69,6 +69,7 @@ impl std::fmt::Display for Reason {
 pub enum Requeue {
     WindowOpens,
     TaskEnds,
+    LeaseEnds,
 }
 
 impl std::fmt::Display for Requeue {
@@ -76,6 +77,7 @@ impl std::fmt::Display for Requeue {
         f.write_str(match self {
             Requeue::WindowOpens => "maintenance window opens",
             Requeue::TaskEnds => "task expected to end",
+            Requeue::LeaseEnds => "boot lease ends",
         })
     }
 }

@@ -23,7 +23,7 @@ use super::raw::{
     Sink, Sp, ValueSource,
 };
 use crate::model::{
-    BootMode, BootSpec, DriftAction, DriftPolicy, InstallSpec, Policy, RebootPolicy,
+    BootLease, BootMode, BootSpec, DriftAction, DriftPolicy, InstallSpec, Policy, RebootPolicy,
     ReinstallPolicy, Settings,
 };
 
@@ -388,7 +388,21 @@ pub fn server(spec: &RawServerSpec, resolver: &mut Resolver, sink: &mut Sink) ->
             None | Some(RebootKind::Never) => RebootPolicy::Never,
             Some(RebootKind::OnChange) => RebootPolicy::OnChange,
         };
-        Some(BootSpec { mode, reboot })
+        // Validation reported a bad lease; an unparsable one is dropped with its error.
+        let lease = match (&b.lease_for, &b.lease_until) {
+            (Some(f), _) => Some(BootLease::For {
+                secs: super::validate::lease_secs(&f.value).ok()?,
+            }),
+            (None, Some(u)) => Some(BootLease::Until {
+                at: super::validate::lease_until(&u.value).ok()?,
+            }),
+            (None, None) => None,
+        };
+        Some(BootSpec {
+            mode,
+            reboot,
+            lease,
+        })
     });
     let settings = spec
         .settings

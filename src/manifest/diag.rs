@@ -105,6 +105,7 @@ codes! {
     IpxeShebang = "E0502", "ipxe-shebang", "an iPXE script starts with the line `#!ipxe`";
     BootFieldMismatch = "E0503", "boot-field-mismatch", "ipxeScript goes with mode ipxe, rescue with mode rescue, network with mode network, bootId with mode bootId";
     BootFieldMissing = "E0504", "boot-field-missing", "`mode: network` needs `network: KERNEL`; `mode: bootId` needs `bootId: N`";
+    BootLeaseInvalid = "E0505", "boot-lease-invalid", "give `for:` a duration such as `2h` (more than 0, at most 30 days) or `until:` a time with its offset such as `2026-12-01T10:00:00Z`, not both, and only with a temporary boot (rescue, network, ipxe, bootId): a disk boot needs no lease";
     // --- groups, windows, policy ------------------------------------------------------------
     UnknownWindow = "E0601", "unknown-maintenance-window", "define a MaintenanceWindow with this name or fix the reference";
     UnknownMember = "E0602", "unknown-group-member", "add a Server manifest for this service name, or give the group a template";

@@ -947,6 +947,12 @@ raw_struct! {
         "bootId" => boot_id: Option<Sp<u64>>,
         /// never (default) | onChange.
         "reboot" => reboot: Option<Sp<RebootKind>>,
+        /// A lease on a temporary boot (not with mode disk): how long it lasts once set, e.g.
+        /// `2h`; then the server returns to booting from disk.
+        "for" => lease_for: Option<Sp<String>>,
+        /// A lease on a temporary boot: when it ends (RFC 3339 with an offset, e.g.
+        /// `2026-12-01T10:00:00Z`); then the server returns to booting from disk.
+        "until" => lease_until: Option<Sp<String>>,
     }
 }
 

@@ -555,6 +555,64 @@ fn boot_rules(boot: &RawBoot, sink: &mut Sink) {
             sink.error(Code::BootFieldMissing, kernel.loc, "empty kernel name");
         }
     }
+    lease_rules(boot, mode, sink);
+}
+
+/// The longest `boot.for`: a lease is for a maintenance job, not a way of life.
+pub const MAX_LEASE_SECS: u64 = 30 * 24 * 3600;
+
+fn lease_rules(boot: &RawBoot, mode: BootModeKind, sink: &mut Sink) {
+    if let (Some(_), Some(u)) = (&boot.lease_for, &boot.lease_until) {
+        sink.error(
+            Code::BootLeaseInvalid,
+            u.loc,
+            "`for` and `until` both set: a lease has one end",
+        );
+    }
+    if mode == BootModeKind::Disk {
+        for (field, loc) in [
+            ("for", boot.lease_for.as_ref().map(|f| f.loc)),
+            ("until", boot.lease_until.as_ref().map(|u| u.loc)),
+        ] {
+            if let Some(loc) = loc {
+                sink.error(
+                    Code::BootLeaseInvalid,
+                    loc,
+                    format!("`{field}` with `mode: disk`: only a temporary boot has a lease"),
+                );
+            }
+        }
+    }
+    if let Some(f) = &boot.lease_for
+        && let Err(message) = lease_secs(&f.value)
+    {
+        sink.error(Code::BootLeaseInvalid, f.loc, message);
+    }
+    if let Some(u) = &boot.lease_until
+        && let Err(message) = lease_until(&u.value)
+    {
+        sink.error(Code::BootLeaseInvalid, u.loc, message);
+    }
+}
+
+/// `boot.for` in seconds, or why it is not a lease duration.
+pub fn lease_secs(text: &str) -> Result<u64, String> {
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if d.as_secs() == 0 => Err(format!("`for: {text}` is not more than 0 seconds")),
+        Ok(d) if d.as_secs() > MAX_LEASE_SECS => {
+            Err(format!("`for: {text}` is longer than 30 days"))
+        }
+        Ok(d) => Ok(d.as_secs()),
+        Err(e) => Err(format!("`for: {text}` is not a duration: {e}")),
+    }
+}
+
+/// `boot.until` as a timestamp, or why it is not one. An offset is required: a local time
+/// would mean different instants on the laptop and on the daemon.
+pub fn lease_until(text: &str) -> Result<jiff::Timestamp, String> {
+    text.trim().parse::<jiff::Timestamp>().map_err(|e| {
+        format!("`until: {text}` is not a time with an offset (e.g. 2026-12-01T10:00:00Z): {e}")
+    })
 }
 
 fn settings_rules(s: &RawSettings, sink: &mut Sink) {

@@ -59,6 +59,7 @@ finding_codes! {
     WindowUnknown = "window-unknown", Error, "`policy.maintenanceWindow` names no MaintenanceWindow manifest";
     GenerationLowered = "generation-lowered", Warning, "`install.generation` is lower than the recorded one; only a bump forces a rebuild";
     BootUnresolved = "boot-unresolved", Error, "the manifest's boot (kernel or id) is not offered by this server";
+    LeaseEndedUnused = "lease-ended-unused", Warning, "a boot lease's `until:` passed before the server was ever set to its mode: nothing is set";
     // --- records: whom to believe --------------------------------------------------------------
     OwnedByOtherFleet = "owned-by-other-fleet", Error, "a manifest names a server another fleet's record owns; take it over explicitly or drop the manifest";
     RecordDisputed = "record-disputed", Warning, "the state store and the server's tags disagree; nothing destructive is planned until they agree";

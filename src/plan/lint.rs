@@ -343,6 +343,7 @@ mod tests {
             drift: vec![],
             findings: vec![],
             based_on: BasedOn::default(),
+            lease: None,
         };
         Plan {
             format_version: crate::plan::FORMAT_VERSION,

@@ -149,6 +149,68 @@ pub struct ServerPlan {
     pub findings: Vec<Finding>,
     /// The facts the actions depend on: apply re-reads them before acting (freshness).
     pub based_on: BasedOn,
+    /// The manifest's boot is a lease (`boot.for` / `boot.until`): where it stands. Apply
+    /// records its start once the server converged; the daemon requeues at its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeasePlan>,
+}
+
+/// What the store remembers of a server once it converged to its manifest (apply writes it,
+/// the planner reads it back): the boot and settings applied and, for a boot lease, which
+/// lease and when it started (`now`, unless the plan saw it started) — or disk once it ran
+/// out.
+pub fn applied_after(
+    ds: &crate::model::DesiredServer,
+    lease: Option<&LeasePlan>,
+    now: jiff::Timestamp,
+) -> crate::model::AppliedState {
+    use crate::model::{AppliedLease, AppliedState, BootMode};
+    let (boot, lease) = match (&ds.boot, lease) {
+        (Some(b), Some(l)) if b.lease == Some(l.lease) => {
+            let boot = if l.state == LeaseState::Ended {
+                BootMode::Disk
+            } else {
+                b.mode.clone()
+            };
+            let lease = AppliedLease {
+                mode: b.mode.clone(),
+                lease: l.lease,
+                started: l.started.unwrap_or(now),
+            };
+            (Some(boot), Some(lease))
+        }
+        (b, _) => (b.as_ref().map(|b| b.mode.clone()), None),
+    };
+    AppliedState {
+        boot,
+        settings: ds.settings.clone(),
+        lease,
+    }
+}
+
+/// A boot lease at plan time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeasePlan {
+    /// The leased mode, described (an iPXE script by its digest, never in full).
+    pub mode: String,
+    pub lease: crate::model::BootLease,
+    pub state: LeaseState,
+    /// When the lease started (recorded by apply); `None` = not yet.
+    pub started: Option<jiff::Timestamp>,
+    /// When it ends; `None` for a `for` lease that has not started.
+    pub ends: Option<jiff::Timestamp>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LeaseState {
+    /// The server is not in the leased mode yet: this plan sets it.
+    NotStarted,
+    /// The server is in the leased mode and the lease runs until `ends`.
+    Active,
+    /// The lease ran out: the server returns to (or stays on) disk.
+    Ended,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,8 +19,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::model::{
-    BootMode, BootType, Desired, DesiredServer, DriftAction, InstallRecord, InstallSpec, Observed,
-    ObservedServer, RecordDispute, RecordSource, Records, ReinstallPolicy, Settings, TaskStatus,
+    AppliedState, BootMode, BootType, Desired, DesiredServer, DriftAction, InstallRecord,
+    InstallSpec, Observed, ObservedServer, RecordDispute, RecordSource, Records, ReinstallPolicy,
+    Settings, TaskStatus,
 };
 
 use super::action::{
@@ -35,7 +36,9 @@ use super::report::{
     BootReport, GatesReport, InstallReport, PlanningReport, SettingsReport, TasksReport,
 };
 use super::window::{WindowState, evaluate};
-use super::{BasedOn, Drift, Plan, PlanInput, Presence, ServerPlan, TAG_PREFIX};
+use super::{
+    BasedOn, Drift, LeasePlan, LeaseState, Plan, PlanInput, Presence, ServerPlan, TAG_PREFIX,
+};
 
 pub(super) fn plan(
     desired: &Desired,
@@ -293,6 +296,7 @@ fn plan_server(
             recorded_fingerprint: rec.map(|r| r.fingerprint.clone()),
             detail_read: live.is_some_and(|l| l.detail.is_some()),
         },
+        lease: None,
     };
 
     // Step: forget.
@@ -399,7 +403,7 @@ fn plan_server(
     let rec = pl.believe(rec);
     steps.install = pl.install_step(rec);
     steps.secrets_not_compared = pl.secrets_not_compared;
-    steps.boot = pl.boot_step(records.applied.get(name).and_then(|a| a.boot.as_ref()));
+    steps.boot = pl.boot_step(records.applied.get(name));
     steps.settings = pl.settings_step(records.applied.get(name).map(|a| &a.settings));
     steps.gates = pl.gates_step();
     let mut sp = pl.sp;
@@ -1155,12 +1159,36 @@ impl ServerPlanner<'_> {
             .any(|a| a.kind() == ActionKind::Reinstall)
     }
 
-    fn boot_step(&mut self, applied: Option<&BootMode>) -> BootReport {
+    fn boot_step(&mut self, applied_state: Option<&AppliedState>) -> BootReport {
         let mut report = BootReport::default();
+        let applied = applied_state.and_then(|a| a.boot.as_ref());
         let Some(bs) = &self.ds.boot else {
+            // Unmanaged boot: nothing is changed, but a server sitting in rescue or netboot is
+            // worth saying (a later reboot brings it back there).
+            if let Some(since) = self.left_in_temporary(applied_state) {
+                report.drift += 1;
+                self.sp.drift.push(Drift {
+                    field: "boot".into(),
+                    applied: None,
+                    live: Some(describe_live(self.live)),
+                    policy: DriftAction::Warn,
+                    corrected: false,
+                    note: format!(
+                        "left in {since}: the manifest has no spec.boot, so nothing returns it \
+                         to disk; set `boot: {{mode: disk}}`, or a lease (`for:` / `until:`) on \
+                         the temporary boot"
+                    ),
+                });
+            }
             return report;
         };
-        let mode = &bs.mode;
+        let lease_end = self.lease_step(bs, applied_state);
+        let leased_out = lease_end.is_some();
+        let mode = if leased_out {
+            &BootMode::Disk
+        } else {
+            &bs.mode
+        };
         let reason;
         if self.reinstall_runs() {
             // A reinstall leaves the server booting from disk (bootId 1, no script).
@@ -1173,11 +1201,25 @@ impl ServerPlanner<'_> {
             );
         } else if boot_matches(mode, self.live) {
             return report;
+        } else if let Some(ended) = lease_end
+            && applied != Some(mode)
+        {
+            // The lease just ran out (the server is still in the leased mode, or anywhere
+            // else but disk): back to disk whatever the drift policy, that is the lease.
+            reason = format!(
+                "the {} lease ({}) ended at {ended}: back to disk",
+                describe_mode(&bs.mode),
+                bs.lease.map(|l| l.to_string()).unwrap_or_default()
+            );
         } else if applied == Some(mode) {
             let policy = self.ds.policy.drift.boot;
             if policy == DriftAction::Ignore {
                 return report;
             }
+            let note = match self.left_in_temporary(applied_state) {
+                Some(since) => format!("boot changed outside ovhform: left in {since}"),
+                None => "boot changed outside ovhform".into(),
+            };
             report.drift += 1;
             self.sp.drift.push(Drift {
                 field: "boot".into(),
@@ -1185,7 +1227,7 @@ impl ServerPlanner<'_> {
                 live: Some(describe_live(self.live)),
                 policy,
                 corrected: drift_act(policy),
-                note: "boot changed outside ovhform".into(),
+                note,
             });
             if !drift_act(policy) {
                 return report;
@@ -1244,6 +1286,95 @@ impl ServerPlanner<'_> {
             }));
         }
         report
+    }
+
+    /// Where the manifest's boot lease stands (recorded in the plan for apply, the renderers
+    /// and the daemon's requeue); `Some(end)` once it ran out: the server belongs on disk.
+    fn lease_step(
+        &mut self,
+        bs: &crate::model::BootSpec,
+        applied: Option<&AppliedState>,
+    ) -> Option<jiff::Timestamp> {
+        let lease = bs.lease?;
+        let now = self.input.now;
+        // Only a record of this very lease counts: another mode or another `for`/`until` is a
+        // new lease, started when the server first converges to it.
+        let started = applied
+            .and_then(|a| a.lease.as_ref())
+            .filter(|l| l.mode == bs.mode && l.lease == lease)
+            .map(|l| l.started);
+        let in_mode = boot_matches(&bs.mode, self.live);
+        let ends = match (started, in_mode) {
+            (None, true) => lease.ends(Some(now)),
+            _ => lease.ends(started),
+        };
+        let state = match ends {
+            Some(end) if now >= end => LeaseState::Ended,
+            _ if started.is_some() || in_mode => LeaseState::Active,
+            _ => LeaseState::NotStarted,
+        };
+        self.sp.lease = Some(LeasePlan {
+            mode: describe_mode(&bs.mode),
+            lease,
+            state,
+            started,
+            ends,
+        });
+        if state == LeaseState::Ended && started.is_none() {
+            self.sp.findings.push(Finding::new(
+                FindingCode::LeaseEndedUnused,
+                format!(
+                    "the boot lease ({lease}) ended before the server was ever set to {}: \
+                     nothing is set; move `until:` forward to use it",
+                    describe_mode(&bs.mode)
+                ),
+                Some(self.ds.origin_of("spec.boot").clone()),
+            ));
+        }
+        (state == LeaseState::Ended).then_some(ends).flatten()
+    }
+
+    /// `Some("rescue since …")` when the server sits in a rescue or network boot that no
+    /// active lease of the manifest accounts for.
+    fn left_in_temporary(&self, applied: Option<&AppliedState>) -> Option<String> {
+        let netboot = live_netboot(self.live)?;
+        if self.live.boot_script.is_some()
+            || !matches!(netboot.boot_type, BootType::Rescue | BootType::Network)
+        {
+            return None;
+        }
+        if let Some(bs) = &self.ds.boot
+            && boot_matches(&bs.mode, self.live)
+            && self
+                .sp
+                .lease
+                .as_ref()
+                .is_none_or(|l| l.state != LeaseState::Ended)
+        {
+            // What the manifest asks for (with a running lease, or none: then it is the
+            // manifest's choice).
+            return None;
+        }
+        let what = type_name(netboot.boot_type);
+        let lease_end = applied
+            .and_then(|a| a.lease.as_ref())
+            .and_then(|l| l.lease.ends(Some(l.started)))
+            .filter(|end| *end <= self.input.now);
+        let reboot = self.live.detail.as_ref().and_then(|d| {
+            d.tasks
+                .iter()
+                .filter(|t| {
+                    t.status == TaskStatus::Done
+                        && matches!(t.function.as_str(), "hardReboot" | "rebootServer")
+                })
+                .filter_map(|t| t.done_date.or(t.start_date).map(|at| (at, t.id)))
+                .max()
+        });
+        Some(match (lease_end, reboot) {
+            (Some(end), _) => format!("{what} since its lease ended at {end}"),
+            (None, Some((at, id))) => format!("{what} since the reboot of {at} (task {id})"),
+            (None, None) => format!("{what} since an unknown time (no reboot in the task history)"),
+        })
     }
 
     /// The manifest's boot → what to PUT on this server (ids differ per region: kernels are

@@ -197,10 +197,7 @@ pub fn apply_in_memory_keyed(
         if settled && let Some(ds) = ds {
             records.applied.insert(
                 name.clone(),
-                AppliedState {
-                    boot: ds.boot.as_ref().map(|b| b.mode.clone()),
-                    settings: ds.settings.clone(),
-                },
+                super::applied_after(ds, sp.lease.as_ref(), now),
             );
         }
     }
@@ -335,6 +332,7 @@ pub fn desired_server(name: &str, os: &str) -> DesiredServer {
         boot: Some(BootSpec {
             mode: crate::model::BootMode::Disk,
             reboot: RebootPolicy::Never,
+            lease: None,
         }),
         settings: Settings::default(),
         policy: Policy::default(),
@@ -518,6 +516,7 @@ pub fn fleet(n: usize, now: Timestamp, with_detail: bool) -> (Desired, Observed,
         records.applied.insert(
             name.clone(),
             AppliedState {
+                lease: None,
                 boot: ds.boot.as_ref().map(|b| b.mode.clone()),
                 settings: ds.settings.clone(),
             },

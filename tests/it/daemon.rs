@@ -417,6 +417,72 @@ async fn a_window_opening_runs_the_auto_reinstall_without_waiting_for_the_interv
     d.stop().await;
 }
 
+/// Issue 10, "Rescue is a lease": the rescue box on a 3-second lease is returned to disk
+/// (and rebooted, `reboot: onChange`) by a pass the lease's end triggers, not the one-hour
+/// interval; `/status` shows the lease's end while it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rescue_lease_returns_the_server_to_disk_when_it_ends() {
+    let mut d = start(
+        |m| {
+            replace_in(
+                &m.join("servers/rescue.yaml"),
+                "reboot: onChange",
+                "reboot: onChange\n    for: 3s",
+            )
+        },
+        |_| {},
+    )
+    .await;
+    d.pass(1, Duration::from_secs(30)).await;
+    let doc = d.status().await;
+    let entry = &doc.servers[RESCUE];
+    assert_eq!(entry.status, ServerStatus::Synced, "{entry:#?}");
+    let ends = entry.boot_lease_ends.expect("the lease's end in /status");
+    let reboots = |sim: &SimHandle| {
+        sim.calls()
+            .get("POST /dedicated/server/{serviceName}/reboot")
+            .copied()
+            .unwrap_or(0)
+    };
+    let reboots_before = reboots(&d.sim);
+    assert_ne!(
+        d.sim.server(RESCUE).unwrap().boot_id,
+        Some(1),
+        "still in rescue"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = d.last().number;
+    let mut reasons = Vec::new();
+    while d.sim.server(RESCUE).unwrap().boot_id != Some(1) && Instant::now() < deadline {
+        let p = d.pass(n + 1, Duration::from_secs(10)).await;
+        n = p.number;
+        reasons.push(p.reason);
+    }
+    assert_eq!(
+        d.sim.server(RESCUE).unwrap().boot_id,
+        Some(1),
+        "back to disk: {reasons:?}"
+    );
+    assert!(jiff::Timestamp::now() >= ends);
+    assert!(
+        reasons.iter().any(|r| matches!(
+            r,
+            Some(Reason::Requeue {
+                why: ovhform::daemon::Requeue::LeaseEnds,
+                ..
+            })
+        )),
+        "{reasons:?}"
+    );
+    d.no_pass_after_settling(n).await;
+    // Back on disk and settled: the ended lease is not started again, and one reboot ran.
+    assert_eq!(d.sim.server(RESCUE).unwrap().boot_id, Some(1));
+    assert_eq!(reboots(&d.sim), reboots_before + 1);
+    let doc = d.status().await;
+    assert_eq!(doc.servers[RESCUE].boot_lease_ends, None);
+    d.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_matches_its_documented_schema_and_metrics_parse() {
     let mut d = start(|_| {}, |_| {}).await;

@@ -12,6 +12,7 @@ mod intent_resolve;
 mod isolation;
 mod journal_model;
 mod kill;
+mod lease;
 mod manifest;
 mod observe_sim;
 mod ovh_client;

@@ -170,6 +170,7 @@ async fn records_round_trip_and_unknown_fields_are_carried_through() {
             r.applied.insert(
                 "ns1.eu".into(),
                 AppliedState {
+                    lease: None,
                     boot: Some(BootMode::Rescue {
                         kernel: "rescue64".into(),
                     }),

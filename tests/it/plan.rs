@@ -118,6 +118,7 @@ pub fn scenario() -> (Desired, Observed, Records) {
             r.applied.insert(
                 name.into(),
                 AppliedState {
+                    lease: None,
                     boot: Some(BootMode::Disk),
                     settings: Settings::default(),
                 },
@@ -172,6 +173,7 @@ pub fn scenario() -> (Desired, Observed, Records) {
                 kernel: "rescue-customer".into(),
             },
             reboot: RebootPolicy::OnChange,
+            lease: None,
         });
     });
     add("ipxe.ns8.eu", &mut |ds, live, _| {
@@ -180,6 +182,7 @@ pub fn scenario() -> (Desired, Observed, Records) {
                 script: "#!ipxe\ndhcp\nchain http://boot.example/v2.ipxe\n".into(),
             },
             reboot: RebootPolicy::Never,
+            lease: None,
         });
         live.boot_id = None;
         live.boot = None;
@@ -223,6 +226,7 @@ pub fn scenario() -> (Desired, Observed, Records) {
                 kernel: "rescue64-pro".into(),
             },
             reboot: RebootPolicy::OnChange,
+            lease: None,
         });
     });
     add("invalid.ns16.eu", &mut |ds, live, _| {
@@ -441,6 +445,7 @@ fn rescue_boot_resolves_kernel_to_this_servers_id_then_reboots() {
             kernel: "rescue-customer".into(),
         },
         reboot: RebootPolicy::OnChange,
+        lease: None,
     });
     let p = plan_ok(&d, &o, &r, &input());
     assert_eq!(
@@ -464,6 +469,7 @@ fn boot_without_reboot_on_change_does_not_reboot() {
             kernel: "ipxe-shell".into(),
         },
         reboot: RebootPolicy::Never,
+        lease: None,
     });
     let p = plan_ok(&d, &o, &r, &input());
     assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::SetBoot]);
@@ -484,6 +490,7 @@ fn missing_kernel_blocks_with_the_available_boots() {
             kernel: "rescue64-pro".into(),
         },
         reboot: RebootPolicy::OnChange,
+        lease: None,
     });
     let p = plan_ok(&d, &o, &r, &input());
     assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Blocked]);
@@ -506,6 +513,7 @@ fn ipxe_script_is_compared_byte_exact_and_diffed() {
             script: script.into(),
         },
         reboot: RebootPolicy::Never,
+        lease: None,
     });
     let live = o.servers.get_mut("a.eu").unwrap();
     live.boot_id = None;
@@ -568,6 +576,7 @@ fn boot_drift_is_reported_and_acted_on_only_per_policy() {
     r.applied.insert(
         "a.eu".into(),
         AppliedState {
+            lease: None,
             boot: Some(BootMode::Disk),
             settings: Settings::default(),
         },
@@ -915,6 +924,7 @@ fn reinstall_comes_before_the_boot_it_resets() {
             kernel: "rescue-customer".into(),
         },
         reboot: RebootPolicy::OnChange,
+        lease: None,
     });
     ds.settings.monitoring = Some(true);
     let mut o2 = o.clone();
@@ -1143,6 +1153,7 @@ fn unresolved_boot_id_is_looked_up_in_the_boot_list() {
             kernel: "rescue-customer".into(),
         },
         reboot: RebootPolicy::Never,
+        lease: None,
     });
     let live = o.servers.get_mut("a.eu").unwrap();
     live.boot_id = Some(22);

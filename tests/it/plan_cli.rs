@@ -292,6 +292,7 @@ async fn planning_1000_unchanged_servers_costs_at_most_40_calls() {
         records.applied.insert(
             name.clone(),
             AppliedState {
+                lease: None,
                 boot: s.boot.as_ref().map(|b| b.mode.clone()),
                 settings: s.settings.clone(),
             },

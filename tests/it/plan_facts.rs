@@ -57,6 +57,7 @@ fn regression_a_fresh_reboot_answering_404_gets_no_set_boot() {
             kernel: "rescue-customer".into(),
         },
         reboot: RebootPolicy::OnChange,
+        lease: None,
     });
     listed_but_404(&mut o, 9002, "hardReboot");
     let p = plan_ok(&d, &o, &r, &input());

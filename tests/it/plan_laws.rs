@@ -497,6 +497,7 @@ fn build(f: &Fleet) -> (Desired, Observed, Records, PlanInput) {
             } else {
                 RebootPolicy::Never
             },
+            lease: None,
         });
         if c.missing_kernel {
             ds.boot = Some(BootSpec {
@@ -504,6 +505,7 @@ fn build(f: &Fleet) -> (Desired, Observed, Records, PlanInput) {
                     kernel: "rescue64-pro".into(),
                 },
                 reboot: RebootPolicy::OnChange,
+                lease: None,
             });
         }
         match c.live_boot {
@@ -596,6 +598,7 @@ fn build(f: &Fleet) -> (Desired, Observed, Records, PlanInput) {
             r.applied.insert(
                 name.clone(),
                 AppliedState {
+                    lease: None,
                     boot: ds.boot.as_ref().map(|b| b.mode.clone()),
                     settings: ds.settings.clone(),
                 },
@@ -931,15 +934,35 @@ fn unread_server_agrees(
             "{name}: planned without detail, yet {a:#?}\n(full plan: {full:#?})"
         );
     }
-    prop_assert!(cheap.drift.is_empty(), "{name}: {:#?}", cheap.drift);
+    // The one drift the listing shows: a server left in rescue or netboot with an unmanaged
+    // boot (the boot type comes from the listing's id through the cache). The full plan
+    // reports it too; only its "since" can differ (the task history says when).
+    let left_in = |x: &ovhform::plan::Drift| x.field == "boot" && x.applied.is_none();
+    prop_assert!(
+        cheap.drift.iter().all(left_in),
+        "{name}: {:#?}",
+        cheap.drift
+    );
+    // (A running task the detail shows owns the server: the full plan stops at its `wait`.)
+    let full_waits = full.actions.iter().map(Action::kind).eq([ActionKind::Wait]);
+    prop_assert_eq!(
+        if full_waits { 0 } else { cheap.drift.len() },
+        full.drift.iter().filter(|x| left_in(x)).count(),
+        "{}: {:#?} vs {:#?}",
+        name,
+        cheap.drift,
+        full.drift
+    );
     // The cheap plan's blocked actions carry the missing detail as one more blocker.
     let mut cheap_norm = cheap.clone();
+    cheap_norm.drift.retain(|x| !left_in(x));
     for a in &mut cheap_norm.actions {
         if let Action::Blocked(b) = a {
             b.blockers.retain(|x| *x != Blocker::DetailMissing);
         }
     }
     let mut full_norm = full.clone();
+    full_norm.drift.retain(|x| !left_in(x));
     full_norm.based_on.detail_read = false;
     if full_norm == cheap_norm {
         return Ok(());

@@ -272,6 +272,7 @@ fn regression_hostile_strings_never_reach_a_terminal_or_a_comment_raw() {
             script: format!("#!ipxe\r\necho {EVIL}\n"),
         },
         reboot: RebootPolicy::Never,
+        lease: None,
     });
     o.servers
         .get_mut(&names[3])

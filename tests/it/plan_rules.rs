@@ -54,6 +54,7 @@ fn applied_as_desired(d: &Desired, r: &mut Records) {
     r.applied.insert(
         A.into(),
         AppliedState {
+            lease: None,
             boot: s.boot.as_ref().map(|b| b.mode.clone()),
             settings: s.settings.clone(),
         },
@@ -66,6 +67,7 @@ fn rescue_on_change() -> BootSpec {
             kernel: "rescue-customer".into(),
         },
         reboot: RebootPolicy::OnChange,
+        lease: None,
     }
 }
 
@@ -75,6 +77,7 @@ fn ipxe_on_change() -> BootSpec {
             script: "#!ipxe\nchain http://boot.example/a.ipxe\n".into(),
         },
         reboot: RebootPolicy::OnChange,
+        lease: None,
     }
 }
 
@@ -1456,6 +1459,7 @@ fn rule_an_explicit_boot_id_is_set_only_when_the_server_offers_it() {
     ds(&mut d).boot = Some(BootSpec {
         mode: BootMode::BootId { id: 44 },
         reboot: RebootPolicy::Never,
+        lease: None,
     });
     let p = plan_ok(&d, &o, &r, &input());
     let set = p.servers[A]
@@ -1471,6 +1475,7 @@ fn rule_an_explicit_boot_id_is_set_only_when_the_server_offers_it() {
     ds(&mut d).boot = Some(BootSpec {
         mode: BootMode::BootId { id: 4242 },
         reboot: RebootPolicy::Never,
+        lease: None,
     });
     let p = plan_ok(&d, &o, &r, &input());
     assert_eq!(shape(&p), vec![(ActionKind::Blocked, ActionKind::SetBoot)]);

@@ -89,7 +89,7 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
         let _ = writeln!(head, "#### Drift (changed outside ovhform)\n");
         let _ = writeln!(
             head,
-            "| server | field | applied | live | policy |\n|---|---|---|---|---|"
+            "| server | field | applied | live | policy | note |\n|---|---|---|---|---|---|"
         );
         let mut shown = 0;
         for sp in &drifted {
@@ -97,13 +97,14 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
                 if shown < 50 {
                     let _ = writeln!(
                         head,
-                        "| {} | {} | {} | {} | {}{} |",
+                        "| {} | {} | {} | {} | {}{} | {} |",
                         md_code(&sp.server),
                         md(&d.field),
                         cell(d.applied.as_deref()),
                         cell(d.live.as_deref()),
                         super::policy_name(d.policy),
-                        if d.corrected { ", corrected" } else { "" }
+                        if d.corrected { ", corrected" } else { "" },
+                        md(&d.note)
                     );
                 }
                 shown += 1;
@@ -111,6 +112,28 @@ pub fn render_markdown(plan: &Plan, max_bytes: usize) -> String {
         }
         if shown > 50 {
             let _ = writeln!(head, "\n… {} more drifted fields", shown - 50);
+        }
+        let _ = writeln!(head);
+    }
+
+    let leases: Vec<(&ServerPlan, &crate::plan::LeasePlan)> = plan
+        .servers
+        .values()
+        .filter_map(|s| s.lease.as_ref().map(|l| (s, l)))
+        .collect();
+    if !leases.is_empty() {
+        let _ = writeln!(head, "#### Boot leases\n");
+        for (i, (sp, l)) in leases.iter().enumerate() {
+            if i == 50 {
+                let _ = writeln!(head, "- … {} more leases", leases.len() - 50);
+                break;
+            }
+            let _ = writeln!(
+                head,
+                "- {}: {}",
+                md_code(&sp.server),
+                md(&super::lease_line(l, plan.generated_at))
+            );
         }
         let _ = writeln!(head);
     }

@@ -345,3 +345,29 @@ pub(crate) fn changed_servers(plan: &Plan) -> (Vec<&ServerPlan>, Vec<&ServerPlan
         .filter(|s| s.actions.iter().any(|a| a.kind() != ActionKind::Noop));
     changed.partition(|s| wipe_summary(s).is_some())
 }
+
+/// One line on a boot lease: its mode, its term and where it stands at `now`.
+pub(crate) fn lease_line(l: &crate::plan::LeasePlan, now: jiff::Timestamp) -> String {
+    use crate::plan::LeaseState;
+    let standing = match (l.state, l.ends) {
+        (LeaseState::Active, Some(end)) => {
+            let left = std::time::Duration::try_from(end.duration_since(now))
+                .unwrap_or_default()
+                .as_secs();
+            format!(
+                "active, ends {end} (in {}): then back to disk",
+                humantime::format_duration(std::time::Duration::from_secs(left))
+            )
+        }
+        (LeaseState::Active, None) => "active".to_string(),
+        (LeaseState::NotStarted, Some(end)) => {
+            format!("not started: this plan sets it; ends {end}")
+        }
+        (LeaseState::NotStarted, None) => {
+            "not started: this plan sets it; the lease counts from then".to_string()
+        }
+        (LeaseState::Ended, Some(end)) => format!("ended {end}: back to disk"),
+        (LeaseState::Ended, None) => "ended: back to disk".to_string(),
+    };
+    format!("{} {} — {standing}", l.mode, l.lease)
+}

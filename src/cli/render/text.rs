@@ -149,6 +149,24 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         let _ = writeln!(out);
     }
 
+    let leases: Vec<(&ServerPlan, &crate::plan::LeasePlan)> = plan
+        .servers
+        .values()
+        .filter_map(|s| s.lease.as_ref().map(|l| (s, l)))
+        .collect();
+    if !leases.is_empty() {
+        let _ = writeln!(out, "{}", p.bold("Boot leases:"));
+        for (sp, l) in leases {
+            let _ = writeln!(
+                out,
+                "  ⏲ {}: {}",
+                p.bold(&esc(&sp.server)),
+                esc(&super::lease_line(l, plan.generated_at))
+            );
+        }
+        let _ = writeln!(out);
+    }
+
     let findings = plan.findings_by_server();
     if !findings.is_empty() {
         let _ = writeln!(out, "{}", p.bold("Findings:"));
