@@ -203,6 +203,9 @@ pub struct Daemon {
     verify_cursor: usize,
     /// Servers read in detail by the last pass.
     verified_last: usize,
+    /// Servers whose verification called for a wipe: read in detail in the next pass's first
+    /// phase, where wipes may be approved.
+    verify_next: BTreeSet<String>,
     webhook: Option<webhook::Webhook>,
 }
 
@@ -239,6 +242,7 @@ impl Daemon {
             last: tokio::sync::watch::Sender::new(PassStats::default()),
             verify_cursor: 0,
             verified_last: 0,
+            verify_next: BTreeSet::new(),
             webhook: None,
         }
     }
@@ -478,8 +482,64 @@ impl Daemon {
         let client = self.client.metered(meter);
         let revision = crate::state::manifests_revision(&self.cfg.manifests);
         let verify = self.next_to_verify(&desired);
+        let carried = std::mem::take(&mut self.verify_next);
+        // Phase 1: plan from the listing (and the detail of the servers that need it), apply.
+        // Apply's calls and its task polling come before the round robin's refresh reads, so
+        // a manifest edit is not queued behind a verification's worth of requests.
+        let first = self
+            .plan_and_apply(
+                &desired,
+                &client,
+                &*store,
+                now,
+                &revision,
+                Phase::Act { carried },
+            )
+            .await?;
+        let mut plan = first.plan;
+        let mut report = first.report;
+        let mut read = first.detail_read;
+        // Phase 2: the refresh reads, then those servers re-planned with their detail.
+        let verify: BTreeSet<String> = verify.difference(&read).cloned().collect();
+        if !verify.is_empty() && !self.stop.load(Ordering::SeqCst) && self.seat.halted().is_none() {
+            let second = self
+                .plan_and_apply(
+                    &desired,
+                    &client,
+                    &*store,
+                    now,
+                    &revision,
+                    Phase::Verify(verify),
+                )
+                .await?;
+            plan.servers.extend(second.plan.servers);
+            report.servers.extend(second.report.servers);
+            read.extend(second.detail_read);
+        }
+        self.verified_last = read.len();
+        self.count_actions(&plan, &report);
+        self.publish(&plan, &report, &read, now, revision);
+        self.requeue(&plan, &report, now);
+        Ok(Some(true))
+    }
+
+    /// Plans (all servers, or the ones verified) and applies what policy allows.
+    async fn plan_and_apply(
+        &mut self,
+        desired: &crate::model::Desired,
+        client: &ovh::Client,
+        store: &dyn crate::state::RecordStore,
+        now: Timestamp,
+        revision: &Option<String>,
+        phase: Phase,
+    ) -> Result<PhaseResult, PassError> {
+        let (verify, targets) = match &phase {
+            Phase::Act { carried } => (carried.clone(), BTreeSet::new()),
+            Phase::Verify(servers) => (servers.clone(), servers.clone()),
+        };
         let input = PlanInput {
             verify,
+            targets,
             revision: revision.clone(),
             fleet: self.cfg.fleet.clone(),
             fleet_key: self.cfg.fleet_key.clone(),
@@ -487,15 +547,14 @@ impl Daemon {
             ..PlanInput::new(now)
         };
         let ctx = Context {
-            client: &client,
-            store: &*store,
+            client,
+            store,
             facts: &*self.facts,
             facts_ttl: self.cfg.facts_ttl,
             progress: &NoProgress,
             input,
         };
         let planned = pipeline::run(desired.clone(), &ctx).await?;
-        self.verified_last = planned.coverage.detail_read.len();
         let mut plan = planned.plan;
         let held = policy::with_errors(&plan);
         // Servers with an error finding are left out of apply, not out of the status.
@@ -504,12 +563,33 @@ impl Daemon {
             .filter_map(|name| plan.servers.remove_entry(name))
             .collect();
 
-        let approvals = policy::approvals(&plan);
+        let approvals = match &phase {
+            Phase::Act { .. } => policy::approvals(&plan),
+            Phase::Verify(_) => {
+                // No wipe from a verification re-plan: the group limits were counted for the
+                // whole fleet in phase 1. A wipe the detail calls for runs in a pass of its
+                // own, right away, with these servers' detail read in its first phase.
+                let wipes = policy::approvals(&plan).allow_wipe;
+                if !wipes.is_empty() {
+                    for server in &wipes {
+                        self.triggers.schedule(
+                            Instant::now(),
+                            Reason::Requeue {
+                                server: server.clone(),
+                                why: Requeue::Verified,
+                            },
+                        );
+                    }
+                    self.verify_next.extend(wipes);
+                }
+                apply::Approvals::default()
+            }
+        };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let apply_ctx = ApplyContext {
-            client: &client,
-            store: &*store,
-            desired: &desired,
+            client,
+            store,
+            desired,
             fleet: plan.fleet.clone(),
             fleet_key: self.cfg.fleet_key.clone(),
             approvals,
@@ -543,10 +623,11 @@ impl Daemon {
             }
         }
         plan.servers.extend(held_plans);
-        self.count_actions(&plan, &report);
-        self.publish(&plan, &report, &planned.coverage.detail_read, now, revision);
-        self.requeue(&plan, &report, now);
-        Ok(Some(true))
+        Ok(PhaseResult {
+            plan,
+            report,
+            detail_read: planned.coverage.detail_read,
+        })
     }
 
     fn notify(&self, server: &str, kind: webhook::EventKind, message: String, at: Timestamp) {
@@ -737,6 +818,20 @@ impl Daemon {
             }
         }
     }
+}
+
+/// The two phases of a pass.
+enum Phase {
+    /// Every server; `carried`: read in detail (verifications that called for a wipe).
+    Act { carried: BTreeSet<String> },
+    /// The round robin's servers only, their detail read.
+    Verify(BTreeSet<String>),
+}
+
+struct PhaseResult {
+    plan: Plan,
+    report: ApplyReport,
+    detail_read: BTreeSet<String>,
 }
 
 /// `sha256:<hex>` of the plan's JSON: the id written into the pass's intents (as `apply`

@@ -70,6 +70,8 @@ pub enum Requeue {
     WindowOpens,
     TaskEnds,
     LeaseEnds,
+    /// A verification read found work that needs a pass of its own (a wipe).
+    Verified,
 }
 
 impl std::fmt::Display for Requeue {
@@ -78,6 +80,7 @@ impl std::fmt::Display for Requeue {
             Requeue::WindowOpens => "maintenance window opens",
             Requeue::TaskEnds => "task expected to end",
             Requeue::LeaseEnds => "boot lease ends",
+            Requeue::Verified => "verification found work",
         })
     }
 }

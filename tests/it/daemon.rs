@@ -641,6 +641,51 @@ async fn the_binary_replans_on_sighup_and_stops_cleanly_on_sigterm() {
     );
 }
 
+/// Issue 10, "apply's calls and task polling come before refresh reads": in a pass that
+/// both applies a manifest edit and verifies the fleet, the PUT goes before the round
+/// robin's detail reads (the details the plan itself needs come first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passs_apply_goes_before_its_verification_reads() {
+    // A budget so large that every server is verified every pass.
+    let mut d = start_with_budget(|_| {}, |cfg| cfg.verify_share = 0.9, 60_000).await;
+    let first = d.pass(1, Duration::from_secs(30)).await.number;
+    d.no_pass_after_settling(first).await;
+    let n = d.last().number;
+    d.sim.record_arrivals();
+    replace_in(
+        &d.manifests.join("servers/rescue.yaml"),
+        "noIntervention: true",
+        "noIntervention: false",
+    );
+    let pass = d.pass(n + 1, Duration::from_secs(10)).await;
+    assert!(
+        matches!(pass.reason, Some(Reason::Manifests { .. })),
+        "{pass:?}"
+    );
+    let routes: Vec<String> = d.sim.arrivals().into_iter().map(|(_, r)| r).collect();
+    let put = routes
+        .iter()
+        .position(|r| r == PUT_SERVER)
+        .unwrap_or_else(|| panic!("no PUT: {routes:?}"));
+    let tasks = |rs: &[String]| {
+        rs.iter()
+            .filter(|r| *r == "GET /dedicated/server/{serviceName}/task")
+            .count()
+    };
+    // Before it: only the details the plan needs (the edited server's, and web-02's, whose
+    // pending reinstall is re-checked every pass); the four others are refresh reads.
+    assert!(
+        tasks(&routes[..put]) <= 2,
+        "refresh reads before the PUT: {routes:?}"
+    );
+    assert!(
+        tasks(&routes[put..]) >= 4,
+        "the other servers were verified after it: {routes:?}"
+    );
+    assert!(!d.sim.server(RESCUE).unwrap().no_intervention);
+    d.stop().await;
+}
+
 /// Round-robin verification: every server's detail is read within `ceil(servers / per pass)`
 /// intervals, so a reinstall made outside ovhform is reported within that bound, and
 /// `/status` says when each server was last verified.
