@@ -609,9 +609,23 @@ impl Daemon {
                 })
             }),
         };
-        let report = apply::apply(&plan, &apply_ctx, &tx).await;
-        drop(tx);
-        while let Ok(event) = rx.try_recv() {
+        // Events are read while apply runs: `/status` follows a reinstall step by step.
+        let shared = self.shared.clone();
+        let follow = async move {
+            let mut events = Vec::new();
+            while let Some(event) = rx.recv().await {
+                live_status(&shared, &event, now);
+                events.push(event);
+            }
+            events
+        };
+        let (plan_ref, ctx_ref) = (&plan, &apply_ctx);
+        let run = async move {
+            let tx = tx;
+            apply::apply(plan_ref, ctx_ref, &tx).await
+        };
+        let (report, events) = tokio::join!(run, follow);
+        for event in events {
             log_event(&event);
             if let apply::ApplyEvent::Stalled { server, step, .. } = &event {
                 self.notify(
@@ -818,6 +832,48 @@ impl Daemon {
             }
         }
     }
+}
+
+/// A reinstall's progress while apply follows it (`--track-for`), before the pass ends.
+fn live_status(shared: &Shared, event: &apply::ApplyEvent, now: Timestamp) {
+    let (server, status) = match event {
+        apply::ApplyEvent::Reinstalling { server, task } => (
+            server,
+            ServerStatus::Reinstalling {
+                task: Some(*task),
+                step: None,
+                steps: None,
+            },
+        ),
+        apply::ApplyEvent::InstallProgress {
+            server,
+            task,
+            step,
+            steps,
+            ..
+        } => (
+            server,
+            ServerStatus::Reinstalling {
+                task: Some(*task),
+                step: Some(*step),
+                steps: Some(*steps),
+            },
+        ),
+        _ => return,
+    };
+    shared.edit(|doc| {
+        doc.servers
+            .entry(server.clone())
+            .and_modify(|s| s.status = status.clone())
+            .or_insert_with(|| ServerState {
+                status,
+                revision: None,
+                last_error: None,
+                last_verified: None,
+                last_planned: now,
+                boot_lease_ends: None,
+            });
+    });
 }
 
 /// The two phases of a pass.

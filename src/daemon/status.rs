@@ -266,9 +266,10 @@ fn waiting(sp: &ServerPlan) -> ServerStatus {
     for a in &sp.actions {
         if let Action::Wait(w) = a {
             return match &w.on {
-                WaitOn::Install { steps, .. } => ServerStatus::Reinstalling {
+                WaitOn::Install { steps, done, .. } => ServerStatus::Reinstalling {
                     task: None,
-                    step: None,
+                    // The step running: the first not done.
+                    step: Some((done + 1).min(*steps)),
                     steps: Some(*steps),
                 },
                 WaitOn::Task(t) if t.function.contains("reinstall") => ServerStatus::Reinstalling {

@@ -467,6 +467,9 @@ pub enum WaitOn {
     Install {
         elapsed_secs: u64,
         steps: usize,
+        /// Steps `done` so far (the one running is the next).
+        #[serde(default)]
+        done: usize,
     },
 }
 

@@ -400,6 +400,7 @@ mod tests {
                 on: WaitOn::Install {
                     elapsed_secs: 1,
                     steps: 2,
+                    done: 0,
                 },
             }),
             reboot(),

@@ -489,6 +489,7 @@ fn tasks_step(live: &ObservedServer, report: &mut TasksReport) -> Option<Wait> {
         on: WaitOn::Install {
             elapsed_secs: st.elapsed_secs,
             steps: st.steps.len(),
+            done: st.steps.iter().filter(|s| s.status == "done").count(),
         },
     })
 }

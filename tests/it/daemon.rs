@@ -67,11 +67,21 @@ async fn start_with_budget(
     tweak: impl FnOnce(&mut DaemonConfig),
     requests_per_minute: u32,
 ) -> Running {
+    start_at_speed(edit, tweak, requests_per_minute, 1000.0).await
+}
+
+/// As [`start_with_budget`], the simulator at `speed` × real time.
+async fn start_at_speed(
+    edit: impl FnOnce(&Path),
+    tweak: impl FnOnce(&mut DaemonConfig),
+    requests_per_minute: u32,
+    speed: f64,
+) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let manifests = dir.path().join("manifests");
     copy_dir(&repo().join("manifests"), &manifests);
     edit(&manifests);
-    let sim = demo_sim(1000.0).await;
+    let sim = demo_sim(speed).await;
     let client = ovhform::ovh::Client::new(ovhform::ovh::ClientConfig {
         requests_per_minute,
         ..sim::client_config(&sim).unwrap()
@@ -414,6 +424,60 @@ async fn a_window_opening_runs_the_auto_reinstall_without_waiting_for_the_interv
     d.no_pass_after_settling(n).await;
     assert_eq!(reinstalls(&d.sim), 1);
     assert!(d.store.intents().await.unwrap().is_empty());
+    d.stop().await;
+}
+
+/// `/status` follows a reinstall step by step while the pass tracks it (`Reinstalling`
+/// with the step running and the step count from the install status), not only once the
+/// pass ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_a_reinstalls_steps_while_the_pass_follows_it() {
+    // Inside the web tier's window (Monday 02:30 in Paris), web-02 on `reinstall: auto`.
+    let clock = TestClock::at("2026-11-30T01:30:00Z".parse().unwrap());
+    let c = clock.clone();
+    let d = start_at_speed(
+        |m| {
+            replace_in(
+                &m.join("groups/web.yaml"),
+                "reinstall: manual",
+                "reinstall: auto",
+            )
+        },
+        move |cfg| {
+            cfg.clock = Arc::new(move || c.now());
+            cfg.tracking.timeout = Duration::from_secs(60);
+        },
+        0,
+        100.0,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut seen = std::collections::BTreeSet::new();
+    while Instant::now() < deadline {
+        if let Some(entry) = d.status().await.servers.get(WEB2)
+            && let ServerStatus::Reinstalling {
+                step: Some(step),
+                steps: Some(steps),
+                task: Some(_),
+            } = entry.status
+        {
+            assert!(step >= 1 && step <= steps, "{step}/{steps}");
+            seen.insert((step, steps));
+        }
+        if d.last().number >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        d.last().number >= 1,
+        "the first pass (tracking the reinstall) ended"
+    );
+    assert!(
+        seen.len() >= 2,
+        "steps seen in /status during the pass: {seen:?}"
+    );
+    assert_eq!(reinstalls(&d.sim), 1);
     d.stop().await;
 }
 

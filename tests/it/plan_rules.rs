@@ -173,7 +173,8 @@ fn rule_an_install_in_progress_means_wait_and_nothing_else() {
         w.on,
         WaitOn::Install {
             elapsed_secs: 240,
-            steps: 2
+            steps: 2,
+            done: 1
         }
     );
     assert_eq!(p.report.tasks.waiting_on_install, 1);
