@@ -1,6 +1,7 @@
 //! `ovhform state`: look at and reconcile what ovhform remembers.
 //!
-//! Owns: the `state show`, `state take-tag` and `state drop-intent` subcommands — how a person
+//! Owns: the `state show`, `state take-tag`, `state drop-intent` and `state fleet-secret`
+//! subcommands — how a person
 //! settles a disagreement between the state store and a server's tags after reviewing both (a
 //! plan never settles it by itself: a forged tag looks the same as an install made with
 //! another state directory), and an unresolved reinstall intent after checking the server
@@ -37,6 +38,34 @@ pub enum StateCommand {
     /// any) if not. Only an intent apply marked unresolved can be removed; apply resolves the
     /// others itself.
     DropIntent(DropIntentArgs),
+    /// Store the fleet secret (the key of the digests that compare secret values) in the
+    /// state store: a directory's `fleet.key` or the PostgreSQL store the daemons share. Read
+    /// from stdin or a file, or generated; never printed. An existing secret is replaced only
+    /// with `--replace`.
+    FleetSecret(FleetSecretArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["stdin", "from_file", "generate"])))]
+pub struct FleetSecretArgs {
+    /// Read the secret from standard input (e.g. `openssl rand -hex 32 | …`; the same value
+    /// goes into CI as `OVHFORM_SECRET_KEY` so that previews compare secrets too).
+    #[arg(long)]
+    pub stdin: bool,
+    /// Read the secret from a file (e.g. a state directory's `fleet.key`, moved into
+    /// PostgreSQL).
+    #[arg(long, value_name = "PATH")]
+    pub from_file: Option<std::path::PathBuf>,
+    /// Generate 32 random bytes (hex). Nothing else will know it: only for a store that is
+    /// the only place plans run from.
+    #[arg(long)]
+    pub generate: bool,
+    /// Replace an existing secret. Every recorded digest was keyed with the old one: secret
+    /// values then show as "cannot compare" until the servers are reinstalled or adopted.
+    #[arg(long)]
+    pub replace: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,7 +102,86 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         StateCommand::Show(a) => show(a),
         StateCommand::TakeTag(a) => take_tag(*a),
         StateCommand::DropIntent(a) => drop_intent(a),
+        StateCommand::FleetSecret(a) => fleet_secret(a),
     }
+}
+
+fn fleet_secret(args: FleetSecretArgs) -> miette::Result<ExitCode> {
+    let secret = if args.stdin {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .into_diagnostic()
+            .wrap_err("read the fleet secret from stdin")?;
+        text
+    } else if let Some(path) = &args.from_file {
+        std::fs::read_to_string(path)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("read the fleet secret from {}", path.display()))?
+    } else {
+        crate::state::new_fleet_secret()
+    };
+    // A trailing newline from `echo` or a file is not part of the secret.
+    let secret = secret.trim().to_string();
+    if secret.is_empty() {
+        return Err(miette!(
+            help = "give a non-empty secret (e.g. `openssl rand -hex 32`)",
+            "the fleet secret is empty"
+        ));
+    }
+    let runtime = crate::cli::runtime()?;
+    let target = match args.state.postgres_url() {
+        Some(url) => {
+            let holder = format!(
+                "ovhform-cli@{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into())
+            );
+            runtime.block_on(async {
+                let store =
+                    crate::state::pg::PgStore::connect(&url, &args.state.fleet, &holder).await?;
+                if store.fleet_secret().await?.is_some() && !args.replace {
+                    return Err(already_set());
+                }
+                // A write like any other: only under the fleet's lease, so a running leader
+                // is never raced (stop it, or let a standby's turn come).
+                let lease = store.campaign(crate::daemon::seat::LEASE_TTL).await?;
+                if let crate::state::pg::Lease::Standby { leader, .. } = &lease {
+                    return Err(miette!(
+                        help = "stop the daemons of this fleet (or wait for their lease to lapse) and run this again",
+                        "replica {} holds the fleet's lease: only the leader may write the fleet secret",
+                        escape::line(leader)
+                    ));
+                }
+                let result = store.set_fleet_secret(&secret).await;
+                let _ = store.resign().await;
+                result?;
+                Ok::<_, miette::Report>(store.target().to_string())
+            })?
+        }
+        None => {
+            let _lock = args.state.open_locked()?;
+            let path = args.state.state_dir.join(crate::state::FLEET_KEY_FILE);
+            if path.exists() && !args.replace {
+                return Err(already_set());
+            }
+            crate::state::write_fleet_secret(&path, &secret)?;
+            path.display().to_string()
+        }
+    };
+    eprintln!(
+        "{}",
+        escape::line(&format!(
+            "fleet {}: secret stored in {target} (not shown)",
+            args.state.fleet
+        ))
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn already_set() -> miette::Report {
+    miette!(
+        help = "keep it, or pass --replace (recorded digests were keyed with the old secret: secret values then cannot be compared until servers are reinstalled or adopted again)",
+        "the fleet already has a secret"
+    )
 }
 
 fn drop_intent(args: DropIntentArgs) -> miette::Result<ExitCode> {

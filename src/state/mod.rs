@@ -491,6 +491,16 @@ pub(crate) fn parse_fleet(s: &str) -> Result<String, String> {
 /// File in the state directory holding the fleet secret, when `OVHFORM_SECRET_KEY` is unset.
 pub const FLEET_KEY_FILE: &str = "fleet.key";
 
+/// A new fleet secret: 32 random bytes, hex.
+pub fn new_fleet_secret() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// Writes a state directory's `fleet.key` (owner-only, atomically).
+pub fn write_fleet_secret(path: &std::path::Path, secret: &str) -> Result<(), StateError> {
+    file::write_atomic(path, secret.as_bytes())
+}
+
 impl StateArgs {
     /// For `plan`: no lock, nothing created.
     pub fn open_read_only(&self) -> FileStore {

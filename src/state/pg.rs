@@ -554,7 +554,7 @@ impl PgStore {
                 Written::Nothing
             }
             Write::EnsureSecret => {
-                let fresh = hex::encode(rand::random::<[u8; 32]>());
+                let fresh = super::new_fleet_secret();
                 tx.execute(
                     "INSERT INTO ovhform_fleet_secrets (fleet, secret) VALUES ($1, $2) \
                      ON CONFLICT (fleet) DO NOTHING",

@@ -861,3 +861,55 @@ async fn bad_arguments_are_errors_not_panics() {
     assert!(matches!(err, StateError::PgUrl { .. }), "{err:?}");
     assert!(!err.to_string().contains("password=x"), "{err}");
 }
+
+/// `ovhform state fleet-secret` against PostgreSQL: stored for `ovhform run` to read, never
+/// shown, refused while a daemon holds the fleet's lease and without `--replace`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_stores_the_fleet_secret_in_postgres_only_as_the_leader() {
+    let db = fresh_db().await;
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ovhform"))
+            .args(["state", "fleet-secret", "--fleet", FLEET])
+            .args(args)
+            .env("OVHFORM_STATE", &db.url)
+            .env_remove("OVHFORM_SECRET_KEY")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let secret = "pg-fleet-secret-NEVER-SHOWN";
+    let args = ["--stdin"];
+    let out = tokio::task::block_in_place(|| run(&args, secret));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains(secret) && err.contains("not shown"), "{err}");
+    let reader = store(&db, "reader").await;
+    assert_eq!(
+        reader.fleet_secret().await.unwrap().as_deref(),
+        Some(secret)
+    );
+
+    // A daemon leads: the CLI may not write, even with --replace.
+    let (_daemon, _) = leader(&db, "daemon-1", LONG).await;
+    let out = tokio::task::block_in_place(|| run(&["--stdin", "--replace"], "other"));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("daemon-1") && err.contains("lease"), "{err}");
+    assert_eq!(
+        reader.fleet_secret().await.unwrap().as_deref(),
+        Some(secret)
+    );
+    // Without --replace it is refused before any lease is asked for.
+    let out = tokio::task::block_in_place(|| run(&["--stdin"], "other"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already has a secret"));
+}

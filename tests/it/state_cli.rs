@@ -178,3 +178,72 @@ async fn state_drop_intent_removes_only_unresolved_intents() {
     assert!(stderr.contains("ovhform plan"), "{stderr}");
     assert_eq!(servers_with_intents().await, vec![B]);
 }
+
+fn fleet_secret_cmd(state: &str, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ovhform"))
+        .args(["state", "fleet-secret", "--state", state, "--fleet", "prod"])
+        .args(args)
+        .env_remove("OVHFORM_SECRET_KEY")
+        .env_remove("OVHFORM_STATE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `state fleet-secret` stores the secret (trimmed, owner-only) without showing it, refuses
+/// to replace one without `--replace`, and refuses an empty one.
+#[test]
+fn state_fleet_secret_stores_a_directorys_key_without_showing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state_s = state.to_str().unwrap();
+    let secret = "c0ffee-fleet-secret-NEVER-SHOWN";
+    let out = fleet_secret_cmd(state_s, &["--stdin"], &format!("{secret}\n"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("not shown") && !text.contains(secret),
+        "{text}"
+    );
+    let key = state.join("fleet.key");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), secret);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+    }
+    // An existing secret stays unless --replace.
+    let out = fleet_secret_cmd(state_s, &["--stdin"], "another");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already has a secret") && err.contains("--replace"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), secret);
+    let out = fleet_secret_cmd(state_s, &["--generate", "--replace"], "");
+    assert!(out.status.success());
+    let generated = std::fs::read_to_string(&key).unwrap();
+    assert_eq!(generated.len(), 64, "32 bytes, hex");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&generated));
+    // Empty: refused.
+    let out = fleet_secret_cmd(state_s, &["--stdin", "--replace"], "  \n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), generated);
+}
