@@ -1,12 +1,12 @@
 //! `ovhform state`: look at and reconcile what ovhform remembers.
 //!
 //! Owns: the `state show`, `state take-tag`, `state drop-intent` and `state fleet-secret`
-//! subcommands — how a person
-//! settles a disagreement between the state store and a server's tags after reviewing both (a
-//! plan never settles it by itself: a forged tag looks the same as an install made with
-//! another state directory), and an unresolved reinstall intent after checking the server
-//! (apply never guesses whether a reinstall it cannot trace started). Must not touch: the merge
-//! rule (`state/merge.rs`), planning, the resolution protocol (`apply/intent.rs`).
+//! subcommands — how a person settles a disagreement between the state store and a server's
+//! tags after reviewing both (a plan never settles it by itself: a forged tag looks the same as
+//! an install made with another state directory), an unresolved reinstall intent after checking
+//! the server (apply never guesses whether a reinstall it cannot trace started), and the fleet
+//! secret (read from stdin or a file, never shown). Must not touch: the merge rule
+//! (`state/merge.rs`), planning, the resolution protocol (`apply/intent.rs`).
 
 use std::collections::BTreeSet;
 use std::io::Write;
