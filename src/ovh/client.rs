@@ -142,6 +142,7 @@ impl std::fmt::Debug for Client {
         let auth = match &self.inner.cfg.credentials {
             Credentials::ApplicationKey { .. } => "application key",
             Credentials::OAuth2 { .. } => "oauth2",
+            Credentials::None => "none",
         };
         f.debug_struct("Client")
             .field("endpoint", &self.inner.cfg.endpoint.base_url)
@@ -460,6 +461,13 @@ impl Client {
                     headers.push(("Authorization".into(), format!("Bearer {}", token.expose())));
                 }
             }
+            Credentials::None if call.auth => {
+                return Err(Error::Config {
+                    message: format!("{} {} needs credentials and none are configured", call.method, call.path),
+                    hint: "set OVH_APPLICATION_KEY/OVH_APPLICATION_SECRET/OVH_CONSUMER_KEY or OVH_CLIENT_ID/OVH_CLIENT_SECRET".into(),
+                });
+            }
+            Credentials::None => {}
         }
         let permit = if call.prepaid {
             self.permit().await
