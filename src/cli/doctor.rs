@@ -719,6 +719,13 @@ async fn check_dir(dir: &Path) -> Check {
                 ),
             };
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Check::fail(
+                NAME,
+                format!("{shown} cannot be created: a part of its path is a file"),
+                "give --state a path whose parents are directories",
+            );
+        }
         Err(e) => {
             return Check::fail(NAME, format!("{shown}: {e}"), fix_perm);
         }
