@@ -876,6 +876,23 @@ mod tests {
         assert_eq!(c.calls(), 0, "nothing sent");
     }
 
+    /// Without credentials only unauthenticated calls leave (doctor's endpoint probe).
+    #[tokio::test(start_paused = true)]
+    async fn no_credentials_send_no_signed_call() {
+        let mut cfg = ClientConfig::new(
+            Endpoint::parse("http://127.0.0.1:9/1.0").unwrap(),
+            Credentials::None,
+        );
+        cfg.requests_per_minute = 0;
+        let c = Client::with_transport(cfg, Arc::new(Silent));
+        let e = c
+            .get::<serde_json::Value>("/dedicated/server")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Config { .. }), "{e}");
+        assert_eq!(c.calls(), 0, "nothing sent");
+    }
+
     #[test]
     fn client_new_builds_the_real_transport_without_network() {
         let creds = Credentials::ApplicationKey {

@@ -603,6 +603,43 @@ mod tests {
         }
     }
 
+    /// doctor probes the endpoint even when the credentials do not resolve.
+    #[test]
+    fn the_endpoint_resolves_without_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("ovh.conf");
+        std::fs::write(&conf, "[default]\nendpoint=ovh-ca\n").unwrap();
+        let mut sources = ConfigSources {
+            env: BTreeMap::new(),
+            files: vec![conf],
+        };
+        let none = ConfigInput::default();
+        assert!(ClientConfig::resolve(&none, &sources).is_err());
+        let ep = ClientConfig::resolve_endpoint(&none, &sources).unwrap();
+        assert_eq!(ep.name, "ovh-ca");
+        sources
+            .env
+            .insert("OVH_ENDPOINT".into(), "http://127.0.0.1:9/1.0".into());
+        let ep = ClientConfig::resolve_endpoint(&none, &sources).unwrap();
+        assert_eq!(ep.base_url, "http://127.0.0.1:9/1.0");
+        let given = ConfigInput {
+            endpoint: Some("kimsufi-eu".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            ClientConfig::resolve_endpoint(&given, &sources)
+                .unwrap()
+                .name,
+            "kimsufi-eu"
+        );
+        assert_eq!(
+            ClientConfig::resolve_endpoint(&none, &ConfigSources::default())
+                .unwrap()
+                .name,
+            "ovh-eu"
+        );
+    }
+
     #[test]
     fn secrets_are_redacted_in_debug() {
         let input = ConfigInput {

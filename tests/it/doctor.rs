@@ -497,3 +497,38 @@ async fn hostile_rule_paths_are_escaped() {
     );
     assert!(l.contains("DELETE /x\\x1b[2J"), "{run}");
 }
+
+/// A reachable database is reported with its schema version, and doctor never migrates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_is_probed_without_being_migrated() {
+    let db = crate::pg_support::fresh_db().await;
+    let sim = sim_with_rules(apply_rules(), |_| {}).await;
+    let d = Doctor::for_sim(&sim);
+    let run = d.run(&["--state", &db.url]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    let l = line(&run, "state");
+    assert!(
+        l.starts_with("ok   state") && l.contains("reachable; no ovhform schema yet"),
+        "{run}"
+    );
+    let sql = db.sql().await;
+    let created: bool = sql
+        .query_one("SELECT to_regclass('ovhform_schema') IS NOT NULL", &[])
+        .await
+        .expect("query")
+        .get(0);
+    assert!(!created, "doctor created the schema");
+    // Once `run` has migrated it: its version.
+    ovhform::state::PgStore::connect(&db.url, "default", "doctor-test")
+        .await
+        .expect("migrate");
+    let run = d.run(&["--state", &db.url]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(
+        line(&run, "state").contains(&format!(
+            "schema version {}",
+            ovhform::state::pg::SCHEMA_VERSION
+        )),
+        "{run}"
+    );
+}
