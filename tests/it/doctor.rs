@@ -532,3 +532,64 @@ async fn a_database_is_probed_without_being_migrated() {
         "{run}"
     );
 }
+
+/// The rules doctor asks for are enough in fact: the example fleet's whole apply (a reinstall,
+/// boots, settings, reboots, record tags) runs on a simulator that enforces them, and with the
+/// plan-only rules the same apply is refused by the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_runs_with_exactly_the_rules_doctor_asks_for() {
+    use crate::cli_support::{IGNORE_WEB_WINDOWS, Workdir, reinstalls};
+    let m = manifests();
+    let mut args = vec![
+        "apply",
+        "--manifests",
+        &m,
+        "--auto-approve",
+        "--allow-wipe-all",
+    ];
+    args.extend(IGNORE_WEB_WINDOWS);
+
+    let sim = demo_sim_with(1000.0, |c| {
+        c.key = SimKey {
+            rules: apply_rules(),
+            ..SimKey::default()
+        }
+    })
+    .await;
+    let run = Workdir::new().run(&sim, &args).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(reinstalls(&sim), 1, "{run}");
+    assert!(run.stdout.contains("Apply complete:"), "{run}");
+    assert!(
+        !run.stdout.contains("NOT_GRANTED_CALL") && !run.stderr.contains("NOT_GRANTED_CALL"),
+        "{run}"
+    );
+    // Every write route of the table was used, so none of the rules is there for nothing.
+    let calls = sim.calls();
+    for route in [
+        "PUT /dedicated/server/{serviceName}",
+        "POST /dedicated/server/{serviceName}/reboot",
+        "POST /dedicated/server/{serviceName}/reinstall",
+        "PUT /v2/iam/resource/{resourceURN}",
+    ] {
+        assert!(
+            calls.get(route).copied().unwrap_or(0) > 0,
+            "{route}: {calls:?}"
+        );
+    }
+
+    let sim = demo_sim_with(1000.0, |c| {
+        c.key = SimKey {
+            rules: plan_rules(),
+            ..SimKey::default()
+        }
+    })
+    .await;
+    let run = Workdir::new().run(&sim, &args).await;
+    assert_ne!(run.code, Some(0), "{run}");
+    // (The simulator counts a refused call too: the refusal is what says nothing ran.)
+    assert!(
+        run.stdout.contains("/reinstall: HTTP 403 NOT_GRANTED_CALL"),
+        "{run}"
+    );
+}
