@@ -11,6 +11,7 @@ use miette::{IntoDiagnostic, WrapErr};
 pub mod api;
 pub mod apply;
 pub mod demo;
+pub mod doctor;
 pub mod plan;
 pub mod progress;
 pub mod render;
@@ -74,6 +75,9 @@ pub enum Command {
     /// apply what policy allows (wipes only for `policy.reinstall: auto`, in their window),
     /// serve /healthz, /readyz, /metrics and /status.
     Run(Box<run::Args>),
+    /// Check configuration, endpoint, clock, credentials and their access rules, request
+    /// budget, state store and manifests: one line per check (ok, warn, fail with a fix).
+    Doctor(Box<doctor::Args>),
     /// Run the OVHcloud API simulator (offline tests and demos).
     Sim(Box<sim::Args>),
     /// Look at and reconcile the records ovhform keeps (state store and servers' tags).
@@ -121,6 +125,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Demo(args) => demo::run(args, &cli.global),
         Command::Run(args) => run::run(*args, &cli.global),
         Command::State(args) => state::run(args),
+        Command::Doctor(args) => doctor::run(*args),
     }
 }
 

@@ -78,6 +78,20 @@ pub struct Args {
     /// Answer every batch GET 403 (per-server access rules), to exercise a client's fallback.
     #[arg(long)]
     pub batch_forbidden: bool,
+    /// An access rule of the consumer key, `METHOD /path` (`*` matches anything);
+    /// repeatable. Default: every method on `/*`. Signed calls no rule grants answer 403
+    /// `NOT_GRANTED_CALL`; `GET /auth/currentCredential` shows the rules.
+    #[arg(long = "access-rule", value_name = "RULE", value_parser = parse_rule)]
+    pub access_rules: Vec<sim::SimRule>,
+    /// Seconds the simulated API's wall clock is ahead of this machine's (negative: behind),
+    /// for `GET /auth/time` and the signature check: clock skew, as `ovhform doctor` sees it.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub clock_offset: i64,
     /// Added latency per API request (e.g. 200ms).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub latency: Option<Duration>,
@@ -349,6 +363,15 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         iam_tags_filter: !args.no_iam_tags_filter,
         stale_listing: args.stale_listing,
         batch_forbidden: args.batch_forbidden,
+        key: if args.access_rules.is_empty() {
+            sim::SimKey::default()
+        } else {
+            sim::SimKey {
+                rules: args.access_rules.clone(),
+                ..sim::SimKey::default()
+            }
+        },
+        clock_offset_secs: args.clock_offset,
         timings: sim::Timings {
             install: args.install_duration,
             ..sim::Timings::default()
@@ -415,6 +438,21 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         handle.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `METHOD /path`, e.g. `GET /dedicated/server/*`.
+fn parse_rule(s: &str) -> Result<sim::SimRule, String> {
+    let (method, path) = s.trim().split_once(' ').ok_or_else(|| {
+        "an access rule is `METHOD /path`, e.g. `GET /dedicated/server/*`".to_string()
+    })?;
+    let method = method.to_ascii_uppercase();
+    if !["GET", "POST", "PUT", "DELETE"].contains(&method.as_str()) || !path.trim().starts_with('/')
+    {
+        return Err(
+            "an access rule is `METHOD /path` with METHOD one of GET, POST, PUT, DELETE".into(),
+        );
+    }
+    Ok(sim::SimRule::new(&method, path.trim()))
 }
 
 #[cfg(test)]
@@ -575,5 +613,16 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("sim.env")]);
+    }
+
+    #[test]
+    fn access_rules_parse() {
+        assert_eq!(
+            parse_rule("get /dedicated/server/*").unwrap(),
+            sim::SimRule::new("GET", "/dedicated/server/*")
+        );
+        for bad in ["GET", "PATCH /x", "GET x", ""] {
+            assert!(parse_rule(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -142,6 +142,7 @@ impl std::fmt::Debug for Client {
         let auth = match &self.inner.cfg.credentials {
             Credentials::ApplicationKey { .. } => "application key",
             Credentials::OAuth2 { .. } => "oauth2",
+            Credentials::None => "none",
         };
         f.debug_struct("Client")
             .field("endpoint", &self.inner.cfg.endpoint.base_url)
@@ -460,6 +461,13 @@ impl Client {
                     headers.push(("Authorization".into(), format!("Bearer {}", token.expose())));
                 }
             }
+            Credentials::None if call.auth => {
+                return Err(Error::Config {
+                    message: format!("{} {} needs credentials and none are configured", call.method, call.path),
+                    hint: "set OVH_APPLICATION_KEY/OVH_APPLICATION_SECRET/OVH_CONSUMER_KEY or OVH_CLIENT_ID/OVH_CLIENT_SECRET".into(),
+                });
+            }
+            Credentials::None => {}
         }
         let permit = if call.prepaid {
             self.permit().await
@@ -865,6 +873,23 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, Error::UnsafePath { .. }), "{e}");
+        assert_eq!(c.calls(), 0, "nothing sent");
+    }
+
+    /// Without credentials only unauthenticated calls leave (doctor's endpoint probe).
+    #[tokio::test(start_paused = true)]
+    async fn no_credentials_send_no_signed_call() {
+        let mut cfg = ClientConfig::new(
+            Endpoint::parse("http://127.0.0.1:9/1.0").unwrap(),
+            Credentials::None,
+        );
+        cfg.requests_per_minute = 0;
+        let c = Client::with_transport(cfg, Arc::new(Silent));
+        let e = c
+            .get::<serde_json::Value>("/dedicated/server")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Config { .. }), "{e}");
         assert_eq!(c.calls(), 0, "nothing sent");
     }
 

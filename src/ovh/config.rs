@@ -185,6 +185,10 @@ pub enum Credentials {
         client_secret: Secret,
         token_url: String,
     },
+    /// None: only unauthenticated calls (`/auth/time`, the catalogue), for `ovhform doctor`
+    /// checking an endpoint before credentials are set up. An authenticated call fails with
+    /// [`Error::Config`] before anything is sent.
+    None,
 }
 
 /// Which API starts an OS installation.
@@ -342,10 +346,7 @@ impl ClientConfig {
                     })
             })
         };
-        let endpoint_name = lookup(&input.endpoint, "endpoint", "default", "endpoint")
-            .map(|(v, _)| v)
-            .unwrap_or_else(|| "ovh-eu".to_string());
-        let endpoint = Endpoint::parse(&endpoint_name)?;
+        let endpoint = endpoint_from(&lookup(&input.endpoint, "endpoint", "default", "endpoint"))?;
         let section = endpoint.name.clone();
         let ak = lookup(
             &input.application_key,
@@ -440,6 +441,36 @@ impl ClientConfig {
                 hint: "set OVH_APPLICATION_KEY/OVH_APPLICATION_SECRET/OVH_CONSUMER_KEY or OVH_CLIENT_ID/OVH_CLIENT_SECRET, or write them in ./ovh.conf, ~/.ovh.conf or /etc/ovh.conf under [<endpoint>]".into(),
             }),
         }
+    }
+}
+
+/// The endpoint a lookup found (`ovh-eu` when none).
+fn endpoint_from(found: &Option<(String, String)>) -> Result<Endpoint, Error> {
+    Endpoint::parse(found.as_ref().map_or("ovh-eu", |(v, _)| v.as_str()))
+}
+
+impl ClientConfig {
+    /// The endpoint alone, resolved as [`ClientConfig::resolve`] does (explicit >
+    /// `OVH_ENDPOINT` > `[default] endpoint` of the files > `ovh-eu`), whatever the state of
+    /// the credentials: what `ovhform doctor` probes when they are missing or broken.
+    pub fn resolve_endpoint(
+        input: &ConfigInput,
+        sources: &ConfigSources,
+    ) -> Result<Endpoint, Error> {
+        if let Some(v) = input.endpoint.as_ref().filter(|v| !v.is_empty()) {
+            return Endpoint::parse(v);
+        }
+        if let Some(v) = sources.env.get("OVH_ENDPOINT").filter(|v| !v.is_empty()) {
+            return Endpoint::parse(v);
+        }
+        let files = load_files(&sources.files)?;
+        let from_files = files.iter().rev().find_map(|(_, ini)| {
+            ini.section(Some("default"))
+                .and_then(|s| s.get("endpoint"))
+                .filter(|v| !v.is_empty())
+                .map(|v| (v.to_string(), String::new()))
+        });
+        endpoint_from(&from_files)
     }
 }
 
@@ -570,6 +601,43 @@ mod tests {
                 "{url}"
             );
         }
+    }
+
+    /// doctor probes the endpoint even when the credentials do not resolve.
+    #[test]
+    fn the_endpoint_resolves_without_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("ovh.conf");
+        std::fs::write(&conf, "[default]\nendpoint=ovh-ca\n").unwrap();
+        let mut sources = ConfigSources {
+            env: BTreeMap::new(),
+            files: vec![conf],
+        };
+        let none = ConfigInput::default();
+        assert!(ClientConfig::resolve(&none, &sources).is_err());
+        let ep = ClientConfig::resolve_endpoint(&none, &sources).unwrap();
+        assert_eq!(ep.name, "ovh-ca");
+        sources
+            .env
+            .insert("OVH_ENDPOINT".into(), "http://127.0.0.1:9/1.0".into());
+        let ep = ClientConfig::resolve_endpoint(&none, &sources).unwrap();
+        assert_eq!(ep.base_url, "http://127.0.0.1:9/1.0");
+        let given = ConfigInput {
+            endpoint: Some("kimsufi-eu".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            ClientConfig::resolve_endpoint(&given, &sources)
+                .unwrap()
+                .name,
+            "kimsufi-eu"
+        );
+        assert_eq!(
+            ClientConfig::resolve_endpoint(&none, &ConfigSources::default())
+                .unwrap()
+                .name,
+            "ovh-eu"
+        );
     }
 
     #[test]

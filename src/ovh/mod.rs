@@ -2,6 +2,7 @@
 //!
 //! Owns: endpoints and credentials (`config`), the pure request signer (`sign`), the HTTP
 //! transport behind a trait (`transport`), the typed routes ovhform uses (`routes`, `types`),
+//! what a consumer key must be allowed to call and how its access rules compare (`access`),
 //! the request budget and retry rules (`budget`, `client`), per-run request meters (`meter`),
 //! the API-call economy (expanded listings, batch GETs, the `iamTags` filter, each with its
 //! remembered fallback; caches that can be exported and seeded as [`FactsSnapshot`]), the
@@ -12,6 +13,7 @@
 //! change; it only says what the API answered. Secrets never leave this module in clear: every
 //! type that holds one redacts it in `Debug`, and errors never carry headers or signatures.
 
+pub mod access;
 mod budget;
 mod client;
 mod config;
@@ -23,6 +25,7 @@ mod sign;
 mod transport;
 pub mod types;
 
+pub use access::{AccessRule, Assessment, Purpose, assess, minimal_rules};
 pub use budget::Budget;
 pub use client::{Client, Mode, Slot, WallClock};
 pub use config::{

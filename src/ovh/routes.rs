@@ -341,6 +341,13 @@ impl Client {
         self.caches().templates.get(&name.to_string()).is_some()
     }
 
+    // -- the key itself ----------------------------------------------------------------------
+
+    /// `GET /auth/currentCredential`: the consumer key's status, expiry and access rules.
+    pub async fn current_credential(&self) -> Result<CurrentCredential, Error> {
+        self.get("/auth/currentCredential").await
+    }
+
     // -- servers --------------------------------------------------------------------------
 
     /// `GET /dedicated/server`: service names.

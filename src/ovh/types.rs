@@ -388,3 +388,28 @@ pub struct BatchItem<T> {
 fn none<T>() -> Option<T> {
     None
 }
+
+/// `auth.Credential` (GET `/auth/currentCredential`): the consumer key the request was signed
+/// with. REFERENCE §6.3 confirms `rules` and `status`; the other names are those of OVH's
+/// published `auth` schema. Everything in it is hostile text for a renderer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CurrentCredential {
+    #[serde(default)]
+    pub credential_id: Option<u64>,
+    #[serde(default)]
+    pub application_id: Option<u64>,
+    /// `expired`, `pendingValidation`, `refused` or `validated`.
+    pub status: String,
+    #[serde(default)]
+    pub rules: Vec<crate::ovh::AccessRule>,
+    #[serde(default)]
+    pub creation: Option<jiff::Timestamp>,
+    /// `null`: the key never expires.
+    #[serde(default)]
+    pub expiration: Option<jiff::Timestamp>,
+    #[serde(default)]
+    pub last_use: Option<jiff::Timestamp>,
+    #[serde(default, rename = "allowedIPs")]
+    pub allowed_ips: Option<Vec<String>>,
+}

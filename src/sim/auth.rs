@@ -63,6 +63,119 @@ impl Default for SimCredentials {
     }
 }
 
+/// One access rule of the consumer key (`auth.AccessRule`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimRule {
+    pub method: String,
+    pub path: String,
+}
+
+impl SimRule {
+    pub fn new(method: &str, path: &str) -> SimRule {
+        SimRule {
+            method: method.to_string(),
+            path: path.to_string(),
+        }
+    }
+}
+
+/// The consumer key's state as `GET /auth/currentCredential` shows it (`auth.Credential`:
+/// REFERENCE §6.3 for `rules` and `status`, OVH's published `auth` schema for the other
+/// names), and what the simulator enforces from it: a key that is not `validated` or whose
+/// `expiration` has passed is refused on every signed call, and a signed call no rule grants
+/// is refused `NOT_GRANTED_CALL` [inferred: the shapes of these refusals].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimKey {
+    /// `expired`, `pendingValidation`, `refused` or `validated`.
+    pub status: String,
+    /// Default: every method on `/*` (what a key made for "everything" has), so a simulator
+    /// nobody configured refuses nothing.
+    pub rules: Vec<SimRule>,
+    /// Unix seconds; `None`: never expires.
+    pub expiration: Option<i64>,
+    pub credential_id: u64,
+    pub application_id: u64,
+    pub allowed_ips: Option<Vec<String>>,
+}
+
+impl Default for SimKey {
+    fn default() -> Self {
+        SimKey {
+            status: "validated".into(),
+            rules: ["GET", "POST", "PUT", "DELETE"]
+                .into_iter()
+                .map(|m| SimRule::new(m, "/*"))
+                .collect(),
+            expiration: None,
+            credential_id: 421_337,
+            application_id: 123_456,
+            allowed_ips: None,
+        }
+    }
+}
+
+/// `*` in a rule path matches any run of characters, `/` included.
+fn rule_matches(glob: &[u8], path: &[u8]) -> bool {
+    match glob.split_first() {
+        None => path.is_empty(),
+        Some((b'*', rest)) => (0..=path.len()).any(|i| rule_matches(rest, &path[i..])),
+        Some((c, rest)) => path.first() == Some(c) && rule_matches(rest, &path[1..]),
+    }
+}
+
+impl SimKey {
+    /// Whether a signed call may go on. `path` is what rules are written against: the path
+    /// below `/1.0` (`/dedicated/server/x`), or `/v2/…` for the v2 API, without the query.
+    pub fn admit(&self, method: &str, path: &str, now: i64) -> Result<(), ApiError> {
+        let expired = self.expiration.is_some_and(|e| e <= now);
+        if self.status != "validated" || expired {
+            return Err(ApiError::legacy(
+                403,
+                "INVALID_CREDENTIAL",
+                "This credential is not valid",
+            ));
+        }
+        // Every valid key may read itself [inferred].
+        if method == "GET" && path == "/auth/currentCredential" {
+            return Ok(());
+        }
+        let granted = self.rules.iter().any(|r| {
+            r.method.eq_ignore_ascii_case(method)
+                && rule_matches(r.path.as_bytes(), path.as_bytes())
+        });
+        if granted {
+            Ok(())
+        } else {
+            Err(ApiError::legacy(
+                403,
+                "NOT_GRANTED_CALL",
+                "This call has not been granted",
+            ))
+        }
+    }
+
+    /// The `auth.Credential` answer; `created` and `last_use` are the simulator's wall clock.
+    pub fn to_json(&self, created: i64, last_use: i64) -> serde_json::Value {
+        let ts = |s: i64| {
+            jiff::Timestamp::from_second(s)
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S+00:00").to_string())
+                .ok()
+        };
+        serde_json::json!({
+            "credentialId": self.credential_id,
+            "applicationId": self.application_id,
+            "status": self.status,
+            "rules": self.rules,
+            "creation": ts(created),
+            "expiration": self.expiration.and_then(ts),
+            "lastUse": ts(last_use),
+            "allowedIPs": self.allowed_ips,
+            "ovhSupport": false,
+        })
+    }
+}
+
 /// `"$1$" + sha1_hex(AS+CK+METHOD+URL+BODY+TS)` (REFERENCE §0.9).
 pub fn signature(
     secret: &str,
@@ -283,6 +396,37 @@ mod tests {
         );
         let late = verify(&c, &t, &ok, "PUT", "http://h/1.0/x", b"{}", 5000, skew).unwrap_err();
         assert_eq!(late.body["message"], "Query out of time");
+    }
+
+    #[test]
+    fn the_key_state_is_enforced() {
+        let mut key = SimKey::default();
+        assert!(key.admit("DELETE", "/dedicated/server/x", 0).is_ok());
+        key.rules = vec![
+            SimRule::new("GET", "/dedicated/server"),
+            SimRule::new("GET", "/dedicated/server/*"),
+        ];
+        assert!(key.admit("GET", "/dedicated/server", 0).is_ok());
+        assert!(key.admit("GET", "/dedicated/server/a/task/1", 0).is_ok());
+        let refused = key
+            .admit("POST", "/dedicated/server/a/reboot", 0)
+            .unwrap_err();
+        assert_eq!(refused.body["errorCode"], "NOT_GRANTED_CALL");
+        assert!(key.admit("GET", "/auth/currentCredential", 0).is_ok());
+        key.expiration = Some(100);
+        assert!(key.admit("GET", "/dedicated/server", 99).is_ok());
+        let expired = key.admit("GET", "/dedicated/server", 100).unwrap_err();
+        assert_eq!(expired.body["errorCode"], "INVALID_CREDENTIAL");
+        key.expiration = None;
+        key.status = "pendingValidation".into();
+        assert_eq!(
+            key.admit("GET", "/auth/currentCredential", 0)
+                .unwrap_err()
+                .status,
+            403
+        );
+        assert!(rule_matches(b"/*", b"/v2/iam/resource/urn:x"));
+        assert!(!rule_matches(b"/dedicated/server/*", b"/dedicated/server"));
     }
 
     #[test]

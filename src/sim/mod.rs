@@ -47,7 +47,7 @@ pub mod routes;
 mod server;
 pub mod world;
 
-pub use auth::SimCredentials;
+pub use auth::{SimCredentials, SimKey, SimRule};
 pub use client::{client_config, client_for};
 pub use faults::Faults;
 pub use routes::Modes;
@@ -104,6 +104,12 @@ pub struct SimConfig {
     pub oauth2_token_ttl: Duration,
     /// Tolerated difference between `X-Ovh-Timestamp` and the server's clock.
     pub max_clock_skew: Duration,
+    /// The consumer key's status, expiry and access rules (`GET /auth/currentCredential`),
+    /// enforced on every signed call. Default: validated, never expires, every route.
+    pub key: SimKey,
+    /// Seconds the API's wall clock is ahead of this machine's (negative: behind): what
+    /// `/auth/time` answers and signatures are checked against, to exercise clock skew.
+    pub clock_offset_secs: i64,
 }
 
 impl Default for SimConfig {
@@ -126,6 +132,8 @@ impl Default for SimConfig {
             delivery_history: false,
             oauth2_token_ttl: Duration::from_secs(300),
             max_clock_skew: Duration::from_secs(300),
+            key: SimKey::default(),
+            clock_offset_secs: 0,
         }
     }
 }
@@ -291,6 +299,11 @@ impl SimHandle {
 
     pub fn modes(&self) -> Modes {
         *self.app.modes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The consumer key's state from now on (status, expiry, access rules).
+    pub fn set_key(&self, key: SimKey) {
+        *self.app.key.lock().unwrap_or_else(|p| p.into_inner()) = key;
     }
 
     pub fn set_modes(&self, modes: Modes) {

@@ -76,6 +76,7 @@ pub fn classify(version: Version, method: &Method, segs: &[String]) -> Option<(S
     let public = |p: &str| Some((format!("{m} {p}"), false));
     match (version, m, s.as_slice()) {
         (Version::V1, "GET", ["auth", "time"]) => public("/auth/time"),
+        (Version::V1, "GET", ["auth", "currentCredential"]) => pattern("/auth/currentCredential"),
         (Version::V1, "GET", ["dedicated", "installationTemplate"]) => {
             public("/dedicated/installationTemplate")
         }

@@ -30,7 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
 use super::SimConfig;
-use super::auth::{self, SimCredentials, Tokens};
+use super::auth::{self, SimCredentials, SimKey, Tokens};
 use super::faults::{Faults, Injected};
 use super::http::{Answer, ApiError, Outcome};
 use super::routes::{self, Modes, Req, Version};
@@ -44,6 +44,10 @@ pub(crate) struct App {
     hooks: bool,
     token_ttl: Duration,
     max_skew: Duration,
+    /// The consumer key's state (`/auth/currentCredential`, access rules).
+    pub key: Mutex<SimKey>,
+    /// Seconds this API's wall clock is ahead of the machine's (negative: behind).
+    clock_offset: i64,
     query_seq: AtomicU64,
     pub shutdown: Notify,
 }
@@ -65,6 +69,8 @@ impl App {
             hooks: config.hooks,
             token_ttl: config.oauth2_token_ttl,
             max_skew: config.max_clock_skew,
+            key: Mutex::new(config.key.clone()),
+            clock_offset: config.clock_offset_secs,
             query_seq: AtomicU64::new(1),
             shutdown: Notify::new(),
         }
@@ -72,6 +78,16 @@ impl App {
 
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The API's wall clock (unix seconds): what `/auth/time` answers and signatures are
+    /// checked against.
+    fn now_unix(&self) -> i64 {
+        now_unix().saturating_add(self.clock_offset)
+    }
+
+    fn key(&self) -> SimKey {
+        self.key.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn modes(&self) -> Modes {
@@ -422,10 +438,32 @@ async fn dispatch(app: &App, conn: &Conn, parts: &Parts, body: &Bytes) -> Respon
             parts.method.as_str(),
             &url,
             body,
-            now_unix(),
+            app.now_unix(),
             app.max_skew,
         ) {
             return error_response(&e);
+        }
+        // A bearer token's rights are IAM policies, which the simulator does not model; a
+        // consumer key's are its status, expiry and access rules.
+        if !parts.headers.contains_key("authorization") {
+            let rule_path = match version {
+                Version::V1 => rest.to_string(),
+                Version::V2 => format!("/v2{rest}"),
+            };
+            if let Err(e) = app
+                .key()
+                .admit(parts.method.as_str(), &rule_path, app.now_unix())
+            {
+                return error_response(&e);
+            }
+        }
+        if version == Version::V1
+            && parts.method == Method::GET
+            && segs == ["auth", "currentCredential"]
+        {
+            let now = app.now_unix();
+            // Created a year ago, in use now.
+            return render(Ok(Answer::json(app.key().to_json(now - 365 * 86_400, now))));
         }
     }
 
@@ -470,7 +508,7 @@ async fn dispatch(app: &App, conn: &Conn, parts: &Parts, body: &Bytes) -> Respon
             headers: &parts.headers,
             body,
         };
-        return render(routes::execute(&mut world, &modes, &req, now_unix()));
+        return render(routes::execute(&mut world, &modes, &req, app.now_unix()));
     };
     // Item shape `{key, value, error}`: `value` is confirmed (OVH console), the other keys are
     // [unverified] (REFERENCE §6.8).
@@ -482,7 +520,7 @@ async fn dispatch(app: &App, conn: &Conn, parts: &Parts, body: &Bytes) -> Respon
                 last.clone_from(id);
             }
             let req = Req { version, method: &parts.method, segs: s, query: query.clone(), headers: &parts.headers, body };
-            match routes::execute(&mut world, &modes, &req, now_unix()) {
+            match routes::execute(&mut world, &modes, &req, app.now_unix()) {
                 Ok(a) => json!({"key": id, "value": a.body, "error": null}),
                 Err(e) => json!({"key": id, "value": null, "error": e.body.get("message").cloned().unwrap_or(Value::Null)}),
             }
@@ -664,6 +702,15 @@ fn hook(app: &App, parts: &Parts, body: &Bytes) -> Outcome {
                 .and_then(Value::as_f64)
                 .ok_or_else(|| hook_error("body: {\"speed\": F}"))?;
             w.clock.set_speed(speed);
+            Ok(Answer::void())
+        }
+        ("GET", ["key"]) => Ok(Answer::json(json!(app.key()))),
+        // The consumer key's state: `{"status": "expired", "rules": [{"method": "GET",
+        // "path": "/*"}], "expiration": 1700000000, …}` (every field, as `GET /_sim/key`).
+        ("PUT", ["key"]) => {
+            let key: SimKey =
+                serde_json::from_value(parse()?).map_err(|e| hook_error(e.to_string()))?;
+            *app.key.lock().unwrap_or_else(|p| p.into_inner()) = key;
             Ok(Answer::void())
         }
         ("GET", ["faults"]) => Ok(Answer::json(json!(w.faults))),

@@ -209,7 +209,6 @@ impl PgStore {
     /// (`sslmode=prefer`, the default, is raised to `require`, so nothing can downgrade it),
     /// unless the URL says `sslmode=disable`.
     pub async fn connect(url: &str, fleet: &str, holder: &str) -> Result<PgStore, StateError> {
-        let target = redact_url(url);
         check_name(
             "fleet",
             fleet,
@@ -217,45 +216,7 @@ impl PgStore {
             super::FLEET_RULE,
         )?;
         check_name("holder", holder, is_holder(holder), HOLDER_RULE)?;
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(StateError::PgUrl {
-                target,
-                reason: "not a postgres:// or postgresql:// URL".into(),
-            });
-        }
-        let mut config: Config = url.parse().map_err(|e: tokio_postgres::Error| {
-            // The parser's messages name options and byte offsets, never values.
-            StateError::PgUrl {
-                target: target.clone(),
-                reason: error_chain(&e),
-            }
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("ovhform");
-        }
-        let tls = match choose_tls(&config) {
-            TlsChoice::Plain => {
-                config.ssl_mode(SslMode::Disable);
-                None
-            }
-            TlsChoice::PlainRemote => {
-                tracing::warn!(
-                    target = %target,
-                    "sslmode=disable: talking to a remote PostgreSQL without TLS"
-                );
-                None
-            }
-            TlsChoice::Verified => {
-                config.ssl_mode(SslMode::Require);
-                Some(tls::MakeRustls::new().map_err(|source| StateError::PgTls {
-                    target: target.clone(),
-                    source,
-                })?)
-            }
-        };
+        let (config, tls, target) = prepare(url)?;
         let mut client = open(&config, tls.as_ref(), &target).await?;
         migrate(&mut client, &target).await?;
         Ok(PgStore {
@@ -269,10 +230,66 @@ impl PgStore {
         })
     }
 
+    /// Connects to `url` as [`PgStore::connect`] would (same TLS choice, same session
+    /// settings) and reads the schema version, changing nothing: no migration, no lease.
+    /// `Ok(None)`: no ovhform schema yet (`ovhform run` creates it).
+    pub async fn probe(url: &str) -> Result<Option<i32>, StateError> {
+        let (config, tls, target) = prepare(url)?;
+        let client = open(&config, tls.as_ref(), &target).await?;
+        schema_version(&client, &target).await
+    }
+
     pub fn fleet(&self) -> &str {
         &self.fleet
     }
+}
 
+/// The connection settings of `url`, the TLS to use, and the URL as messages show it.
+fn prepare(url: &str) -> Result<(Config, Option<tls::MakeRustls>, String), StateError> {
+    let target = redact_url(url);
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(StateError::PgUrl {
+            target,
+            reason: "not a postgres:// or postgresql:// URL".into(),
+        });
+    }
+    let mut config: Config = url.parse().map_err(|e: tokio_postgres::Error| {
+        // The parser's messages name options and byte offsets, never values.
+        StateError::PgUrl {
+            target: target.clone(),
+            reason: error_chain(&e),
+        }
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("ovhform");
+    }
+    let tls = match choose_tls(&config) {
+        TlsChoice::Plain => {
+            config.ssl_mode(SslMode::Disable);
+            None
+        }
+        TlsChoice::PlainRemote => {
+            tracing::warn!(
+                target = %target,
+                "sslmode=disable: talking to a remote PostgreSQL without TLS"
+            );
+            None
+        }
+        TlsChoice::Verified => {
+            config.ssl_mode(SslMode::Require);
+            Some(tls::MakeRustls::new().map_err(|source| StateError::PgTls {
+                target: target.clone(),
+                source,
+            })?)
+        }
+    };
+    Ok((config, tls, target))
+}
+
+impl PgStore {
     pub fn holder(&self) -> &str {
         &self.holder
     }
@@ -812,26 +829,31 @@ where
     }
 }
 
+/// The schema version the database is at; `None` when ovhform never migrated it.
+async fn schema_version(client: &Client, target: &str) -> Result<Option<i32>, StateError> {
+    let err = |action| move |source| pg_error(action, target, source);
+    let exists: bool = client
+        .query_one("SELECT to_regclass('ovhform_schema') IS NOT NULL", &[])
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(err("look for the schema version table"))?;
+    if !exists {
+        return Ok(None);
+    }
+    client
+        .query_one("SELECT max(version) FROM ovhform_schema", &[])
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(err("read the schema version"))
+}
+
 /// Brings the schema to [`SCHEMA_VERSION`] in one transaction, under an advisory lock; refuses
 /// a database a newer ovhform has migrated further.
 async fn migrate(client: &mut Client, target: &str) -> Result<(), StateError> {
     let err = |action| move |source| pg_error(action, target, source);
     // An up-to-date schema is only read: a database user without the right to create tables
     // (or to write the version table) can run ovhform once the owner has migrated.
-    let exists: bool = client
-        .query_one("SELECT to_regclass('ovhform_schema') IS NOT NULL", &[])
-        .await
-        .and_then(|row| row.try_get(0))
-        .map_err(err("look for the schema version table"))?;
-    let current: Option<i32> = if exists {
-        client
-            .query_one("SELECT max(version) FROM ovhform_schema", &[])
-            .await
-            .and_then(|row| row.try_get(0))
-            .map_err(err("read the schema version"))?
-    } else {
-        None
-    };
+    let current = schema_version(client, target).await?;
     match current {
         Some(found) if found > SCHEMA_VERSION => {
             return Err(StateError::SchemaTooNew {

@@ -7,6 +7,7 @@ mod cli_support;
 mod daemon;
 mod daemon_ha;
 mod daemon_support;
+mod doctor;
 mod escape_edge;
 mod intent_resolve;
 mod isolation;
