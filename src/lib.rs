@@ -18,6 +18,8 @@
 //!   progress events and the facts cache around the detail read.
 //! - [`apply`]: the executor: one attempt at running a reviewed plan (intent journal around
 //!   every reinstall, task tracking, records); the only composer of destructive I/O.
+//! - [`import`]: the live servers written out as manifests that describe them (pure; the
+//!   CLI reads the account and writes the files).
 //! - [`cli`]: one function per subcommand, and the renderings of diagnostics.
 //! - [`escape`]: how text from outside (API, tags, records — and manifests) is shown on a
 //!   terminal or in Markdown: never raw.
@@ -29,6 +31,7 @@ pub mod apply;
 pub mod cli;
 pub mod daemon;
 pub mod escape;
+pub mod import;
 pub mod manifest;
 pub mod model;
 pub mod observe;

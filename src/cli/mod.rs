@@ -12,6 +12,7 @@ pub mod api;
 pub mod apply;
 pub mod demo;
 pub mod doctor;
+pub mod import;
 pub mod plan;
 pub mod progress;
 pub mod render;
@@ -82,6 +83,9 @@ pub enum Command {
     Sim(Box<sim::Args>),
     /// Look at and reconcile the records ovhform keeps (state store and servers' tags).
     State(state::Args),
+    /// Write manifests for the servers of a live account (OS, boot by kernel name, settings),
+    /// grouped by OS, so that `plan` over them only adopts.
+    Import(Box<import::Args>),
 }
 
 /// Logs go to stderr so that stdout stays machine-readable (plans, schemas).
@@ -125,6 +129,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Demo(args) => demo::run(args, &cli.global),
         Command::Run(args) => run::run(*args, &cli.global),
         Command::State(args) => state::run(args),
+        Command::Import(args) => import::run(*args),
         Command::Doctor(args) => doctor::run(*args),
     }
 }

@@ -9,6 +9,7 @@ mod daemon_ha;
 mod daemon_support;
 mod doctor;
 mod escape_edge;
+mod import;
 mod intent_resolve;
 mod isolation;
 mod journal_model;
