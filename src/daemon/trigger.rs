@@ -69,6 +69,8 @@ impl std::fmt::Display for Reason {
 pub enum Requeue {
     WindowOpens,
     TaskEnds,
+    /// An OVH planned intervention is expected to end.
+    InterventionEnds,
 }
 
 impl std::fmt::Display for Requeue {
@@ -76,6 +78,7 @@ impl std::fmt::Display for Requeue {
         f.write_str(match self {
             Requeue::WindowOpens => "maintenance window opens",
             Requeue::TaskEnds => "task expected to end",
+            Requeue::InterventionEnds => "planned intervention expected to end",
         })
     }
 }

@@ -318,6 +318,7 @@ fn build(s: FleetServer, index: usize, templates: &[Template]) -> Result<Server,
         fail_next_install: None,
         access_denied: false,
         raw_hardware: BTreeMap::new(),
+        planned_interventions: BTreeMap::new(),
         os: s.os,
         name: s.name,
     })
