@@ -319,6 +319,7 @@ fn build(s: FleetServer, index: usize, templates: &[Template]) -> Result<Server,
         access_denied: false,
         raw_hardware: BTreeMap::new(),
         planned_interventions: BTreeMap::new(),
+        interventions_denied: false,
         os: s.os,
         name: s.name,
     })

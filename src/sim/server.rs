@@ -454,6 +454,18 @@ async fn dispatch(app: &App, conn: &Conn, parts: &Parts, body: &Bytes) -> Respon
         {
             return not_granted();
         }
+        // The planned-intervention routes have their own IAM action
+        // (`dedicatedServer:apiovh:plannedIntervention/get`, a beta route): a policy can leave
+        // them out while granting the rest.
+        if segs.get(3).is_some_and(|s| s == "plannedIntervention")
+            && addressed.iter().any(|sn| {
+                w.servers
+                    .get(sn.as_str())
+                    .is_some_and(|s| s.interventions_denied)
+            })
+        {
+            return not_granted();
+        }
     }
 
     let query = parse_query(parts.uri.query());

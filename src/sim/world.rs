@@ -133,6 +133,10 @@ pub struct Server {
     /// status: OVH's own scheduling is not simulated, a status moves only when told).
     #[serde(default)]
     pub planned_interventions: BTreeMap<u64, PlannedIntervention>,
+    /// The credentials' policy lacks `plannedIntervention/get` for this server (tests/hooks):
+    /// its planned-intervention routes answer 403 `NOT_GRANTED_CALL`, everything else as usual.
+    #[serde(default)]
+    pub interventions_denied: bool,
 }
 
 /// `dedicated.server.PlannedIntervention`, as OVH would have scheduled it.
