@@ -39,8 +39,8 @@ impl TestClock {
 pub(crate) struct Running {
     pub(crate) sim: SimHandle,
     _dir: tempfile::TempDir,
-    manifests: PathBuf,
-    triggers: TriggerSender,
+    pub(crate) manifests: PathBuf,
+    pub(crate) triggers: TriggerSender,
     passes: watch::Receiver<PassStats>,
     addr: std::net::SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
