@@ -408,10 +408,10 @@ pub async fn observe_interventions(
     let limit = Arc::new(Semaphore::new(client.config().concurrency.max(1)));
     let mut set = JoinSet::new();
     for name in names {
-        if !observed
+        if observed
             .servers
             .get(name)
-            .is_some_and(|s| s.detail.is_some())
+            .is_none_or(|s| s.detail.is_none())
         {
             continue;
         }
