@@ -1483,6 +1483,53 @@ fn one_server(c: Case) -> Fleet {
     }
 }
 
+/// Seed `88a226b9…` (cheap vs full observation): a recorded server whose install drifted by a
+/// foreign reinstall task, install drift `correct`, a rescue boot to set, and an anomaly that
+/// blocks every action. The full plan's set-boot follows a reinstall that is blocked too (by
+/// the anomaly): it is explained by that reinstall, which the law first only counted when it
+/// was runnable.
+#[test]
+fn regression_seed_a_set_boot_after_a_blocked_drift_correcting_reinstall_is_explained() {
+    let case = Case {
+        record: 1,
+        desired_boot: 2,
+        live_boot: 1,
+        drift: (0, 0, 2),
+        hw: Hw {
+            groups: 1,
+            disks: 2,
+            raid_controller: true,
+            storage: 2,
+        },
+        tasks: vec![3],
+        detail: false,
+        anomaly: true,
+        ..plain()
+    };
+    let f = one_server(case).with_detail();
+    let (d, full, r, input) = build(&f);
+    let mut cheap = full.clone();
+    for s in cheap.servers.values_mut() {
+        s.detail = None;
+    }
+    assert!(needs_detail(&d, &cheap, &r, &input).is_empty());
+    let pf = plan(&d, &full, &r, &input);
+    let pc = plan(&d, &cheap, &r, &input);
+    let name = "s000.eu";
+    let kinds: Vec<(ActionKind, ActionKind)> = pf.servers[name]
+        .actions
+        .iter()
+        .map(|a| (a.kind(), a.effective_kind()))
+        .collect();
+    assert!(
+        kinds.contains(&(ActionKind::Blocked, ActionKind::Reinstall))
+            && kinds.contains(&(ActionKind::Blocked, ActionKind::SetBoot)),
+        "{kinds:?}"
+    );
+    unread_server_agrees(name, &pc.servers[name], &pf.servers[name], &d)
+        .expect("the set-boot is explained by the blocked reinstall");
+}
+
 /// Seed `d844e6fc…`: a single unrecorded server already running the desired OS. It is
 /// adopted, and once the baseline is recorded the next plan is `noop`.
 #[test]
