@@ -316,6 +316,77 @@ pub struct ObservedDetail {
     pub hardware: Option<Hardware>,
     /// `compatibleTemplates.ovh`.
     pub compatible_templates: Vec<String>,
+    /// OVH's planned interventions on the server, read only for servers a reinstall may run
+    /// on (the pipeline's intervention pass); `NotRead` otherwise.
+    #[serde(default)]
+    pub interventions: Interventions,
+}
+
+/// What is known of OVH's planned interventions on a server. Only `Read` says anything: an
+/// unread or unreadable list is never taken for an empty one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum Interventions {
+    /// Not asked for (the server had no reinstall this run could run).
+    #[default]
+    NotRead,
+    /// `GET …/plannedIntervention` and each listed one, read.
+    Read { list: Vec<PlannedIntervention> },
+    /// The API did not answer (an error, a refusal, an intervention that could not be read
+    /// or made sense of): whether one is planned is unknown.
+    Unreadable { error: String },
+}
+
+/// `dedicated.server.PlannedIntervention`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedIntervention {
+    pub id: u64,
+    /// `dedicated.PlannedInterventionTypeEnum` (`HARDWARE_UPGRADE_ON_ACTIVE_SERVER`), kept as
+    /// the API's text: a new type is still an intervention.
+    pub kind: String,
+    pub status: InterventionStatus,
+    pub wanted_start: Option<jiff::Timestamp>,
+    pub expected_end: Option<jiff::Timestamp>,
+}
+
+/// `dedicated.PlannedInterventionStatusEnum`: `doing, done, todo`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum InterventionStatus {
+    Todo,
+    Doing,
+    Done,
+    /// A status this ovhform does not know (the API added one): treated as not finished.
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl InterventionStatus {
+    /// The API's text of this status.
+    pub fn parse(s: &str) -> InterventionStatus {
+        match s {
+            "todo" => InterventionStatus::Todo,
+            "doing" => InterventionStatus::Doing,
+            "done" => InterventionStatus::Done,
+            other => InterventionStatus::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            InterventionStatus::Todo => "todo",
+            InterventionStatus::Doing => "doing",
+            InterventionStatus::Done => "done",
+            InterventionStatus::Other(s) => s,
+        }
+    }
+
+    /// Only `done` is finished; anything else (an unknown status too) may still touch the
+    /// server.
+    pub fn is_finished(&self) -> bool {
+        *self == InterventionStatus::Done
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

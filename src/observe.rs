@@ -21,6 +21,9 @@
 //! API strings are never trusted: anomaly texts quote them escaped and shortened, and an odd
 //! `os` is never used to build a request.
 //!
+//! [`observe_interventions`] reads OVH's planned interventions for the servers the pipeline
+//! names (those a reinstall may run on); it never fails: what cannot be read is `Unreadable`.
+//!
 //! Must not touch: plans, policies, the state store, the facts cache, manifests.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -387,9 +390,107 @@ async fn read_detail(
             install_status_unknown,
             hardware,
             compatible_templates,
+            interventions: crate::model::Interventions::NotRead,
         },
         anomalies,
     ))
+}
+
+/// OVH's planned interventions on `names` (servers already read in detail), into each
+/// server's `detail.interventions`. Never fails: a server whose list or any listed
+/// intervention cannot be read, or makes no sense (an unreadable date), is `Unreadable` with
+/// the reason, which the planner never takes for "none planned".
+pub async fn observe_interventions(
+    client: &ovh::Client,
+    observed: &mut Observed,
+    names: &BTreeSet<String>,
+) {
+    let limit = Arc::new(Semaphore::new(client.config().concurrency.max(1)));
+    let mut set = JoinSet::new();
+    for name in names {
+        if observed
+            .servers
+            .get(name)
+            .is_none_or(|s| s.detail.is_none())
+        {
+            continue;
+        }
+        let (client, name, limit) = (client.clone(), name.clone(), limit.clone());
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await.expect("semaphore never closed");
+            let read = read_interventions(&client, &name).await;
+            (name, read)
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        let (name, read) = joined.expect("intervention task panicked");
+        if let Some(d) = observed
+            .servers
+            .get_mut(&name)
+            .and_then(|s| s.detail.as_mut())
+        {
+            d.interventions = read;
+        }
+    }
+}
+
+async fn read_interventions(client: &ovh::Client, sn: &str) -> model::Interventions {
+    let got = match client.planned_interventions(sn).await {
+        Ok(got) => got,
+        Err(e) => {
+            return model::Interventions::Unreadable {
+                error: format!(
+                    "the planned interventions could not be listed: {}",
+                    quote_error(&e)
+                ),
+            };
+        }
+    };
+    if let Some(id) = got.missing.iter().next() {
+        return model::Interventions::Unreadable {
+            error: format!("planned intervention {id} is listed but answers 404"),
+        };
+    }
+    if let Some((id, e)) = got.refused.iter().next() {
+        return model::Interventions::Unreadable {
+            error: format!(
+                "planned intervention {id} could not be read: {}",
+                quote_error(e)
+            ),
+        };
+    }
+    let mut list = Vec::new();
+    for p in got.found.values() {
+        match map_intervention(p) {
+            Ok(m) => list.push(m),
+            Err(error) => return model::Interventions::Unreadable { error },
+        }
+    }
+    model::Interventions::Read { list }
+}
+
+/// An intervention in the model. A missing status reads as unknown (not finished); a date
+/// that does not parse makes the whole list unreadable: when it ends would be a guess.
+fn map_intervention(p: &types::PlannedIntervention) -> Result<model::PlannedIntervention, String> {
+    let date = |field: &str, d: &Option<String>| -> Result<Option<jiff::Timestamp>, String> {
+        match d.as_deref() {
+            None => Ok(None),
+            Some(raw) => raw.parse::<jiff::Timestamp>().map(Some).map_err(|_| {
+                format!(
+                    "planned intervention {} has an unreadable {field} {}",
+                    p.id,
+                    quote(raw)
+                )
+            }),
+        }
+    };
+    Ok(model::PlannedIntervention {
+        id: p.id,
+        kind: p.kind.clone().unwrap_or_default(),
+        status: model::InterventionStatus::parse(p.status.as_deref().unwrap_or("")),
+        wanted_start: date("wantedStartDate", &p.wanted_start_date)?,
+        expected_end: date("expectedEndDate", &p.expected_end_date)?,
+    })
 }
 
 fn map_install_status(s: types::InstallationProgressStatus) -> InstallStatus {

@@ -32,7 +32,7 @@ use crate::apply::{self, ApplyContext, ApplyReport, Limits, Outcome, TrackingCon
 use crate::ovh::{self, Meter};
 use crate::pipeline::{self, Context, DETAIL_CALLS_PER_SERVER, NoProgress, PipelineError};
 use crate::plan::digest::FleetKey;
-use crate::plan::{Action, InstallRoute, LeaseState, Plan, PlanInput};
+use crate::plan::{Action, Blocker, InstallRoute, InterventionReads, LeaseState, Plan, PlanInput};
 use crate::state::{FactsCache, StateError};
 
 pub mod desired;
@@ -544,6 +544,9 @@ impl Daemon {
             fleet: self.cfg.fleet.clone(),
             fleet_key: self.cfg.fleet_key.clone(),
             install_route: self.cfg.install_route,
+            // The daemon approves automatic wipes only: no planned-intervention reads for the
+            // reinstalls that wait for a person.
+            intervention_reads: InterventionReads::Automatic,
             ..PlanInput::new(now)
         };
         let ctx = Context {
@@ -784,20 +787,28 @@ impl Daemon {
     fn requeue(&mut self, plan: &Plan, report: &ApplyReport, now: Timestamp) {
         self.triggers.clear_requeues();
         for (name, sp) in &plan.servers {
-            let opens = sp
+            // A time already past (an intervention OVH has not finished by its expected end)
+            // is no requeue: the interval passes look again, not a pass every second.
+            let next = sp
                 .actions
                 .iter()
                 .flat_map(|a| a.blockers())
-                .filter_map(|b| b.requeue_at())
+                .filter_map(|b| {
+                    let why = match b {
+                        Blocker::PlannedIntervention { .. } => Requeue::InterventionEnds,
+                        _ => Requeue::WindowOpens,
+                    };
+                    b.requeue_at().filter(|at| *at > now).map(|at| (at, why))
+                })
                 .min();
-            if let Some(at) = opens {
+            if let Some((at, why)) = next {
                 let wait = Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
-                // Just past the opening: the plan must see the window open.
+                // Just past the time: the plan must see the window open, the intervention over.
                 self.triggers.schedule(
                     Instant::now() + wait + Duration::from_secs(1),
                     Reason::Requeue {
                         server: name.clone(),
-                        why: Requeue::WindowOpens,
+                        why,
                     },
                 );
             }

@@ -72,6 +72,8 @@ pub enum Requeue {
     LeaseEnds,
     /// A verification read found work that needs a pass of its own (a wipe).
     Verified,
+    /// An OVH planned intervention is expected to end.
+    InterventionEnds,
 }
 
 impl std::fmt::Display for Requeue {
@@ -81,6 +83,7 @@ impl std::fmt::Display for Requeue {
             Requeue::TaskEnds => "task expected to end",
             Requeue::LeaseEnds => "boot lease ends",
             Requeue::Verified => "verification found work",
+            Requeue::InterventionEnds => "planned intervention expected to end",
         })
     }
 }

@@ -37,7 +37,7 @@ pub use legacy::{LegacyMappingError, install_start_from_reinstall};
 pub use meter::{Meter, route_template};
 pub use routes::{
     FactsSnapshot, Fetched, Objects, RelevantTasks, ServerObjects, StartedTask, TagSource,
-    TaggedServers,
+    TaggedServers, planned_intervention_path, planned_interventions_path,
 };
 pub use sign::sign;
 pub use transport::{

@@ -52,6 +52,16 @@ fn server_path(sn: &str) -> String {
     format!("/dedicated/server/{}", seg(sn))
 }
 
+/// `/dedicated/server/{serviceName}/plannedIntervention`, the name escaped as one segment.
+pub fn planned_interventions_path(sn: &str) -> String {
+    format!("{}/plannedIntervention", server_path(sn))
+}
+
+/// `/dedicated/server/{serviceName}/plannedIntervention/{interventionId}`.
+pub fn planned_intervention_path(sn: &str, id: u64) -> String {
+    format!("{}/{id}", planned_interventions_path(sn))
+}
+
 /// One cached answer: until when it may be used (tokio clock, so paused-time tests can age
 /// it) and when it was fetched (wall clock, unix seconds: it may outlive the process).
 struct Cached<V> {
@@ -842,6 +852,46 @@ impl Client {
         Ok(ids)
     }
 
+    // -- planned interventions ----------------------------------------------------------------
+
+    /// `GET /dedicated/server/{sn}/plannedIntervention`: intervention ids.
+    pub async fn list_planned_interventions(&self, sn: &str) -> Result<Vec<u64>, Error> {
+        self.get(&planned_interventions_path(sn)).await
+    }
+
+    /// `GET /dedicated/server/{sn}/plannedIntervention/{interventionId}`.
+    pub async fn get_planned_intervention(
+        &self,
+        sn: &str,
+        id: u64,
+    ) -> Result<PlannedIntervention, Error> {
+        self.get(&planned_intervention_path(sn, id)).await
+    }
+
+    /// Every planned intervention of a server: the id list (one call, and nothing more when
+    /// it is empty, the usual answer), then the listed ones through batch GETs. Listed ids
+    /// answering 404 or refused are in `missing`/`refused`: the caller cannot take the list
+    /// as read.
+    pub async fn planned_interventions(
+        &self,
+        sn: &str,
+    ) -> Result<Objects<u64, PlannedIntervention>, Error> {
+        let ids = self.list_planned_interventions(sn).await?;
+        if ids.is_empty() {
+            return Ok(Objects::default());
+        }
+        let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+        let got = self
+            .batch_get::<PlannedIntervention>(&planned_interventions_path(sn), &ids)
+            .await?
+            .map_keys(|k| k.parse::<u64>().ok());
+        Ok(Objects {
+            found: got.found.into_values().map(|p| (p.id, p)).collect(),
+            missing: got.missing,
+            refused: got.refused,
+        })
+    }
+
     // -- IAM v2 tags --------------------------------------------------------------------------
 
     /// `GET /v2/iam/resource/{urn}`.
@@ -1058,5 +1108,46 @@ impl Client {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planned_intervention_paths_escape_the_service_name_as_one_segment() {
+        assert_eq!(
+            planned_interventions_path("ns1.ip-1-2-3.eu"),
+            "/dedicated/server/ns1.ip-1-2-3.eu/plannedIntervention"
+        );
+        assert_eq!(
+            planned_intervention_path("ns1.ip-1-2-3.eu", 42),
+            "/dedicated/server/ns1.ip-1-2-3.eu/plannedIntervention/42"
+        );
+        // A hostile name cannot reach another route.
+        assert_eq!(
+            planned_intervention_path("a/../b?x=1#", 7),
+            "/dedicated/server/a%2F..%2Fb%3Fx=1%23/plannedIntervention/7"
+        );
+    }
+
+    #[test]
+    fn a_planned_intervention_decodes_from_the_published_shape() {
+        let p: PlannedIntervention = serde_json::from_str(
+            r#"{"expectedEndDate": "2026-03-01T12:00:00+01:00", "id": 12, "status": "todo",
+                "type": "HARDWARE_UPGRADE_ON_ACTIVE_SERVER", "wantedStartDate": "2026-03-01T08:00:00+01:00"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.id, 12);
+        assert_eq!(p.status.as_deref(), Some("todo"));
+        assert_eq!(p.kind.as_deref(), Some("HARDWARE_UPGRADE_ON_ACTIVE_SERVER"));
+        assert_eq!(
+            p.expected_end_date.as_deref(),
+            Some("2026-03-01T12:00:00+01:00")
+        );
+        // No field is required by the schema but the id.
+        let bare: PlannedIntervention = serde_json::from_str(r#"{"id": 3}"#).unwrap();
+        assert_eq!((bare.status, bare.kind), (None, None));
     }
 }

@@ -131,6 +131,26 @@ pub struct Task {
     pub ticket_reference: Option<String>,
 }
 
+/// `dedicated.server.PlannedIntervention` (GET `/plannedIntervention/{interventionId}`). Every
+/// field is read-only and none is marked required: missing ones decode as `None`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedIntervention {
+    pub id: u64,
+    /// `dedicated.PlannedInterventionStatusEnum`: `doing, done, todo`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// `dedicated.PlannedInterventionTypeEnum`: `HARDWARE_UPGRADE_ON_ACTIVE_SERVER`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// RFC 3339.
+    #[serde(default)]
+    pub wanted_start_date: Option<String>,
+    /// RFC 3339.
+    #[serde(default)]
+    pub expected_end_date: Option<String>,
+}
+
 /// `complexType.SafeKeyValueCanBeNull<string>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskTag {

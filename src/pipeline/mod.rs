@@ -8,7 +8,9 @@
 //! servers_to_observe(desired, records, tagged, targets) ─▶ observe_fleet_from ─▶ Observed
 //! merge_records(store, tags) ─▶ Records ─▶ plan::needs_detail ─▶ servers to read in detail
 //! facts cache ─seed─▶ client caches ─▶ observe_detail (+ templates) ─▶ client caches ─save─▶ facts cache
-//! plan::plan ─▶ plan::lint ─▶ Planned { plan, desired, observed, records, coverage, stats }
+//! plan::plan ─▶ plan::needs_interventions ─▶ observe_interventions ─▶ plan::plan again (only
+//!     when a reinstall that could run awaits them) ─▶ plan::lint ─▶ Planned { plan, desired,
+//!     observed, records, coverage, stats }
 //! ```
 //!
 //! Owns: the order of those steps, the set of servers to observe ([`servers_to_observe`]), the
@@ -91,6 +93,8 @@ pub struct RunStats {
     pub fleet_calls: u64,
     /// Servers read in detail.
     pub detail_servers: usize,
+    /// Servers whose planned interventions were read (see `plan::needs_interventions`).
+    pub intervention_servers: usize,
     /// Hardware, compatible-template and installation-template answers the detail read took
     /// from a cache (the persisted facts, or the client's memory) instead of the API.
     pub facts_cached: usize,
@@ -163,7 +167,14 @@ pub async fn run(desired: Desired, ctx: &Context<'_>) -> Result<Planned, Pipelin
         "observed"
     );
 
-    let plan = plan::plan(&desired, &observed, &records, &ctx.input);
+    let mut plan = plan::plan(&desired, &observed, &records, &ctx.input);
+    // OVH's planned interventions decide only reinstalls that could otherwise run: read for
+    // those alone (one listing each, usually empty), then plan again with them.
+    let interventions = plan::needs_interventions(&plan, &observed, ctx.input.intervention_reads);
+    if !interventions.is_empty() {
+        observe::observe_interventions(&client, &mut observed, &interventions).await;
+        plan = plan::plan(&desired, &observed, &records, &ctx.input);
+    }
     let problems = plan::lint(&plan);
     if !problems.is_empty() {
         return Err(PipelineError::Lint { problems });
@@ -174,6 +185,7 @@ pub async fn run(desired: Desired, ctx: &Context<'_>) -> Result<Planned, Pipelin
         routes: meter.routes(),
         fleet_calls,
         detail_servers: detail.len(),
+        intervention_servers: interventions.len(),
         facts_cached,
         elapsed: started.elapsed(),
     };

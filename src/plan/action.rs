@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{InstallRecord, Origin, Settings};
+use crate::model::{InstallRecord, InterventionStatus, Origin, PlannedIntervention, Settings};
 
 use super::finding::FindingCode;
 
@@ -556,6 +556,67 @@ pub enum Blocker {
         step: Option<String>,
         error: Option<String>,
     },
+    /// OVH plans an intervention on the server that is not done: an automatic wipe waits for
+    /// it to end (`expected_end`, when the daemon plans again).
+    PlannedIntervention {
+        id: u64,
+        /// The API's `type` (hostile text: escaped where shown).
+        intervention: String,
+        status: InterventionStatus,
+        wanted_start: Option<jiff::Timestamp>,
+        expected_end: Option<jiff::Timestamp>,
+    },
+    /// Whether OVH plans an intervention on the server is unknown: an automatic wipe is not
+    /// approved on an unchecked "none".
+    InterventionsUnchecked { why: Unchecked },
+}
+
+/// Why the planned interventions of a server were not checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum Unchecked {
+    /// They were not read for this plan.
+    NotRead,
+    /// The API's answer could not be read or made no sense.
+    Unreadable { error: String },
+}
+
+impl Blocker {
+    /// The blocker an unfinished intervention puts on an automatic wipe.
+    pub fn intervention(p: &PlannedIntervention) -> Blocker {
+        Blocker::PlannedIntervention {
+            id: p.id,
+            intervention: p.kind.clone(),
+            status: p.status.clone(),
+            wanted_start: p.wanted_start,
+            expected_end: p.expected_end,
+        }
+    }
+}
+
+/// `OVH planned intervention 9 ("HARDWARE_UPGRADE_ON_ACTIVE_SERVER") is "todo", wanted start
+/// …, expected end …`: the API's texts quoted (escaped), times in UTC.
+pub fn describe_intervention(p: &PlannedIntervention) -> String {
+    let mut s = format!(
+        "OVH planned intervention {} ({:?}) is {:?}",
+        p.id,
+        p.kind,
+        p.status.as_str()
+    );
+    if let Some(w) = p.wanted_start {
+        s.push_str(&format!(
+            ", wanted start {}",
+            w.strftime("%Y-%m-%d %H:%M UTC")
+        ));
+    }
+    match p.expected_end {
+        Some(e) => s.push_str(&format!(
+            ", expected end {}",
+            e.strftime("%Y-%m-%d %H:%M UTC")
+        )),
+        None => s.push_str(", no expected end"),
+    }
+    s
 }
 
 /// `2026-11-30 02:00 Europe/Paris (01:00 UTC)`: a time as the people of the window read it.
@@ -590,6 +651,8 @@ impl Blocker {
         "record-refused",
         "observed-anomaly",
         "install-failed",
+        "planned-intervention",
+        "interventions-unchecked",
     ];
 
     /// This blocker's `kind` tag.
@@ -612,6 +675,8 @@ impl Blocker {
             Blocker::RecordRefused => 14,
             Blocker::ObservedAnomaly { .. } => 15,
             Blocker::InstallFailed { .. } => 16,
+            Blocker::PlannedIntervention { .. } => 17,
+            Blocker::InterventionsUnchecked { .. } => 18,
         };
         Blocker::KINDS[i]
     }
@@ -620,6 +685,9 @@ impl Blocker {
     pub fn requeue_at(&self) -> Option<jiff::Timestamp> {
         match self {
             Blocker::OutsideWindow { next_open, .. } => *next_open,
+            // When OVH expects to be done; a late one (the time passed, the status not `done`)
+            // is re-checked by the daemon's interval passes.
+            Blocker::PlannedIntervention { expected_end, .. } => *expected_end,
             _ => None,
         }
     }
@@ -703,6 +771,34 @@ impl std::fmt::Display for Blocker {
                 }
                 Ok(())
             }
+            Blocker::PlannedIntervention {
+                id,
+                intervention,
+                status,
+                wanted_start,
+                expected_end,
+            } => write!(
+                f,
+                "{}; an automatic reinstall waits until it is done",
+                describe_intervention(&PlannedIntervention {
+                    id: *id,
+                    kind: intervention.clone(),
+                    status: status.clone(),
+                    wanted_start: *wanted_start,
+                    expected_end: *expected_end,
+                })
+            ),
+            Blocker::InterventionsUnchecked {
+                why: Unchecked::NotRead,
+            } => f.write_str(
+                "OVH's planned interventions on this server were not checked; an automatic reinstall is not approved unchecked",
+            ),
+            Blocker::InterventionsUnchecked {
+                why: Unchecked::Unreadable { error },
+            } => write!(
+                f,
+                "OVH's planned interventions on this server could not be checked ({error}); an automatic reinstall is not approved unchecked"
+            ),
         }
     }
 }
@@ -782,6 +878,16 @@ mod tests {
                 step: None,
                 error: None,
             },
+            Blocker::PlannedIntervention {
+                id: 1,
+                intervention: "HARDWARE_UPGRADE_ON_ACTIVE_SERVER".into(),
+                status: InterventionStatus::Todo,
+                wanted_start: None,
+                expected_end: None,
+            },
+            Blocker::InterventionsUnchecked {
+                why: Unchecked::NotRead,
+            },
         ];
         assert_eq!(all.len(), Blocker::KINDS.len());
         for (b, name) in all.iter().zip(Blocker::KINDS) {
@@ -807,5 +913,36 @@ mod tests {
             "{w}"
         );
         assert_eq!(Blocker::DetailMissing.requeue_at(), None);
+    }
+
+    #[test]
+    fn an_intervention_requeues_at_its_expected_end_and_quotes_its_type() {
+        let end: jiff::Timestamp = "2026-01-01T06:00:00Z".parse().unwrap();
+        let b = Blocker::intervention(&PlannedIntervention {
+            id: 9,
+            kind: "X\u{1b}[2J`*evil*`".into(),
+            status: InterventionStatus::Doing,
+            wanted_start: Some("2026-01-01T02:00:00Z".parse().unwrap()),
+            expected_end: Some(end),
+        });
+        assert_eq!(b.requeue_at(), Some(end));
+        let text = b.to_string();
+        assert!(
+            text.contains("intervention 9 (\"X\\u{1b}[2J`*evil*`\") is \"doing\""),
+            "{text}"
+        );
+        assert!(text.contains("expected end 2026-01-01 06:00 UTC"), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        let unchecked = Blocker::InterventionsUnchecked {
+            why: Unchecked::Unreadable {
+                error: "HTTP 503".into(),
+            },
+        };
+        assert_eq!(unchecked.requeue_at(), None);
+        assert_eq!(
+            serde_json::to_value(&unchecked).unwrap(),
+            serde_json::json!({"kind": "interventions-unchecked",
+                "why": {"reason": "unreadable", "error": "HTTP 503"}})
+        );
     }
 }

@@ -58,6 +58,7 @@ finding_codes! {
     ReinstallNever = "reinstall-never", Error, "a reinstall is needed but `policy.reinstall` is `never`";
     WindowUnknown = "window-unknown", Error, "`policy.maintenanceWindow` names no MaintenanceWindow manifest";
     GenerationLowered = "generation-lowered", Warning, "`install.generation` is lower than the recorded one; only a bump forces a rebuild";
+    PlannedIntervention = "planned-intervention", Warning, "OVH plans an intervention on a server a reinstall needing an explicit approval would wipe (or could not tell): whoever approves it decides";
     BootUnresolved = "boot-unresolved", Error, "the manifest's boot (kernel or id) is not offered by this server";
     LeaseEndedUnused = "lease-ended-unused", Warning, "a boot lease's `until:` passed before the server was ever set to its mode: nothing is set";
     // --- records: whom to believe --------------------------------------------------------------

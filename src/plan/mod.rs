@@ -34,8 +34,8 @@ pub mod window;
 
 pub use action::{
     Action, ActionKind, Adopt, Approval, Blocked, Blocker, BootTarget, Change, Destructive,
-    DiskFate, DiskGroupFate, Forget, Noop, Reboot, Reinstall, SetBoot, TaskRef, UpdateSettings,
-    Wait, WaitOn,
+    DiskFate, DiskGroupFate, Forget, Noop, Reboot, Reinstall, SetBoot, TaskRef, Unchecked,
+    UpdateSettings, Wait, WaitOn,
 };
 pub use finding::{Finding, FindingCode, Severity};
 pub use lint::{LintCheck, LintError, lint};
@@ -77,6 +77,9 @@ pub struct PlanInput {
     /// round-robin verification (a reinstall made outside ovhform shows only in the detail).
     #[serde(default)]
     pub verify: BTreeSet<String>,
+    /// Whose planned interventions the pipeline reads (see [`needs_interventions`]).
+    #[serde(default)]
+    pub intervention_reads: InterventionReads,
     /// The manifests' revision (git commit) the desired state was read from, if known.
     pub revision: Option<String>,
     /// The exact command that applies this plan, printed by every rendering when the plan
@@ -98,11 +101,24 @@ impl PlanInput {
             install_route: InstallRoute::Reinstall,
             refresh: false,
             verify: BTreeSet::new(),
+            intervention_reads: InterventionReads::default(),
             replace: BTreeSet::new(),
             revision: None,
             apply_command: None,
         }
     }
+}
+
+/// Which reinstalls the pipeline reads OVH's planned interventions for. A policy-`auto`
+/// reinstall is never approved without them; one needing `--allow-wipe` gets a warning.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InterventionReads {
+    /// Every reinstall that may run this apply (`plan`, `apply`: a person may approve one).
+    #[default]
+    Reinstalls,
+    /// Only the automatic ones (the daemon, which approves nothing else).
+    Automatic,
 }
 
 /// The API route that installs: `POST /reinstall`, or the legacy `POST /install/start`
@@ -397,6 +413,18 @@ pub enum PlanError {
 /// Plan the fleet. Pure: same inputs, same plan. See the module docs and docs/plan.md.
 pub fn plan(desired: &Desired, observed: &Observed, records: &Records, input: &PlanInput) -> Plan {
     planner::plan(desired, observed, records, input)
+}
+
+/// The servers whose planned interventions decide this plan: a reinstall that nothing else
+/// blocks and whose server's interventions were not read — an `auto` one (blocked only by
+/// `interventions-unchecked`), and under [`InterventionReads::Reinstalls`] one awaiting an
+/// explicit approval. The pipeline reads those and plans again; everything else costs no call.
+pub fn needs_interventions(
+    plan: &Plan,
+    observed: &Observed,
+    reads: InterventionReads,
+) -> BTreeSet<String> {
+    planner::needs_interventions(plan, observed, reads)
 }
 
 /// The servers the planner may act on: any difference in OS, fingerprint, generation, boot

@@ -20,13 +20,14 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{
     AppliedState, BootMode, BootType, Desired, DesiredServer, DriftAction, InstallRecord,
-    InstallSpec, Observed, ObservedServer, RecordDispute, RecordSource, Records, ReinstallPolicy,
+    InstallSpec, Interventions, Observed, ObservedServer, RecordDispute, RecordSource, Records,
+    ReinstallPolicy,
     Settings, TaskStatus,
 };
 
 use super::action::{
     Action, ActionKind, Adopt, Approval, Blocked, Blocker, BootTarget, Change, Destructive, Forget,
-    Reboot, Reinstall, SetBoot, TaskRef, UpdateSettings, Wait, WaitOn,
+    Reboot, Reinstall, SetBoot, TaskRef, Unchecked, UpdateSettings, Wait, WaitOn,
 };
 use super::checks::check_reinstall;
 use super::digest;
@@ -208,6 +209,39 @@ fn universe(
         names.retain(|n| input.targets.contains(n));
     }
     names
+}
+
+pub(super) fn needs_interventions(
+    plan: &Plan,
+    observed: &Observed,
+    reads: super::InterventionReads,
+) -> BTreeSet<String> {
+    let unchecked = [Blocker::InterventionsUnchecked {
+        why: Unchecked::NotRead,
+    }];
+    plan.servers
+        .iter()
+        .filter(|(name, _)| {
+            observed
+                .servers
+                .get(*name)
+                .and_then(|s| s.detail.as_ref())
+                .is_some_and(|d| d.interventions == Interventions::NotRead)
+        })
+        .filter(|(_, sp)| {
+            sp.actions.iter().any(|a| match a {
+                Action::Blocked(b) => {
+                    a.reinstall().is_some() && b.blockers.as_slice() == unchecked.as_slice()
+                }
+                Action::Reinstall(r) => {
+                    reads == super::InterventionReads::Reinstalls
+                        && matches!(r.approval, Approval::AllowWipe { .. })
+                }
+                _ => false,
+            })
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 pub(super) fn needs_detail(
@@ -1130,6 +1164,9 @@ impl ServerPlanner<'_> {
             });
         }
         self.sp.findings.extend(checks.findings.iter().cloned());
+        if blockers.is_empty() {
+            blockers = self.intervention_gate(&approval);
+        }
         let a = Action::Reinstall(Reinstall {
             destructive: Destructive,
             reason,
@@ -1150,6 +1187,60 @@ impl ServerPlanner<'_> {
         } else {
             report.blocked += 1;
             self.sp.actions.push(a.block(blockers));
+        }
+    }
+
+    /// OVH's planned interventions, for a reinstall nothing else blocks. An automatic wipe
+    /// needs them read and none unfinished; one a person approves gets a warning instead
+    /// (that person decides). Without detail the gates step blocks the server anyway.
+    fn intervention_gate(&mut self, approval: &Approval) -> Vec<Blocker> {
+        let Some(d) = &self.live.detail else {
+            return Vec::new();
+        };
+        let open: Vec<&crate::model::PlannedIntervention> = match &d.interventions {
+            Interventions::Read { list } => {
+                list.iter().filter(|p| !p.status.is_finished()).collect()
+            }
+            _ => Vec::new(),
+        };
+        match approval {
+            Approval::Auto { .. } => match &d.interventions {
+                Interventions::NotRead => vec![Blocker::InterventionsUnchecked {
+                    why: Unchecked::NotRead,
+                }],
+                Interventions::Unreadable { error } => vec![Blocker::InterventionsUnchecked {
+                    why: Unchecked::Unreadable {
+                        error: error.clone(),
+                    },
+                }],
+                Interventions::Read { .. } => open.into_iter().map(Blocker::intervention).collect(),
+            },
+            Approval::AllowWipe { .. } => {
+                let origin = Some(self.ds.origin_of("spec.policy.reinstall").clone());
+                let warn = match &d.interventions {
+                    Interventions::Unreadable { error } => vec![format!(
+                        "OVH's planned interventions on this server could not be checked ({error}); check the console before approving the reinstall"
+                    )],
+                    _ => open
+                        .into_iter()
+                        .map(|p| {
+                            format!(
+                                "{}; a reinstall approved now wipes the server while OVH works on it",
+                                super::action::describe_intervention(p)
+                            )
+                        })
+                        .collect(),
+                };
+                for message in warn {
+                    self.sp.findings.push(Finding::new(
+                        FindingCode::PlannedIntervention,
+                        message,
+                        origin.clone(),
+                    ));
+                }
+                Vec::new()
+            }
+            Approval::Never => Vec::new(),
         }
     }
 

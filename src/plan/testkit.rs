@@ -398,7 +398,8 @@ pub fn hardware() -> Hardware {
     }
 }
 
-/// The detail pass for a server: boots, no tasks, hardware, compatible templates.
+/// The detail pass for a server: boots, no tasks, hardware, compatible templates, no planned
+/// intervention.
 pub fn detail() -> ObservedDetail {
     ObservedDetail {
         boots: boots(),
@@ -411,6 +412,7 @@ pub fn detail() -> ObservedDetail {
             "ubuntu2404-server_64".into(),
             "win2022core-std_64".into(),
         ],
+        interventions: crate::model::Interventions::Read { list: Vec::new() },
     }
 }
 

@@ -318,6 +318,8 @@ fn build(s: FleetServer, index: usize, templates: &[Template]) -> Result<Server,
         fail_next_install: None,
         access_denied: false,
         raw_hardware: BTreeMap::new(),
+        planned_interventions: BTreeMap::new(),
+        interventions_denied: false,
         os: s.os,
         name: s.name,
     })

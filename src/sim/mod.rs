@@ -245,6 +245,39 @@ impl SimHandle {
         w.create_bare_task(server, function).map(|t| t.id)
     }
 
+    /// Schedule a planned intervention (`HARDWARE_UPGRADE_ON_ACTIVE_SERVER`) on `server` with
+    /// `status` (`todo`, `doing`, `done`), as OVH would have. Returns its id, `None` when the
+    /// server does not exist.
+    pub fn plan_intervention(
+        &self,
+        server: &str,
+        status: &str,
+        wanted_start: jiff::Timestamp,
+        expected_end: jiff::Timestamp,
+    ) -> Option<u64> {
+        let mut w = self.world();
+        if !w.servers.contains_key(server) {
+            return None;
+        }
+        self.app.before_change(&mut w);
+        w.plan_intervention(
+            server,
+            world::INTERVENTION_TYPE,
+            status,
+            wanted_start,
+            expected_end,
+        )
+        .map(|p| p.id)
+    }
+
+    /// Set a planned intervention's status (`done`: OVH finished it). `false` when the server
+    /// or the intervention does not exist.
+    pub fn set_intervention_status(&self, server: &str, id: u64, status: &str) -> bool {
+        let mut w = self.world();
+        self.app.before_change(&mut w);
+        w.set_intervention_status(server, id, status)
+    }
+
     /// Requests per route pattern, e.g. `"GET /dedicated/server/{serviceName}"`.
     pub fn calls(&self) -> BTreeMap<String, u64> {
         self.world().calls.clone()

@@ -137,6 +137,12 @@ pub fn classify(version: Version, method: &Method, segs: &[String]) -> Option<(S
         (Version::V1, "POST", ["dedicated", "server", _, "task", _, "cancel"]) => {
             pattern("/dedicated/server/{serviceName}/task/{taskId}/cancel")
         }
+        (Version::V1, "GET", ["dedicated", "server", _, "plannedIntervention"]) => {
+            pattern("/dedicated/server/{serviceName}/plannedIntervention")
+        }
+        (Version::V1, "GET", ["dedicated", "server", _, "plannedIntervention", _]) => {
+            pattern("/dedicated/server/{serviceName}/plannedIntervention/{interventionId}")
+        }
         (Version::V2, "GET", ["iam", "resource"]) => pattern("/v2/iam/resource"),
         (Version::V2, "GET" | "PUT", ["iam", "resource", _]) => {
             pattern("/v2/iam/resource/{resourceURN}")
@@ -412,6 +418,30 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
                     (objects, listed.len())
                 },
             )
+        }
+        (Version::V1, "GET", ["dedicated", "server", sn, "plannedIntervention"]) => {
+            let srv = server(world, sn)?;
+            let all: Vec<&super::world::PlannedIntervention> =
+                srv.planned_interventions.values().collect();
+            // S25: `x-expanded-response: DedicatedServerPlannedIntervention`.
+            listing(
+                modes,
+                req,
+                all.iter().map(|p| json!(p.id)).collect(),
+                || {
+                    let objects: Vec<Value> = all.iter().map(|p| p.to_json()).collect();
+                    let total = objects.len();
+                    (objects, total)
+                },
+            )
+        }
+        (Version::V1, "GET", ["dedicated", "server", sn, "plannedIntervention", id]) => {
+            let srv = server(world, sn)?;
+            let id = parse_id("interventionId", id)?;
+            srv.planned_interventions
+                .get(&id)
+                .map(|p| Answer::json(p.to_json()))
+                .ok_or_else(|| not_found_object("interventionId", id))
         }
         (Version::V1, "GET", ["dedicated", "server", sn, "task", id]) => {
             server(world, sn)?;

@@ -492,6 +492,18 @@ async fn dispatch(app: &App, conn: &Conn, parts: &Parts, body: &Bytes) -> Respon
         {
             return not_granted();
         }
+        // The planned-intervention routes have their own IAM action
+        // (`dedicatedServer:apiovh:plannedIntervention/get`, a beta route): a policy can leave
+        // them out while granting the rest.
+        if segs.get(3).is_some_and(|s| s == "plannedIntervention")
+            && addressed.iter().any(|sn| {
+                w.servers
+                    .get(sn.as_str())
+                    .is_some_and(|s| s.interventions_denied)
+            })
+        {
+            return not_granted();
+        }
     }
 
     let query = parse_query(parts.uri.query());
@@ -685,6 +697,69 @@ fn hook(app: &App, parts: &Parts, body: &Bytes) -> Outcome {
                 .create_bare_task(sn, function)
                 .ok_or_else(ApiError::not_found_service)?;
             Ok(Answer::json(t.to_json()))
+        }
+        // A planned intervention as OVH would schedule it: `{"status": "todo",
+        // "wantedStartDate": RFC 3339, "expectedEndDate": RFC 3339, "type": …}`, each key
+        // optional (todo, now, now + 2 h, HARDWARE_UPGRADE_ON_ACTIVE_SERVER).
+        ("POST", ["server", sn, "planned-intervention"]) => {
+            let body = parse()?;
+            let text = |k: &str| body.get(k).and_then(Value::as_str);
+            let status = text("status").unwrap_or("todo");
+            if !super::world::INTERVENTION_STATUSES.contains(&status) {
+                return Err(hook_error(format!(
+                    "status {status:?} is not a dedicated.PlannedInterventionStatusEnum value"
+                )));
+            }
+            let date = |k: &str, default: jiff::Timestamp| match text(k) {
+                Some(t) => t
+                    .parse::<jiff::Timestamp>()
+                    .map_err(|e| hook_error(format!("{k}: {e}"))),
+                None => Ok(default),
+            };
+            let now = w.now();
+            let wanted = date("wantedStartDate", now)?;
+            let end = date(
+                "expectedEndDate",
+                now.saturating_add(jiff::SignedDuration::from_hours(2))
+                    .unwrap_or(now),
+            )?;
+            let kind = text("type").unwrap_or(super::world::INTERVENTION_TYPE);
+            if !w.servers.contains_key(*sn) {
+                return Err(ApiError::not_found_service());
+            }
+            app.before_change(&mut w);
+            let pi = w
+                .plan_intervention(sn, kind, status, wanted, end)
+                .ok_or_else(ApiError::not_found_service)?;
+            Ok(Answer::json(pi.to_json()))
+        }
+        // `{"status": "done"}`: OVH moved the intervention along (or finished it).
+        ("PUT", ["server", sn, "planned-intervention", id]) => {
+            let status = parse()?
+                .get("status")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| hook_error("body: {\"status\": \"done\"}"))?;
+            if !super::world::INTERVENTION_STATUSES.contains(&status.as_str()) {
+                return Err(hook_error(format!(
+                    "status {status:?} is not a dedicated.PlannedInterventionStatusEnum value"
+                )));
+            }
+            let id: u64 = id
+                .parse()
+                .map_err(|_| hook_error(format!("intervention id {id:?} is not a number")))?;
+            if !w.servers.contains_key(*sn) {
+                return Err(ApiError::not_found_service());
+            }
+            app.before_change(&mut w);
+            if !w.set_intervention_status(sn, id, &status) {
+                return Err(ApiError::new(
+                    404,
+                    "Sim::NotFound",
+                    format!("no planned intervention {id} on {sn}"),
+                ));
+            }
+            Ok(Answer::void())
         }
         ("POST", ["clock", "advance"]) => {
             let secs = parse()?

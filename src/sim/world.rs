@@ -129,6 +129,46 @@ pub struct Server {
     /// group without id.
     #[serde(default)]
     pub raw_hardware: BTreeMap<String, Value>,
+    /// OVH's planned interventions on this server (tests/hooks add them and change their
+    /// status: OVH's own scheduling is not simulated, a status moves only when told).
+    #[serde(default)]
+    pub planned_interventions: BTreeMap<u64, PlannedIntervention>,
+    /// The credentials' policy lacks `plannedIntervention/get` for this server (tests/hooks):
+    /// its planned-intervention routes answer 403 `NOT_GRANTED_CALL`, everything else as usual.
+    #[serde(default)]
+    pub interventions_denied: bool,
+}
+
+/// `dedicated.server.PlannedIntervention`, as OVH would have scheduled it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedIntervention {
+    pub id: u64,
+    /// `dedicated.PlannedInterventionTypeEnum`; a hook may set any text (a type the schema
+    /// does not know yet, hostile bytes).
+    pub kind: String,
+    /// `dedicated.PlannedInterventionStatusEnum`: `todo`, `doing`, `done`.
+    pub status: String,
+    pub wanted_start: Timestamp,
+    pub expected_end: Timestamp,
+}
+
+/// The one value of `dedicated.PlannedInterventionTypeEnum`.
+pub const INTERVENTION_TYPE: &str = "HARDWARE_UPGRADE_ON_ACTIVE_SERVER";
+/// `dedicated.PlannedInterventionStatusEnum`.
+pub const INTERVENTION_STATUSES: [&str; 3] = ["doing", "done", "todo"];
+
+impl PlannedIntervention {
+    /// `dedicated.server.PlannedIntervention` (5 keys, all read-only).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "expectedEndDate": fmt_ts(self.expected_end),
+            "id": self.id,
+            "status": self.status,
+            "type": self.kind,
+            "wantedStartDate": fmt_ts(self.wanted_start),
+        })
+    }
 }
 
 impl Server {
@@ -660,6 +700,54 @@ impl World {
     /// `install/status`: a task someone else started, e.g. a `reinstallServer` that has not
     /// begun installing, or a `hardReboot`. The `freshTask404` fault applies to it. `None`
     /// when the server does not exist.
+    /// Schedule a planned intervention on `server`, as OVH would (`None`: no such server).
+    /// Ids are unique across the world.
+    pub fn plan_intervention(
+        &mut self,
+        server: &str,
+        kind: &str,
+        status: &str,
+        wanted_start: Timestamp,
+        expected_end: Timestamp,
+    ) -> Option<PlannedIntervention> {
+        let id = 770_000
+            + 1
+            + self
+                .servers
+                .values()
+                .flat_map(|s| s.planned_interventions.keys())
+                .map(|id| id - 770_000)
+                .max()
+                .unwrap_or(0);
+        let pi = PlannedIntervention {
+            id,
+            kind: kind.to_string(),
+            status: status.to_string(),
+            wanted_start,
+            expected_end,
+        };
+        self.servers
+            .get_mut(server)?
+            .planned_interventions
+            .insert(id, pi.clone());
+        Some(pi)
+    }
+
+    /// Set the status of a planned intervention (`false`: no such server or intervention).
+    pub fn set_intervention_status(&mut self, server: &str, id: u64, status: &str) -> bool {
+        match self
+            .servers
+            .get_mut(server)
+            .and_then(|s| s.planned_interventions.get_mut(&id))
+        {
+            Some(pi) => {
+                pi.status = status.to_string();
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn create_bare_task(&mut self, server: &str, function: &str) -> Option<Task> {
         self.servers.get(server)?;
         let comment = match function {

@@ -24,23 +24,23 @@ const PUT_SERVER: &str = "PUT /dedicated/server/{serviceName}";
 
 /// A wall clock the test sets: `base` plus the real time elapsed since it was set.
 #[derive(Clone)]
-struct TestClock(Arc<Mutex<(Timestamp, Instant)>>);
+pub(crate) struct TestClock(Arc<Mutex<(Timestamp, Instant)>>);
 
 impl TestClock {
-    fn at(t: Timestamp) -> TestClock {
+    pub(crate) fn at(t: Timestamp) -> TestClock {
         TestClock(Arc::new(Mutex::new((t, Instant::now()))))
     }
-    fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         let (base, since) = *self.0.lock().unwrap();
         base + since.elapsed()
     }
 }
 
-struct Running {
-    sim: SimHandle,
+pub(crate) struct Running {
+    pub(crate) sim: SimHandle,
     _dir: tempfile::TempDir,
-    manifests: PathBuf,
-    triggers: TriggerSender,
+    pub(crate) manifests: PathBuf,
+    pub(crate) triggers: TriggerSender,
     passes: watch::Receiver<PassStats>,
     addr: std::net::SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -57,7 +57,10 @@ fn fast_tracking() -> TrackingConfig {
 
 /// The example manifests (edited by `edit`) in a temp dir, the demo fleet at 1000× speed,
 /// and a daemon over both; `tweak` adjusts its configuration.
-async fn start(edit: impl FnOnce(&Path), tweak: impl FnOnce(&mut DaemonConfig)) -> Running {
+pub(crate) async fn start(
+    edit: impl FnOnce(&Path),
+    tweak: impl FnOnce(&mut DaemonConfig),
+) -> Running {
     start_with_budget(edit, tweak, 0).await
 }
 
@@ -124,14 +127,14 @@ async fn start_at_speed(
 
 impl Running {
     /// Waits for pass `n` to finish (at most `within`).
-    async fn pass(&mut self, n: u64, within: Duration) -> PassStats {
+    pub(crate) async fn pass(&mut self, n: u64, within: Duration) -> PassStats {
         tokio::time::timeout(within, self.passes.wait_for(|p| p.number >= n))
             .await
             .unwrap_or_else(|_| panic!("pass {n} did not finish within {within:?}"))
             .expect("daemon alive")
             .clone()
     }
-    fn last(&self) -> PassStats {
+    pub(crate) fn last(&self) -> PassStats {
         self.passes.borrow().clone()
     }
     /// No pass beyond `n` during `quiet`.
@@ -151,10 +154,10 @@ impl Running {
         }
         req.send().await.unwrap()
     }
-    async fn status(&self) -> StatusDoc {
+    pub(crate) async fn status(&self) -> StatusDoc {
         self.get("/status", None).await.json().await.unwrap()
     }
-    async fn stop(mut self) -> Duration {
+    pub(crate) async fn stop(mut self) -> Duration {
         let at = Instant::now();
         let _ = self.stop.take().unwrap().send(());
         tokio::time::timeout(Duration::from_secs(10), self.task)
@@ -166,7 +169,7 @@ impl Running {
     }
 }
 
-fn state_of(doc: &StatusDoc, server: &str) -> ServerStatus {
+pub(crate) fn state_of(doc: &StatusDoc, server: &str) -> ServerStatus {
     doc.servers
         .get(server)
         .unwrap_or_else(|| panic!("{server} not in /status: {doc:#?}"))
@@ -178,7 +181,7 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-fn replace_in(path: &Path, from: &str, to: &str) {
+pub(crate) fn replace_in(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.contains(from), "{} has no {from:?}", path.display());
     write(path, &text.replacen(from, to, 1));
@@ -238,7 +241,7 @@ async fn a_manifest_edit_leads_to_exactly_one_pass_and_its_calls_within_a_second
 
 impl Running {
     /// Lets the passes the first one scheduled (task requeues) run out.
-    async fn no_pass_after_settling(&mut self, mut n: u64) {
+    pub(crate) async fn no_pass_after_settling(&mut self, mut n: u64) {
         loop {
             tokio::time::sleep(Duration::from_millis(1500)).await;
             let now = self.last().number;

@@ -28,6 +28,7 @@ mod plan_laws;
 mod plan_render;
 mod plan_rules;
 mod plan_trust;
+mod planned_intervention;
 mod readme_recipe;
 mod secrets_e2e;
 mod sim_behaviour;

@@ -86,6 +86,9 @@ struct Case {
     tag_only: bool,
     /// The store and the tags disagree.
     dispute: bool,
+    /// OVH's planned interventions (when detail is read): 0 read, none; 1 one `todo`; 2 one
+    /// `done`; 3 one `doing` without an expected end; 4 not read; 5 unreadable.
+    interventions: u8,
 }
 
 #[derive(Clone, Debug)]
@@ -136,6 +139,10 @@ impl Case {
         self.detail = true;
         self.anomaly = false;
         self.dispute = false;
+        // What the pipeline would have read for a reinstall that can run.
+        if !matches!(self.interventions, 0 | 2) {
+            self.interventions = 0;
+        }
         // A failed reinstall leaves an unrecorded server degraded: its adopt stays blocked.
         self.tasks.retain(|t| !matches!(t, 5 | 6));
         self
@@ -150,6 +157,17 @@ impl Fleet {
         }
         self.targets = None;
         self
+    }
+
+    /// Calm, but with the planned interventions as generated: automatic wipes that nothing
+    /// else blocks meet unread, unreadable and unfinished interventions.
+    fn calm_with_interventions(self) -> Fleet {
+        let kept: Vec<u8> = self.cases.iter().map(|c| c.interventions).collect();
+        let mut f = self.calm();
+        for (c, k) in f.cases.iter_mut().zip(kept) {
+            c.interventions = k;
+        }
+        f
     }
 
     fn with_detail(mut self) -> Fleet {
@@ -253,6 +271,8 @@ fn case() -> impl Strategy<Value = Case> {
             anomaly,
             tag_only,
             dispute,
+            // Drawn per fleet, last (see `fleet`).
+            interventions: 0,
         },
     )
 }
@@ -264,12 +284,28 @@ fn fleet() -> impl Strategy<Value = Fleet> {
         prop_oneof![3 => Just(0u8), 1 => 1..4u8],
         prop_oneof![4 => Just(None), 1 => (any::<u16>(), weighted(0.3)).prop_map(Some)],
     )
-        .prop_map(|(cases, forgotten, catalog, targets)| Fleet {
-            cases,
-            forgotten,
-            catalog,
-            targets,
+        .prop_map(|(mut cases, forgotten, catalog, targets)| {
+            for (i, c) in cases.iter_mut().enumerate() {
+                c.interventions = interventions_of(c, i);
+            }
+            Fleet {
+                cases,
+                forgotten,
+                catalog,
+                targets,
+            }
         })
+}
+
+/// A case's planned interventions, derived from what was drawn instead of drawn: one more
+/// draw would shift the random stream, and with it every fleet the seeded generators (and the
+/// coverage counts below) have always produced.
+fn interventions_of(c: &Case, i: usize) -> u8 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!("{c:?}/{i}").hash(&mut h);
+    // 0 ×5, 1 ×2, 2, 3, 4 ×3, 5 ×3.
+    [0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 4, 4, 5, 5, 5][(h.finish() % 15) as usize]
 }
 
 fn mail(i: u8) -> String {
@@ -587,6 +623,30 @@ fn build(f: &Fleet) -> (Desired, Observed, Records, PlanInput) {
             3 => detail.install_status_unknown = true,
             _ => {}
         }
+        let one = |status: InterventionStatus, expected_end: Option<jiff::Timestamp>| {
+            Interventions::Read {
+                list: vec![PlannedIntervention {
+                    id: 40 + i as u64,
+                    kind: "HARDWARE_UPGRADE_ON_ACTIVE_SERVER".into(),
+                    status,
+                    wanted_start: Some(now),
+                    expected_end,
+                }],
+            }
+        };
+        detail.interventions = match c.interventions {
+            1 => one(
+                InterventionStatus::Todo,
+                Some(now + jiff::SignedDuration::from_hours(3)),
+            ),
+            2 => one(InterventionStatus::Done, Some(now)),
+            3 => one(InterventionStatus::Doing, None),
+            4 => Interventions::NotRead,
+            5 => Interventions::Unreadable {
+                error: "HTTP 503".into(),
+            },
+            _ => Interventions::Read { list: vec![] },
+        };
         if !c.detail {
             live.detail = None;
         }
@@ -984,7 +1044,9 @@ fn unread_server_agrees(
         prop_assert!(full.findings.contains(f), "{name}: {f:?} lost with detail");
     }
     let corrects = d.servers[name].policy.drift.install == DriftAction::Correct;
-    let reinstall_runs = kinds.contains(&ActionKind::Reinstall);
+    // What follows a reinstall (runnable, or blocked as a whole server is: an anomaly) was
+    // planned assuming it ran.
+    let reinstall_runs = full.actions.iter().any(|a| a.reinstall().is_some());
     for a in &full.actions {
         let explained = cheap_norm.actions.contains(a)
             || a.kind() == ActionKind::Noop
@@ -1026,68 +1088,78 @@ fn the_generators_cover_every_action_drift_and_blocker() {
     for i in 0..config().cases {
         let f = strategy.new_tree(&mut runner).unwrap().current();
         // Some fleets without blockers, as the idempotence law sees them.
-        let f = if i % 4 == 0 { f.calm() } else { f };
-        let (d, o, r, input) = build(&f);
-        let p = plan(&d, &o, &r, &input);
-        if !input.targets.is_empty() {
-            bump("targeted".into());
-        }
-        for fd in &p.findings {
-            bump(format!("finding {}", fd.code.slug()));
-        }
-        let n = needs_detail(&d, &o, &r, &input);
-        for sp in p.servers.values() {
-            servers += 1;
-            if o.servers.contains_key(&sp.server) && !n.contains(&sp.server) {
-                bump("not in needs_detail".into());
+        let fleets = if i % 4 == 0 {
+            // Calm fleets see automatic wipes nothing else blocks: once as the idempotence law
+            // does, once meeting the generated interventions.
+            vec![f.clone().calm(), f.calm_with_interventions()]
+        } else {
+            vec![f]
+        };
+        for f in fleets {
+            let (d, o, r, input) = build(&f);
+            let p = plan(&d, &o, &r, &input);
+            if !input.targets.is_empty() {
+                bump("targeted".into());
             }
-            if sp.actions.iter().any(|a| a.kind() != ActionKind::Noop) {
-                busy += 1;
-            }
-            for fd in &sp.findings {
+            for fd in &p.findings {
                 bump(format!("finding {}", fd.code.slug()));
             }
-            for a in &sp.actions {
-                bump(a.kind().to_string());
-                if a.kind() == ActionKind::Blocked {
-                    bump(format!("blocked {}", a.effective_kind()));
-                    for b in a.blockers() {
-                        bump(format!("blocker {}", b.kind_name()));
-                    }
+            let n = needs_detail(&d, &o, &r, &input);
+            for sp in p.servers.values() {
+                servers += 1;
+                if o.servers.contains_key(&sp.server) && !n.contains(&sp.server) {
+                    bump("not in needs_detail".into());
                 }
-                if let Action::Wait(w) = a {
-                    bump(format!(
-                        "wait {}",
-                        serde_json::to_value(&w.on).unwrap()["kind"]
-                    ));
+                if sp.actions.iter().any(|a| a.kind() != ActionKind::Noop) {
+                    busy += 1;
                 }
-                if let Some(ri) = a.reinstall() {
-                    let ground = if r.installs.contains_key(&sp.server) {
-                        "reinstall: record differs"
-                    } else {
-                        "reinstall: no record, other OS"
-                    };
-                    bump(ground.to_string());
-                    match &ri.approval {
-                        Approval::AllowWipe { why: Some(_), .. } => {
-                            bump("approval never automatic".into())
+                for fd in &sp.findings {
+                    bump(format!("finding {}", fd.code.slug()));
+                }
+                for a in &sp.actions {
+                    bump(a.kind().to_string());
+                    if a.kind() == ActionKind::Blocked {
+                        bump(format!("blocked {}", a.effective_kind()));
+                        for b in a.blockers() {
+                            bump(format!("blocker {}", b.kind_name()));
                         }
-                        Approval::AllowWipe { why: None, .. } => bump("approval allow-wipe".into()),
-                        Approval::Auto { .. } => bump("approval auto".into()),
-                        Approval::Never => bump("approval never".into()),
+                    }
+                    if let Action::Wait(w) = a {
+                        bump(format!(
+                            "wait {}",
+                            serde_json::to_value(&w.on).unwrap()["kind"]
+                        ));
+                    }
+                    if let Some(ri) = a.reinstall() {
+                        let ground = if r.installs.contains_key(&sp.server) {
+                            "reinstall: record differs"
+                        } else {
+                            "reinstall: no record, other OS"
+                        };
+                        bump(ground.to_string());
+                        match &ri.approval {
+                            Approval::AllowWipe { why: Some(_), .. } => {
+                                bump("approval never automatic".into())
+                            }
+                            Approval::AllowWipe { why: None, .. } => {
+                                bump("approval allow-wipe".into())
+                            }
+                            Approval::Auto { .. } => bump("approval auto".into()),
+                            Approval::Never => bump("approval never".into()),
+                        }
                     }
                 }
-            }
-            for dr in &sp.drift {
-                let field = dr.field.split('.').next().unwrap_or("").to_string();
-                bump(format!("drift {field}"));
-                if dr.field == "install"
-                    && dr
-                        .live
-                        .as_deref()
-                        .is_some_and(|l| l.starts_with("reinstalled by task"))
-                {
-                    bump("drift install: foreign task".to_string());
+                for dr in &sp.drift {
+                    let field = dr.field.split('.').next().unwrap_or("").to_string();
+                    bump(format!("drift {field}"));
+                    if dr.field == "install"
+                        && dr
+                            .live
+                            .as_deref()
+                            .is_some_and(|l| l.starts_with("reinstalled by task"))
+                    {
+                        bump("drift install: foreign task".to_string());
+                    }
                 }
             }
         }
@@ -1133,6 +1205,7 @@ fn the_generators_cover_every_action_drift_and_blocker() {
         "finding hardware-raid-unsupported",
         "finding kept-disk-group-missing",
         "finding window-unknown",
+        "finding planned-intervention",
     ]
     .map(String::from)
     .into();
@@ -1291,6 +1364,36 @@ proptest! {
                 let gates = reinstall_gates(name, &d, &o, &r, input.now);
                 prop_assert!(gates.is_empty(), "{}: a reinstall runs despite {:?}", name, gates);
             }
+            // Planned interventions: an automatic wipe runs only on a list read and finished;
+            // one a person approves runs with a warning for each unfinished one.
+            let interventions = live.detail.as_ref().map(|d| &d.interventions);
+            let open = match interventions {
+                Some(Interventions::Read { list }) => {
+                    list.iter().filter(|p| !p.status.is_finished()).count()
+                }
+                _ => 0,
+            };
+            for a in &sp.actions {
+                if let Action::Reinstall(ri) = a {
+                    match ri.approval {
+                        Approval::Auto { .. } => prop_assert!(
+                            matches!(interventions, Some(Interventions::Read { .. })) && open == 0,
+                            "{}: an automatic wipe with interventions {:?}", name, interventions
+                        ),
+                        _ => prop_assert_eq!(
+                            sp.findings.iter().filter(|f| f.code.slug() == "planned-intervention").count(),
+                            open + usize::from(matches!(interventions, Some(Interventions::Unreadable { .. }))),
+                            "{}: one warning per unfinished intervention", name
+                        ),
+                    }
+                }
+                for b in a.blockers() {
+                    if let Blocker::PlannedIntervention { expected_end, .. } = b {
+                        prop_assert_eq!(b.requeue_at(), *expected_end);
+                        prop_assert!(open > 0, "{}: blocked by a finished intervention", name);
+                    }
+                }
+            }
             if ds.boot.as_ref().is_some_and(|b| b.mode == BootMode::Rescue { kernel: "rescue64-pro".into() }) {
                 prop_assert!(!runnable.contains(&ActionKind::SetBoot), "{}: set-boot to a missing kernel", name);
                 prop_assert!(!runnable.contains(&ActionKind::Reboot), "{}: reboot after a blocked set-boot", name);
@@ -1390,6 +1493,7 @@ fn plain() -> Case {
         anomaly: false,
         tag_only: false,
         dispute: false,
+        interventions: 0,
     }
 }
 
@@ -1400,6 +1504,53 @@ fn one_server(c: Case) -> Fleet {
         catalog: 0,
         targets: None,
     }
+}
+
+/// Seed `88a226b9…` (cheap vs full observation): a recorded server whose install drifted by a
+/// foreign reinstall task, install drift `correct`, a rescue boot to set, and an anomaly that
+/// blocks every action. The full plan's set-boot follows a reinstall that is blocked too (by
+/// the anomaly): it is explained by that reinstall, which the law first only counted when it
+/// was runnable.
+#[test]
+fn regression_seed_a_set_boot_after_a_blocked_drift_correcting_reinstall_is_explained() {
+    let case = Case {
+        record: 1,
+        desired_boot: 2,
+        live_boot: 1,
+        drift: (0, 0, 2),
+        hw: Hw {
+            groups: 1,
+            disks: 2,
+            raid_controller: true,
+            storage: 2,
+        },
+        tasks: vec![3],
+        detail: false,
+        anomaly: true,
+        ..plain()
+    };
+    let f = one_server(case).with_detail();
+    let (d, full, r, input) = build(&f);
+    let mut cheap = full.clone();
+    for s in cheap.servers.values_mut() {
+        s.detail = None;
+    }
+    assert!(needs_detail(&d, &cheap, &r, &input).is_empty());
+    let pf = plan(&d, &full, &r, &input);
+    let pc = plan(&d, &cheap, &r, &input);
+    let name = "s000.eu";
+    let kinds: Vec<(ActionKind, ActionKind)> = pf.servers[name]
+        .actions
+        .iter()
+        .map(|a| (a.kind(), a.effective_kind()))
+        .collect();
+    assert!(
+        kinds.contains(&(ActionKind::Blocked, ActionKind::Reinstall))
+            && kinds.contains(&(ActionKind::Blocked, ActionKind::SetBoot)),
+        "{kinds:?}"
+    );
+    unread_server_agrees(name, &pc.servers[name], &pf.servers[name], &d)
+        .expect("the set-boot is explained by the blocked reinstall");
 }
 
 /// Seed `d844e6fc…`: a single unrecorded server already running the desired OS. It is

@@ -457,6 +457,7 @@ fn template_of(path: &str) -> (String, bool) {
             }
             (false, 4, Some([_, _, _, "boot"])) => "{bootId}",
             (false, 4, Some([_, _, _, "task"])) => "{taskId}",
+            (false, 4, Some([_, _, _, "plannedIntervention"])) => "{interventionId}",
             (true, 2, Some(["iam", "resource"])) => "{resourceURN}",
             (true, 4, Some([_, _, _, "tag"])) => "{key}",
             _ => s,
@@ -1023,4 +1024,148 @@ fn path_templates() {
         template_of("/v2/iam/resource/urn%3Ax/tag/k").0,
         "/v2/iam/resource/{resourceURN}/tag/{key}"
     );
+}
+
+/// OVH's planned interventions (issue 10): the id list, each object, the expanded listing and
+/// a batch GET in the published shapes; 404s for an unknown server or id with the API's error
+/// model; the same authentication as every other route. Interventions come from the
+/// simulator's test hook, as OVH would schedule them.
+#[tokio::test]
+async fn planned_intervention_answers_match_the_published_schemas() {
+    let schemas = Schemas::load();
+    let sim = sim_support::start_default().await;
+    let mut api = Api::new(&sim);
+    let list = format!("{}/plannedIntervention", s(HYBRID));
+
+    assert_eq!(api.get(&list).await.body, json!([]));
+    let http = sim_support::http();
+    let hook = format!(
+        "{}/_sim/server/{HYBRID}/planned-intervention",
+        sim.root_url()
+    );
+    let mut ids = Vec::new();
+    for body in [
+        json!({"wantedStartDate": "2026-03-02T08:00:00Z", "expectedEndDate": "2026-03-02T12:00:00Z"}),
+        json!({"status": "doing"}),
+    ] {
+        let r = http.post(&hook).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let made: Value = r.json().await.unwrap();
+        ids.push(made["id"].as_u64().expect("an id"));
+    }
+    // What the hook refuses: a status outside the enum, an unknown server.
+    let bad = http
+        .post(&hook)
+        .json(&json!({"status": "soon"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let nobody = http
+        .post(format!(
+            "{}/_sim/server/ns9999999.ip-1-2-3.eu/planned-intervention",
+            sim.root_url()
+        ))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nobody.status(), 404);
+
+    assert_eq!(api.get(&list).await.body, json!(ids));
+    let first = api.get(&format!("{list}/{}", ids[0])).await;
+    assert_eq!(
+        first.body,
+        json!({"expectedEndDate": "2026-03-02T12:00:00Z", "id": ids[0], "status": "todo",
+            "type": "HARDWARE_UPGRADE_ON_ACTIVE_SERVER", "wantedStartDate": "2026-03-02T08:00:00Z"})
+    );
+    assert_eq!(
+        api.get(&format!("{list}/{}", ids[1])).await.body["status"],
+        "doing"
+    );
+    // OVH finishes the first one.
+    let done = http
+        .put(format!("{hook}/{}", ids[0]))
+        .json(&json!({"status": "done"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    assert_eq!(
+        api.get(&format!("{list}/{}", ids[0])).await.body["status"],
+        "done"
+    );
+    let ex = api
+        .send(
+            Method::GET,
+            &list,
+            None,
+            &[("X-Pagination-Mode", "CachedObjectList-Pages")],
+            true,
+        )
+        .await;
+    assert_eq!(ex.body.as_array().map(Vec::len), Some(2));
+    assert_eq!(ex.headers["x-pagination-elements"], "2");
+
+    // Errors: an unknown id, an unknown server, an id that is not a number.
+    assert_error(
+        &api.get(&format!("{list}/999")).await,
+        404,
+        "Client::NotFound",
+    );
+    let other = format!("{}/plannedIntervention", s("ns9999999.ip-1-2-3.eu"));
+    assert_eq!(api.get(&other).await.status.as_u16(), 404);
+    assert_eq!(
+        api.get(&format!("{other}/{}", ids[0]))
+            .await
+            .status
+            .as_u16(),
+        404
+    );
+    assert_eq!(api.get(&format!("{list}/abc")).await.status.as_u16(), 400);
+    // The same authentication as every route: unsigned and wrongly signed are refused.
+    let unsigned = api.send(Method::GET, &list, None, &[], false).await;
+    let mut wrong = sim.credentials();
+    wrong.application_secret = "not-the-secret".into();
+    let mut forged = Api::new(&sim).with_credentials(wrong);
+    let bad_sig = forged.get(&list).await;
+    for (what, ex) in [("unsigned", &unsigned), ("bad signature", &bad_sig)] {
+        assert!(
+            matches!(ex.status.as_u16(), 400 | 401 | 403),
+            "{what}: {} {}",
+            ex.status,
+            ex.body
+        );
+        assert!(ex.body.get("id").is_none(), "{what}: {}", ex.body);
+    }
+    // A policy without `plannedIntervention/get`: 403 on these routes only.
+    sim.update_server(HYBRID, |s| s.interventions_denied = true);
+    assert_eq!(api.get(&list).await.status.as_u16(), 403);
+    assert_eq!(api.get(&s(HYBRID)).await.status.as_u16(), 200);
+    sim.update_server(HYBRID, |s| s.interventions_denied = false);
+
+    let mut problems: Vec<String> = api.log.iter().flat_map(|ex| check(&schemas, ex)).collect();
+    let batch = api
+        .send(
+            Method::GET,
+            &format!("{list}/{},{},999", ids[0], ids[1]),
+            None,
+            &[("X-Ovh-Batch", ",")],
+            true,
+        )
+        .await;
+    assert_eq!(batch.body.as_array().map(Vec::len), Some(3));
+    assert!(batch.body[2]["error"].is_string(), "{}", batch.body);
+    problems.extend(check_batch(
+        &schemas,
+        &batch,
+        "/dedicated/server/{serviceName}/plannedIntervention/{interventionId}",
+    ));
+    assert!(
+        problems.is_empty(),
+        "{} schema violations:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    sim.shutdown().await;
 }
