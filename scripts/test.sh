@@ -32,6 +32,11 @@ if [[ -z "${OVHFORM_TEST_PG_URL:-}" ]]; then
   fi
 fi
 
+# README's tour (run verbatim by tests/it/readme_recipe.rs) reads the daemon's /status with curl.
+if ! command -v curl >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl
+fi
+
 cargo fmt --all --check
 cargo clippy --all-targets --locked -- -D warnings
 # apply's intent-journal protocol, model-checked with spin (installed when missing): the model

@@ -21,8 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::model::{
     AppliedState, BootMode, BootType, Desired, DesiredServer, DriftAction, InstallRecord,
     InstallSpec, Interventions, Observed, ObservedServer, RecordDispute, RecordSource, Records,
-    ReinstallPolicy,
-    Settings, TaskStatus,
+    ReinstallPolicy, Settings, TaskStatus,
 };
 
 use super::action::{

@@ -263,3 +263,83 @@ fn plan_against_the_simulator_recipe_works_verbatim() {
         );
     }
 }
+
+/// README.md's "A 5-minute tour", run verbatim: the demo, then a simulator in terminal 1 and,
+/// in terminal 2, import, a first manifest written by hand, validate, plan, apply and the
+/// daemon's `/status`.
+#[test]
+fn the_tour_runs_verbatim() {
+    use std::os::unix::process::CommandExt;
+
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let demo = block(&readme, "<!-- readme-recipe: tour-demo");
+    let first = block(&readme, "<!-- readme-recipe: tour-terminal-1");
+    let second = block(&readme, "<!-- readme-recipe: tour-terminal-2");
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (work, home) = (tmp.path().join("ovhform"), tmp.path().join("home"));
+    std::fs::create_dir_all(&home).expect("home");
+    copy_dir(&repo().join("manifests"), &work.join("manifests"));
+    copy_dir(&repo().join("demo"), &work.join("demo"));
+
+    let shown = terminal(&demo, &work, &home)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the demo");
+    let demo_out = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{demo_out}");
+    assert!(
+        demo_out.contains("a second plan has no changes"),
+        "{demo_out}"
+    );
+
+    let err_path = tmp.path().join("terminal-1.err");
+    let mut sim = Simulator {
+        child: terminal(&first, &work, &home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(&err_path).expect("sim stderr"),
+            ))
+            .process_group(0)
+            .spawn()
+            .expect("start terminal 1"),
+    };
+    let env_file = work.join("tour.env");
+    let deadline = Instant::now() + STARTUP;
+    while !env_file.exists() {
+        assert!(
+            Instant::now() < deadline && sim.child.try_wait().ok().flatten().is_none(),
+            "no tour.env: {}",
+            std::fs::read_to_string(&err_path).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = terminal(&second, &work, &home)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run terminal 2");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "terminal 2 failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    assert!(sim.stop(), "the simulator did not stop on SIGTERM");
+
+    assert!(stdout.contains("Imported 1 servers"), "{stdout}");
+    assert!(stdout.contains("Boot leases:"), "{stdout}");
+    // The daemon's /status, the last thing printed: both servers synced, the lease running.
+    let status = &stdout[stdout.rfind("{\"fleet\"").expect("the /status JSON")..];
+    let doc: serde_json::Value = serde_json::from_str(status.trim()).expect("JSON");
+    for server in ["ns3000010.ip-51-68-2.eu", "ns3000030.ip-51-68-3.eu"] {
+        assert_eq!(doc["servers"][server]["state"], "synced", "{doc:#}");
+    }
+    assert!(
+        doc["servers"]["ns3000010.ip-51-68-2.eu"]["bootLeaseEnds"].is_string(),
+        "{doc:#}"
+    );
+}
