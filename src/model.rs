@@ -31,6 +31,53 @@ pub struct Desired {
     pub servers: BTreeMap<String, DesiredServer>,
     pub groups: BTreeMap<String, DesiredGroup>,
     pub windows: BTreeMap<String, MaintenanceWindow>,
+    /// ServerGroups that select live servers by their IAM tags, by group name: the pipeline
+    /// adds a copy of the prototype, named after the server, for every listed server whose
+    /// tags match and that has no manifest of its own ([`Desired::select_by_tags`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tag_selectors: BTreeMap<String, TagSelector>,
+}
+
+/// A `selector.matchTags` of a ServerGroup.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TagSelector {
+    pub match_tags: BTreeMap<String, String>,
+    /// The group's template, built for a name no server has.
+    pub prototype: DesiredServer,
+}
+
+impl Desired {
+    /// Adds the live servers `tags` (user IAM tags by server) select through the tag
+    /// selectors: each a copy of its group's prototype, named after it, marked as selected by
+    /// tags (its wipe is never automatic). A server with a manifest of its own keeps it (tags
+    /// never override a manifest); a server two tag groups select goes to the first, in group
+    /// name order. Returns the servers added.
+    pub fn select_by_tags(
+        &mut self,
+        tags: &BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Vec<String> {
+        let mut added = Vec::new();
+        for (group, sel) in &self.tag_selectors {
+            for (name, server_tags) in tags {
+                let all = sel
+                    .match_tags
+                    .iter()
+                    .all(|(k, v)| server_tags.get(k) == Some(v));
+                if !all || self.servers.contains_key(name) {
+                    continue;
+                }
+                let mut ds = sel.prototype.clone();
+                ds.name = name.clone();
+                ds.selected_by_tags = Some(group.clone());
+                self.servers.insert(name.clone(), ds);
+                if let Some(g) = self.groups.get_mut(group) {
+                    g.members.insert(name.clone());
+                }
+                added.push(name.clone());
+            }
+        }
+        added
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,6 +95,10 @@ pub struct DesiredServer {
     pub boot: Option<BootSpec>,
     pub settings: Settings,
     pub policy: Policy,
+    /// The ServerGroup whose `matchTags` selector brought this server in (it has no manifest
+    /// of its own). A wipe of it is never automatic: IAM tags are not the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selected_by_tags: Option<String>,
 }
 
 impl DesiredServer {

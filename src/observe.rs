@@ -692,6 +692,42 @@ pub async fn servers_tagged(
     Ok(client.tagged_servers(tag_key).await?)
 }
 
+/// [`servers_tagged`] from the account's whole listing, which also decides the members of the
+/// ServerGroups that select servers by IAM tags: `desired` gains them
+/// ([`model::Desired::select_by_tags`]). The listing is returned for the fleet pass to reuse.
+pub async fn servers_by_tags(
+    client: &ovh::Client,
+    tag_key: &str,
+    desired: &mut model::Desired,
+) -> Result<TaggedServers, ObserveError> {
+    let listing = client.servers(None).await?;
+    let tags: BTreeMap<String, BTreeMap<String, String>> = listing
+        .servers
+        .iter()
+        .map(|(name, s)| (name.clone(), map_server(s).tags))
+        .collect();
+    let added = desired.select_by_tags(&tags);
+    if !added.is_empty() {
+        tracing::info!(servers = added.len(), "servers selected by IAM tags");
+    }
+    let names = listing
+        .servers
+        .values()
+        .filter(|s| {
+            s.iam
+                .as_ref()
+                .and_then(|i| i.tags.as_ref())
+                .is_some_and(|t| t.contains_key(tag_key))
+        })
+        .map(|s| s.name.clone())
+        .collect();
+    Ok(TaggedServers {
+        names,
+        source: ovh::TagSource::Listing,
+        listing: Some(listing),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

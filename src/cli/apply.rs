@@ -216,7 +216,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
         }
         None => None,
     };
-    let desired = load_desired(&args.manifests)?;
+    let mut desired = load_desired(&args.manifests)?;
     let credentials = args
         .credentials_dir
         .as_deref()
@@ -248,6 +248,17 @@ pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
                 escape::line(&plan.fleet),
                 id
             );
+            if !desired.tag_selectors.is_empty() {
+                // The servers ServerGroups select by IAM tags, read again: one whose tags
+                // changed since the plan is no longer in the manifests, and apply skips it.
+                rt.block_on(crate::observe::servers_by_tags(
+                    &client,
+                    crate::state::tags::TAG_FINGERPRINT,
+                    &mut desired,
+                ))
+                .into_diagnostic()
+                .wrap_err("cannot list the servers selected by IAM tags")?;
+            }
             (plan, id)
         }
         _ => {
@@ -278,6 +289,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> miette::Result<ExitCode> {
                 style,
             ))?;
             let id = plan_id(planned.plan.to_json().as_bytes());
+            // With the servers the tag selectors brought in.
+            desired = planned.desired;
             (planned.plan, id)
         }
     };

@@ -558,6 +558,8 @@ impl Daemon {
             input,
         };
         let planned = pipeline::run(desired.clone(), &ctx).await?;
+        // With the servers the tag selectors brought in.
+        let desired = &planned.desired;
         let mut plan = planned.plan;
         let held = policy::with_errors(&plan);
         // Servers with an error finding are left out of apply, not out of the status.

@@ -115,6 +115,7 @@ codes! {
     DurationInvalid = "E0606", "duration-invalid", "give a duration such as `2h`, `90m` or `1h 30m` (more than 0, at most 7 days)";
     TimeZoneInvalid = "E0607", "timezone-invalid", "give an IANA time zone name such as `Europe/Paris` or `UTC`";
     CronNeverFires = "E0608", "cron-never-fires", "a window that never opens blocks every reinstall it guards: pick days every chosen month has (no 30th in February, no 31st in April, June, September or November) or `L` for the last day of the month";
+    TagSelectorInvalid = "E0609", "tag-selector-invalid", "a `matchTags` selector needs a `template` (its servers have no Server manifest), at least one tag, and no `matchLabels` beside it (a selector matches manifests or live tags, not both)";
     SelectorEmpty = "W0601", "selector-matches-nothing", "no Server manifest carries these labels; fix the selector or the labels";
 }
 

@@ -162,8 +162,9 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         }
     }
 
-    // Group membership: explicit members and label selectors.
+    // Group membership: explicit members and label selectors; tag selectors get a prototype.
     let mut memberships: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut tag_groups: BTreeMap<String, (String, BTreeMap<String, String>)> = BTreeMap::new();
     for (gname, g) in groups.iter_mut() {
         let spec = &g.doc.spec;
         if spec.members.is_none() && spec.selector.is_none() {
@@ -205,34 +206,77 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
             g.members.insert(m.value.clone());
         }
         if let Some(sel) = &spec.selector {
-            let mut matched = 0;
-            for (sname, s) in &servers {
-                let labels = s.doc.metadata.labels.as_ref();
-                let all = sel.match_labels.0.iter().all(|(k, v)| {
-                    labels.is_some_and(|l| {
-                        l.0.iter()
-                            .any(|(lk, lv)| lk.value == k.value && lv.value == v.value)
-                    })
-                });
-                if all {
-                    matched += 1;
-                    g.members.insert(sname.clone());
+            if let Some(tags) = &sel.match_tags {
+                let problem = if spec.template.is_none() {
+                    Some(
+                        "a `matchTags` selector needs a `template`: its servers have no Server manifest",
+                    )
+                } else if tags.0.is_empty() {
+                    Some("`matchTags` names no tag")
+                } else if sel.match_labels.is_some() {
+                    Some("`matchTags` and `matchLabels` in one selector: use two groups")
+                } else {
+                    None
+                };
+                match problem {
+                    Some(p) => sink.error(Code::TagSelectorInvalid, sel.loc, p),
+                    None => {
+                        // The group's template built once, for a name no server has, and
+                        // handed to the pipeline, which names a copy after each live server
+                        // whose tags match.
+                        let prototype = format!("tag-selected-{}.invalid", tag_groups.len());
+                        tag_groups.insert(
+                            prototype.clone(),
+                            (
+                                gname.clone(),
+                                tags.0
+                                    .iter()
+                                    .map(|(k, v)| (k.value.clone(), v.value.clone()))
+                                    .collect::<BTreeMap<String, String>>(),
+                            ),
+                        );
+                        memberships
+                            .entry(prototype)
+                            .or_default()
+                            .push(gname.clone());
+                    }
                 }
             }
-            if matched == 0 {
-                let want: Vec<String> = sel
-                    .match_labels
-                    .0
-                    .iter()
-                    .map(|(k, v)| format!("{}={}", k.value, v.value))
-                    .collect();
+            if let Some(labels_wanted) = &sel.match_labels {
+                let mut matched = 0;
+                for (sname, s) in &servers {
+                    let labels = s.doc.metadata.labels.as_ref();
+                    let all = labels_wanted.0.iter().all(|(k, v)| {
+                        labels.is_some_and(|l| {
+                            l.0.iter()
+                                .any(|(lk, lv)| lk.value == k.value && lv.value == v.value)
+                        })
+                    });
+                    if all {
+                        matched += 1;
+                        g.members.insert(sname.clone());
+                    }
+                }
+                if matched == 0 {
+                    let want: Vec<String> = labels_wanted
+                        .0
+                        .iter()
+                        .map(|(k, v)| format!("{}={}", k.value, v.value))
+                        .collect();
+                    sink.error(
+                        Code::SelectorEmpty,
+                        sel.loc,
+                        format!(
+                            "selector of ServerGroup `{gname}` ({}) matches no Server",
+                            want.join(", ")
+                        ),
+                    );
+                }
+            } else if sel.match_tags.is_none() {
                 sink.error(
-                    Code::SelectorEmpty,
+                    Code::TagSelectorInvalid,
                     sel.loc,
-                    format!(
-                        "selector of ServerGroup `{gname}` ({}) matches no Server",
-                        want.join(", ")
-                    ),
+                    "a selector needs `matchLabels` or `matchTags`",
                 );
             }
         }
@@ -273,6 +317,18 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         sink.extend(diags);
         desired_servers.extend(built.into_iter().map(|s| (s.name.clone(), s)));
     }
+    let mut tag_selectors = BTreeMap::new();
+    for (prototype, (group, match_tags)) in tag_groups {
+        if let Some(server) = desired_servers.remove(&prototype) {
+            tag_selectors.insert(
+                group,
+                crate::model::TagSelector {
+                    match_tags,
+                    prototype: server,
+                },
+            );
+        }
+    }
 
     let diags = Diagnostics::new(sink.diags);
     if diags.error_count() > 0 {
@@ -297,6 +353,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
             })
             .collect(),
         windows,
+        tag_selectors,
     };
     Ok(Loaded {
         desired,
@@ -307,7 +364,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
 /// A document converted to its kind.
 enum Converted {
     Server(ServerDoc),
-    Group(GroupDoc),
+    Group(Box<GroupDoc>),
     Window(Sp<String>, MaintenanceWindow),
 }
 
@@ -364,11 +421,11 @@ fn convert(mut doc: Node, sink: &mut Sink) -> Option<Converted> {
         }
         KindServerGroup::VALUE => {
             let d = RawGroupDoc::from_node(&doc, sink)?;
-            Some(Converted::Group(GroupDoc {
+            Some(Converted::Group(Box::new(GroupDoc {
                 doc: d,
                 root,
                 members: BTreeSet::new(),
-            }))
+            })))
         }
         KindMaintenanceWindow::VALUE => {
             let d = RawWindowDoc::from_node(&doc, sink)?;
@@ -420,7 +477,7 @@ fn register(
                 );
                 return;
             }
-            groups.insert(name.value.clone(), g);
+            groups.insert(name.value.clone(), *g);
         }
         Converted::Window(name, w) => {
             if let Some(first) = windows.get(&name.value) {
@@ -749,6 +806,7 @@ fn one_server(
         boot: built.boot,
         settings: built.settings,
         policy: built.policy,
+        selected_by_tags: None,
     })
 }
 

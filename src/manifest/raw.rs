@@ -1038,7 +1038,11 @@ raw_struct! {
     #[schemars(rename = "Selector")]
     pub struct RawSelector ("selector") {
         /// Servers whose labels include all of these.
-        "matchLabels" => match_labels: Map<Sp<String>>,
+        "matchLabels" => match_labels: Option<Map<Sp<String>>>,
+        /// Or: the live servers whose OVH IAM tags (set in the console or the API) include all
+        /// of these, read from the listing every plan makes. Needs a `template`. A wipe of a
+        /// server selected this way is never automatic: anyone allowed to tag it could have.
+        "matchTags" => match_tags: Option<Map<Sp<String>>>,
     }
 }
 
@@ -1048,7 +1052,7 @@ raw_struct! {
     pub struct RawGroupSpec ("ServerGroup spec") {
         /// Service names of the members.
         "members" => members: Option<Vec<Sp<String>>>,
-        /// Or: members by labels.
+        /// Or: members by labels (manifests) or by IAM tags (live servers).
         "selector" => selector: Option<RawSelector>,
         /// A server spec merged under each member's own (the member's fields win).
         "template" => template: Option<NodeOf<RawServerSpec>>,

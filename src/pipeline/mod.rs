@@ -128,12 +128,18 @@ pub async fn run(desired: Desired, ctx: &Context<'_>) -> Result<Planned, Pipelin
     let client = ctx.client.metered(&meter);
 
     let stored = ctx.store.load().await?;
-    let tagged = observe::servers_tagged(&client, state::tags::TAG_FINGERPRINT)
-        .await
-        .map_err(|source| PipelineError::Observe {
-            step: FleetStep::TaggedServers,
-            source,
-        })?;
+    let mut desired = desired;
+    let tagged = if desired.tag_selectors.is_empty() {
+        observe::servers_tagged(&client, state::tags::TAG_FINGERPRINT).await
+    } else {
+        // ServerGroups select live servers by their IAM tags: the account's listing answers
+        // both that and which servers carry ovhform's records, in one read.
+        observe::servers_by_tags(&client, state::tags::TAG_FINGERPRINT, &mut desired).await
+    }
+    .map_err(|source| PipelineError::Observe {
+        step: FleetStep::TaggedServers,
+        source,
+    })?;
     let names = servers_to_observe(&desired, &stored, &tagged.names, &ctx.input.targets);
     // When the API refused the `iamTags` filter, the tagged servers came from the account's
     // listing: the fleet pass takes its servers from that same listing (no second one).

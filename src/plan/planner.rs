@@ -1057,7 +1057,11 @@ impl ServerPlanner<'_> {
         } else if self.source == Some(RecordSource::Tags) {
             Some("the only evidence for this wipe is the record in the server's tags".to_string())
         } else {
-            None
+            self.ds.selected_by_tags.as_ref().map(|group| {
+                format!(
+                    "the server is in group {group} through its IAM tags, which anyone allowed to tag it could have set"
+                )
+            })
         };
         let approval = match (policy.reinstall, explicit) {
             (ReinstallPolicy::Auto, None) => Approval::Auto {

@@ -336,6 +336,7 @@ pub fn desired_server(name: &str, os: &str) -> DesiredServer {
         }),
         settings: Settings::default(),
         policy: Policy::default(),
+        selected_by_tags: None,
     }
 }
 

@@ -39,3 +39,4 @@ mod sim_support;
 mod sim_switches;
 mod state;
 mod state_cli;
+mod tag_selector;
