@@ -32,6 +32,15 @@ if [[ -z "${OVHFORM_TEST_PG_URL:-}" ]]; then
   fi
 fi
 
+# The CI examples' tests (tests/it/ci_examples.rs) run the GitHub comment script under node and
+# the GitLab note script with jq, as their runners would.
+ci_packages=()
+command -v jq >/dev/null 2>&1 || ci_packages+=(jq)
+command -v node >/dev/null 2>&1 || ci_packages+=(nodejs)
+if [[ ${#ci_packages[@]} -gt 0 ]]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${ci_packages[@]}"
+fi
+
 cargo fmt --all --check
 cargo clippy --all-targets --locked -- -D warnings
 # apply's intent-journal protocol, model-checked with spin (installed when missing): the model

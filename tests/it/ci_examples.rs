@@ -157,6 +157,7 @@ async fn run_github_plan(
     sim: &SimHandle,
     dir: &Path,
     consumer_key: Option<&str>,
+    fleet_secret: &str,
 ) -> GithubRun {
     let step = job.step("plan");
     assert_eq!(step["shell"], "bash", "the plan step names its shell");
@@ -168,7 +169,7 @@ async fn run_github_plan(
             "OVH_CONSUMER_KEY",
             consumer_key.map_or(creds.consumer_key.clone(), str::to_string),
         ),
-        ("OVHFORM_SECRET_KEY", FLEET_SECRET.to_string()),
+        ("OVHFORM_SECRET_KEY", fleet_secret.to_string()),
     ]
     .into_iter()
     .collect();
@@ -277,7 +278,7 @@ async fn github_plan_step_with_changes_succeeds_and_leaves_the_markdown() {
         "no annotation"
     );
 
-    let run = run_github_plan(&job, &sim, &dir, None).await;
+    let run = run_github_plan(&job, &sim, &dir, None, FLEET_SECRET).await;
     let cx = run.context();
     assert_eq!(run.exit(), Some(0), "exit 2 is a successful plan\n{cx}");
     assert_eq!(run.outputs, "exitcode=2\nchanges=true\n", "{cx}");
@@ -290,9 +291,6 @@ async fn github_plan_step_with_changes_succeeds_and_leaves_the_markdown() {
     assert!(run.plan_md.contains(WEB2), "{cx}");
     assert!(run.plan_md.contains("reinstall"), "{cx}");
     assert_eq!(run.summary, run.plan_md, "the job summary shows the plan");
-    // With the fleet secret given, secret values were compared: the plan does not say
-    // otherwise.
-    assert!(!run.plan_md.contains("not compared"), "{cx}");
     sim.shutdown().await;
 }
 
@@ -311,18 +309,51 @@ async fn github_plan_step_without_changes_after_an_apply() {
         "--allow-wipe-all",
     ];
     args.extend(IGNORE_WEB_WINDOWS);
-    let applied = Workdir::new().run(&sim, &args).await;
+    // Applied with the fleet secret the CI secret holds (docs/ci.md).
+    let work = Workdir::new();
+    let mut apply = work.command(&sim, &args);
+    apply.env("OVHFORM_SECRET_KEY", FLEET_SECRET);
+    let applied = crate::cli_support::Run::from(
+        tokio::task::spawn_blocking(move || apply.output().expect("apply"))
+            .await
+            .expect("apply task"),
+    );
     assert_eq!(applied.code, Some(0), "{applied}");
 
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = checkout(tmp.path());
-    let run = run_github_plan(&job, &sim, &dir, None).await;
+    let run = run_github_plan(&job, &sim, &dir, None, FLEET_SECRET).await;
     let cx = run.context();
     assert_eq!(run.exit(), Some(0), "{cx}");
     assert_eq!(run.outputs, "exitcode=0\nchanges=false\n", "{cx}");
     assert!(!run.stdout().contains("::notice"), "{cx}");
     assert!(run.plan_md.starts_with("### ovhform plan\n"), "{cx}");
     assert!(run.plan_md.contains("No changes"), "{cx}");
+    // The same fleet secret as the apply: the secret values were compared too.
+    assert!(!run.plan_md.contains("secret values not compared"), "{cx}");
+
+    // The repository secret not set (it reaches the step as an empty string): still no
+    // changes, and the plan says what it could not compare.
+    let run = run_github_plan(&job, &sim, &dir, None, "").await;
+    let cx = run.context();
+    assert_eq!(run.outputs, "exitcode=0\nchanges=false\n", "{cx}");
+    assert!(
+        run.plan_md.contains(
+            "secret values not compared for 4 server(s) (no fleet secret: set OVHFORM\\_SECRET\\_KEY)"
+        ),
+        "{cx}"
+    );
+
+    // Another fleet's secret cannot be told from changed secret values: the plan shows them
+    // as changed (docs/ci.md warns of it).
+    let run = run_github_plan(&job, &sim, &dir, None, "not-this-fleets-secret").await;
+    let cx = run.context();
+    assert_eq!(run.outputs, "exitcode=2\nchanges=true\n", "{cx}");
+    assert!(
+        run.plan_md
+            .contains("install spec changed since the recorded install (secrets)"),
+        "{cx}"
+    );
     sim.shutdown().await;
 }
 
@@ -347,7 +378,7 @@ async fn github_plan_step_with_an_error_finding_fails_with_the_plan() {
     );
     std::fs::write(&web, typo).expect("write web.yaml");
 
-    let run = run_github_plan(&job, &sim, &dir, None).await;
+    let run = run_github_plan(&job, &sim, &dir, None, FLEET_SECRET).await;
     let cx = run.context();
     assert_eq!(run.exit(), Some(1), "{cx}");
     assert_eq!(run.outputs, "exitcode=1\n", "{cx}");
@@ -373,7 +404,7 @@ async fn github_plan_step_with_a_refused_key_fails_without_a_plan() {
     let sim = demo_sim(1000.0).await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = checkout(tmp.path());
-    let run = run_github_plan(&job, &sim, &dir, Some("not-a-consumer-key")).await;
+    let run = run_github_plan(&job, &sim, &dir, Some("not-a-consumer-key"), FLEET_SECRET).await;
     let cx = run.context();
     assert_eq!(run.exit(), Some(1), "{cx}");
     assert_eq!(run.outputs, "exitcode=1\n", "{cx}");
@@ -466,7 +497,7 @@ async fn github_comment_is_created_once_then_updated() {
     let sim = demo_sim(1000.0).await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = checkout(tmp.path());
-    let run = run_github_plan(&job, &sim, &dir, None).await;
+    let run = run_github_plan(&job, &sim, &dir, None, FLEET_SECRET).await;
     assert_eq!(
         run.outputs,
         "exitcode=2\nchanges=true\n",
