@@ -32,9 +32,15 @@ if [[ -z "${OVHFORM_TEST_PG_URL:-}" ]]; then
   fi
 fi
 
-# README's tour (run verbatim by tests/it/readme_recipe.rs) reads the daemon's /status with curl.
-if ! command -v curl >/dev/null 2>&1; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl
+# The CI examples' tests (tests/it/ci_examples.rs) run the GitHub comment script under node and
+# the GitLab note script with jq, as their runners would; README's tour
+# (tests/it/readme_recipe.rs) reads the daemon's /status with curl.
+ci_packages=()
+command -v jq >/dev/null 2>&1 || ci_packages+=(jq)
+command -v node >/dev/null 2>&1 || ci_packages+=(nodejs)
+command -v curl >/dev/null 2>&1 || ci_packages+=(curl)
+if [[ ${#ci_packages[@]} -gt 0 ]]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${ci_packages[@]}"
 fi
 
 cargo fmt --all --check

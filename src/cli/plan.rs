@@ -230,6 +230,9 @@ pub(crate) fn load_desired(manifests: &Path) -> Result<Desired, InvalidManifests
         }
         Err(diags) => {
             eprint!("{}", diags.render(color));
+            if diags.checks_skipped() {
+                eprintln!("{}", crate::cli::validate::MORE_CHECKS);
+            }
             Err(InvalidManifests {
                 summary: diags.summary(),
             })

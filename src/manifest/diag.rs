@@ -313,6 +313,9 @@ impl Diagnostic for Diag {
 #[derive(Clone, Debug, Default)]
 pub struct Diagnostics {
     items: Vec<Diag>,
+    /// Some checks did not run because of an error found before them (see
+    /// [`Diagnostics::checks_skipped`]).
+    stopped_early: bool,
 }
 
 impl Diagnostics {
@@ -332,7 +335,24 @@ impl Diagnostics {
                 d.hide_source();
             }
         }
-        Diagnostics { items }
+        Diagnostics {
+            items,
+            stopped_early: false,
+        }
+    }
+
+    /// Marks that some checks were skipped because of the errors reported.
+    pub fn stopped_early(mut self, stopped: bool) -> Diagnostics {
+        self.stopped_early = stopped;
+        self
+    }
+
+    /// Whether fixing the reported errors may reveal more: a file that could not be parsed is
+    /// not checked further, nor a document whose kind or metadata is wrong, nor a server's
+    /// values (files, environment) while its spec breaks a rule. `load` checks everything
+    /// else it can, across every file.
+    pub fn checks_skipped(&self) -> bool {
+        self.stopped_early && self.error_count() > 0
     }
     pub fn len(&self) -> usize {
         self.items.len()

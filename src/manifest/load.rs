@@ -140,22 +140,29 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     // Converting documents is independent per file: do it on all cores, then register them
     // in file order (so "already defined at" always names the earlier file).
     let mut file_docs: Vec<Vec<Node>> = Vec::with_capacity(parsed.len());
+    // Whether some check was skipped because of an error found before it (a file that could
+    // not be parsed, a document or spec too broken to check further): fixing the reported
+    // errors may then reveal more.
+    let mut stopped_early = false;
     for p in parsed {
         if let Some(d) = p.diag {
+            stopped_early = true;
             sink.push(d);
         }
         file_docs.push(p.docs);
     }
     let converted = parallel(file_docs, |chunk| {
         let mut local = Sink::new(&files);
+        let mut stopped = false;
         let docs: Vec<Converted> = chunk
             .into_iter()
             .flatten()
-            .filter_map(|doc| convert(doc, &mut local))
+            .filter_map(|doc| convert(doc, &mut local, &mut stopped))
             .collect();
-        (docs, local.diags)
+        (docs, local.diags, stopped)
     });
-    for (docs, diags) in converted {
+    for (docs, diags, stopped) in converted {
+        stopped_early |= stopped;
         sink.extend(diags);
         for doc in docs {
             register(doc, &mut sink, &mut servers, &mut groups, &mut windows);
@@ -313,7 +320,8 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         "manifests loaded"
     );
     let mut desired_servers = BTreeMap::new();
-    for (built, diags) in results {
+    for (built, diags, stopped) in results {
+        stopped_early |= stopped;
         sink.extend(diags);
         desired_servers.extend(built.into_iter().map(|s| (s.name.clone(), s)));
     }
@@ -330,7 +338,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         }
     }
 
-    let diags = Diagnostics::new(sink.diags);
+    let diags = Diagnostics::new(sink.diags).stopped_early(stopped_early);
     if diags.error_count() > 0 {
         return Err(diags);
     }
@@ -378,7 +386,20 @@ fn take_entry(node: &mut Node, key: &str) -> Option<Node> {
     Some(entries.remove(i).1)
 }
 
-fn convert(mut doc: Node, sink: &mut Sink) -> Option<Converted> {
+/// A document converted to its kind, `None` when it has errors (reported). `stopped` is set
+/// when those errors kept its later checks from running.
+fn convert(doc: Node, sink: &mut Sink, stopped: &mut bool) -> Option<Converted> {
+    let mut fully_checked = false;
+    let converted = convert_doc(doc, sink, &mut fully_checked);
+    // A document that fails is left half checked (a server's spec is not looked at when its
+    // metadata is wrong), unless it says every check of it ran.
+    if converted.is_none() && !fully_checked {
+        *stopped = true;
+    }
+    converted
+}
+
+fn convert_doc(mut doc: Node, sink: &mut Sink, fully_checked: &mut bool) -> Option<Converted> {
     if !matches!(doc.value, Value::Map(_)) {
         sink.error(
             Code::NotAMapping,
@@ -429,6 +450,8 @@ fn convert(mut doc: Node, sink: &mut Sink) -> Option<Converted> {
         }
         KindMaintenanceWindow::VALUE => {
             let d = RawWindowDoc::from_node(&doc, sink)?;
+            // A window's own checks all run, whichever of them fails.
+            *fully_checked = true;
             let w = window(&d, root, sink)?;
             Some(Converted::Window(d.metadata.name, w))
         }
@@ -669,22 +692,34 @@ struct Shared<'a> {
     files: &'a [SourceFile],
 }
 
-fn server_chunk(names: &[String], cx: &Shared) -> (Vec<DesiredServer>, Vec<super::diag::Diag>) {
+/// The servers built, the diagnostics, and whether some server's later checks were skipped.
+fn server_chunk(
+    names: &[String],
+    cx: &Shared,
+) -> (Vec<DesiredServer>, Vec<super::diag::Diag>, bool) {
     let mut sink = Sink::new(cx.files);
     let mut resolver = Resolver::new();
+    let mut stopped = false;
     let out = names
         .iter()
-        .filter_map(|n| one_server(n.clone(), cx, &mut sink, &mut resolver))
+        .filter_map(|n| {
+            let mut fully_checked = false;
+            let built = one_server(n.clone(), cx, &mut sink, &mut resolver, &mut fully_checked);
+            stopped |= built.is_none() && !fully_checked;
+            built
+        })
         .collect();
-    (out, sink.diags)
+    (out, sink.diags, stopped)
 }
 
-/// Merges, converts, validates and builds one server. `None` when it has errors (reported).
+/// Merges, converts, validates and builds one server. `None` when it has errors (reported);
+/// `fully_checked` is set when they came from the last step, so that no check was skipped.
 fn one_server(
     name: String,
     cx: &Shared,
     sink: &mut Sink,
     resolver: &mut Resolver,
+    fully_checked: &mut bool,
 ) -> Option<DesiredServer> {
     let (servers, groups, memberships, windows, files) =
         (cx.servers, cx.groups, cx.memberships, cx.windows, cx.files);
@@ -762,6 +797,7 @@ fn one_server(
     }
     let built = build::server(&spec, resolver, sink);
     if sink.error_count() > before {
+        *fully_checked = true;
         return None;
     }
     let (doc_origin, labels) = match own {

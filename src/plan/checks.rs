@@ -51,6 +51,22 @@ impl Ctx<'_> {
     }
 }
 
+/// The catalog name closest to a mistyped `name`, when one is close enough to be what was
+/// meant (`debian12-64` → `debian12_64`): at most a third of its characters differ, and at
+/// least one name when it is short. The candidates are the names this plan read (the server's
+/// compatible templates and the templates it fetched) rather than the whole catalog: those are
+/// the ones that would install on this server, and listing the catalog would cost a request
+/// per plan for a typo. Ties go to the alphabetically first name, so a plan is reproducible.
+pub fn nearest_name<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .filter(|c| *c != name)
+        .map(|c| (strsim::levenshtein(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
 /// Minimum disks for a soft RAID level (ZFS levels follow OVH's raidz mapping).
 fn soft_raid_min_disks(level: u64, zfs: bool) -> u64 {
     match (level, zfs) {
@@ -117,10 +133,20 @@ pub fn check_reinstall(
         cx.out.missing.push(format!(
             "installation template {os} was not found in the catalog"
         ));
+        let suggestion = nearest_name(
+            os,
+            detail
+                .compatible_templates
+                .iter()
+                .chain(templates.keys())
+                .map(String::as_str),
+        )
+        .map(|n| format!("; did you mean `{n}`?"))
+        .unwrap_or_default();
         cx.push(
             FindingCode::OsUnknown,
             "spec.install.os",
-            format!("OS {os} is not in the installation template catalog"),
+            format!("OS {os} is not in the installation template catalog{suggestion}"),
         );
     }
     if let Some(t) = template {
@@ -428,5 +454,36 @@ fn check_raid(cx: &mut Ctx<'_>, spec: &InstallSpec, disks: u64, g: &crate::model
                 ),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nearest_name;
+
+    const CATALOG: [&str; 4] = [
+        "debian12_64",
+        "debian11_64",
+        "ubuntu2404-server_64",
+        "win2022core-std_64",
+    ];
+
+    #[test]
+    fn a_typo_suggests_the_nearest_catalog_name() {
+        let near = |n| nearest_name(n, CATALOG.into_iter());
+        assert_eq!(near("debian12-64"), Some("debian12_64"));
+        assert_eq!(near("debain12_64"), Some("debian12_64"));
+        assert_eq!(near("ubuntu2404-server64"), Some("ubuntu2404-server_64"));
+        // Equally near two names: the alphabetically first, every time.
+        assert_eq!(near("debian1x_64"), Some("debian11_64"));
+    }
+
+    #[test]
+    fn a_name_far_from_every_catalog_name_suggests_nothing() {
+        let near = |n| nearest_name(n, CATALOG.into_iter());
+        assert_eq!(near("plan9"), None);
+        assert_eq!(near("freebsd14_64"), None);
+        assert_eq!(near(""), None);
+        assert_eq!(nearest_name("debian12-64", std::iter::empty()), None);
     }
 }

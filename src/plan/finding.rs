@@ -70,7 +70,7 @@ finding_codes! {
     InstallFailed = "install-failed", Error, "the server's last reinstall failed: it is degraded, never adopted, and re-wiping it needs an explicit approval";
     // --- catalog and hardware checks of a reinstall -------------------------------------------
     OsNotCompatible = "os-not-compatible", Error, "the OS is not in the server's compatible templates";
-    OsUnknown = "os-unknown", Error, "the OS is not in the installation template catalog";
+    OsUnknown = "os-unknown", Error, "the OS is not in the installation template catalog (the message suggests the nearest name the server offers, if one is close)";
     DiskGroupMissing = "disk-group-missing", Error, "`storage.diskGroupId` is not a disk group of this server";
     KeepOsDiskGroup = "keep-os-disk-group", Error, "`keepDiskGroups` lists the disk group the OS is installed on";
     KeptNotSent = "kept-not-sent", Error, "`keepDiskGroups` lists a group the request does not send as `erase: false`: the API would erase it";

@@ -597,6 +597,141 @@ fn snapshot_yaml_syntax() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Diagnostics for machines: `--format json` and `--format github` (stdout; summary on stderr).
+// ---------------------------------------------------------------------------------------------
+
+const CI_FIXTURE: &str = "tests/fixtures/ci";
+const MORE_CHECKS: &str =
+    "some checks did not run where these errors are: more checks run once they are fixed";
+
+fn validate_as(format: &str, entry: &str) -> (Option<i32>, String, String) {
+    let out = ovhform(&["validate", "--format", format, entry]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn snapshot_validate_json() {
+    let (code, stdout, stderr) = validate_as("json", CI_FIXTURE);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!("invalid: 3 errors, 1 warning in 1 file\n{MORE_CHECKS}\n")
+    );
+    // The same diagnostics as the loader's, in its order, every field where it belongs.
+    let parsed: Vec<serde_json::Value> = serde_json::from_str(&stdout).expect("a JSON array");
+    let loaded = load_err(&[root().join(CI_FIXTURE)]);
+    assert_eq!(parsed.len(), loaded.len());
+    for (j, d) in parsed.iter().zip(loaded.iter()) {
+        assert_eq!(j["code"], d.code.id());
+        assert_eq!(j["line"], d.line);
+        assert_eq!(j["column"], d.column);
+        assert_eq!(
+            j["severity"],
+            if d.is_error() { "error" } else { "warning" }
+        );
+    }
+    assert!(
+        !stdout.contains("\\u001b"),
+        "a control character in a value reaches JSON consumers escaped for display"
+    );
+    insta::assert_snapshot!(stdout);
+}
+
+#[test]
+fn snapshot_validate_github_annotations() {
+    let (code, stdout, stderr) = validate_as("github", CI_FIXTURE);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.ends_with(&format!("{MORE_CHECKS}\n")), "{stderr}");
+    // One workflow command per line: no value may end a command or start one of its own.
+    for line in stdout.lines() {
+        assert!(
+            ["::error ", "::warning ", "::notice "]
+                .iter()
+                .any(|p| line.starts_with(p)),
+            "{line}"
+        );
+        assert!(!line.contains('\x1b') && !line.contains('\r'), "{line:?}");
+        let (props, _) = line[2..].split_once("::").expect("properties::message");
+        // `title=…` is the last property: a `,` or `:` from a value would have split it.
+        assert_eq!(
+            props.matches(',').count(),
+            props.matches('=').count() - 1,
+            "{line}"
+        );
+    }
+    assert_eq!(stdout.lines().count(), 5, "{stdout}");
+    insta::assert_snapshot!(stdout);
+}
+
+/// A file name with the characters that end a property is escaped in `file=`, and a
+/// diagnostic with no line gives no `line=`/`col=` (and `null` in JSON).
+#[test]
+fn github_escapes_the_file_property_and_omits_unknown_lines() {
+    let t = tempfile::tempdir().unwrap();
+    let name = t.path().join("web,01:a%b.yaml");
+    std::fs::write(&name, b"kind: Server\n\xff\n").unwrap();
+    let (code, stdout, _) = validate_as("github", &name.to_string_lossy());
+    assert_eq!(code, Some(1));
+    let first = stdout.lines().next().expect("an annotation");
+    assert!(
+        first.starts_with("::error file=") && first.contains("web%2C01%3Aa%25b.yaml,"),
+        "{first}"
+    );
+    let (_, json, _) = validate_as("json", &name.to_string_lossy());
+    let parsed: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed[0]["code"], "E0103", "{json}");
+    assert!(
+        parsed[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("web,01:a%b.yaml")
+    );
+    let line_known = !parsed[0]["line"].is_null();
+    assert_eq!(first.contains(",line="), line_known, "{first}\n{json}");
+}
+
+#[test]
+fn validate_json_of_valid_manifests_is_an_empty_array() {
+    let (code, stdout, stderr) = validate_as("json", "manifests/");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "[]\n");
+    let (code, stdout, _) = validate_as("github", "manifests/");
+    assert_eq!(code, Some(0));
+    assert_eq!(stdout, "");
+}
+
+/// `validate` says when fixing the reported errors may reveal more (a later check was
+/// skipped), and only then.
+#[test]
+fn validate_says_when_more_checks_run_after_the_fixes() {
+    for (fixture, skipped) in [
+        // Resolving values is the last step: every check ran.
+        ("tests/fixtures/invalid/env-unset.yaml", false),
+        ("tests/fixtures/invalid/cron-garbage.yaml", false),
+        // A rule broken: the values (files, environment) were not resolved.
+        ("tests/fixtures/invalid/hostname-invalid.yaml", true),
+        // Not parsed, or not a known kind: nothing in it was checked.
+        ("tests/fixtures/invalid/yaml-unclosed-flow.yaml", true),
+        ("tests/fixtures/invalid/unknown-kind.yaml", true),
+        ("tests/fixtures/invalid/wrong-type-bool.yaml", true),
+    ] {
+        let (code, _, stderr) = validate_as("text", fixture);
+        assert_eq!(code, Some(1), "{fixture}: {stderr}");
+        assert_eq!(
+            stderr.contains(MORE_CHECKS),
+            skipped,
+            "{fixture}:\n{stderr}"
+        );
+        let loaded = load_err(&[root().join(fixture)]);
+        assert_eq!(loaded.checks_skipped(), skipped, "{fixture}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The fingerprint.
 // ---------------------------------------------------------------------------------------------
 

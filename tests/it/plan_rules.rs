@@ -631,6 +631,43 @@ mod checks {
         }
     }
 
+    /// An OS missing from the catalog names the nearest name the plan read (the server's
+    /// compatible templates), so that a typo is fixed from the plan; a name near none of them
+    /// gets no guess.
+    #[test]
+    fn rule_an_unknown_os_suggests_the_nearest_catalog_name() {
+        let live = observed_server("a.eu", "debian12_64");
+        let unknown = |os: &str| -> String {
+            let ds = desired_server("a.eu", os);
+            let spec = ds.install.clone().unwrap();
+            let c = check_reinstall(&ds, &spec, &live, &testkit::catalog(), now());
+            let f = c
+                .findings
+                .iter()
+                .find(|f| f.code.slug() == "os-unknown")
+                .unwrap_or_else(|| panic!("{os}: no os-unknown in {:?}", c.findings));
+            assert_eq!(f.severity, Severity::Error);
+            assert!(
+                !c.checks_done,
+                "{os}: an unknown OS leaves the checks undone"
+            );
+            f.message.clone()
+        };
+        assert_eq!(
+            unknown("debian12-64"),
+            "OS debian12-64 is not in the installation template catalog; did you mean `debian12_64`?"
+        );
+        // Only a compatible template is that close: the suggestion comes from the server.
+        assert_eq!(
+            unknown("win2022core-std64"),
+            "OS win2022core-std64 is not in the installation template catalog; did you mean `win2022core-std_64`?"
+        );
+        assert_eq!(
+            unknown("plan9"),
+            "OS plan9 is not in the installation template catalog"
+        );
+    }
+
     fn check_with(
         edit_spec: impl FnOnce(&mut InstallSpec),
         edit_template: impl FnOnce(&mut Template),
