@@ -2,8 +2,9 @@
 # The full test suite, from a fresh Debian machine with the Rust toolchain:
 # installs what the tests need (a Python venv with the pinned official python-ovh client for the
 # conformance tests; PostgreSQL's server for the PostgreSQL store's tests; spin for the model
-# check), then formatting, lints, the model check of apply's intent journal and every test, the
-# tests with nothing but the repository visible.
+# check; zsh, fish and groff for the completion and manual page checks), then formatting, lints,
+# the model check of apply's intent journal and every test, the tests with nothing but the
+# repository visible, and the Dockerfile's steps (scripts/dockerfile-steps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,15 @@ if [[ -z "${OVHFORM_TEST_PG_URL:-}" ]]; then
   fi
 fi
 
+# The completion scripts are checked by the shells themselves (tests/it/shell_docs.rs), the
+# manual pages by groff: zsh, fish and groff are installed when missing (bash is always there).
+shell_packages=()
+for tool in zsh fish; do command -v "$tool" >/dev/null 2>&1 || shell_packages+=("$tool"); done
+command -v groff >/dev/null 2>&1 || shell_packages+=(groff-base)
+if [[ ${#shell_packages[@]} -gt 0 ]]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${shell_packages[@]}"
+fi
+
 cargo fmt --all --check
 cargo clippy --all-targets --locked -- -D warnings
 # apply's intent-journal protocol, model-checked with spin (installed when missing): the model
@@ -40,3 +50,9 @@ bash scripts/model-check.sh
 # The tests run where only the repository is visible (scripts/isolated.sh): a test that reads a
 # file outside it fails here, not in someone else's clone.
 bash scripts/isolated.sh cargo test --locked --all-targets
+# The Dockerfile's steps in order without Docker (none in CI): build, install paths, user,
+# volume, health check, then the image's default command against the simulator. The dev
+# profile: the tests above built that binary, so this costs seconds, where a second, release,
+# build of the whole tree would cost minutes; the release command is checked as written and
+# run with `--profile release` by hand (docs/operations.md "Container image").
+bash scripts/dockerfile-steps.sh --profile dev --self-test

@@ -143,7 +143,10 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     let outcome = rt.block_on(probe(&args.url, args.timeout, args.http_token.as_deref()));
     Ok(match outcome {
         Ok(()) => {
-            println!("healthy: {} answered HTTP 200", escape::line(args.url.as_str()));
+            println!(
+                "healthy: {} answered HTTP 200",
+                escape::line(args.url.as_str())
+            );
             ExitCode::from(EXIT_OK)
         }
         Err(e) => {

@@ -22,10 +22,27 @@ pub struct Args {
 
 /// The top-level page, ovhform.1: synopsis, global options, every subcommand with its summary.
 pub fn page() -> Vec<u8> {
+    render(&clap_mangen::Man::new(
+        Cli::command().disable_help_subcommand(true),
+    ))
+}
+
+/// A page in plain ASCII: help texts use `…`, `→` and the like, which groff without preconv
+/// (and older formatters) reject; `\[uXXXX]` is the portable spelling of any character.
+fn render(man: &clap_mangen::Man) -> Vec<u8> {
     let mut out = Vec::new();
     // Rendering into a Vec cannot fail on I/O.
-    let _ = clap_mangen::Man::new(Cli::command()).render(&mut out);
-    out
+    let _ = man.render(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    let mut ascii = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            ascii.push(c);
+        } else {
+            ascii.push_str(&format!("\\[u{:04X}]", u32::from(c)));
+        }
+    }
+    ascii.into_bytes()
 }
 
 /// Writes every page into `dir` and returns their paths, the top-level page first.
@@ -41,7 +58,10 @@ pub fn write_pages(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn write_tree(cmd: &clap::Command, dir: &Path, written: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    written.push(clap_mangen::Man::new(cmd.clone()).generate_to(dir)?);
+    let man = clap_mangen::Man::new(cmd.clone());
+    let path = dir.join(man.get_filename());
+    std::fs::write(&path, render(&man))?;
+    written.push(path);
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         write_tree(sub, dir, written)?;
     }
@@ -68,4 +88,17 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(EXIT_OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_ascii_with_non_ascii_characters_as_groff_escapes() {
+        let cmd = clap::Command::new("x").about("a → b …");
+        let text = String::from_utf8(render(&clap_mangen::Man::new(cmd))).unwrap();
+        assert!(text.is_ascii());
+        assert!(text.contains(r"a \[u2192] b \[u2026]"), "{text}");
+    }
 }
