@@ -230,7 +230,7 @@ fn groff_check(page: &Path) -> String {
         }
         text.push(c);
     }
-    text.replace('\u{2010}', "-").replace('\u{2212}', "-")
+    text.replace(['\u{2010}', '\u{2212}'], "-")
 }
 
 #[test]
