@@ -1,10 +1,14 @@
 # syntax=docker/dockerfile:1
 # ovhform in a container: a Rust builder stage, then a slim Debian runtime with only the binary
 # and what it needs at run time. Build: `docker build -t ovhform .`
-# Run:   `docker run --rm -v "$PWD:/work" -e OVH_ENDPOINT -e OVH_APPLICATION_KEY \
-#           -e OVH_APPLICATION_SECRET -e OVH_CONSUMER_KEY ovhform plan`
-# (/work is the working directory: manifests/ and the default state directory .ovhform/ live
-# there; `--state` / OVHFORM_STATE point elsewhere.)
+# Daemon (the default command):
+#   docker run -d -v "$PWD/manifests:/work/manifests:ro" -v ovhform-state:/var/lib/ovhform \
+#     -p 127.0.0.1:9090:9090 -e OVH_ENDPOINT -e OVH_APPLICATION_KEY \
+#     -e OVH_APPLICATION_SECRET -e OVH_CONSUMER_KEY ovhform
+# One-shot, on the same state: `docker run --rm -v "$PWD/manifests:/work/manifests:ro"
+#   -v ovhform-state:/var/lib/ovhform -e OVH_… ovhform plan`
+# No Docker engine in CI: scripts/dockerfile-steps.sh performs these steps in order outside
+# Docker and checks that they fit together (docs/operations.md "Container image").
 
 # The toolchain CI tests with; Cargo.toml's rust-version is the minimum.
 ARG RUST_VERSION=1.95
@@ -30,19 +34,31 @@ FROM debian:${DEBIAN_RELEASE}-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates tzdata git \
  && rm -rf /var/lib/apt/lists/*
-RUN useradd --system --user-group --uid 10001 --create-home --home-dir /home/ovhform \
+# A fixed uid and gid (numeric in USER below, so that orchestrators can check runAsNonRoot;
+# Kubernetes runAsUser/fsGroup 10001). /work/manifests belongs to root: the daemon only reads
+# the manifests mounted there. The state directory belongs to the user, mode 0700.
+RUN groupadd --system --gid 10001 ovhform \
+ && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/ovhform \
         --shell /usr/sbin/nologin ovhform \
- && mkdir -p /work \
- && chown ovhform:ovhform /work
+ && install -d -m 0755 -o 10001 -g 10001 /work \
+ && install -d -m 0755 -o root -g root /work/manifests \
+ && install -d -m 0700 -o 10001 -g 10001 /var/lib/ovhform
 COPY --from=builder /out/ovhform /usr/local/bin/ovhform
 # The example manifests, for `ovhform demo` and as a starting point.
 COPY --from=builder /out/manifests /usr/share/ovhform/manifests
-# Numeric, so that orchestrators can check runAsNonRoot.
+# The state (records, intent journal, facts cache) outlives the container on a volume, outside
+# /work so that bind-mounting a checkout at /work never hides it behind a nested anonymous
+# volume. A fresh named volume starts as the image's directory: owned by 10001, mode 0700.
+# OVHFORM_STATE=postgres://… (or --state) replaces it.
+ENV OVHFORM_STATE=/var/lib/ovhform
+VOLUME ["/var/lib/ovhform"]
 USER 10001:10001
 WORKDIR /work
-# The daemon by default: manifests mounted read-only at /work/manifests, state on a volume at
-# /work/.ovhform (or OVHFORM_STATE=postgres://…), HTTP on all interfaces of the container.
 EXPOSE 9090
-HEALTHCHECK --interval=30s --timeout=3s CMD ["ovhform", "--version"]
+# `ovhform healthcheck` GETs http://127.0.0.1:9090/healthz (the listener below, seen from inside
+# the container) and gives up after 3 s, within Docker's 5 s, so the health log says why.
+# With another --listen port, set OVHFORM_HEALTHCHECK_URL as well.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["ovhform", "healthcheck"]
 ENTRYPOINT ["ovhform"]
 CMD ["run", "--manifests", "/work/manifests", "--listen", "0.0.0.0:9090"]

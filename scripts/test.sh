@@ -2,8 +2,9 @@
 # The full test suite, from a fresh Debian machine with the Rust toolchain:
 # installs what the tests need (a Python venv with the pinned official python-ovh client for the
 # conformance tests; PostgreSQL's server for the PostgreSQL store's tests; spin for the model
-# check), then formatting, lints, the model check of apply's intent journal and every test, the
-# tests with nothing but the repository visible.
+# check; zsh, fish and groff for the completion and manual page checks), then formatting, lints,
+# the model check of apply's intent journal and every test, the tests with nothing but the
+# repository visible, and the Dockerfile's steps (scripts/dockerfile-steps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,13 +35,17 @@ fi
 
 # The CI examples' tests (tests/it/ci_examples.rs) run the GitHub comment script under node and
 # the GitLab note script with jq, as their runners would; README's tour
-# (tests/it/readme_recipe.rs) reads the daemon's /status with curl.
-ci_packages=()
-command -v jq >/dev/null 2>&1 || ci_packages+=(jq)
-command -v node >/dev/null 2>&1 || ci_packages+=(nodejs)
-command -v curl >/dev/null 2>&1 || ci_packages+=(curl)
-if [[ ${#ci_packages[@]} -gt 0 ]]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${ci_packages[@]}"
+# (tests/it/readme_recipe.rs) reads the daemon's /status with curl. The completion scripts are
+# checked by the shells themselves (tests/it/shell_docs.rs), the manual pages by groff: zsh,
+# fish and groff are installed when missing (bash is always there).
+tools=()
+command -v jq >/dev/null 2>&1 || tools+=(jq)
+command -v node >/dev/null 2>&1 || tools+=(nodejs)
+command -v curl >/dev/null 2>&1 || tools+=(curl)
+for tool in zsh fish; do command -v "$tool" >/dev/null 2>&1 || tools+=("$tool"); done
+command -v groff >/dev/null 2>&1 || tools+=(groff-base)
+if [[ ${#tools[@]} -gt 0 ]]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tools[@]}"
 fi
 
 cargo fmt --all --check
@@ -51,3 +56,10 @@ bash scripts/model-check.sh
 # The tests run where only the repository is visible (scripts/isolated.sh): a test that reads a
 # file outside it fails here, not in someone else's clone.
 bash scripts/isolated.sh cargo test --locked --all-targets
+# The Dockerfile's steps in order without Docker (none in CI): build, install paths, user,
+# volume, health check, then the image's default command against the simulator. The dev
+# profile reuses most of what the tests above compiled (about 1 min, then seconds for the
+# self-test), where a release build of the whole tree costs about 10 min on 2 cores; the release
+# command is checked as written and run with `--profile release` by hand (docs/operations.md
+# "Container image").
+bash scripts/dockerfile-steps.sh --profile dev --self-test

@@ -10,9 +10,12 @@ use miette::{IntoDiagnostic, WrapErr};
 
 pub mod api;
 pub mod apply;
+pub mod completions;
 pub mod demo;
 pub mod doctor;
+pub mod healthcheck;
 pub mod import;
+pub mod man;
 pub mod plan;
 pub mod progress;
 pub mod render;
@@ -86,6 +89,13 @@ pub enum Command {
     /// Write manifests for the servers of a live account (OS, boot by kernel name, settings),
     /// grouped by OS, so that `plan` over them only adopts.
     Import(Box<import::Args>),
+    /// Exit 0 when the daemon's /healthz (or --url) answers HTTP 200, 1 otherwise: the
+    /// container image's HEALTHCHECK, which has no curl.
+    Healthcheck(healthcheck::Args),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(completions::Args),
+    /// Print the manual page (roff), or write one page per subcommand with --out-dir.
+    Man(man::Args),
 }
 
 /// Logs go to stderr so that stdout stays machine-readable (plans, schemas).
@@ -131,6 +141,9 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::State(args) => state::run(args),
         Command::Import(args) => import::run(*args),
         Command::Doctor(args) => doctor::run(*args),
+        Command::Healthcheck(args) => healthcheck::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     }
 }
 

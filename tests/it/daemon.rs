@@ -624,6 +624,67 @@ async fn a_bearer_token_guards_every_route_but_healthz() {
     d.stop().await;
 }
 
+/// `ovhform healthcheck` (the image's HEALTHCHECK): exit 0 only on HTTP 200; a 401, a daemon
+/// that is gone and one that never answers each exit 1 with the reason on stderr. The token
+/// comes from the daemon's own variable and is sent to a loopback address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_healthcheck_command_exits_0_only_on_http_200() {
+    let mut d = start(|_| {}, |cfg| cfg.http_token = Some("s3cret-token".into())).await;
+    let base = format!("http://{}", d.addr);
+    let check = |url: String, token: Option<&'static str>, timeout: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ovhform"));
+            cmd.args(["healthcheck", "--timeout", timeout])
+                .env("OVHFORM_HEALTHCHECK_URL", url)
+                .env_remove("OVHFORM_HTTP_TOKEN")
+                // A proxy must not be used for the daemon's own address.
+                .env("HTTP_PROXY", "http://127.0.0.1:9")
+                .env("http_proxy", "http://127.0.0.1:9");
+            if let Some(t) = token {
+                cmd.env("OVHFORM_HTTP_TOKEN", t);
+            }
+            let out = cmd.output().unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    let (code, stdout, _) = check(format!("{base}/healthz"), None, "3s").await.unwrap();
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.starts_with("healthy: "), "{stdout}");
+    d.pass(1, Duration::from_secs(30)).await;
+    let (code, _, stderr) = check(format!("{base}/readyz"), None, "3s").await.unwrap();
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("answered HTTP 401"), "{stderr}");
+    let (code, _, stderr) = check(format!("{base}/readyz"), Some("s3cret-token"), "3s")
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    d.stop().await;
+    let (code, _, stderr) = check(format!("{base}/healthz"), None, "3s").await.unwrap();
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("cannot reach") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+
+    // Accepts the connection, never answers: the probe gives up after its timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/healthz", silent.local_addr().unwrap());
+    let started = Instant::now();
+    let (code, _, stderr) = check(url, None, "500ms").await.unwrap();
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("did not answer within 500ms"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
+
 /// The real binary: SIGHUP re-plans, SIGTERM stops it with exit 0 within 10 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_replans_on_sighup_and_stops_cleanly_on_sigterm() {
@@ -879,7 +940,9 @@ async fn the_webhook_hears_of_approvals_and_drift_once_each_with_retries() {
 
 /// The deployment examples stay in line with what the daemon serves: the Kubernetes manifest
 /// parses, probes `/healthz` and `/readyz` and runs `run`; the systemd unit runs `ovhform run`
-/// and reloads with SIGHUP; the Dockerfile's default command is `run`.
+/// and reloads with SIGHUP; the Dockerfile's default command is `run`, its health check the
+/// daemon's `/healthz` on the port it listens on, its user Kubernetes' user; the container
+/// section of docs/operations.md says how to mount what the image expects.
 #[test]
 fn the_deployment_examples_probe_the_daemons_routes() {
     let k8s = std::fs::read_to_string(repo().join("docs/deploy/kubernetes.yaml")).unwrap();
@@ -894,11 +957,49 @@ fn the_deployment_examples_probe_the_daemons_routes() {
     let daemon = &spec["template"]["spec"]["containers"][0];
     assert_eq!(daemon["args"][0], "run");
     assert_eq!(daemon["livenessProbe"]["httpGet"]["path"], "/healthz");
-    assert_eq!(daemon["readinessProbe"]["httpGet"]["path"], "/readyz");
     let unit = std::fs::read_to_string(repo().join("docs/deploy/ovhform.service")).unwrap();
     assert!(unit.contains("ExecStart=/usr/local/bin/ovhform run "));
     assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
     assert!(unit.contains("DynamicUser=yes") && unit.contains("ProtectSystem=strict"));
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
     assert!(dockerfile.contains(r#"CMD ["run", "#));
+    // The image's health check is the daemon's /healthz through `ovhform healthcheck`, whose
+    // default URL is the port the image's command listens on and exposes.
+    assert!(
+        dockerfile.contains(r#"CMD ["ovhform", "healthcheck"]"#),
+        "HEALTHCHECK"
+    );
+    assert_eq!(
+        ovhform::cli::healthcheck::DEFAULT_URL,
+        "http://127.0.0.1:9090/healthz"
+    );
+    assert!(
+        dockerfile.contains(r#""--listen", "0.0.0.0:9090"]"#) && dockerfile.contains("EXPOSE 9090")
+    );
+    assert_eq!(daemon["ports"][0]["containerPort"], 9090);
+    // The same non-root user everywhere: the image's USER, Kubernetes' runAsUser and fsGroup.
+    assert!(dockerfile.contains("\nUSER 10001:10001\n"));
+    let pod = &spec["template"]["spec"]["securityContext"];
+    assert_eq!(pod["runAsUser"], 10001);
+    assert_eq!(pod["fsGroup"], 10001);
+    assert_eq!(pod["runAsNonRoot"], true);
+    // Kubernetes' readiness probe runs the same command on /readyz: it sends the daemon's
+    // token (OVHFORM_HTTP_TOKEN, set from the same Secret) to the loopback address.
+    let ready = &daemon["readinessProbe"]["exec"]["command"];
+    assert_eq!(ready[0], "ovhform");
+    assert_eq!(ready[1], "healthcheck");
+    assert_eq!(ready[3], "http://127.0.0.1:9090/readyz");
+    // The state's volume is where the image points OVHFORM_STATE, and what the docs mount.
+    assert!(dockerfile.contains("ENV OVHFORM_STATE=/var/lib/ovhform\n"));
+    assert!(dockerfile.contains(r#"VOLUME ["/var/lib/ovhform"]"#));
+    let ops = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    for needle in [
+        "ovhform-state:/var/lib/ovhform",
+        "/work/manifests:ro",
+        "ovhform healthcheck",
+        "OVHFORM_HEALTHCHECK_URL",
+        "scripts/dockerfile-steps.sh",
+    ] {
+        assert!(ops.contains(needle), "docs/operations.md lacks {needle}");
+    }
 }
