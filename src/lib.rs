@@ -27,6 +27,9 @@
 //! Data flow: `manifest::load` → `Desired` (at the CLI edge); `pipeline::run` drives `observe`
 //! → `Observed`, `state` → `Records`, `plan::plan` → `Plan` and `plan::lint`; `cli` renders.
 
+// No unsafe code anywhere in ovhform: memory safety is the compiler's, not a review's.
+#![forbid(unsafe_code)]
+
 pub mod apply;
 pub mod cli;
 pub mod daemon;

@@ -1,6 +1,9 @@
 //! The `ovhform` binary: parse arguments, set up logging, run a subcommand, map the outcome
 //! to a documented exit code (see README.md "Exit codes").
 
+// No unsafe code anywhere in ovhform: memory safety is the compiler's, not a review's.
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;
