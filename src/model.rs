@@ -622,6 +622,11 @@ pub struct SecretDigests {
     /// Per secret path (JSON pointer): which secret changed. Store only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, String>,
+    /// Which fleet secret keyed these digests (a keyed digest of a fixed text): a plan made
+    /// with another secret says so instead of reading every digest as a changed secret.
+    /// `None` in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_check: Option<String>,
 }
 
 /// Everything ovhform remembers, keyed by server.

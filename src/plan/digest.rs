@@ -50,6 +50,24 @@ impl FleetKey {
     }
 }
 
+impl FleetKey {
+    /// Which key this is, as records keep it: a keyed digest of a fixed text. It confirms a
+    /// guess of the fleet secret no more than any digest a record already carries (the digest
+    /// of a spec without secrets is one of a fixed text too): the fleet secret must be a long
+    /// random value (`ovhform state fleet-secret --generate`, `openssl rand -hex 32`).
+    pub fn check(&self) -> String {
+        self.mac(&[b"ovhform fleet secret check"])
+    }
+
+    /// Whether `digests` were made with another fleet secret (`false` when they do not say).
+    pub fn is_other_than(&self, digests: &SecretDigests) -> bool {
+        digests
+            .key_check
+            .as_ref()
+            .is_some_and(|c| *c != self.check())
+    }
+}
+
 impl std::fmt::Debug for FleetKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("FleetKey(<redacted>)")
@@ -147,6 +165,7 @@ pub fn secret_digests(spec: &InstallSpec, key: &FleetKey) -> SecretDigests {
         secrets: key.mac(&[b"secrets", &secrets]),
         credentials: key.mac(&[b"credentials", &credentials]),
         fields,
+        key_check: Some(key.check()),
     }
 }
 

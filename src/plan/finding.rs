@@ -63,6 +63,7 @@ finding_codes! {
     LeaseEndedUnused = "lease-ended-unused", Warning, "a boot lease's `until:` passed before the server was ever set to its mode: nothing is set";
     // --- records: whom to believe --------------------------------------------------------------
     OwnedByOtherFleet = "owned-by-other-fleet", Error, "a manifest names a server another fleet's record owns; take it over explicitly or drop the manifest";
+    FleetSecretMismatch = "fleet-secret-mismatch", Warning, "the record's secret digests were made with another fleet secret: secrets are not compared (the plan neither claims a change nor their sameness)";
     RecordDisputed = "record-disputed", Warning, "the state store and the server's tags disagree; nothing destructive is planned until they agree";
     RecordImplausible = "record-implausible", Warning, "a record cannot be true (OS never installed, time in the future, unknown algorithm): it is refused and the server planned as unrecorded";
     RecordAlgorithmOld = "record-algorithm-old", Warning, "a record from fingerprint algorithm 1 cannot be compared; the spec is recorded as the new baseline";

@@ -290,7 +290,9 @@ pub(super) fn needs_detail(
 /// spec's (credentials excluded: a rotation needs no detail).
 fn secrets_differ(r: &InstallRecord, spec: &InstallSpec, input: &PlanInput) -> bool {
     match (&input.fleet_key, &r.secrets) {
-        (Some(key), Some(old)) => digest::secret_digests(spec, key).secrets != old.secrets,
+        (Some(key), Some(old)) if !key.is_other_than(old) => {
+            digest::secret_digests(spec, key).secrets != old.secrets
+        }
         _ => false,
     }
 }
@@ -977,6 +979,18 @@ impl ServerPlanner<'_> {
         }
         let mut rotated = false;
         match (&self.input.fleet_key, &r.secrets) {
+            (Some(key), Some(old)) if key.is_other_than(old) => {
+                // Digests under another key differ whatever the secrets are: nothing can be
+                // said of them, and saying "changed" would propose a wipe on no evidence.
+                self.secrets_not_compared = !spec.secret_paths.is_empty();
+                self.sp.findings.push(Finding::new(
+                    FindingCode::FleetSecretMismatch,
+                    "the record was written with another fleet secret: secret values cannot be \
+                     compared (check OVHFORM_SECRET_KEY or the state store's fleet secret)"
+                        .to_string(),
+                    None,
+                ));
+            }
             (Some(key), Some(old)) => {
                 let new = digest::secret_digests(spec, key);
                 if new.secrets != old.secrets {

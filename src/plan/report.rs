@@ -228,7 +228,7 @@ impl CoverageReport {
                 "; secret values not compared for {} server(s) ({}): only their non-secret fields were",
                 self.secrets_not_compared,
                 if self.fleet_key {
-                    "their records were written without the fleet secret"
+                    "their records were written without this fleet secret"
                 } else {
                     "no fleet secret: set OVHFORM_SECRET_KEY"
                 }

@@ -44,6 +44,7 @@ pub const TAG_ALGORITHM: &str = "ovhform:algorithm";
 pub const TAG_FINGERPRINT: &str = "ovhform:fingerprint";
 pub const TAG_SECRETS: &str = "ovhform:secrets";
 pub const TAG_CREDENTIALS: &str = "ovhform:credentials";
+pub const TAG_KEY_CHECK: &str = "ovhform:keycheck";
 pub const TAG_OS: &str = "ovhform:os";
 pub const TAG_GENERATION: &str = "ovhform:generation";
 pub const TAG_REVISION: &str = "ovhform:revision";
@@ -52,13 +53,14 @@ pub const TAG_STARTED: &str = "ovhform:started";
 pub const TAG_FINISHED: &str = "ovhform:finished";
 
 /// Every key that belongs to the install record. Other `ovhform:` keys are left alone.
-pub const RECORD_TAG_KEYS: [&str; 12] = [
+pub const RECORD_TAG_KEYS: [&str; 13] = [
     TAG_FORMAT,
     TAG_FLEET,
     TAG_ALGORITHM,
     TAG_FINGERPRINT,
     TAG_SECRETS,
     TAG_CREDENTIALS,
+    TAG_KEY_CHECK,
     TAG_OS,
     TAG_GENERATION,
     TAG_REVISION,
@@ -167,6 +169,9 @@ pub fn record_to_tags(rec: &InstallRecord) -> Result<BTreeMap<String, String>, S
     if let Some(d) = &rec.secrets {
         raw.push((TAG_SECRETS, d.secrets.clone()));
         raw.push((TAG_CREDENTIALS, d.credentials.clone()));
+        if let Some(c) = &d.key_check {
+            raw.push((TAG_KEY_CHECK, c.clone()));
+        }
     }
     let mut tags = BTreeMap::new();
     for (key, value) in raw {
@@ -270,6 +275,7 @@ pub fn record_from_tags(
             secrets,
             credentials,
             fields: Default::default(),
+            key_check: get(TAG_KEY_CHECK)?,
         }),
         (None, None) => None,
         _ => {
@@ -370,6 +376,7 @@ mod tests {
                 secrets: format!("hmac-sha256:{}", "a".repeat(64)),
                 credentials: format!("hmac-sha256:{}", "b".repeat(64)),
                 fields: [("/customizations/x".to_string(), "hmac-sha256:c".to_string())].into(),
+                key_check: Some(format!("hmac-sha256:{}", "d".repeat(64))),
             }),
             ..sample()
         };
@@ -378,6 +385,7 @@ mod tests {
             .unwrap();
         let d = back.secrets.unwrap();
         assert_eq!(d.secrets, rec.secrets.as_ref().unwrap().secrets);
+        assert_eq!(d.key_check, rec.secrets.as_ref().unwrap().key_check);
         assert!(d.fields.is_empty());
     }
 

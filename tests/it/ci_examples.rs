@@ -344,16 +344,18 @@ async fn github_plan_step_without_changes_after_an_apply() {
         "{cx}"
     );
 
-    // Another fleet's secret cannot be told from changed secret values: the plan shows them
-    // as changed (docs/ci.md warns of it).
+    // Regression: another fleet's secret used to read as changed secret values — a preview of
+    // reinstalls on no evidence. The records say which secret keyed them: the plan now says
+    // the secret is another one, claims no change, and compares nothing secret.
     let run = run_github_plan(&job, &sim, &dir, None, "not-this-fleets-secret").await;
     let cx = run.context();
-    assert_eq!(run.outputs, "exitcode=2\nchanges=true\n", "{cx}");
+    assert_eq!(run.outputs, "exitcode=0\nchanges=false\n", "{cx}");
     assert!(
-        run.plan_md
+        !run.plan_md
             .contains("install spec changed since the recorded install (secrets)"),
         "{cx}"
     );
+    assert!(run.plan_md.contains("fleet-secret-mismatch"), "{cx}");
     sim.shutdown().await;
 }
 

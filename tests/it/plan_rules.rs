@@ -870,6 +870,40 @@ mod secrets {
         );
     }
 
+    /// Regression (found by the CI preview tests): a plan keyed with another fleet secret read
+    /// every recorded digest as a changed secret and proposed reinstalls on no evidence. The
+    /// record now says which secret keyed it: with another one nothing secret is compared, no
+    /// change is claimed, and the plan warns `fleet-secret-mismatch`. With the right one a
+    /// changed secret still forces the reinstall.
+    #[test]
+    fn rule_another_fleet_secret_is_never_read_as_changed_secrets() {
+        let (keyed, key) = keyed();
+        let (mut d, mut o, mut r) = one("a.eu");
+        with_secrets(spec_of(&mut d));
+        r.installs.clear();
+        let p = plan_ok(&d, &o, &r, &keyed);
+        apply_in_memory_keyed(&p, &d, &mut o, &mut r, now(), Some(&key));
+        let mut other = input();
+        other.fleet_key = FleetKey::new("not-this-fleets-secret");
+        let p = plan_ok(&d, &o, &r, &other);
+        assert_eq!(kinds(&p, "a.eu"), vec![ActionKind::Noop]);
+        let codes: Vec<&str> = p.servers["a.eu"]
+            .findings
+            .iter()
+            .map(|f| f.code.slug())
+            .collect();
+        assert_eq!(codes, ["fleet-secret-mismatch"]);
+        assert_eq!(p.report.coverage.secrets_not_compared, 1);
+        // The right secret: a changed secret is seen and forces the rebuild.
+        let spec = spec_of(&mut d);
+        spec.request["customizations"]["imageURL"] = "https://images.example/x?token=NEW".into();
+        testkit::refingerprint(spec);
+        assert_eq!(
+            kinds(&plan_ok(&d, &o, &r, &keyed), "a.eu"),
+            vec![ActionKind::Reinstall]
+        );
+    }
+
     /// A keyed install with both secrets of the fixture (`imageURL`, and the
     /// post-installation script marked secret too), recorded by the test kit's executor.
     fn installed_with_two_secrets() -> (
@@ -1012,7 +1046,7 @@ mod secrets {
             p.report
                 .coverage
                 .line()
-                .contains("their records were written without the fleet secret")
+                .contains("their records were written without this fleet secret")
         );
         let p = plan_ok(&d, &o, &r, &input());
         assert!(!p.report.coverage.fleet_key);
