@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use jiff::Timestamp;
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::UnboundedSender;
@@ -276,23 +277,25 @@ pub async fn apply(
             .collect(),
         records_at_start,
     };
-    let servers = Semaphore::new(ctx.limits.servers.max(1));
     let mut names: BTreeSet<&String> = plan.servers.keys().collect();
     names.extend(run.intents.keys());
-    let futures = names.into_iter().map(|name| {
-        let run = &run;
-        let servers = &servers;
-        async move {
-            let _permit = servers.acquire().await.expect("semaphore never closed");
-            let outcome = run.server(name).await;
-            let _ = run.events.send(ApplyEvent::ServerDone {
-                server: name.clone(),
-                outcome: outcome.clone(),
-            });
-            (name.clone(), outcome)
-        }
-    });
-    for (name, outcome) in futures_util::future::join_all(futures).await {
+    // At most `limits.servers` servers in flight, started in name order as earlier ones end:
+    // only that many server futures exist at once (each holds the state of a whole reinstall
+    // and its tracking), not one per server of the plan.
+    let mut running = futures_util::stream::iter(names)
+        .map(|name| {
+            let run = &run;
+            async move {
+                let outcome = run.server(name).await;
+                let _ = run.events.send(ApplyEvent::ServerDone {
+                    server: name.clone(),
+                    outcome: outcome.clone(),
+                });
+                (name.clone(), outcome)
+            }
+        })
+        .buffer_unordered(ctx.limits.servers.max(1));
+    while let Some((name, outcome)) = running.next().await {
         report.servers.insert(name, outcome);
     }
     report

@@ -494,9 +494,15 @@ impl Daemon {
             progress: &NoProgress,
             input,
         };
-        let planned = pipeline::run(desired.clone(), &ctx).await?;
-        self.verified_last = planned.coverage.detail_read.len();
-        let mut plan = planned.plan;
+        // The desired state is the one `manifests` keeps (shared, not copied); the observed
+        // fleet and the records the plan was made from are dropped here, before apply (which
+        // reads the records again under its own rules): a pass never holds two copies of the
+        // desired state or of the records at once (docs/benchmarks.md "Daemon at rest").
+        let pipeline::PlannedFor {
+            mut plan, coverage, ..
+        } = pipeline::plan_for(&desired, &ctx).await?;
+        let verified = coverage.detail_read;
+        self.verified_last = verified.len();
         let held = policy::with_errors(&plan);
         // Servers with an error finding are left out of apply, not out of the status.
         let held_plans: Vec<(String, crate::plan::ServerPlan)> = held
@@ -544,7 +550,7 @@ impl Daemon {
         }
         plan.servers.extend(held_plans);
         self.count_actions(&plan, &report);
-        self.publish(&plan, &report, &planned.coverage.detail_read, now, revision);
+        self.publish(&plan, &report, &verified, now, revision);
         self.requeue(&plan, &report, now);
         Ok(Some(true))
     }

@@ -117,8 +117,38 @@ pub fn servers_to_observe(
     names
 }
 
+/// What [`plan_for`] produced: a [`Planned`] without the desired state, which the caller
+/// keeps (the daemon shares one copy between its passes and its fallback on invalid edits).
+#[derive(Debug)]
+pub struct PlannedFor {
+    pub plan: Plan,
+    pub observed: Observed,
+    pub records: Records,
+    pub coverage: Coverage,
+    pub stats: RunStats,
+}
+
 /// Observe, merge records, read detail where the planner may act, plan, lint.
 pub async fn run(desired: Desired, ctx: &Context<'_>) -> Result<Planned, PipelineError> {
+    let PlannedFor {
+        plan,
+        observed,
+        records,
+        coverage,
+        stats,
+    } = plan_for(&desired, ctx).await?;
+    Ok(Planned {
+        plan,
+        desired,
+        observed,
+        records,
+        coverage,
+        stats,
+    })
+}
+
+/// [`run`], borrowing the desired state.
+pub async fn plan_for(desired: &Desired, ctx: &Context<'_>) -> Result<PlannedFor, PipelineError> {
     let started = Instant::now();
     let meter = Meter::new();
     let client = ctx.client.metered(&meter);
@@ -130,7 +160,7 @@ pub async fn run(desired: Desired, ctx: &Context<'_>) -> Result<Planned, Pipelin
             step: FleetStep::TaggedServers,
             source,
         })?;
-    let names = servers_to_observe(&desired, &stored, &tagged.names, &ctx.input.targets);
+    let names = servers_to_observe(desired, &stored, &tagged.names, &ctx.input.targets);
     // When the API refused the `iamTags` filter, the tagged servers came from the account's
     // listing: the fleet pass takes its servers from that same listing (no second one).
     let mut observed = observe::observe_fleet_from(&client, &names, tagged.listing)
@@ -151,10 +181,10 @@ pub async fn run(desired: Desired, ctx: &Context<'_>) -> Result<Planned, Pipelin
     }
     let records = state::merge_records(stored, tag_records);
 
-    let detail = plan::needs_detail(&desired, &observed, &records, &ctx.input);
+    let detail = plan::needs_detail(desired, &observed, &records, &ctx.input);
     let mut facts_cached = 0;
     if !detail.is_empty() {
-        facts_cached = read_detail(ctx, &client, &meter, &desired, &mut observed, &detail).await?;
+        facts_cached = read_detail(ctx, &client, &meter, desired, &mut observed, &detail).await?;
     }
     tracing::info!(
         api_calls = meter.total(),
@@ -163,7 +193,7 @@ pub async fn run(desired: Desired, ctx: &Context<'_>) -> Result<Planned, Pipelin
         "observed"
     );
 
-    let plan = plan::plan(&desired, &observed, &records, &ctx.input);
+    let plan = plan::plan(desired, &observed, &records, &ctx.input);
     let problems = plan::lint(&plan);
     if !problems.is_empty() {
         return Err(PipelineError::Lint { problems });
@@ -182,9 +212,8 @@ pub async fn run(desired: Desired, ctx: &Context<'_>) -> Result<Planned, Pipelin
         detail_read: coverage.detail_read.len(),
         calls: stats.calls,
     });
-    Ok(Planned {
+    Ok(PlannedFor {
         plan,
-        desired,
         observed,
         records,
         coverage,
