@@ -282,20 +282,18 @@ pub async fn apply(
     // At most `limits.servers` servers in flight, started in name order as earlier ones end:
     // only that many server futures exist at once (each holds the state of a whole reinstall
     // and its tracking), not one per server of the plan.
-    let mut running = futures_util::stream::iter(names)
-        .map(|name| {
-            let run = &run;
-            async move {
-                let outcome = run.server(name).await;
-                let _ = run.events.send(ApplyEvent::ServerDone {
-                    server: name.clone(),
-                    outcome: outcome.clone(),
-                });
-                (name.clone(), outcome)
-            }
-        })
-        .buffer_unordered(ctx.limits.servers.max(1));
-    while let Some((name, outcome)) = running.next().await {
+    let limit = ctx.limits.servers.max(1);
+    let mut names = names.into_iter();
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    loop {
+        while running.len() < limit
+            && let Some(name) = names.next()
+        {
+            running.push(run.server_done(name));
+        }
+        let Some((name, outcome)) = running.next().await else {
+            break;
+        };
         report.servers.insert(name, outcome);
     }
     report
@@ -308,6 +306,16 @@ impl Run<'_> {
 
     fn event(&self, e: ApplyEvent) {
         let _ = self.events.send(e);
+    }
+
+    /// [`Run::server`], then its `ServerDone` event.
+    async fn server_done(&self, name: &str) -> (String, Outcome) {
+        let outcome = self.server(name).await;
+        self.event(ApplyEvent::ServerDone {
+            server: name.to_string(),
+            outcome: outcome.clone(),
+        });
+        (name.to_string(), outcome)
     }
 
     async fn server(&self, name: &str) -> Outcome {
