@@ -7,7 +7,12 @@
 //! reinstall made outside ovhform follows. Figures go to docs/benchmarks.md.
 //!
 //! Run: `cargo build --release && cargo run --release --example bench_daemon [-- MINUTES [SERVERS]]`
-//! (default 12 minutes, 1000 servers).
+//! (default 12 minutes, 1000 servers). Environment: `BENCH_BINS=old:new` measures several
+//! `ovhform` binaries one after the other against the same simulator and the same adopted
+//! state (before and after in one run); `BENCH_RPM` and `BENCH_INTERVAL` (default 60 and 5m)
+//! shorten the cycle for quick looks; `BENCH_WRAP` starts the daemon under a profiler (e.g.
+//! a heaptrack wrapper script: the figures are then the wrapper's). RSS is sampled every
+//! second: the peak (VmHWM) and "at rest", the most outside passes once the first is over.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
