@@ -7,7 +7,12 @@
 //! reinstall made outside ovhform follows. Figures go to docs/benchmarks.md.
 //!
 //! Run: `cargo build --release && cargo run --release --example bench_daemon [-- MINUTES [SERVERS]]`
-//! (default 12 minutes, 1000 servers).
+//! (default 12 minutes, 1000 servers). Environment: `BENCH_BINS=old:new` measures several
+//! `ovhform` binaries one after the other against the same simulator and the same adopted
+//! state (before and after in one run); `BENCH_RPM` and `BENCH_INTERVAL` (default 60 and 5m)
+//! shorten the cycle for quick looks; `BENCH_WRAP` starts the daemon under a profiler (e.g.
+//! a heaptrack wrapper script: the figures are then the wrapper's). RSS is sampled every
+//! second: the peak (VmHWM) and "at rest", the most outside passes once the first is over.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,11 +64,19 @@ async fn main() {
         .and_then(|p| p.parent())
         .map(|p| p.join("ovhform"))
         .expect("target/release/ovhform");
-    assert!(
-        ovhform.exists(),
-        "{} missing: cargo build --release first",
-        ovhform.display()
-    );
+    // Several binaries (`BENCH_BINS=old:new`) are measured one after the other against the
+    // same simulator and the same adopted state: before and after in one run.
+    let binaries: Vec<std::path::PathBuf> = match std::env::var("BENCH_BINS") {
+        Ok(v) if !v.is_empty() => v.split(':').map(std::path::PathBuf::from).collect(),
+        _ => vec![ovhform.clone()],
+    };
+    for b in binaries.iter().chain([&ovhform]) {
+        assert!(
+            b.exists(),
+            "{} missing: cargo build --release first",
+            b.display()
+        );
+    }
 
     let (dir, _desired, fleet) = fleet::generate(n, 5_000_000, "debian12_64", "");
     let manifests = dir.path().join("fleet.yaml");
@@ -78,14 +91,26 @@ async fn main() {
         },
     );
     let creds = sim.credentials();
-    let cmd = |args: &[&str]| {
-        let mut c = Command::new(&ovhform);
+    let bench = Bench {
+        minutes,
+        rpm: std::env::var("BENCH_RPM")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60),
+        interval: std::env::var("BENCH_INTERVAL").unwrap_or_else(|_| "5m".into()),
+        manifests: manifests.clone(),
+        wrap: std::env::var("BENCH_WRAP").ok().filter(|w| !w.is_empty()),
+    };
+    // `program [first..] args --state STATE` in the benchmark's environment.
+    let cmd = |program: &std::path::Path, args: &[&str]| {
+        let mut c = Command::new(program);
         c.args(args)
             .arg("--state")
             .arg(&state)
             .current_dir(dir.path())
             .env_clear()
             .env("HOME", dir.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("OVH_ENDPOINT", sim.base_url())
             .env("OVH_APPLICATION_KEY", &creds.application_key)
             .env("OVH_APPLICATION_SECRET", &creds.application_secret)
@@ -100,12 +125,15 @@ async fn main() {
 
     // Adopt the fleet first, unthrottled (the simulator has no fair-use limit by default).
     let t0 = Instant::now();
-    let out = cmd(&[
-        "apply",
-        "--manifests",
-        manifests.to_str().unwrap(),
-        "--auto-approve",
-    ])
+    let out = cmd(
+        &ovhform,
+        &[
+            "apply",
+            "--manifests",
+            manifests.to_str().unwrap(),
+            "--auto-approve",
+        ],
+    )
     .output()
     .expect("apply");
     assert!(
@@ -119,26 +147,68 @@ async fn main() {
         sim.total_calls()
     );
 
+    // A snapshot of the state after adoption: every binary starts from the same records and
+    // facts cache.
+    let adopted = dir.path().join("state.adopted");
+    copy_dir(&state, &adopted);
+    for (i, bin) in binaries.iter().enumerate() {
+        if i > 0 {
+            let _ = std::fs::remove_dir_all(&state);
+            copy_dir(&adopted, &state);
+        }
+        measure(bin, &cmd, &sim, &bench, n).await;
+    }
+}
+
+/// How the daemon runs in this benchmark.
+struct Bench {
+    minutes: u64,
+    rpm: u32,
+    interval: String,
+    manifests: std::path::PathBuf,
+    /// A program the daemon is started under (heaptrack, valgrind): then the figures are the
+    /// wrapper's, and only its own output matters.
+    wrap: Option<String>,
+}
+
+/// One binary's run: its passes, requests, CPU and memory.
+async fn measure(
+    bin: &std::path::Path,
+    cmd: &dyn Fn(&std::path::Path, &[&str]) -> Command,
+    sim: &sim::SimHandle,
+    bench: &Bench,
+    n: usize,
+) {
     sim.reset_calls();
     sim.record_arrivals();
     let started = jiff::Timestamp::now();
-    let mut daemon = cmd(&[
+    let rpm = bench.rpm.to_string();
+    let args = [
         "run",
         "--manifests",
-        manifests.to_str().unwrap(),
+        bench.manifests.to_str().unwrap(),
         "--interval",
-        "5m",
+        bench.interval.as_str(),
         "--requests-per-minute",
-        "60",
+        rpm.as_str(),
         "--listen",
         "127.0.0.1:0",
         "--log-format",
         "json",
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("ovhform run");
+    ];
+    let mut command = match &bench.wrap {
+        Some(w) => {
+            let mut wrapped = vec![bin.to_str().unwrap()];
+            wrapped.extend(args);
+            cmd(std::path::Path::new(w), &wrapped)
+        }
+        None => cmd(bin, &args),
+    };
+    let mut daemon = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ovhform run");
     let pid = daemon.id();
     let log = daemon.stderr.take().unwrap();
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -150,17 +220,22 @@ async fn main() {
         }
     });
 
-    let end = Instant::now() + Duration::from_secs(minutes * 60);
-    let mut samples: Vec<(Instant, f64, jiff::Timestamp)> = Vec::new();
+    let end = Instant::now() + Duration::from_secs(bench.minutes * 60);
+    // (monotonic, CPU seconds, wall clock, VmRSS MiB)
+    let mut samples: Vec<(Instant, f64, jiff::Timestamp, f64)> = Vec::new();
     let mut peak = 0.0f64;
-    let mut last_rss = 0.0;
     while Instant::now() < end {
         let (rss, hwm) = rss_mib(pid);
-        last_rss = rss;
         peak = peak.max(hwm);
-        samples.push((Instant::now(), cpu_seconds(pid), jiff::Timestamp::now()));
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        samples.push((
+            Instant::now(),
+            cpu_seconds(pid),
+            jiff::Timestamp::now(),
+            rss,
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    let threads = threads(pid);
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -187,11 +262,11 @@ async fn main() {
         passes.push((s, jiff::Timestamp::MAX));
     }
     let in_pass = |t: jiff::Timestamp| passes.iter().any(|(s, e)| t >= *s && t <= *e);
-    // CPU outside passes: 5-second sample intervals with neither end inside a pass.
+    // CPU outside passes: sample intervals with neither end inside a pass.
     let (mut idle_cpu, mut idle_wall, mut all_cpu, mut all_wall) = (0.0, 0.0, 0.0, 0.0);
     for w in samples.windows(2) {
-        let (t0, c0, w0) = w[0];
-        let (t1, c1, w1) = w[1];
+        let (t0, c0, w0, _) = w[0];
+        let (t1, c1, w1, _) = w[1];
         let dt = (t1 - t0).as_secs_f64();
         all_cpu += c1 - c0;
         all_wall += dt;
@@ -201,6 +276,17 @@ async fn main() {
             idle_wall += dt;
         }
     }
+    // At rest: RSS outside passes, once the first pass is over (before it, the process has
+    // not planned anything yet).
+    let first_end = passes.first().map(|p| p.1).unwrap_or(jiff::Timestamp::MAX);
+    let rest: Vec<f64> = samples
+        .iter()
+        .filter(|(_, _, w, _)| *w > first_end && !in_pass(*w))
+        .map(|s| s.3)
+        .collect();
+    let rest_max = rest.iter().copied().fold(0.0, f64::max);
+    let start_rss = samples.first().map(|s| s.3).unwrap_or(0.0);
+    let last_rss = samples.last().map(|s| s.3).unwrap_or(0.0);
     let arrivals = sim.arrivals();
     let mut worst = 0usize;
     for (i, (t, _)) in arrivals.iter().enumerate() {
@@ -209,7 +295,11 @@ async fn main() {
         worst = worst.max(n);
     }
     let minutes_run = all_wall / 60.0;
-    println!("daemon: {minutes} min at 60 requests/minute, interval 5 min, {n} servers");
+    println!("== {}", bin.display());
+    println!(
+        "daemon: {} min at {} requests/minute, interval {}, {n} servers",
+        bench.minutes, bench.rpm, bench.interval
+    );
     println!(
         "requests: {} in {:.1} min ({:.1}/min average), at most {worst} in any 60 s window",
         arrivals.len(),
@@ -222,9 +312,31 @@ async fn main() {
         idle_wall,
         100.0 * all_cpu / all_wall.max(1e-9)
     );
-    println!("RSS: peak {peak:.1} MiB, at the end {last_rss:.1} MiB");
+    println!(
+        "RSS: peak {peak:.1} MiB, at rest {rest_max:.1} MiB at most ({} samples), first sample {start_rss:.1} MiB, at the end {last_rss:.1} MiB; {threads} threads",
+        rest.len()
+    );
     for l in logs.iter().filter(|l| l.contains("pass done")) {
         println!("  {l}");
     }
     println!("since {started}");
+}
+
+/// Threads of `pid`.
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
 }

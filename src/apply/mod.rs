@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use jiff::Timestamp;
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::UnboundedSender;
@@ -274,23 +275,23 @@ pub async fn apply(
             .collect(),
         records_at_start,
     };
-    let servers = Semaphore::new(ctx.limits.servers.max(1));
     let mut names: BTreeSet<&String> = plan.servers.keys().collect();
     names.extend(run.intents.keys());
-    let futures = names.into_iter().map(|name| {
-        let run = &run;
-        let servers = &servers;
-        async move {
-            let _permit = servers.acquire().await.expect("semaphore never closed");
-            let outcome = run.server(name).await;
-            let _ = run.events.send(ApplyEvent::ServerDone {
-                server: name.clone(),
-                outcome: outcome.clone(),
-            });
-            (name.clone(), outcome)
+    // At most `limits.servers` servers in flight, started in name order as earlier ones end:
+    // only that many server futures exist at once (each holds the state of a whole reinstall
+    // and its tracking), not one per server of the plan.
+    let limit = ctx.limits.servers.max(1);
+    let mut names = names.into_iter();
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    loop {
+        while running.len() < limit
+            && let Some(name) = names.next()
+        {
+            running.push(run.server_done(name));
         }
-    });
-    for (name, outcome) in futures_util::future::join_all(futures).await {
+        let Some((name, outcome)) = running.next().await else {
+            break;
+        };
         report.servers.insert(name, outcome);
     }
     report
@@ -303,6 +304,16 @@ impl Run<'_> {
 
     fn event(&self, e: ApplyEvent) {
         let _ = self.events.send(e);
+    }
+
+    /// [`Run::server`], then its `ServerDone` event.
+    async fn server_done(&self, name: &str) -> (String, Outcome) {
+        let outcome = self.server(name).await;
+        self.event(ApplyEvent::ServerDone {
+            server: name.to_string(),
+            outcome: outcome.clone(),
+        });
+        (name.to_string(), outcome)
     }
 
     async fn server(&self, name: &str) -> Outcome {

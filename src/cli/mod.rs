@@ -155,3 +155,56 @@ pub(crate) fn runtime() -> miette::Result<tokio::runtime::Runtime> {
         .into_diagnostic()
         .wrap_err("cannot start the async runtime")
 }
+
+/// Worker threads of `ovhform run`'s runtime. The loop itself runs on the main thread
+/// (`block_on`); one worker serves the HTTP endpoints and the API connections, so `/healthz`
+/// answers while a pass plans. The daemon spends its time waiting for the API's budget, not
+/// computing: a worker per core would only add a thread stack and a malloc arena each to its
+/// resident memory (docs/benchmarks.md "Daemon at rest").
+pub const DAEMON_WORKER_THREADS: usize = 1;
+
+/// The runtime of `ovhform run`: [`DAEMON_WORKER_THREADS`] workers.
+pub(crate) fn daemon_runtime() -> miette::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(DAEMON_WORKER_THREADS)
+        .enable_all()
+        .build()
+        .into_diagnostic()
+        .wrap_err("cannot start the async runtime")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ovhform run` idles within its memory target partly because it runs one worker thread
+    /// (each thread costs a stack and a malloc arena): `docs/benchmarks.md` "Daemon at rest".
+    #[test]
+    fn the_daemon_runtime_runs_one_worker_thread() {
+        let rt = daemon_runtime().expect("runtime");
+        assert_eq!(rt.metrics().num_workers(), DAEMON_WORKER_THREADS);
+        assert_eq!(DAEMON_WORKER_THREADS, 1);
+    }
+
+    /// Most of the daemon's resident memory is its mapped code: the release profile builds
+    /// one code unit with link-time optimisation, which keeps the binary small
+    /// (`docs/benchmarks.md` "Daemon at rest").
+    #[test]
+    fn the_release_profile_optimises_for_a_small_binary() {
+        let manifest: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        let release = manifest
+            .split("[profile.release]")
+            .nth(1)
+            .expect("a [profile.release] section")
+            .split("\n[")
+            .next()
+            .unwrap_or("");
+        let set = |key: &str, value: &str| {
+            release.lines().any(|l| {
+                l.split('#').next().unwrap_or("").replace(' ', "") == format!("{key}={value}")
+            })
+        };
+        assert!(set("codegen-units", "1"), "{release}");
+        assert!(set("lto", "\"fat\""), "{release}");
+    }
+}

@@ -15,7 +15,7 @@ use miette::{IntoDiagnostic, WrapErr};
 use crate::apply::Limits;
 use crate::cli::api::ApiArgs;
 use crate::cli::apply::{DEFAULT_MAX_REINSTALLS, tracking_config};
-use crate::cli::{EXIT_OK, GlobalArgs, runtime};
+use crate::cli::{EXIT_OK, GlobalArgs, daemon_runtime};
 use crate::daemon::seat::LEASE_TTL;
 use crate::daemon::{Daemon, DaemonConfig, DirSeat, Pacing, PgSeat, Reason, Seat};
 use crate::escape;
@@ -82,7 +82,7 @@ pub fn run(args: Args, _global: &GlobalArgs) -> miette::Result<ExitCode> {
         .client()
         .into_diagnostic()
         .wrap_err("cannot set up the OVHcloud API client")?;
-    let rt = runtime()?;
+    let rt = daemon_runtime()?;
     rt.block_on(async move {
         let postgres = args.state.postgres_url();
         let (seat, facts, fleet_secret): (Arc<dyn Seat>, Arc<dyn FactsCache>, Option<String>) =

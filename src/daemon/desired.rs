@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::manifest::{self, Diagnostics};
 use crate::model::Desired;
@@ -26,10 +27,11 @@ pub enum LoadOutcome {
     },
 }
 
-/// The manifests path and the last valid desired state.
+/// The manifests path and the last valid desired state. A valid load is shared with the pass
+/// that plans it (one copy of a 1,000-server desired state, not two).
 pub struct Manifests {
     path: PathBuf,
-    last_good: Option<Desired>,
+    last_good: Option<Arc<Desired>>,
 }
 
 impl Manifests {
@@ -46,11 +48,12 @@ impl Manifests {
 
     /// Loads the manifests. `None` only when they are invalid and no earlier load was valid
     /// (nothing to fall back on: the pass plans nothing).
-    pub fn load(&mut self) -> (Option<Desired>, LoadOutcome) {
+    pub fn load(&mut self) -> (Option<Arc<Desired>>, LoadOutcome) {
         match manifest::load(std::slice::from_ref(&self.path)) {
             Ok(loaded) => {
-                self.last_good = Some(loaded.desired.clone());
-                (Some(loaded.desired), LoadOutcome::Valid)
+                let desired = Arc::new(loaded.desired);
+                self.last_good = Some(desired.clone());
+                (Some(desired), LoadOutcome::Valid)
             }
             Err(diags) => {
                 let (desired, outcome) = self.fallback(&diags);
@@ -61,7 +64,7 @@ impl Manifests {
 
     /// The valid files alone, with the servers of the broken files (as last seen valid) put
     /// back; or the whole last valid state when the valid files do not load alone.
-    fn fallback(&mut self, diags: &Diagnostics) -> (Option<Desired>, LoadOutcome) {
+    fn fallback(&mut self, diags: &Diagnostics) -> (Option<Arc<Desired>>, LoadOutcome) {
         let broken: BTreeSet<PathBuf> = diags.errors().filter_map(|d| d.file.clone()).collect();
         let summary = diags.summary();
         let rendered = diags.render(false);
@@ -131,7 +134,7 @@ impl Manifests {
                 .or_insert_with(|| window.clone());
         }
         (
-            Some(desired),
+            Some(Arc::new(desired)),
             LoadOutcome::Invalid {
                 summary,
                 rendered,

@@ -557,10 +557,18 @@ impl Daemon {
             progress: &NoProgress,
             input,
         };
-        let planned = pipeline::run(desired.clone(), &ctx).await?;
-        // With the servers the tag selectors brought in.
-        let desired = &planned.desired;
-        let mut plan = planned.plan;
+        // The desired state is the one `manifests` keeps (shared, not copied); the observed
+        // fleet and the records the plan was made from are dropped here, before apply (which
+        // reads the records again under its own rules): a pass never holds two copies of the
+        // desired state or of the records at once (docs/benchmarks.md "Daemon at rest").
+        let pipeline::PlannedFor {
+            mut plan,
+            expanded,
+            coverage,
+            ..
+        } = pipeline::plan_for(desired, &ctx).await?;
+        // With the servers the tag selectors brought in, when there are any.
+        let desired = expanded.as_ref().unwrap_or(desired);
         let held = policy::with_errors(&plan);
         // Servers with an error finding are left out of apply, not out of the status.
         let held_plans: Vec<(String, crate::plan::ServerPlan)> = held
@@ -645,7 +653,7 @@ impl Daemon {
         Ok(PhaseResult {
             plan,
             report,
-            detail_read: planned.coverage.detail_read,
+            detail_read: coverage.detail_read,
         })
     }
 

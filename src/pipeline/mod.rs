@@ -121,26 +121,65 @@ pub fn servers_to_observe(
     names
 }
 
+/// What [`plan_for`] produced: a [`Planned`] without the desired state, which the caller
+/// keeps (the daemon shares one copy between its passes and its fallback on invalid edits).
+#[derive(Debug)]
+pub struct PlannedFor {
+    pub plan: Plan,
+    /// The desired state with the servers ServerGroups select by IAM tags added, when there
+    /// are such groups (`None`: the caller's desired state is the plan's).
+    pub expanded: Option<Desired>,
+    pub observed: Observed,
+    pub records: Records,
+    pub coverage: Coverage,
+    pub stats: RunStats,
+}
+
 /// Observe, merge records, read detail where the planner may act, plan, lint.
 pub async fn run(desired: Desired, ctx: &Context<'_>) -> Result<Planned, PipelineError> {
+    let PlannedFor {
+        plan,
+        expanded,
+        observed,
+        records,
+        coverage,
+        stats,
+    } = plan_for(&desired, ctx).await?;
+    Ok(Planned {
+        plan,
+        desired: expanded.unwrap_or(desired),
+        observed,
+        records,
+        coverage,
+        stats,
+    })
+}
+
+/// [`run`], borrowing the desired state.
+pub async fn plan_for(desired: &Desired, ctx: &Context<'_>) -> Result<PlannedFor, PipelineError> {
     let started = Instant::now();
     let meter = Meter::new();
     let client = ctx.client.metered(&meter);
 
     let stored = ctx.store.load().await?;
-    let mut desired = desired;
+    // ServerGroups that select live servers by their IAM tags: the account's listing answers
+    // both that and which servers carry ovhform's records, in one read; the desired state is
+    // then a copy with those servers added (only then: otherwise it is borrowed as is).
+    let mut expanded: Option<Desired> = None;
     let tagged = if desired.tag_selectors.is_empty() {
         observe::servers_tagged(&client, state::tags::TAG_FINGERPRINT).await
     } else {
-        // ServerGroups select live servers by their IAM tags: the account's listing answers
-        // both that and which servers carry ovhform's records, in one read.
-        observe::servers_by_tags(&client, state::tags::TAG_FINGERPRINT, &mut desired).await
+        let mut d = desired.clone();
+        let listed = observe::servers_by_tags(&client, state::tags::TAG_FINGERPRINT, &mut d).await;
+        expanded = Some(d);
+        listed
     }
     .map_err(|source| PipelineError::Observe {
         step: FleetStep::TaggedServers,
         source,
     })?;
-    let names = servers_to_observe(&desired, &stored, &tagged.names, &ctx.input.targets);
+    let desired: &Desired = expanded.as_ref().unwrap_or(desired);
+    let names = servers_to_observe(desired, &stored, &tagged.names, &ctx.input.targets);
     // When the API refused the `iamTags` filter, the tagged servers came from the account's
     // listing: the fleet pass takes its servers from that same listing (no second one).
     let mut observed = observe::observe_fleet_from(&client, &names, tagged.listing)
@@ -161,10 +200,10 @@ pub async fn run(desired: Desired, ctx: &Context<'_>) -> Result<Planned, Pipelin
     }
     let records = state::merge_records(stored, tag_records);
 
-    let detail = plan::needs_detail(&desired, &observed, &records, &ctx.input);
+    let detail = plan::needs_detail(desired, &observed, &records, &ctx.input);
     let mut facts_cached = 0;
     if !detail.is_empty() {
-        facts_cached = read_detail(ctx, &client, &meter, &desired, &mut observed, &detail).await?;
+        facts_cached = read_detail(ctx, &client, &meter, desired, &mut observed, &detail).await?;
     }
     tracing::info!(
         api_calls = meter.total(),
@@ -173,13 +212,13 @@ pub async fn run(desired: Desired, ctx: &Context<'_>) -> Result<Planned, Pipelin
         "observed"
     );
 
-    let mut plan = plan::plan(&desired, &observed, &records, &ctx.input);
+    let mut plan = plan::plan(desired, &observed, &records, &ctx.input);
     // OVH's planned interventions decide only reinstalls that could otherwise run: read for
     // those alone (one listing each, usually empty), then plan again with them.
     let interventions = plan::needs_interventions(&plan, &observed, ctx.input.intervention_reads);
     if !interventions.is_empty() {
         observe::observe_interventions(&client, &mut observed, &interventions).await;
-        plan = plan::plan(&desired, &observed, &records, &ctx.input);
+        plan = plan::plan(desired, &observed, &records, &ctx.input);
     }
     let problems = plan::lint(&plan);
     if !problems.is_empty() {
@@ -200,9 +239,9 @@ pub async fn run(desired: Desired, ctx: &Context<'_>) -> Result<Planned, Pipelin
         detail_read: coverage.detail_read.len(),
         calls: stats.calls,
     });
-    Ok(Planned {
+    Ok(PlannedFor {
         plan,
-        desired,
+        expanded,
         observed,
         records,
         coverage,
