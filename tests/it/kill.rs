@@ -41,12 +41,19 @@ const DEADLINE: Duration = Duration::from_secs(30);
 const TASK_TIMEOUT: &str = "20s";
 /// Scenarios run at once (each is one simulator and one `ovhform` process at a time).
 const PARALLEL: usize = 4;
-/// Clean reruns after the kills: the first may only finish an earlier run's intent.
-const RERUNS: usize = 3;
+/// Clean reruns after the kills: the first may only finish an earlier run's intent (and one
+/// more may be needed for a POST a stalled machine did not send in time).
+const RERUNS: usize = 4;
 /// What a rerun may exit 1 with: an earlier run's intent resolved, the rest needs a re-plan.
-const ACCEPTABLE: [&str; 2] = [
+const ACCEPTABLE: [&str; 3] = [
     "finished an earlier run's reinstall",
     "an earlier run's reinstall never started",
+    // On the 1000× clock a reinstall POST must leave within 60 ms of its intent; a loaded CI
+    // machine can stall the process longer. Apply then does not send it (never late: the
+    // journal's proof assumes the deadline) and fails the server; the next rerun resolves the
+    // unsent intent and reinstalls once. Safe, and what the test must accept (a flake of CI
+    // under load, 2026-11-29).
+    "not sent: its deadline passed while it waited for a request slot",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
