@@ -496,11 +496,15 @@ impl Daemon {
                 Phase::Act { carried },
             )
             .await?;
-        let mut plan = first.plan;
-        let mut report = first.report;
-        let mut read = first.detail_read;
+        // Published, and dropped, before the second phase: a pass holds one plan at a time
+        // (docs/benchmarks.md "Daemon at rest").
+        let mut read = first.detail_read.len();
+        self.count_actions(&first.plan, &first.report);
+        self.publish(&first, Merge::Replace, now, &revision);
+        self.requeue(&first.plan, &first.report, now, Merge::Replace);
         // Phase 2: the refresh reads, then those servers re-planned with their detail.
-        let verify: BTreeSet<String> = verify.difference(&read).cloned().collect();
+        let verify: BTreeSet<String> = verify.difference(&first.detail_read).cloned().collect();
+        drop(first);
         if !verify.is_empty() && !self.stop.load(Ordering::SeqCst) && self.seat.halted().is_none() {
             let second = self
                 .plan_and_apply(
@@ -512,14 +516,12 @@ impl Daemon {
                     Phase::Verify(verify),
                 )
                 .await?;
-            plan.servers.extend(second.plan.servers);
-            report.servers.extend(second.report.servers);
-            read.extend(second.detail_read);
+            read += second.detail_read.len();
+            self.count_actions(&second.plan, &second.report);
+            self.publish(&second, Merge::Update, now, &revision);
+            self.requeue(&second.plan, &second.report, now, Merge::Update);
         }
-        self.verified_last = read.len();
-        self.count_actions(&plan, &report);
-        self.publish(&plan, &report, &read, now, revision);
-        self.requeue(&plan, &report, now);
+        self.verified_last = read;
         Ok(Some(true))
     }
 
@@ -720,12 +722,12 @@ impl Daemon {
 
     fn publish(
         &self,
-        plan: &Plan,
-        report: &ApplyReport,
-        verified: &BTreeSet<String>,
+        phase: &PhaseResult,
+        merge: Merge,
         now: Timestamp,
-        revision: Option<String>,
+        revision: &Option<String>,
     ) {
+        let (plan, report, verified) = (&phase.plan, &phase.report, &phase.detail_read);
         let statuses = status::derive_all(plan, Some(report));
         if self.webhook.is_some() {
             let before = self.shared.status();
@@ -737,19 +739,8 @@ impl Daemon {
         }
         let mut counts: BTreeMap<&'static str, i64> = BTreeMap::new();
         let mut in_flight = 0;
-        for s in statuses.values() {
-            *counts.entry(s.label()).or_default() += 1;
-            if matches!(
-                s,
-                ServerStatus::Reinstalling { .. } | ServerStatus::Rebooting { .. }
-            ) {
-                in_flight += 1;
-            }
-        }
-        self.shared.metrics.set_servers(&counts);
-        self.shared.metrics.tasks_in_flight.set(in_flight);
         self.shared.edit(|doc| {
-            let previous = std::mem::take(&mut doc.servers);
+            let mut previous = std::mem::take(&mut doc.servers);
             for (name, st) in statuses {
                 let before = previous.get(&name);
                 let last_error = match report.servers.get(&name) {
@@ -787,15 +778,33 @@ impl Daemon {
                     },
                 );
             }
+            if merge == Merge::Update {
+                // The servers this phase did not plan keep what the first phase said.
+                previous.retain(|name, _| !doc.servers.contains_key(name));
+                doc.servers.append(&mut previous);
+            }
+            for s in doc.servers.values() {
+                *counts.entry(s.status.label()).or_default() += 1;
+                if matches!(
+                    s.status,
+                    ServerStatus::Reinstalling { .. } | ServerStatus::Rebooting { .. }
+                ) {
+                    in_flight += 1;
+                }
+            }
             doc.revision = revision.clone();
             doc.ready = true;
         });
+        self.shared.metrics.set_servers(&counts);
+        self.shared.metrics.tasks_in_flight.set(in_flight);
     }
 
     /// Requeues from the plan: a window opening, a task expected to end, a boot lease running
     /// out.
-    fn requeue(&mut self, plan: &Plan, report: &ApplyReport, now: Timestamp) {
-        self.triggers.clear_requeues();
+    fn requeue(&mut self, plan: &Plan, report: &ApplyReport, now: Timestamp, merge: Merge) {
+        if merge == Merge::Replace {
+            self.triggers.clear_requeues();
+        }
         for (name, sp) in &plan.servers {
             // A time already past (an intervention OVH has not finished by its expected end)
             // is no requeue: the interval passes look again, not a pass every second.
@@ -895,6 +904,14 @@ fn live_status(shared: &Shared, event: &apply::ApplyEvent, now: Timestamp) {
                 boot_lease_ends: None,
             });
     });
+}
+
+/// Whether a phase's results replace the last pass's (the first phase) or update them for the
+/// servers it planned (the second).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Merge {
+    Replace,
+    Update,
 }
 
 /// The two phases of a pass.
