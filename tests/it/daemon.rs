@@ -814,6 +814,55 @@ async fn a_passs_apply_goes_before_its_verification_reads() {
     d.stop().await;
 }
 
+/// A wipe that only a verification read shows the need for (a reinstall made outside
+/// ovhform, install drift under `correct`, policy `auto`, inside the window) is not approved in
+/// the verification phase but runs in a pass of its own, right away — regression: the pass's
+/// end used to clear that requeue, leaving the wipe to the next interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wipe_a_verification_calls_for_runs_in_a_pass_of_its_own_at_once() {
+    // The web tier on `auto` with no window (the test's clock stays the simulator's), install
+    // drift corrected, every server verified each pass.
+    let mut d = start_with_budget(
+        |m| {
+            let web = m.join("groups/web.yaml");
+            replace_in(&web, "reinstall: manual", "reinstall: auto");
+            replace_in(&web, "install: warn", "install: correct");
+            replace_in(&web, "      maintenanceWindow: prod-nights\n", "");
+        },
+        |cfg| cfg.verify_share = 0.9,
+        60_000,
+    )
+    .await;
+    let first = d.pass(1, Duration::from_secs(30)).await.number;
+    d.no_pass_after_settling(first).await;
+    let before = reinstalls(&d.sim);
+    d.sim.create_task(WEB1, "reinstallServer").expect("task");
+    // Let the foreign task finish on the simulator's fast clock.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let n = d.last().number;
+    d.triggers.send(Reason::Hangup);
+    let mut reasons = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut m = n;
+    while reinstalls(&d.sim) == before && Instant::now() < deadline {
+        let p = d.pass(m + 1, Duration::from_secs(10)).await;
+        m = p.number;
+        reasons.push(p.reason);
+    }
+    assert_eq!(reinstalls(&d.sim), before + 1, "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| matches!(
+            r,
+            Some(Reason::Requeue {
+                why: ovhform::daemon::Requeue::Verified,
+                ..
+            })
+        )),
+        "{reasons:?}"
+    );
+    d.stop().await;
+}
+
 /// Round-robin verification: every server's detail is read within `ceil(servers / per pass)`
 /// intervals, so a reinstall made outside ovhform is reported within that bound, and
 /// `/status` says when each server was last verified.
