@@ -710,17 +710,7 @@ pub async fn servers_by_tags(
     if !added.is_empty() {
         tracing::info!(servers = added.len(), "servers selected by IAM tags");
     }
-    let names = listing
-        .servers
-        .values()
-        .filter(|s| {
-            s.iam
-                .as_ref()
-                .and_then(|i| i.tags.as_ref())
-                .is_some_and(|t| t.contains_key(tag_key))
-        })
-        .map(|s| s.name.clone())
-        .collect();
+    let names = listing.carrying_tag(tag_key);
     Ok(TaggedServers {
         names,
         source: ovh::TagSource::Listing,

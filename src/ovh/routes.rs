@@ -260,6 +260,22 @@ pub struct ServerObjects {
     pub refused: BTreeMap<String, Error>,
 }
 
+impl ServerObjects {
+    /// The listed servers whose IAM tags have the key `key`.
+    pub fn carrying_tag(&self, key: &str) -> BTreeSet<String> {
+        self.servers
+            .values()
+            .filter(|s| {
+                s.iam
+                    .as_ref()
+                    .and_then(|i| i.tags.as_ref())
+                    .is_some_and(|t| t.contains_key(key))
+            })
+            .map(|s| s.name.clone())
+            .collect()
+    }
+}
+
 /// How [`Client::tagged_servers`] found the tagged servers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TagSource {
@@ -461,17 +477,7 @@ impl Client {
             }
         }
         let listing = self.servers(None).await?;
-        let names = listing
-            .servers
-            .values()
-            .filter(|s| {
-                s.iam
-                    .as_ref()
-                    .and_then(|i| i.tags.as_ref())
-                    .is_some_and(|t| t.contains_key(key))
-            })
-            .map(|s| s.name.clone())
-            .collect();
+        let names = listing.carrying_tag(key);
         Ok(TaggedServers {
             names,
             source: TagSource::Listing,
