@@ -867,26 +867,8 @@ async fn bad_arguments_are_errors_not_panics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_stores_the_fleet_secret_in_postgres_only_as_the_leader() {
     let db = fresh_db().await;
-    let run = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ovhform"))
-            .args(["state", "fleet-secret", "--fleet", FLEET])
-            .args(args)
-            .env("OVHFORM_STATE", &db.url)
-            .env_remove("OVHFORM_SECRET_KEY")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    assert_eq!(FLEET, "prod", "the shared helper names fleet prod");
+    let run = |args: &[&str], stdin: &str| crate::state_cli::fleet_secret_cmd(&db.url, args, stdin);
     let secret = "pg-fleet-secret-NEVER-SHOWN";
     let args = ["--stdin"];
     let out = tokio::task::block_in_place(|| run(&args, secret));

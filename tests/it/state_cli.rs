@@ -179,7 +179,8 @@ async fn state_drop_intent_removes_only_unresolved_intents() {
     assert_eq!(servers_with_intents().await, vec![B]);
 }
 
-fn fleet_secret_cmd(state: &str, args: &[&str], stdin: &str) -> std::process::Output {
+/// `ovhform state fleet-secret --state STATE --fleet prod ARGS` with `stdin` piped in.
+pub(crate) fn fleet_secret_cmd(state: &str, args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_ovhform"))
         .args(["state", "fleet-secret", "--state", state, "--fleet", "prod"])
