@@ -173,12 +173,16 @@ pub enum ApplyCliError {
     )]
     PlanLint { path: PathBuf, problems: String },
 
-    #[error("the saved plan is for fleet {plan}, this run is for fleet {given}")]
+    #[error("the saved plan {} is for fleet {plan}, this run is for fleet {given}", path.display())]
     #[diagnostic(
         code(ovhform::apply::fleet),
         help("pass --fleet {plan} (or OVHFORM_FLEET) to apply it, or plan again for this fleet")
     )]
-    FleetMismatch { plan: String, given: String },
+    FleetMismatch {
+        path: PathBuf,
+        plan: String,
+        given: String,
+    },
 
     #[error("the plan has {count} error finding(s): it cannot be applied as it is")]
     #[diagnostic(
@@ -430,6 +434,7 @@ pub fn read_saved_plan(path: &Path, fleet: &str) -> Result<(Plan, String), Apply
     }
     if plan.fleet != fleet {
         return Err(ApplyCliError::FleetMismatch {
+            path: path.to_path_buf(),
             plan: escape::line(&plan.fleet).into_owned(),
             given: fleet.to_string(),
         });

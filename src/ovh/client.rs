@@ -578,6 +578,7 @@ impl Client {
                 Err(TransportError::Timeout) => "timeout".to_string(),
                 Err(TransportError::Connect(_)) => "connect".to_string(),
                 Err(TransportError::Other(_)) => "transport".to_string(),
+                Err(TransportError::TooLarge { .. }) => "too-large".to_string(),
             };
             for m in &self.meters {
                 m.record_answer(&method, path, status.clone());
@@ -604,6 +605,11 @@ impl Client {
                 path: path.into(),
                 message: m,
                 sent: true,
+            },
+            TransportError::TooLarge { limit } => Error::TooLarge {
+                method: method.into(),
+                path: path.into(),
+                limit,
             },
         }
     }
@@ -818,13 +824,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
     path: &str,
     resp: &HttpResponse,
 ) -> Result<T, Error> {
-    serde_json::from_slice(&resp.body).map_err(|e| Error::Decode {
-        method: method.into(),
-        path: path.into(),
-        status: resp.status,
-        query_id: resp.header("x-ovh-queryid").unwrap_or("none").to_string(),
-        message: e.to_string(),
-    })
+    serde_json::from_slice(&resp.body).map_err(|e| Error::decode(method, path, resp, e))
 }
 
 #[cfg(test)]

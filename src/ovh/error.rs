@@ -113,6 +113,17 @@ pub enum Error {
         path: String,
         timeout: Duration,
     },
+    /// An answer too large to be one the API sends: not read, not retried (the request was
+    /// sent, so a write's outcome is unknown, like a reset after sending).
+    #[error(
+        "OVHcloud API answer to {method} {path} is larger than {} MiB: refused unread (the API's answers are far smaller; check --endpoint and any proxy in between)",
+        .limit / (1024 * 1024)
+    )]
+    TooLarge {
+        method: String,
+        path: String,
+        limit: u64,
+    },
     /// A 2xx answer whose body is not what the schema says.
     #[error(
         "OVHcloud API answer to {method} {path} (HTTP {status}, X-Ovh-QueryId: {query_id}) is not understood: {message}"
@@ -189,11 +200,35 @@ impl Error {
     pub fn is_legacy(&self) -> bool {
         matches!(self, Error::Legacy(_))
     }
+    /// A 2xx answer that does not decode. The decoder's message quotes the answer (a hostile
+    /// string of any length): only its first [`DECODE_MESSAGE_CHARS`] characters are kept.
+    pub(crate) fn decode(
+        method: &str,
+        path: &str,
+        resp: &super::HttpResponse,
+        message: impl std::fmt::Display,
+    ) -> Error {
+        let full = message.to_string();
+        let mut message: String = full.chars().take(DECODE_MESSAGE_CHARS).collect();
+        if message.len() < full.len() {
+            message.push('…');
+        }
+        Error::Decode {
+            method: method.into(),
+            path: path.into(),
+            status: resp.status,
+            query_id: resp.header("x-ovh-queryid").unwrap_or("none").to_string(),
+            message,
+        }
+    }
     /// A transport failure that happened before any byte of the request was sent.
     pub fn is_unsent(&self) -> bool {
         matches!(self, Error::Transport { sent: false, .. })
     }
 }
+
+/// How much of a decoder's message an error keeps.
+const DECODE_MESSAGE_CHARS: usize = 300;
 
 #[cfg(test)]
 mod tests {
@@ -239,5 +274,23 @@ mod tests {
         let e = ApiError::from_body("GET", "/x", 502, None, b"<html>bad gateway</html>");
         assert_eq!(e.message, "<html>bad gateway</html>");
         assert!(Error::Api(Box::new(e)).is_transient());
+    }
+
+    #[test]
+    fn a_decode_error_keeps_only_the_start_of_a_long_message() {
+        let resp = crate::ovh::HttpResponse {
+            status: 200,
+            headers: vec![("x-ovh-queryid".into(), "EU.q".into())],
+            body: vec![],
+        };
+        let hostile = format!("invalid type: string \"{}\"", "é".repeat(10_000));
+        let e = Error::decode("GET", "/dedicated/server", &resp, &hostile).to_string();
+        assert!(e.contains("X-Ovh-QueryId: EU.q"), "{e}");
+        assert!(
+            e.ends_with('…') && e.chars().count() < DECODE_MESSAGE_CHARS + 200,
+            "{e}"
+        );
+        let short = Error::decode("GET", "/x", &resp, "expected a string").to_string();
+        assert!(short.ends_with("expected a string"), "{short}");
     }
 }

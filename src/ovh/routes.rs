@@ -990,13 +990,10 @@ impl Client {
                     }
                     other => other,
                 };
-                out.push(serde_json::from_value(item).map_err(|e| Error::Decode {
-                    method: "GET".into(),
-                    path: path.into(),
-                    status: resp.status,
-                    query_id: resp.header("x-ovh-queryid").unwrap_or("none").into(),
-                    message: e.to_string(),
-                })?);
+                out.push(
+                    serde_json::from_value(item)
+                        .map_err(|e| Error::decode("GET", path, &resp, e))?,
+                );
             }
             total = resp
                 .header("x-pagination-elements")
@@ -1071,12 +1068,8 @@ impl Client {
                 };
                 match item.value {
                     Some(v) if item.error.is_none() => {
-                        let obj: T = serde_json::from_value(v).map_err(|e| Error::Decode {
-                            method: "GET".into(),
-                            path: path.clone(),
-                            status: resp.status,
-                            query_id: resp.header("x-ovh-queryid").unwrap_or("none").into(),
-                            message: format!("batch item {id}: {e}"),
+                        let obj: T = serde_json::from_value(v).map_err(|e| {
+                            Error::decode("GET", &path, &resp, format_args!("batch item {id}: {e}"))
                         })?;
                         out.found.insert(id, obj);
                     }

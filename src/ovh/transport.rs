@@ -69,7 +69,15 @@ pub enum TransportError {
     /// Failed after (maybe) sending: reset, broken body, protocol error.
     #[error("{0}")]
     Other(String),
+    /// The answer's body is larger than [`MAX_ANSWER_BYTES`]: it was not read to the end (a
+    /// real answer is far smaller; whatever sends this is not the API we know).
+    #[error("the answer is larger than {} MiB; it was not read", .limit / (1024 * 1024))]
+    TooLarge { limit: u64 },
 }
+
+/// The largest answer body read. The biggest real answers (a 1,000-server listing with its
+/// details, a task history) are a few MiB; an endless or giant body must not exhaust memory.
+pub const MAX_ANSWER_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Sends one prepared request. Implementations must honour `request.timeout`.
 pub trait Transport: Send + Sync + 'static {
@@ -123,7 +131,7 @@ impl Transport for ReqwestTransport {
                     )
                 })
                 .collect();
-            let body = resp.bytes().await.map_err(classify)?.to_vec();
+            let body = read_bounded(resp, MAX_ANSWER_BYTES).await?;
             Ok(HttpResponse {
                 status,
                 headers,
@@ -131,6 +139,22 @@ impl Transport for ReqwestTransport {
             })
         })
     }
+}
+
+/// The body, chunk by chunk, refused as soon as it passes `limit` (a declared length over the
+/// limit is refused before any of it is read).
+async fn read_bounded(mut resp: reqwest::Response, limit: u64) -> Result<Vec<u8>, TransportError> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(TransportError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(TransportError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn classify(e: reqwest::Error) -> TransportError {
@@ -179,5 +203,51 @@ mod tests {
         };
         let err = t.send(req).await.unwrap_err();
         assert!(matches!(err, TransportError::Connect(_)), "{err:?}");
+    }
+
+    /// One raw HTTP answer on a loopback port, to whoever connects first.
+    async fn answer_once(raw: Vec<u8>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock.write_all(&raw).await;
+        });
+        format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_the_limit_is_refused_declared_or_not() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::new();
+        // Declared too long: refused before reading.
+        let url = answer_once(b"HTTP/1.1 200 OK\r\ncontent-length: 5000\r\n\r\n".to_vec()).await;
+        let resp = client.get(url).send().await.unwrap();
+        let e = read_bounded(resp, 1024).await.unwrap_err();
+        assert_eq!(e, TransportError::TooLarge { limit: 1024 });
+        // Chunked, no length: refused once the bytes pass the limit.
+        let mut raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        for _ in 0..3 {
+            raw.extend_from_slice(b"200\r\n");
+            raw.extend_from_slice(&[b'a'; 0x200]);
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw.extend_from_slice(b"0\r\n\r\n");
+        let resp = client
+            .get(answer_once(raw.clone()).await)
+            .send()
+            .await
+            .unwrap();
+        let e = read_bounded(resp, 1024).await.unwrap_err();
+        assert_eq!(e, TransportError::TooLarge { limit: 1024 });
+        // At the limit exactly: read whole.
+        let resp = client.get(answer_once(raw).await).send().await.unwrap();
+        assert_eq!(
+            read_bounded(resp, 3 * 0x200).await.unwrap().len(),
+            3 * 0x200
+        );
     }
 }

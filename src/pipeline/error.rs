@@ -128,6 +128,10 @@ fn observe_help(e: &ObserveError) -> &'static str {
             "check the service account's client id and secret (OVH_CLIENT_ID, OVH_CLIENT_SECRET)"
         }
         ovh::Error::Config { .. } => "fix the configuration named above",
+        ovh::Error::TooLarge { .. } => {
+            "check --endpoint (or OVH_ENDPOINT) and any proxy in between: the OVHcloud API does \
+             not send answers this large"
+        }
         ovh::Error::Decode { .. } => {
             "the API answered something ovhform does not understand; please report it with the \
              X-Ovh-QueryId above"

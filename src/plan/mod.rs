@@ -43,7 +43,7 @@ pub use report::PlanningReport;
 
 /// Version of the JSON shape of [`Plan`] (`--format json` and saved plans).
 /// 2: actions are tagged payloads (`type` + the fields of that kind), blockers are typed.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Tag key prefix ovhform uses for its install record mirrored into IAM tags.
 pub const TAG_PREFIX: &str = "ovhform:";
@@ -357,18 +357,20 @@ impl Plan {
         self.all_findings().any(|f| f.severity == Severity::Error)
     }
 
-    /// The plan as pretty JSON with a `summary` object (`--format json` and saved plans):
-    /// stable key order (structs and `BTreeMap`s only), trailing newline.
+    /// The plan as pretty JSON with a `summary` object and a `checksum` (`--format json` and
+    /// saved plans): stable key order (structs and `BTreeMap`s only), trailing newline.
     pub fn to_json(&self) -> String {
         #[derive(Serialize)]
-        struct WithSummary<'a> {
+        struct Saved<'a> {
             #[serde(flatten)]
             plan: &'a Plan,
             summary: Summary,
+            checksum: String,
         }
-        let v = WithSummary {
+        let v = Saved {
             plan: self,
             summary: self.summary(),
+            checksum: self.checksum(),
         };
         // Plain structs, enums and maps with string keys: serialising cannot fail.
         let mut s = serde_json::to_string_pretty(&v)
@@ -377,10 +379,31 @@ impl Plan {
         s
     }
 
-    /// Load a saved plan, refusing other format versions (the extra `summary` key written by
-    /// [`Plan::to_json`] is ignored).
+    /// `sha256:<hex>` of the plan's compact JSON with its summary. A saved plan carries it so
+    /// a file damaged after it was written (a truncated copy, a flipped byte that still
+    /// parses) is refused rather than applied as something nobody reviewed. It is not a
+    /// signature: whoever can edit the file can recompute it, and the lint and per-server
+    /// fingerprints are what stand against deliberate edits.
+    fn checksum(&self) -> String {
+        use sha2::{Digest, Sha256};
+        #[derive(Serialize)]
+        struct Summed<'a> {
+            #[serde(flatten)]
+            plan: &'a Plan,
+            summary: Summary,
+        }
+        let bytes = serde_json::to_vec(&Summed {
+            plan: self,
+            summary: self.summary(),
+        })
+        .unwrap_or_default();
+        format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// Load a saved plan, refusing other format versions and a content that does not match
+    /// its checksum (the `summary` key written by [`Plan::to_json`] is recomputed, not read).
     pub fn from_json(text: &str) -> Result<Plan, PlanError> {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(PlanError::Parse)?;
+        let mut v: serde_json::Value = serde_json::from_str(text).map_err(PlanError::Parse)?;
         let found = v.get("format_version").and_then(|x| x.as_u64());
         if found != Some(u64::from(FORMAT_VERSION)) {
             return Err(PlanError::FormatVersion {
@@ -388,7 +411,15 @@ impl Plan {
                 expected: FORMAT_VERSION,
             });
         }
-        serde_json::from_value(v).map_err(PlanError::Parse)
+        let written = match v.as_object_mut().and_then(|m| m.remove("checksum")) {
+            Some(serde_json::Value::String(c)) => c,
+            _ => return Err(PlanError::Checksum { missing: true }),
+        };
+        let plan: Plan = serde_json::from_value(v).map_err(PlanError::Parse)?;
+        if plan.checksum() != written {
+            return Err(PlanError::Checksum { missing: false });
+        }
+        Ok(plan)
     }
 }
 
@@ -408,6 +439,14 @@ pub enum PlanError {
         help("a different ovhform version wrote it; re-run `ovhform plan --out FILE`")
     )]
     FormatVersion { found: Option<u64>, expected: u32 },
+    #[error("{}", if *missing { "saved plan has no checksum" } else { "saved plan does not match its checksum: it changed after `ovhform plan` wrote it" })]
+    #[diagnostic(
+        code(ovhform::plan::checksum),
+        help(
+            "the file was damaged or edited; re-run `ovhform plan --out FILE` and review it again"
+        )
+    )]
+    Checksum { missing: bool },
 }
 
 /// Plan the fleet. Pure: same inputs, same plan. See the module docs and docs/plan.md.

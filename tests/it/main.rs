@@ -3,6 +3,7 @@
 mod api_reality;
 mod apply_cli;
 mod apply_e2e;
+mod bad_input;
 mod ci_examples;
 mod cli_support;
 mod daemon;

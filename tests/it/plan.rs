@@ -1103,17 +1103,43 @@ fn saved_plan_round_trips_and_refuses_other_versions() {
     let p = plan_ok(&d, &o, &r, &input());
     let json = p.to_json();
     assert_eq!(Plan::from_json(&json).unwrap(), p);
-    let bumped = json.replacen("\"format_version\": 2", "\"format_version\": 3", 1);
+    let bumped = json.replacen("\"format_version\": 3", "\"format_version\": 4", 1);
     assert!(
         Plan::from_json(&bumped)
             .unwrap_err()
             .to_string()
-            .contains("format_version Some(3)")
+            .contains("format_version Some(4)")
     );
     // A saved plan cannot claim a reinstall is harmless.
     assert!(json.contains("\"destructive\": true"));
     let tampered = json.replace("\"destructive\": true", "\"destructive\": false");
     assert!(Plan::from_json(&tampered).is_err());
+}
+
+/// Regression (bad_input): one byte of a saved plan changed inside a string still parsed, linted
+/// and was applied. The checksum refuses any change of content, and a plan without one.
+#[test]
+fn a_saved_plan_changed_by_one_byte_or_without_its_checksum_is_refused() {
+    let (d, o, r) = scenario();
+    let json = plan_ok(&d, &o, &r, &input()).to_json();
+    let reason_at = json.find("\"reason\": \"").expect("a reason") + 12;
+    let mut bytes = json.clone().into_bytes();
+    bytes[reason_at] = if bytes[reason_at] == b'x' { b'y' } else { b'x' };
+    let changed = String::from_utf8(bytes).expect("utf8");
+    let e = Plan::from_json(&changed).unwrap_err().to_string();
+    assert!(e.contains("does not match its checksum"), "{e}");
+    let line = json
+        .lines()
+        .find(|l| l.contains("\"checksum\""))
+        .expect("checksum line");
+    let without = json
+        .replace(&format!("{line}\n"), "")
+        .replace(",\n}", "\n}");
+    let e = Plan::from_json(&without).unwrap_err().to_string();
+    assert!(e.contains("has no checksum"), "{e}");
+    // Whitespace is not content: a reformatted plan is the same plan.
+    let compact: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(Plan::from_json(&compact.to_string()).is_ok());
 }
 
 #[test]

@@ -74,7 +74,7 @@ async fn plan_on_the_example_manifests_shows_the_expected_actions() {
     assert_eq!(code, Some(2), "changes → exit 2\n{stderr}");
 
     let plan: Value = serde_json::from_str(&stdout).expect("JSON plan on stdout");
-    assert_eq!(plan["format_version"], 2);
+    assert_eq!(plan["format_version"], 3);
     assert_eq!(
         actions(&plan, "ns3000001.ip-51-68-1.eu"),
         owned(&[("adopt", false)])
