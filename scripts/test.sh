@@ -2,11 +2,18 @@
 # The full test suite, from a fresh Debian machine with the Rust toolchain:
 # installs what the tests need (a Python venv with the pinned official python-ovh client for the
 # conformance tests; PostgreSQL's server for the PostgreSQL store's tests; spin for the model
-# check; zsh, fish and groff for the completion and manual page checks), then formatting, lints,
-# the model check of apply's intent journal and every test, the tests with nothing but the
-# repository visible, and the Dockerfile's steps (scripts/dockerfile-steps.sh).
+# check; zsh, fish and groff for the completion and manual page checks; cargo-deny), then
+# formatting, lints, the supply-chain check, the model check of apply's intent journal and
+# every test, the tests with nothing but the repository visible, and the Dockerfile's steps
+# (scripts/dockerfile-steps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# cargo-deny for the supply-chain check below is built (when missing) while the packages
+# install: its compilation overlaps their downloads.
+mkdir -p target
+bash scripts/deny.sh --install-only >target/deny-install.log 2>&1 &
+deny_install=$!
 
 venv="${OVHFORM_TEST_VENV:-$PWD/target/test-venv}"
 if ! "$venv/bin/python" -c 'import ovh, prometheus_client' 2>/dev/null; then
@@ -50,6 +57,10 @@ fi
 
 cargo fmt --all --check
 cargo clippy --all-targets --locked -- -D warnings
+# Supply chain (deny.toml, docs/security.md): licences, banned crates (OpenSSL), sources and
+# the vendored RustSec advisories; the self-test shows a planted advisory fails it.
+wait "$deny_install" || { cat target/deny-install.log >&2; exit 1; }
+bash scripts/deny.sh --self-test
 # apply's intent-journal protocol, model-checked with spin (installed when missing): the model
 # verifies and its deliberately flawed variants fail.
 bash scripts/model-check.sh

@@ -4,8 +4,8 @@
 //! API. The API answers go through a hostile proxy in front of the simulator, so the real
 //! binary, its real transport and its real decoding meet them.
 //!
-//! (A saved plan whose manifests changed since is per server: `apply_cli`'s
-//! `a_saved_plan_refuses_a_server_whose_manifest_changed…` shows that server skipped.)
+//! (A saved plan whose manifests changed since is refused per server:
+//! `apply_cli::a_saved_plan_whose_manifest_changed_refuses_that_server_and_applies_the_rest`.)
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
