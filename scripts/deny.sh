@@ -46,6 +46,9 @@ check() {
 }
 
 install_db
+# cargo-deny runs offline (the advisory database is the vendored one): the crates it reads
+# licences from must be in cargo's cache already.
+cargo fetch --locked --quiet
 check
 
 if [[ "${1:-}" == "--self-test" ]]; then
