@@ -332,8 +332,14 @@ mod tests {
             .to_string()
         };
         let s = refused("Customization is 16 big, which is exceeding limit of 32768");
-        assert!(s.contains("Customization is <size> big, which is exceeding limit of 32768"), "{s}");
-        assert!(s.contains("EU.q-16") && s.contains("CustomizationSizeExceeded"), "{s}");
+        assert!(
+            s.contains("Customization is <size> big, which is exceeding limit of 32768"),
+            "{s}"
+        );
+        assert!(
+            s.contains("EU.q-16") && s.contains("CustomizationSizeExceeded"),
+            "{s}"
+        );
         let s = refused("bad value hunter22 (8 characters) in IyEvYmluL3NoCg==");
         assert_eq!(
             s,
