@@ -1062,6 +1062,35 @@ async fn every_planted_secret_stays_out_of_every_output_of_plan_apply_and_the_da
         "sim: answer to a bad signature",
         format!("{headers}\n{}", resp.text().await.unwrap()),
     );
+    // What ovhform wrote into the servers' IAM tags (its records' mirror), as any key that may
+    // read the servers sees it.
+    let creds = ovhform::sim::SimCredentials {
+        application_key: "planted-app-key".into(),
+        application_secret: p.application_secret.token.clone(),
+        consumer_key: p.consumer_key.token.clone(),
+        client_id: "EU.planted-client".into(),
+        client_secret: p.client_secret.token.clone(),
+    };
+    for server in [S1, S2] {
+        let url = format!("{}/dedicated/server/{server}", sim.endpoint);
+        let ts = jiff::Timestamp::now().as_second();
+        let resp = http
+            .get(&url)
+            .header("X-Ovh-Application", "planted-app-key")
+            .header("X-Ovh-Consumer", &p.consumer_key.token)
+            .header("X-Ovh-Timestamp", ts.to_string())
+            .header(
+                "X-Ovh-Signature",
+                crate::sim_support::signature(&creds, "GET", &url, "", ts),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let body = resp.text().await.unwrap();
+        assert!(body.contains("ovhform:"), "no record tags: {body}");
+        outputs.add(format!("sim: {server} and its IAM tags"), body);
+    }
     outputs.dir("state directory (CLI)", &work.dir.join("state"));
     assert!(work.dir.join("state/records.json").is_file());
     assert!(
