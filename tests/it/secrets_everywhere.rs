@@ -245,7 +245,7 @@ fn forms(s: &str) -> Vec<(String, Vec<u8>)> {
     ];
     for (name, d) in digests {
         let h = hex::encode(&d);
-        out.push((format!("{name} hex prefix"), h[..12].as_bytes().to_vec()));
+        out.push((format!("{name} hex prefix"), h.as_bytes()[..12].to_vec()));
         out.push((
             format!("{name} HEX prefix"),
             h[..12].to_uppercase().into_bytes(),
@@ -374,8 +374,14 @@ pub(crate) fn hits_for(label: &str, bytes: &[u8], name: &str, texts: &[&str]) ->
                         && text[end..].starts_with(|c: char| c.is_ascii_digit());
                     let glued = glued && phrase.starts_with(|c: char| c.is_ascii_digit());
                     if !glued && !runs_on {
-                        let lo = text.floor_char_boundary(at.saturating_sub(100));
-                        let hi = text.ceil_char_boundary((at + phrase.len() + 40).min(text.len()));
+                        let mut lo = at.saturating_sub(100);
+                        while !text.is_char_boundary(lo) {
+                            lo -= 1;
+                        }
+                        let mut hi = (end + 40).min(text.len());
+                        while !text.is_char_boundary(hi) {
+                            hi += 1;
+                        }
                         hits.push(format!(
                             "{label}: the length of the {name} ({phrase:?}) in …{}…",
                             &text[lo..hi]
