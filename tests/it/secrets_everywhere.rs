@@ -1297,7 +1297,10 @@ async fn every_planted_secret_stays_out_of_the_postgresql_store_and_its_errors()
     assert_eq!(r.code, Some(1), "{r}");
     outputs.run("run --state postgres://… (unreachable)", &r);
 
-    // The daemon on the store: server 1 is reinstalled, its record written.
+    // The daemon on the store: server 1 is reinstalled, its record written; server 2's
+    // approval event goes to a webhook nobody listens on (its URL, token included, must not
+    // show in the failed deliveries' logs).
+    let unreachable_hook = format!("http://127.0.0.1:1/hook?token={}", p.webhook_token.token);
     let cmd = work.command(
         &p,
         &sim.endpoint,
@@ -1317,6 +1320,7 @@ async fn every_planted_secret_stays_out_of_the_postgresql_store_and_its_errors()
         &[
             ("OVHFORM_SECRET_KEY", None),
             ("OVHFORM_HTTP_TOKEN", Some(&p.http_token.token)),
+            ("OVHFORM_WEBHOOK_URL", Some(&unreachable_hook)),
         ],
     );
     let daemon = tokio::task::block_in_place(|| Daemon::spawn(cmd));
@@ -1329,6 +1333,17 @@ async fn every_planted_secret_stays_out_of_the_postgresql_store_and_its_errors()
                 .ok()
                 .flatten()
                 .is_some_and(|r| r.get::<_, String>(0).contains(S1))
+        }
+    })
+    .await;
+    wait_until(60, "the webhook's delivery to give up", || {
+        let lines = daemon.stderr.clone();
+        async move {
+            lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("webhook event not delivered"))
         }
     })
     .await;
