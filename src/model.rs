@@ -118,9 +118,18 @@ impl DesiredServer {
     }
 }
 
+/// Customization keys whose values are secret whatever the manifest marked: they carry
+/// credentials (`httpHeaders`) or whole scripts and user data that routinely embed them.
+pub const ALWAYS_SECRET: &[&str] = &[
+    "/customizations/httpHeaders",
+    "/customizations/configDriveUserData",
+    "/customizations/postInstallationScript",
+];
+
 /// What a reinstall would install, fully resolved: files read, scripts base64-encoded,
-/// environment values substituted, sizes in MiB.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// environment values substituted, sizes in MiB. Its `Debug` shows the request with every
+/// secret value as `<redacted>`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstallSpec {
     /// `operatingSystem`.
     pub os: String,
@@ -150,6 +159,42 @@ pub struct InstallSpec {
     /// values): the image is identified by `imageURL` and its checksum, so rotating them must
     /// not force a reinstall.
     pub credential_paths: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for InstallSpec {
+    /// The request holds the secrets in clear (it is what is POSTed): a `Debug` of a spec, in
+    /// a log line, an error or a panic message, must not (issue 12, secrets).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn redact(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(m) => m.values_mut().for_each(redact),
+                serde_json::Value::Array(a) => a.iter_mut().for_each(redact),
+                leaf => *leaf = serde_json::Value::String("<redacted>".into()),
+            }
+        }
+        let mut request = self.request.clone();
+        let paths = self
+            .secret_paths
+            .iter()
+            .map(String::as_str)
+            .chain(ALWAYS_SECRET.iter().copied());
+        for path in paths {
+            if let Some(v) = request.pointer_mut(path) {
+                redact(v);
+            }
+        }
+        f.debug_struct("InstallSpec")
+            .field("os", &self.os)
+            .field("request", &request)
+            .field("fingerprint", &self.fingerprint)
+            .field("algorithm", &self.algorithm)
+            .field("generation", &self.generation)
+            .field("os_disk_group", &self.os_disk_group)
+            .field("keep_disk_groups", &self.keep_disk_groups)
+            .field("secret_paths", &self.secret_paths)
+            .field("credential_paths", &self.credential_paths)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -742,4 +787,49 @@ pub struct AppliedLease {
     pub mode: BootMode,
     pub lease: BootLease,
     pub started: jiff::Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 12, secrets): `InstallSpec` derived `Debug`, which printed the request
+    /// as POSTed — scripts, user data, headers and `{env:}` values in clear — for any log line,
+    /// error or panic message that formatted a desired state.
+    #[test]
+    fn regression_the_debug_of_an_install_spec_shows_no_secret() {
+        let spec = InstallSpec {
+            os: "byolinux_64".into(),
+            request: serde_json::json!({
+                "operatingSystem": "byolinux_64",
+                "customizations": {
+                    "hostname": "web-1",
+                    "imageURL": "https://img.example/x?t=ENV-SECRET-1",
+                    "httpHeaders": {"Authorization": "Bearer HEADER-SECRET-2"},
+                    "configDriveUserData": "VVNFUi1EQVRBLVNFQ1JFVC0z",
+                    "postInstallationScript": "U0NSSVBULVNFQ1JFVC00",
+                },
+            }),
+            fingerprint: "sha256:0".into(),
+            algorithm: 2,
+            generation: 1,
+            os_disk_group: None,
+            keep_disk_groups: BTreeSet::new(),
+            secret_paths: ["/customizations/imageURL".to_string()].into(),
+            credential_paths: BTreeSet::new(),
+        };
+        let shown = format!("{spec:?} {spec:#?}");
+        for secret in [
+            "ENV-SECRET-1",
+            "HEADER-SECRET-2",
+            "VVNFUi1EQVRBLVNFQ1JFVC0z",
+            "U0NSSVBULVNFQ1JFVC00",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        // The rest is still there to debug with; header names are configuration.
+        for kept in ["web-1", "Authorization", "byolinux_64", "<redacted>"] {
+            assert!(shown.contains(kept), "{kept} missing from {shown}");
+        }
+    }
 }

@@ -5,7 +5,8 @@
 //! Owns: reading `OVHFORM_CRASH_AT=<point>` (or `<point>#<n>`: the n-th time the point is
 //! reached) once, and what happens at an armed point: a marker line on stderr
 //! (`ovhform: crash point <point> reached`), then this thread stops for good so that nothing
-//! after the point runs until the test kills the process. Unset, a point costs one branch.
+//! after the point runs until the test kills the process. Also `OVHFORM_PAUSE_AT` (SIGSTOP
+//! there) and `OVHFORM_PANIC_AT` (a panic there). Unset, a point costs one branch.
 //! Must not touch: anything else — it is a test hook, documented in docs/apply.md.
 
 use std::sync::OnceLock;
@@ -73,8 +74,21 @@ fn pause_at() -> Option<&'static str> {
         .as_deref()
 }
 
-/// A crash point: a no-op unless `OVHFORM_CRASH_AT` (or `OVHFORM_PAUSE_AT`) names it.
+/// `OVHFORM_PANIC_AT=<point>`: the process panics there, for the secrets test to read what a
+/// panic prints (message, location, backtrace) while the executor holds the secrets.
+fn panic_at() -> Option<&'static str> {
+    static PANIC: OnceLock<Option<String>> = OnceLock::new();
+    PANIC
+        .get_or_init(|| std::env::var("OVHFORM_PANIC_AT").ok())
+        .as_deref()
+}
+
+/// A crash point: a no-op unless `OVHFORM_CRASH_AT`, `OVHFORM_PAUSE_AT` or `OVHFORM_PANIC_AT`
+/// names it.
 pub fn point(name: &str) {
+    if panic_at() == Some(name) {
+        panic!("ovhform: panic point {name} reached (OVHFORM_PANIC_AT)");
+    }
     if pause_at() == Some(name) {
         static PAUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         if !PAUSED.swap(true, Ordering::SeqCst) {

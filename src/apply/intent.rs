@@ -239,10 +239,13 @@ pub async fn post_reinstall(
         .await
         .map_err(state_err("journal the reinstall intent"))?;
     super::crash::point("intent:after-journal");
-    match client
+    // An answer may quote the request back (a value, the size of a script): its message
+    // reaches the terminal, `/status` and webhooks, so the secrets sent are taken out of it.
+    let sent = client
         .start_install_before(server, &spec.request, send_by, slot)
         .await
-    {
+        .map_err(|e| e.without_echo(&crate::manifest::secret_texts(spec)));
+    match sent {
         Ok(started) => {
             // The answer is in, not yet journaled: a crash here is a lost answer.
             super::crash::point("intent:after-post");

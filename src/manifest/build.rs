@@ -41,8 +41,10 @@ pub enum ReadError {
     Missing { path: PathBuf },
     #[error("{path}: symbolic link loop")]
     SymlinkLoop { path: PathBuf },
-    #[error("{path}: {size} bytes, more than the 10 MiB limit")]
-    TooLarge { path: PathBuf, size: u64 },
+    /// No size in it: the file may be a secret (`sensitive`, a script), whose length is not
+    /// shown.
+    #[error("{path}: more than the 10 MiB limit")]
+    TooLarge { path: PathBuf },
     #[error("{path}: not a regular file")]
     NotAFile { path: PathBuf },
     #[error("{path}: {message}")]
@@ -55,7 +57,7 @@ impl ReadError {
         match self {
             ReadError::Missing { .. } => "no such file".to_owned(),
             ReadError::SymlinkLoop { .. } => "symbolic link loop".to_owned(),
-            ReadError::TooLarge { size, .. } => format!("{size} bytes, more than the 10 MiB limit"),
+            ReadError::TooLarge { .. } => "more than the 10 MiB limit".to_owned(),
             ReadError::NotAFile { .. } => "not a regular file".to_owned(),
             ReadError::Io { message, .. } => message.clone(),
         }
@@ -98,7 +100,6 @@ pub fn read_capped(path: &Path) -> Result<Vec<u8>, ReadError> {
     if meta.len() > MAX_FILE_BYTES {
         return Err(ReadError::TooLarge {
             path: path.to_path_buf(),
-            size: meta.len(),
         });
     }
     let f = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
@@ -109,7 +110,6 @@ pub fn read_capped(path: &Path) -> Result<Vec<u8>, ReadError> {
     if buf.len() as u64 > MAX_FILE_BYTES {
         return Err(ReadError::TooLarge {
             path: path.to_path_buf(),
-            size: buf.len() as u64,
         });
     }
     Ok(buf)
@@ -740,6 +740,23 @@ mod tests {
     use super::*;
 
     const ED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPNtXYuPwxcCK174vy6JaPpL0xp7VdERNtnmwx6DVvx0 ops@example";
+
+    /// Regression (issue 12, secrets): a file over the cap was refused with its size, and a
+    /// `{file: …, sensitive: true}` value or a script file is a secret whose length is not shown.
+    #[test]
+    fn regression_a_file_over_the_cap_is_refused_without_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token.txt");
+        let size = MAX_FILE_BYTES + 4_321;
+        std::fs::File::create(&path).unwrap().set_len(size).unwrap();
+        let e = read_capped(&path).unwrap_err();
+        assert_eq!(e.code(), Code::FileTooLarge);
+        for shown in [e.to_string(), e.reason()] {
+            assert!(!shown.contains(&size.to_string()), "{shown}");
+            assert!(shown.contains("10 MiB"), "{shown}");
+        }
+        assert!(!format!("{e:?}").contains(&size.to_string()));
+    }
 
     #[test]
     fn ssh_keys() {

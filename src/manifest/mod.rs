@@ -46,6 +46,12 @@ pub fn fingerprint(
     public::fingerprint(request, secret_paths)
 }
 
+/// The secret texts of `spec`'s request as sent (see `public::secret_texts`): what an API
+/// answer to it must not be allowed to quote back.
+pub fn secret_texts(spec: &crate::model::InstallSpec) -> Vec<String> {
+    public::secret_texts(&spec.request, &spec.secret_paths)
+}
+
 /// What [`fingerprint`] hashes for `spec`: its request with API defaults normalised and every
 /// secret and credential replaced by a placeholder. Safe to show and to compare; it is not the
 /// body that is POSTed (that is `spec.request`).

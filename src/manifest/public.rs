@@ -61,6 +61,43 @@ pub fn public_request(request: &Value, secret_paths: &BTreeSet<String>) -> Value
     out
 }
 
+/// Every secret text of `request`, as sent: the leaves at `secret_paths`, [`ALWAYS_SECRET`]
+/// and `httpHeaders` — the values [`public_request`] replaces — plus, for a base64 leaf (scripts
+/// and user data are sent encoded), the text it decodes to. For scrubbing what an answer to
+/// that request may quote back (`ovh::Error::without_echo`); never shown itself.
+pub fn secret_texts(request: &Value, secret_paths: &BTreeSet<String>) -> Vec<String> {
+    use base64::Engine as _;
+    fn leaves(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => m.values().for_each(|x| leaves(x, out)),
+            Value::Array(a) => a.iter().for_each(|x| leaves(x, out)),
+            Value::String(s) => out.push(s.clone()),
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+    let mut out = Vec::new();
+    let paths = secret_paths
+        .iter()
+        .map(String::as_str)
+        .chain(ALWAYS_SECRET.iter().copied())
+        .chain([HTTP_HEADERS]);
+    for path in paths {
+        if let Some(v) = request.pointer(path) {
+            leaves(v, &mut out);
+        }
+    }
+    let decoded: Vec<String> = out
+        .iter()
+        .filter_map(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+        .filter_map(|b| String::from_utf8(b).ok())
+        .collect();
+    out.extend(decoded);
+    out.retain(|s| !s.is_empty());
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// `"sha256:" + hex(sha256(canonical JSON of the public request))`, algorithm
 /// [`FINGERPRINT_ALGORITHM`].
 pub fn fingerprint(request: &Value, secret_paths: &BTreeSet<String>) -> String {

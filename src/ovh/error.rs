@@ -225,6 +225,76 @@ impl Error {
     pub fn is_unsent(&self) -> bool {
         matches!(self, Error::Transport { sent: false, .. })
     }
+
+    /// This error with what the API quoted back from a request's secret values taken out of
+    /// its message: each value (`secrets`: the texts sent, see `manifest::secret_texts`) as
+    /// `<secret>`, and any whole number equal to one's length as `<size>` — the API's
+    /// `CustomizationSizeExceeded` names the size of the customization it refused, which for a
+    /// script or user data is the length of a secret. The rest (status, class, path, query id)
+    /// is kept: it is what support asks for.
+    pub fn without_echo(self, secrets: &[String]) -> Error {
+        match self {
+            Error::Api(mut e) => {
+                e.message = scrub(&e.message, secrets);
+                Error::Api(e)
+            }
+            Error::Decode {
+                method,
+                path,
+                status,
+                query_id,
+                message,
+            } => Error::Decode {
+                method,
+                path,
+                status,
+                query_id,
+                message: scrub(&message, secrets),
+            },
+            other => other,
+        }
+    }
+}
+
+/// Secrets shorter than this are not searched for verbatim: replacing every `a` of a message
+/// would hide it without hiding anything (their length is still scrubbed).
+const SHORTEST_SCRUBBED: usize = 3;
+
+/// `text` with every secret replaced by `<secret>` (longest first, so a secret that contains
+/// another goes as a whole) and every number equal to a secret's length (in bytes or in
+/// characters) by `<size>`.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut by_length: Vec<&String> = secrets
+        .iter()
+        .filter(|s| s.len() >= SHORTEST_SCRUBBED)
+        .collect();
+    by_length.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_string();
+    for s in by_length {
+        out = out.replace(s.as_str(), "<secret>");
+    }
+    let lengths: std::collections::BTreeSet<usize> = secrets
+        .iter()
+        .flat_map(|s| [s.len(), s.chars().count()])
+        .collect();
+    let mut result = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        let (before, from) = rest.split_at(start);
+        result.push_str(before);
+        let end = from
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(from.len());
+        let (digits, after) = from.split_at(end);
+        let glued = before.ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        match digits.parse::<usize>() {
+            Ok(n) if !glued && lengths.contains(&n) => result.push_str("<size>"),
+            _ => result.push_str(digits),
+        }
+        rest = after;
+    }
+    result.push_str(rest);
+    result
 }
 
 /// How much of a decoder's message an error keeps.
@@ -292,5 +362,46 @@ mod tests {
         );
         let short = Error::decode("GET", "/x", &resp, "expected a string").to_string();
         assert!(short.ends_with("expected a string"), "{short}");
+    }
+
+    /// Regression (issue 12, secrets test): the API's `CustomizationSizeExceeded` answer to a
+    /// reinstall names the size of the script it refused — the length of a secret — and an
+    /// answer may quote a value back; both reached apply's output, `/status` and webhooks.
+    #[test]
+    fn regression_an_api_answer_cannot_quote_a_secret_or_its_length() {
+        let secrets = vec!["IyEvYmluL3NoCg==".to_string(), "hunter22".to_string()];
+        let refused = |message: &str| {
+            Error::Api(Box::new(ApiError {
+                method: "POST".into(),
+                path: "/dedicated/server/ns1/reinstall".into(),
+                status: 400,
+                class: Some("Client::BadRequest::CustomizationSizeExceeded".into()),
+                error_code: None,
+                message: message.into(),
+                query_id: Some("EU.q-16".into()),
+                retry_after: None,
+            }))
+            .without_echo(&secrets)
+            .to_string()
+        };
+        let s = refused("Customization is 16 big, which is exceeding limit of 32768");
+        assert!(
+            s.contains("Customization is <size> big, which is exceeding limit of 32768"),
+            "{s}"
+        );
+        assert!(
+            s.contains("EU.q-16") && s.contains("CustomizationSizeExceeded"),
+            "{s}"
+        );
+        let s = refused("bad value hunter22 (8 characters) in IyEvYmluL3NoCg==");
+        assert_eq!(
+            s,
+            "OVHcloud API error: POST /dedicated/server/ns1/reinstall: HTTP 400 \
+             Client::BadRequest::CustomizationSizeExceeded: bad value <secret> (<size> characters) \
+             in <secret> (X-Ovh-QueryId: EU.q-16)"
+        );
+        // Numbers that are part of a word, or of another length, stay.
+        let s = refused("disk group sdb8 of 128 GB");
+        assert!(s.contains("sdb8 of 128 GB"), "{s}");
     }
 }

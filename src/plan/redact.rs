@@ -12,13 +12,9 @@ use sha2::{Digest, Sha256};
 
 use super::digest::{CREDENTIAL_PLACEHOLDER, SECRET_PLACEHOLDER};
 
-/// Customization keys whose values are secret whatever the manifest marked: they carry
-/// credentials (`httpHeaders`) or whole scripts and user data that routinely embed them.
-pub const ALWAYS_SECRET: &[&str] = &[
-    "/customizations/httpHeaders",
-    "/customizations/configDriveUserData",
-    "/customizations/postInstallationScript",
-];
+/// Customization keys whose values are secret whatever the manifest marked
+/// ([`crate::model::ALWAYS_SECRET`]).
+pub const ALWAYS_SECRET: &[&str] = crate::model::ALWAYS_SECRET;
 
 /// `sha256:<first 12 hex> (N bytes)` of text that is NOT secret (a live iPXE script), to tell
 /// two values of one length apart. Never used on a secret.

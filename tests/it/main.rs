@@ -33,6 +33,7 @@ mod plan_trust;
 mod planned_intervention;
 mod readme_recipe;
 mod secrets_e2e;
+mod secrets_everywhere;
 mod shell_docs;
 mod sim_behaviour;
 mod sim_hostile;
