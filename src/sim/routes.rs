@@ -453,6 +453,7 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
                 .ok_or_else(|| not_found_object("taskId", id))?;
             if task.transient_404 > 0 {
                 task.transient_404 -= 1;
+                world.injected.fresh_task_404 += 1;
                 return Err(not_found_object("taskId", id));
             }
             Ok(Answer::json(task.to_json()))
