@@ -392,8 +392,9 @@ pub struct Task {
     /// The status reached at `end_at`.
     pub final_status: TaskStatus,
     pub effect: TaskEffect,
-    /// Remaining GETs of this task answered with a transient 404 (fault injection). While
-    /// any remain, expanded task listings leave the task out but count it in
+    /// Remaining GETs of this task answered with a transient 404 (fault injection), during
+    /// its first [`FRESH_TASK_404_FOR`] only ([`Task::answers_404`]). While it does, expanded
+    /// task listings leave the task out but count it in
     /// `X-Pagination-Elements` [inferred: the cached listing is built from the objects, and an
     /// object that cannot be read yet cannot be in it].
     pub transient_404: u32,
@@ -403,7 +404,18 @@ pub struct Task {
     pub raw: BTreeMap<String, Value>,
 }
 
+/// How long after its creation a task may answer the `freshTask404` fault's 404s: the real API
+/// does so right after creation only (REFERENCE §0.8); a first GET that comes later finds it,
+/// however many 404s were left (the chaos soak's daemon, killed before its first GET and back
+/// minutes later, was told that a task long listed could not be read).
+pub const FRESH_TASK_404_FOR: Duration = Duration::from_secs(60);
+
 impl Task {
+    /// Whether a GET of this task at `now` answers the transient 404 of a fresh task.
+    pub fn answers_404(&self, now: Timestamp) -> bool {
+        self.transient_404 > 0 && now < add(self.start, FRESH_TASK_404_FOR)
+    }
+
     /// `dedicated.server.Task` (12 keys).
     pub fn to_json(&self) -> Value {
         self.with_raw(json!({

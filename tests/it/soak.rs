@@ -303,15 +303,21 @@ impl Bench {
 
 impl Daemon {
     async fn status(&self) -> Option<StatusDoc> {
-        crate::sim_support::http()
+        self.try_status().await.ok()
+    }
+    /// `/status`, or why it could not be read (for the messages of a soak that fails).
+    async fn try_status(&self) -> Result<StatusDoc, String> {
+        let answer = crate::sim_support::http()
             .get(format!("http://{}/status", self.addr))
-            .timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(5))
             .send()
             .await
-            .ok()?
-            .json()
+            .map_err(|e| format!("{}: GET /status: {e}", self.name))?;
+        let text = answer
+            .text()
             .await
-            .ok()
+            .map_err(|e| format!("{}: /status body: {e}", self.name))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: /status: {e}: {text}", self.name))
     }
     /// The process's peak resident set so far (KiB), from `/proc/<pid>/status`.
     fn peak_rss_kib(&self) -> u64 {
@@ -336,6 +342,14 @@ impl Daemon {
                 tally.crash_point_kills += 1;
             }
         }
+    }
+}
+
+/// A soak that fails leaves no daemon running behind it.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -407,14 +421,16 @@ async fn soak(p: Params) -> String {
         ..SimConfig::for_tests()
     })
     .await;
+    // Kept when the soak fails (its logs are the evidence), removed when it passes.
     let tmp = tempfile::Builder::new()
         .prefix("ovhform-soak-")
         .tempdir()
-        .unwrap();
+        .unwrap()
+        .keep();
     eprintln!(
-        "soak {:?}: daemon logs in {} (kept with OVHFORM_SOAK_KEEP=1)",
+        "soak {:?}: daemon logs in {} (kept if it fails, or with OVHFORM_SOAK_KEEP=1)",
         p.store,
-        tmp.path().display()
+        tmp.display()
     );
     let specs: Vec<Spec> = (0..p.servers)
         .map(|i| Spec {
@@ -424,7 +440,7 @@ async fn soak(p: Params) -> String {
             monitoring: false,
         })
         .collect();
-    let mut manifests = Manifests::new(&tmp.path().join("manifests"), specs);
+    let mut manifests = Manifests::new(&tmp.join("manifests"), specs);
     let db: Option<TestDb> = match p.store {
         Store::Dir => None,
         Store::Postgres => Some(fresh_db().await),
@@ -432,10 +448,10 @@ async fn soak(p: Params) -> String {
     let mut bench = Bench {
         state: match &db {
             Some(db) => db.url.clone(),
-            None => tmp.path().join("state").display().to_string(),
+            None => tmp.join("state").display().to_string(),
         },
         manifests: manifests.current(),
-        dir: tmp.path().to_path_buf(),
+        dir: tmp.clone(),
         sim,
         started: 0,
     };
@@ -643,7 +659,7 @@ async fn soak(p: Params) -> String {
             .iter()
             .map(|row| row.get(0))
             .collect(),
-        None => std::fs::read_dir(tmp.path().join("state/journal"))
+        None => std::fs::read_dir(tmp.join("state/journal"))
             .map(|d| {
                 d.filter_map(Result::ok)
                     .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
@@ -728,8 +744,8 @@ async fn soak(p: Params) -> String {
     eprintln!("{summary}");
     bench.sim.shutdown().await;
     drop(db);
-    if std::env::var_os("OVHFORM_SOAK_KEEP").is_some() {
-        let _ = tmp.keep();
+    if std::env::var_os("OVHFORM_SOAK_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&tmp);
     }
     summary
 }
@@ -799,8 +815,13 @@ fn jitter(rng: &mut StdRng, mean: Duration) -> Duration {
 fn edit(rng: &mut StdRng, m: &mut Manifests, tally: &mut Tally, os_share: f64) {
     m.restore();
     let n = m.specs.len();
-    let os_edit = rng.random_bool(os_share);
-    let roll = if os_edit {
+    // The first two edits: one OS change of each policy, so that both invariants always
+    // have something to bite on.
+    let roll = if tally.approved_reinstalls == 0 {
+        40
+    } else if tally.unapproved_reinstalls == 0 {
+        69
+    } else if rng.random_bool(os_share) {
         rng.random_range(40..70)
     } else {
         [rng.random_range(0..40), rng.random_range(75..100)][usize::from(rng.random_bool(0.4))]
@@ -904,16 +925,17 @@ async fn settle(
             .map(|i| i.server)
             .collect();
         let mut doc = None;
+        let mut unread = Vec::new();
         for d in daemons.iter().flatten() {
-            if let Some(s) = d.status().await
-                && s.leader
-            {
-                doc = Some(s);
+            match d.try_status().await {
+                Ok(s) if s.leader => doc = Some(s),
+                Ok(_) => {}
+                Err(e) => unread.push(e),
             }
         }
         let mut problems = Vec::new();
         match &doc {
-            None => problems.push("no replica leads".to_string()),
+            None => problems.push(format!("no replica leads ({unread:?})")),
             Some(doc) if doc.manifest_errors.is_some() => {
                 problems.push(format!("manifest errors: {:?}", doc.manifest_errors));
             }
