@@ -131,10 +131,7 @@ fn fleet_secret(args: FleetSecretArgs) -> miette::Result<ExitCode> {
     let runtime = crate::cli::runtime()?;
     let target = match args.state.postgres_url() {
         Some(url) => {
-            let holder = format!(
-                "ovhform-cli@{}",
-                std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into())
-            );
+            let holder = cli_holder();
             runtime.block_on(async {
                 let store =
                     crate::state::pg::PgStore::connect(&url, &args.state.fleet, &holder).await?;
@@ -224,8 +221,27 @@ fn drop_intent(args: DropIntentArgs) -> miette::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The name this command gives itself in a PostgreSQL store's bookkeeping.
+fn cli_holder() -> String {
+    format!(
+        "ovhform-cli@{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into())
+    )
+}
+
 fn show(args: ShowArgs) -> miette::Result<ExitCode> {
-    let records = crate::cli::runtime()?.block_on(args.state.open_read_only().load())?;
+    let runtime = crate::cli::runtime()?;
+    // A PostgreSQL URL is read as the store it names: taken for a directory, it would show
+    // no record at all, as if the daemons' records were lost (the chaos soak found it).
+    let records = match args.state.postgres_url() {
+        Some(url) => runtime.block_on(async {
+            crate::state::pg::PgStore::connect(&url, &args.state.fleet, &cli_holder())
+                .await?
+                .load()
+                .await
+        })?,
+        None => runtime.block_on(args.state.open_read_only().load())?,
+    };
     let wanted: BTreeSet<&String> = args.servers.iter().collect();
     let installs: Vec<_> = records
         .installs

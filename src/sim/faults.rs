@@ -35,6 +35,39 @@ pub struct Faults {
     pub fair_use_per_minute: Option<u32>,
 }
 
+/// How often each fault was injected since the simulator started: what a chaos soak reports
+/// and checks it really exercised (`tests/it/soak.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultCounts {
+    /// Connections reset instead of answered.
+    pub resets: u64,
+    /// 429 answers (the dice and the fair-use limit).
+    pub too_many_requests: u64,
+    /// 500 answers.
+    pub server_errors: u64,
+    /// Responses held back by [`Faults::latency`].
+    pub delayed: u64,
+    /// Task GETs answered 404 because the task was fresh ([`Faults::fresh_task_404`]).
+    pub fresh_task_404: u64,
+    /// Finished tasks purged from the history ([`Faults::purge_tasks_after`]).
+    pub purged_tasks: u64,
+    /// Installations set to fail at a step (the dice or a test's `fail_next_install`).
+    pub install_failures: u64,
+}
+
+impl FaultCounts {
+    /// Counts `injected` (a request's draw).
+    pub fn count(&mut self, injected: Injected) {
+        match injected {
+            Injected::None => {}
+            Injected::ServerError => self.server_errors += 1,
+            Injected::TooManyRequests => self.too_many_requests += 1,
+            Injected::Reset => self.resets += 1,
+        }
+    }
+}
+
 /// Sliding one-minute window of request arrival times, for the fair-use limit.
 #[derive(Debug, Default)]
 pub struct FairUse {

@@ -49,9 +49,9 @@ pub mod world;
 
 pub use auth::{SimCredentials, SimKey, SimRule};
 pub use client::{client_config, client_for};
-pub use faults::Faults;
+pub use faults::{FaultCounts, Faults};
 pub use routes::Modes;
-pub use world::{InstallFailure, Server, TaskStatus, Timings, World};
+pub use world::{InstallFailure, InstallStarted, Server, TaskStatus, Timings, World};
 
 /// Errors of the simulator room.
 #[derive(Debug, thiserror::Error)]
@@ -328,6 +328,16 @@ impl SimHandle {
 
     pub fn set_faults(&self, faults: Faults) {
         self.world().faults = faults;
+    }
+
+    /// The faults injected so far, per kind.
+    pub fn injected(&self) -> FaultCounts {
+        self.world().injected
+    }
+
+    /// Every installation started so far, purged tasks included.
+    pub fn installs(&self) -> Vec<InstallStarted> {
+        self.world().installs.clone()
     }
 
     pub fn modes(&self) -> Modes {

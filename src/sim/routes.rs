@@ -365,6 +365,7 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
             Ok(Answer::json(server(world, sn)?.hardware_json()))
         }
         (Version::V1, "GET", ["dedicated", "server", sn, "task"]) => {
+            let now = world.now();
             let srv = server(world, sn)?;
             let function = req.query("function");
             let status = req.query("status");
@@ -412,7 +413,7 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
                     // A task that still answers 404 cannot be in the listing, but is counted.
                     let objects = listed
                         .iter()
-                        .filter(|t| t.transient_404 == 0)
+                        .filter(|t| !t.answers_404(now))
                         .map(|t| t.to_json())
                         .collect();
                     (objects, listed.len())
@@ -446,13 +447,15 @@ pub fn execute(world: &mut World, modes: &Modes, req: &Req<'_>, now_unix: i64) -
         (Version::V1, "GET", ["dedicated", "server", sn, "task", id]) => {
             server(world, sn)?;
             let id = parse_id("taskId", id)?;
+            let now = world.now();
             let task = world
                 .servers
                 .get_mut(*sn)
                 .and_then(|s| s.tasks.get_mut(&id))
                 .ok_or_else(|| not_found_object("taskId", id))?;
-            if task.transient_404 > 0 {
+            if task.answers_404(now) {
                 task.transient_404 -= 1;
+                world.injected.fresh_task_404 += 1;
                 return Err(not_found_object("taskId", id));
             }
             Ok(Answer::json(task.to_json()))

@@ -342,6 +342,10 @@ async fn dispatch(app: &App, conn: &Conn, parts: &Parts, body: &Bytes) -> Respon
         {
             injected = Injected::TooManyRequests;
         }
+        w.injected.count(injected);
+        if faults.latency.is_some() {
+            w.injected.delayed += 1;
+        }
         (faults.latency, injected)
     };
     if let Some(l) = latency {

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::catalog::Template;
 use super::clock::SimClock;
-use super::faults::{FairUse, Faults};
+use super::faults::{FairUse, FaultCounts, Faults};
 
 /// One netboot offered by a server (`dedicated.server.Netboot`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -392,8 +392,9 @@ pub struct Task {
     /// The status reached at `end_at`.
     pub final_status: TaskStatus,
     pub effect: TaskEffect,
-    /// Remaining GETs of this task answered with a transient 404 (fault injection). While
-    /// any remain, expanded task listings leave the task out but count it in
+    /// Remaining GETs of this task answered with a transient 404 (fault injection), during
+    /// its first [`FRESH_TASK_404_FOR`] only ([`Task::answers_404`]). While it does, expanded
+    /// task listings leave the task out but count it in
     /// `X-Pagination-Elements` [inferred: the cached listing is built from the objects, and an
     /// object that cannot be read yet cannot be in it].
     pub transient_404: u32,
@@ -403,7 +404,18 @@ pub struct Task {
     pub raw: BTreeMap<String, Value>,
 }
 
+/// How long after its creation a task may answer the `freshTask404` fault's 404s: the real API
+/// does so right after creation only (REFERENCE §0.8); a first GET that comes later finds it,
+/// however many 404s were left (the chaos soak's daemon, killed before its first GET and back
+/// minutes later, was told that a task long listed could not be read).
+pub const FRESH_TASK_404_FOR: Duration = Duration::from_secs(60);
+
 impl Task {
+    /// Whether a GET of this task at `now` answers the transient 404 of a fresh task.
+    pub fn answers_404(&self, now: Timestamp) -> bool {
+        self.transient_404 > 0 && now < add(self.start, FRESH_TASK_404_FOR)
+    }
+
     /// `dedicated.server.Task` (12 keys).
     pub fn to_json(&self) -> Value {
         self.with_raw(json!({
@@ -551,7 +563,23 @@ pub struct World {
     /// The servers as they were just before the last change, kept while the stale-listing
     /// mode is on ([`super::Modes::stale_listing`]): what a cached expanded listing serves.
     pub listing_snapshot: Option<BTreeMap<String, Server>>,
+    /// The faults injected so far, per kind.
+    pub injected: FaultCounts,
+    /// Every installation started (reinstall POST or legacy install start), in order: kept
+    /// when the task itself is purged from the history, so a test can count reinstalls per
+    /// server whatever the purge fault removed.
+    pub installs: Vec<InstallStarted>,
     next_task_id: u64,
+}
+
+/// One installation the simulator started ([`World::installs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallStarted {
+    pub server: String,
+    pub task: u64,
+    pub at: Timestamp,
+    /// The step it is set to fail at, if it is.
+    pub fails_at_step: Option<usize>,
 }
 
 impl World {
@@ -574,6 +602,8 @@ impl World {
             calls_by_host: BTreeMap::new(),
             listing_snapshot: None,
             arrivals: None,
+            injected: FaultCounts::default(),
+            installs: Vec::new(),
             next_task_id: 587_000_001,
         }
     }
@@ -649,6 +679,8 @@ impl World {
                 error: "Unexpected error during installation, our teams have been notified".into(),
             });
         let srv = self.servers.get_mut(server)?;
+        // An installation: the step it fails at, if it does.
+        let mut started: Option<Option<usize>> = None;
         let mut end_at = add(doing_at, run);
         let mut final_status = TaskStatus::Done;
         if let TaskEffect::Install(_) = effect {
@@ -669,6 +701,7 @@ impl World {
                 end_at = add(doing_at, step_len(run).saturating_mul(f.step as u32 + 1));
                 final_status = f.status;
             }
+            started = Some(failure.as_ref().map(|f| f.step));
             srv.install = Some(Install {
                 task_id: id,
                 failure,
@@ -692,6 +725,15 @@ impl World {
             raw: BTreeMap::new(),
         };
         srv.tasks.insert(id, task.clone());
+        if let Some(fails_at_step) = started {
+            self.injected.install_failures += u64::from(fails_at_step.is_some());
+            self.installs.push(InstallStarted {
+                server: server.to_string(),
+                task: id,
+                at: now,
+                fails_at_step,
+            });
+        }
         Some(task)
     }
 
@@ -764,6 +806,7 @@ impl World {
         let install_len = self.timings.install;
         let failed_visible = self.timings.failed_install_visible;
         let purge_after = self.faults.purge_tasks_after;
+        let mut purged = 0;
         for srv in self.servers.values_mut() {
             let mut finished: Vec<Task> = Vec::new();
             for task in srv.tasks.values_mut() {
@@ -833,10 +876,13 @@ impl World {
                 }
             }
             if let Some(after) = purge_after {
+                let before = srv.tasks.len();
                 srv.tasks
                     .retain(|_, t| t.done.is_none_or(|d| now < add(d, after)));
+                purged += (before - srv.tasks.len()) as u64;
             }
         }
+        self.injected.purged_tasks += purged;
     }
 
     /// `dedicated.server.InstallationProgressStatus` of `server`, or `None` (→ 404).

@@ -41,6 +41,7 @@ mod sim_python;
 mod sim_schema;
 mod sim_support;
 mod sim_switches;
+mod soak;
 mod state;
 mod state_cli;
 mod tag_selector;

@@ -895,3 +895,39 @@ async fn the_cli_stores_the_fleet_secret_in_postgres_only_as_the_leader() {
     let out = tokio::task::block_in_place(|| run(&["--stdin"], "other"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already has a secret"));
 }
+
+/// Regression (found by the chaos soak, `tests/it/soak.rs`): `ovhform state show --state
+/// postgres://…` took the URL for a directory and printed `[]` with exit 0, as if every
+/// record of the daemons' store were lost. It reads the store the URL names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_show_reads_the_postgres_store_its_url_names() {
+    let db = fresh_db().await;
+    let (a, _) = leader(&db, "a", LONG).await;
+    a.put_install(&rec("ns1.eu", 4)).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let out = tokio::task::spawn_blocking({
+        let url = db.url.clone();
+        let home = home.path().to_path_buf();
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_ovhform"))
+                .args(["state", "show", "--fleet", FLEET, "--state", &url])
+                .current_dir(&home)
+                .env_clear()
+                .env("HOME", &home)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: Vec<InstallRecord> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(shown, vec![rec("ns1.eu", 4)]);
+    // Nothing was created beside it: no directory named like the URL.
+    assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 0);
+}

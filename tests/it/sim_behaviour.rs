@@ -994,3 +994,43 @@ async fn hardware_raid_profile_and_partition_schemes() {
         "Client::NotFound::OperatingSystem",
     );
 }
+
+/// Regression (found by the chaos soak, `tests/it/soak.rs`): the fresh-task 404 fault answered
+/// 404 to the first GETs of a task however old it was, so a daemon killed before its first
+/// GET and back minutes later was told that a task listed for minutes could not be read (it
+/// rightly left the intent to a person). The real API does it right after creation only.
+#[tokio::test]
+async fn a_fresh_task_404_ends_when_the_task_is_no_longer_fresh() {
+    let sim = sim_support::start_default().await;
+    let mut api = Api::new(&sim);
+    sim.set_faults(Faults {
+        fresh_task_404: 2,
+        ..Faults::default()
+    });
+    let fresh = api.post(&format!("{}/reboot", s(RAID)), None).await;
+    let fresh = format!("{}/task/{}", s(RAID), fresh.body["taskId"]);
+    assert_eq!(api.get(&fresh).await.status.as_u16(), 404, "fresh");
+    let old = sim.create_task(HYBRID, "hardReboot").unwrap();
+    let old = format!("{}/task/{old}", s(HYBRID));
+    sim.advance(ovhform::sim::world::FRESH_TASK_404_FOR);
+    // No longer fresh: both read at once, listed in expanded listings, one 404 counted.
+    assert_eq!(api.get(&fresh).await.status.as_u16(), 200);
+    assert_eq!(api.get(&old).await.status.as_u16(), 200);
+    let expanded = api
+        .send(
+            Method::GET,
+            &format!("{}/task", s(HYBRID)),
+            None,
+            &[("X-Pagination-Mode", "CachedObjectList-Pages")],
+            true,
+        )
+        .await;
+    assert_eq!(
+        expanded.body.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        expanded.body
+    );
+    assert_eq!(sim.injected().fresh_task_404, 1);
+    sim.shutdown().await;
+}
