@@ -396,12 +396,17 @@ impl Plan {
 /// `blocked` actions); only reading a saved plan can.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum PlanError {
-    #[error("saved plan is not valid JSON for this ovhform version: {0}")]
+    // serde's message quotes the file's text (an unknown variant, a field name): escaped, and
+    // not a `source`, which a report would print again, raw, as the cause.
+    #[error(
+        "saved plan is not valid JSON for this ovhform version: {}",
+        crate::escape::line(&.0.to_string())
+    )]
     #[diagnostic(
         code(ovhform::plan::parse),
         help("the file is truncated, edited or not a plan; re-run `ovhform plan --out FILE`")
     )]
-    Parse(#[source] serde_json::Error),
+    Parse(serde_json::Error),
     #[error("saved plan has format_version {found:?}, this ovhform reads {expected}")]
     #[diagnostic(
         code(ovhform::plan::format_version),
