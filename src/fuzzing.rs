@@ -22,8 +22,11 @@ use crate::ovh::{
     HttpResponse, Secret, Transport, TransportError,
 };
 
+/// A target: any bytes in, a panic when a property breaks.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as `cargo fuzz` and the replay test know them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("manifest", manifest),
     ("api_response", api_response),
     ("saved_plan", saved_plan),
@@ -647,7 +650,7 @@ fn exchange(data: &[u8]) -> Option<Exchange> {
 
 /// The simulator's answer to a [`sim_request`] input (status, headers, body): how the
 /// checked-in corpus of `api_response` was seeded with real answers.
-pub fn sim_answer(data: &[u8]) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
+pub fn sim_answer(data: &[u8]) -> Option<crate::sim::RawAnswer> {
     exchange(data).map(|e| (e.status, e.headers, e.body))
 }
 

@@ -194,6 +194,9 @@ fn build_app(config: &SimConfig) -> server::App {
     server::App::new(world, config)
 }
 
+/// An answer as bytes: status, headers (names lower-case), body.
+pub type RawAnswer = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// A simulator without a socket: requests go straight to the dispatcher, through the same
 /// parsing (path, query, batch header), authentication and routing as over TCP. For the fuzz
 /// targets (`crate::fuzzing`), which must not bind ports and want thousands of worlds a second.
@@ -220,11 +223,7 @@ impl InProcess {
     }
 
     /// The answer to one request: status, headers (names lower-case) and body bytes.
-    pub async fn answer(
-        &self,
-        parts: &axum::http::request::Parts,
-        body: &[u8],
-    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    pub async fn answer(&self, parts: &axum::http::request::Parts, body: &[u8]) -> RawAnswer {
         server::answer_in_process(&self.app, parts, body).await
     }
 }

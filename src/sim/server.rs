@@ -254,11 +254,7 @@ fn with_query_id(app: &App, mut resp: Response) -> Response {
 
 /// [`handle`] without a connection: the body already read, no reset possible (a "connection
 /// reset" fault still answers its 500). See `sim::InProcess`.
-pub(crate) async fn answer_in_process(
-    app: &App,
-    parts: &Parts,
-    body: &[u8],
-) -> (u16, Vec<(String, String)>, Vec<u8>) {
+pub(crate) async fn answer_in_process(app: &App, parts: &Parts, body: &[u8]) -> super::RawAnswer {
     let conn = Conn {
         reset: Arc::new(AtomicBool::new(false)),
         peer: SocketAddr::from(([127, 0, 0, 1], 0)),
