@@ -134,6 +134,23 @@ fn regression_api_error_without_a_message_says_so() {
     fuzzing::api_response(b"\x00\x04\n\n{\"errorCode\":\"INVALID_SIGNATURE\",\"message\":\"  \"}");
 }
 
+/// Found by `manifest` (stable mutation run): the YAML parser breaks lines at a lone CR too,
+/// so a syntax error after one was reported at `fuzz.yaml:10:14` in a 9-line file — a line
+/// no editor, snippet or CI annotation shows. Lines are now counted as the snippet counts them.
+#[test]
+fn regression_manifest_line_after_a_lone_cr_stays_inside_the_file() {
+    let input = "# expe: nights\nspec:\n  schedule: \"0 0 2ct: E0605 line 7\napiVersiZ\ron: ovhform/v1\nkind: MaintenanceWindow\nmetadata:\n  name: nights\nspec:\n  schedule: \"0 0 2";
+    fuzzing::manifest(input.as_bytes());
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("w.yaml");
+    std::fs::write(&file, input).expect("write the manifest");
+    let diags = ovhform::manifest::load(&[file]).expect_err("not a valid manifest");
+    let lines = input.lines().count() as u32;
+    for d in diags.iter() {
+        assert!(d.line >= 1 && d.line <= lines, "line {} of {lines}: {d}", d.line);
+    }
+}
+
 // --- the short stable mutation run ------------------------------------------------------------
 
 /// Byte strings that mean something to one decoder or another; libFuzzer learns them from
