@@ -147,7 +147,11 @@ fn regression_manifest_line_after_a_lone_cr_stays_inside_the_file() {
     let diags = ovhform::manifest::load(&[file]).expect_err("not a valid manifest");
     let lines = input.lines().count() as u32;
     for d in diags.iter() {
-        assert!(d.line >= 1 && d.line <= lines, "line {} of {lines}: {d}", d.line);
+        assert!(
+            d.line >= 1 && d.line <= lines,
+            "line {} of {lines}: {d}",
+            d.line
+        );
     }
 }
 
