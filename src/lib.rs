@@ -21,6 +21,8 @@
 //! - [`import`]: the live servers written out as manifests that describe them (pure; the
 //!   CLI reads the account and writes the files).
 //! - [`cli`]: one function per subcommand, and the renderings of diagnostics.
+//! - `fuzzing` (hidden): the fuzz targets' bodies and the properties they check, shared by
+//!   `fuzz/` (nightly, cargo-fuzz) and the stable replay in `tests/it/fuzz_replay.rs`.
 //! - [`escape`]: how text from outside (API, tags, records — and manifests) is shown on a
 //!   terminal or in Markdown: never raw.
 //!
@@ -34,6 +36,8 @@ pub mod apply;
 pub mod cli;
 pub mod daemon;
 pub mod escape;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod import;
 pub mod manifest;
 pub mod model;

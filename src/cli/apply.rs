@@ -405,6 +405,17 @@ pub fn read_saved_plan(path: &Path, fleet: &str) -> Result<(Plan, String), Apply
     file.take(MAX_PLAN_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(read_err)?;
+    parse_saved_plan(path, &bytes, fleet)
+}
+
+/// [`read_saved_plan`] once the file is read: size cap, UTF-8, format version, shape, lint and
+/// fleet, in that order. Pure (the fuzz target `saved_plan` drives it); `path` only names the
+/// file in errors.
+pub fn parse_saved_plan(
+    path: &Path,
+    bytes: &[u8],
+    fleet: &str,
+) -> Result<(Plan, String), ApplyCliError> {
     if bytes.len() as u64 > MAX_PLAN_BYTES {
         return Err(ApplyCliError::PlanTooLarge {
             path: path.to_path_buf(),
@@ -415,7 +426,7 @@ pub fn read_saved_plan(path: &Path, fleet: &str) -> Result<(Plan, String), Apply
         path: path.to_path_buf(),
         source,
     };
-    let text = std::str::from_utf8(&bytes).map_err(|_| ApplyCliError::NotUtf8 {
+    let text = std::str::from_utf8(bytes).map_err(|_| ApplyCliError::NotUtf8 {
         path: path.to_path_buf(),
     })?;
     let plan = Plan::from_json(text).map_err(bad)?;
@@ -439,7 +450,7 @@ pub fn read_saved_plan(path: &Path, fleet: &str) -> Result<(Plan, String), Apply
             given: fleet.to_string(),
         });
     }
-    Ok((plan, plan_id(&bytes)))
+    Ok((plan, plan_id(bytes)))
 }
 
 /// The plan as `ovhform plan` shows it (text), on stdout.

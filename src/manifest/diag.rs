@@ -261,6 +261,28 @@ pub fn clamp_span(text: &str, offset: usize, len: usize) -> (usize, usize) {
     (off, end - off)
 }
 
+/// Line and column (1-based; the column in characters) of a byte offset, counting only LF as
+/// a line break — as editors, miette's snippets and CI annotations do. The YAML parser also
+/// breaks lines at a lone CR: its line numbers can point below a file's last line.
+pub fn line_col(text: &str, offset: usize) -> (u32, u32) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (
+        u32::try_from(line).unwrap_or(u32::MAX),
+        u32::try_from(col).unwrap_or(u32::MAX),
+    )
+}
+
 /// Byte offset of a 1-based line and character column in `text` (for locations that come
 /// without a byte offset).
 pub fn offset_of(text: &str, line: u32, column: u32) -> usize {

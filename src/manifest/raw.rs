@@ -54,8 +54,15 @@ impl<'a> Sink<'a> {
                 } else {
                     loc.offset
                 };
+                let span = super::diag::clamp_span(text, offset, loc.len);
+                // The line the snippet shows, not the parser's, which also counts lone CRs
+                // (the parser's column stays otherwise: this text is masked, one `?` a byte).
+                let (line, column) = super::diag::line_col(text, span.0);
+                if line != d.line {
+                    (d.line, d.column) = (line, column);
+                }
                 d.source = Some(src.clone());
-                d.span = Some(super::diag::clamp_span(text, offset, loc.len));
+                d.span = Some(span);
             }
         }
         d

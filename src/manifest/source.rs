@@ -176,22 +176,6 @@ pub struct Parsed {
     pub diag: Option<Diag>,
 }
 
-/// Line and column (1-based, in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (u32, u32) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
-    (
-        u32::try_from(line).unwrap_or(u32::MAX),
-        u32::try_from(col).unwrap_or(u32::MAX),
-    )
-}
-
 pub fn parse_file(path: &Path, index: u32) -> Parsed {
     let bytes = match read_capped(path) {
         Ok(b) => b,
@@ -214,7 +198,7 @@ pub fn parse_file(path: &Path, index: u32) -> Parsed {
             let bytes = e.into_bytes();
             // The valid prefix is UTF-8 by definition, so this never falls back.
             let prefix = std::str::from_utf8(&bytes[..valid]).unwrap_or("");
-            let (line, column) = line_col(prefix, valid);
+            let (line, column) = super::diag::line_col(prefix, valid);
             let mut d = file_diag(
                 Code::NotUtf8,
                 path,
@@ -266,7 +250,12 @@ pub fn parse_file(path: &Path, index: u32) -> Parsed {
                 } else {
                     e.loc.offset
                 };
-                d.span = Some(super::diag::clamp_span(&text, off, e.loc.len));
+                let span = super::diag::clamp_span(&text, off, e.loc.len);
+                let (line, column) = super::diag::line_col(&text, span.0);
+                if line != d.line {
+                    (d.line, d.column) = (line, column);
+                }
+                d.span = Some(span);
                 d.source = Some(source.clone());
             }
             Parsed {

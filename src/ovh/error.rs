@@ -60,7 +60,13 @@ impl ApiError {
         let parsed: Option<Body> = serde_json::from_slice(body).ok();
         let (class, error_code, message) = match parsed {
             Some(b) if b.message.is_some() || b.class.is_some() || b.error_code.is_some() => {
-                (b.class, b.error_code, b.message.unwrap_or_default())
+                // An error that says nothing still has to say so: an empty message reads as a
+                // truncated log line.
+                let message = b
+                    .message
+                    .filter(|m| !m.trim().is_empty())
+                    .unwrap_or_else(|| "(no message in the error body)".to_string());
+                (b.class, b.error_code, message)
             }
             _ => {
                 let text = String::from_utf8_lossy(body);

@@ -411,13 +411,14 @@ impl Plan {
                 expected: FORMAT_VERSION,
             });
         }
-        let written = match v.as_object_mut().and_then(|m| m.remove("checksum")) {
-            Some(serde_json::Value::String(c)) => c,
-            _ => return Err(PlanError::Checksum { missing: true }),
-        };
+        // Decoded before the checksum is compared: a damaged file says what is wrong with it,
+        // and the decoder stays reachable for fuzzing (docs/fuzzing.md).
+        let written = v.as_object_mut().and_then(|m| m.remove("checksum"));
         let plan: Plan = serde_json::from_value(v).map_err(PlanError::Parse)?;
-        if plan.checksum() != written {
-            return Err(PlanError::Checksum { missing: false });
+        match written {
+            Some(serde_json::Value::String(c)) if c == plan.checksum() => {}
+            Some(_) => return Err(PlanError::Checksum { missing: false }),
+            None => return Err(PlanError::Checksum { missing: true }),
         }
         Ok(plan)
     }
@@ -427,12 +428,17 @@ impl Plan {
 /// `blocked` actions); only reading a saved plan can.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum PlanError {
-    #[error("saved plan is not valid JSON for this ovhform version: {0}")]
+    // serde's message quotes the file's text (an unknown variant, a field name): escaped, and
+    // not a `source`, which a report would print again, raw, as the cause.
+    #[error(
+        "saved plan is not valid JSON for this ovhform version: {}",
+        crate::escape::line(&.0.to_string())
+    )]
     #[diagnostic(
         code(ovhform::plan::parse),
         help("the file is truncated, edited or not a plan; re-run `ovhform plan --out FILE`")
     )]
-    Parse(#[source] serde_json::Error),
+    Parse(serde_json::Error),
     #[error("saved plan has format_version {found:?}, this ovhform reads {expected}")]
     #[diagnostic(
         code(ovhform::plan::format_version),

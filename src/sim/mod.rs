@@ -169,6 +169,16 @@ pub fn spawn(listener: tokio::net::TcpListener, config: SimConfig) -> SimHandle 
     let addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let app = Arc::new(build_app(&config));
+    let task = tokio::spawn(server::serve(listener, app.clone()));
+    SimHandle {
+        addr,
+        app,
+        task: Some(task),
+    }
+}
+
+fn build_app(config: &SimConfig) -> server::App {
     let templates = catalog::catalogue();
     let mut world = World::new(
         config.fleet.clone(),
@@ -181,12 +191,40 @@ pub fn spawn(listener: tokio::net::TcpListener, config: SimConfig) -> SimHandle 
     if config.delivery_history {
         world.add_delivery_history(jiff::SignedDuration::from_hours(30 * 24));
     }
-    let app = Arc::new(server::App::new(world, &config));
-    let task = tokio::spawn(server::serve(listener, app.clone()));
-    SimHandle {
-        addr,
-        app,
-        task: Some(task),
+    server::App::new(world, config)
+}
+
+/// An answer as bytes: status, headers (names lower-case), body.
+pub type RawAnswer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// A simulator without a socket: requests go straight to the dispatcher, through the same
+/// parsing (path, query, batch header), authentication and routing as over TCP. For the fuzz
+/// targets (`crate::fuzzing`), which must not bind ports and want thousands of worlds a second.
+#[doc(hidden)]
+pub struct InProcess {
+    app: server::App,
+}
+
+impl InProcess {
+    pub fn new(config: &SimConfig) -> InProcess {
+        InProcess {
+            app: build_app(config),
+        }
+    }
+
+    /// A copy of the world's servers (what the API's writes change).
+    pub fn servers(&self) -> BTreeMap<String, Server> {
+        self.app
+            .world
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .servers
+            .clone()
+    }
+
+    /// The answer to one request: status, headers (names lower-case) and body bytes.
+    pub async fn answer(&self, parts: &axum::http::request::Parts, body: &[u8]) -> RawAnswer {
+        server::answer_in_process(&self.app, parts, body).await
     }
 }
 

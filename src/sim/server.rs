@@ -230,11 +230,8 @@ async fn handle(
     ConnectInfo(conn): ConnectInfo<Conn>,
     req: Request,
 ) -> Response {
-    let seq = app.query_seq.fetch_add(1, Ordering::Relaxed);
-    // Shaped like the real ids (`EU.ext-99.…`), unique per answer, quoted in support tickets.
-    let query_id = format!("SIM.ws-1.{:08x}.{seq}", std::process::id());
     let (parts, body) = req.into_parts();
-    let mut resp = match axum::body::to_bytes(body, 4 << 20).await {
+    let resp = match axum::body::to_bytes(body, 4 << 20).await {
         Ok(bytes) => dispatch(&app, &conn, &parts, &bytes).await,
         Err(_) => error_response(&ApiError::new(
             400,
@@ -242,10 +239,47 @@ async fn handle(
             "Request body too large or unreadable",
         )),
     };
+    with_query_id(&app, resp)
+}
+
+fn with_query_id(app: &App, mut resp: Response) -> Response {
+    let seq = app.query_seq.fetch_add(1, Ordering::Relaxed);
+    // Shaped like the real ids (`EU.ext-99.…`), unique per answer, quoted in support tickets.
+    let query_id = format!("SIM.ws-1.{:08x}.{seq}", std::process::id());
     if let Ok(v) = HeaderValue::from_str(&query_id) {
         resp.headers_mut().insert("x-ovh-queryid", v);
     }
     resp
+}
+
+/// [`handle`] without a connection: the body already read, no reset possible (a "connection
+/// reset" fault still answers its 500). See `sim::InProcess`.
+pub(crate) async fn answer_in_process(app: &App, parts: &Parts, body: &[u8]) -> super::RawAnswer {
+    let conn = Conn {
+        reset: Arc::new(AtomicBool::new(false)),
+        peer: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let resp = with_query_id(
+        app,
+        dispatch(app, &conn, parts, &Bytes::copy_from_slice(body)).await,
+    );
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    // The simulator's bodies are built in memory: reading one back cannot fail.
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .map(|b| b.to_vec())
+        .unwrap_or_default();
+    (status, headers, body)
 }
 
 fn json_response(status: StatusCode, body: &Value, headers: &[(&'static str, String)]) -> Response {

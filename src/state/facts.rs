@@ -195,9 +195,9 @@ impl FactsCache for FileFacts {
                 max: MAX_FACTS_BYTES,
             });
         }
-        let corrupt = |source| StateError::CacheCorrupt {
+        let corrupt = |error| StateError::CacheCorrupt {
             path: self.path.clone(),
-            source,
+            error,
         };
         let probe: VersionProbe = serde_json::from_slice(&bytes).map_err(corrupt)?;
         if probe.format_version > FACTS_FORMAT_VERSION {

@@ -196,51 +196,63 @@ impl FileStore {
                 });
             }
         };
-        let corrupt = |source| StateError::Corrupt {
-            path: path.clone(),
-            source,
-        };
-        // Syntax first: these errors carry the line and column.
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(corrupt)?;
-        let probe = VersionProbe::deserialize(&value).map_err(corrupt)?;
-        if probe.format_version > FORMAT_VERSION {
-            return Err(StateError::UnsupportedFormat {
-                path: path.clone(),
-                found: probe.format_version,
-                supported: FORMAT_VERSION,
-            });
-        }
-        // Fields added to `Records` after the file was written are absent from it: start from
-        // the JSON of empty records so that they read as their defaults instead of failing.
-        let mut merged = serde_json::to_value(Records::default()).map_err(corrupt)?;
-        if let (serde_json::Value::Object(base), serde_json::Value::Object(file)) =
-            (&mut merged, value)
-        {
-            base.extend(file.into_iter().filter(|(k, _)| k != "formatVersion"));
-        }
-        match serde_json::from_value::<Records>(merged) {
-            Ok(records) => Ok(records),
-            // A shape error from a `Value` has no position; parsing the bytes again gives one.
-            Err(e) => Err(corrupt(
-                serde_json::from_slice::<RecordsFile>(&bytes)
-                    .err()
-                    .unwrap_or(e),
-            )),
-        }
+        decode_records(&path, &bytes)
     }
 
     fn write_records(&self, records: &Records) -> Result<(), StateError> {
         let path = self.records_path();
-        let mut bytes = serde_json::to_vec_pretty(&RecordsFile {
-            format_version: FORMAT_VERSION,
-            records: records.clone(),
-        })
-        .map_err(|source| StateError::Encode {
+        let bytes = encode_records(records).map_err(|source| StateError::Encode {
             path: path.clone(),
             source,
         })?;
-        bytes.push(b'\n');
         write_atomic(&path, &bytes)
+    }
+}
+
+/// The records file's bytes as [`FileStore`] writes them (pretty JSON, final newline).
+pub fn encode_records(records: &Records) -> Result<Vec<u8>, serde_json::Error> {
+    let mut bytes = serde_json::to_vec_pretty(&RecordsFile {
+        format_version: FORMAT_VERSION,
+        records: records.clone(),
+    })?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// The records of a records file's bytes (`path` only names it in errors): a syntax or shape
+/// error, or a newer format, is an error; fields the file predates read as their defaults.
+/// Pure: the fuzz target `records` drives it.
+pub fn decode_records(path: &Path, bytes: &[u8]) -> Result<Records, StateError> {
+    let path = path.to_path_buf();
+    let corrupt = |error| StateError::Corrupt {
+        path: path.clone(),
+        error,
+    };
+    // Syntax first: these errors carry the line and column.
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(corrupt)?;
+    let probe = VersionProbe::deserialize(&value).map_err(corrupt)?;
+    if probe.format_version > FORMAT_VERSION {
+        return Err(StateError::UnsupportedFormat {
+            path: path.clone(),
+            found: probe.format_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    // Fields added to `Records` after the file was written are absent from it: start from
+    // the JSON of empty records so that they read as their defaults instead of failing.
+    let mut merged = serde_json::to_value(Records::default()).map_err(corrupt)?;
+    if let (serde_json::Value::Object(base), serde_json::Value::Object(file)) = (&mut merged, value)
+    {
+        base.extend(file.into_iter().filter(|(k, _)| k != "formatVersion"));
+    }
+    match serde_json::from_value::<Records>(merged) {
+        Ok(records) => Ok(records),
+        // A shape error from a `Value` has no position; parsing the bytes again gives one.
+        Err(e) => Err(corrupt(
+            serde_json::from_slice::<RecordsFile>(bytes)
+                .err()
+                .unwrap_or(e),
+        )),
     }
 }
 
@@ -311,9 +323,9 @@ impl FileStore {
             // A journal entry is never skipped: an unreadable one could be a reinstall in
             // flight, and forgetting it could wipe a server twice.
             let intent: Intent =
-                serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
+                serde_json::from_slice(&bytes).map_err(|error| StateError::Corrupt {
                     path: path.clone(),
-                    source,
+                    error,
                 })?;
             out.push(intent);
         }

@@ -76,7 +76,13 @@ pub enum StateError {
     )]
     NotADirectory { path: PathBuf },
 
-    #[error("state file {} is corrupted: {source}", path.display())]
+    // The parser's message quotes the file's text: escaped, and not a `source` (a report
+    // would print it again, raw, as the cause).
+    #[error(
+        "state file {} is corrupted: {}",
+        path.display(),
+        crate::escape::line(&error.to_string())
+    )]
     #[diagnostic(
         code(ovhform::state::corrupt),
         help(
@@ -86,8 +92,7 @@ pub enum StateError {
     )]
     Corrupt {
         path: PathBuf,
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 
     #[error(
@@ -104,15 +109,20 @@ pub enum StateError {
         supported: u64,
     },
 
-    #[error("cache file {} is corrupted: {source}", path.display())]
+    // The parser's message quotes the file's text: escaped, and not a `source` (a report
+    // would print it again, raw, as the cause).
+    #[error(
+        "cache file {} is corrupted: {}",
+        path.display(),
+        crate::escape::line(&error.to_string())
+    )]
     #[diagnostic(
         code(ovhform::state::cache_corrupt),
         help("it is only a cache of API answers: it is ignored and rewritten by the next plan")
     )]
     CacheCorrupt {
         path: PathBuf,
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 
     #[error("cache file {} is larger than {max} bytes", path.display())]

@@ -11,6 +11,7 @@ mod daemon_ha;
 mod daemon_support;
 mod doctor;
 mod escape_edge;
+mod fuzz_replay;
 mod import;
 mod intent_resolve;
 mod isolation;
