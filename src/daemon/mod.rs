@@ -165,6 +165,10 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+    /// Reads the status in place (no copy of the whole document).
+    fn read<T>(&self, f: impl FnOnce(&StatusDoc) -> T) -> T {
+        f(&self.status.read().unwrap_or_else(PoisonError::into_inner))
+    }
     fn edit(&self, f: impl FnOnce(&mut StatusDoc)) {
         f(&mut self.status.write().unwrap_or_else(PoisonError::into_inner));
     }
@@ -728,7 +732,16 @@ impl Daemon {
         revision: &Option<String>,
     ) {
         let (plan, report, verified) = (&phase.plan, &phase.report, &phase.detail_read);
-        let statuses = status::derive_all(plan, Some(report));
+        let statuses: BTreeMap<String, ServerStatus> = self.shared.read(|before| {
+            status::derive_all(plan, Some(report))
+                .into_iter()
+                .map(|(name, st)| {
+                    let previous = before.servers.get(&name).map(|s| &s.status);
+                    let st = status::keep_degraded(previous, st);
+                    (name, st)
+                })
+                .collect()
+        });
         if self.webhook.is_some() {
             let before = self.shared.status();
             for (server, kind, message) in

@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::apply::{ApplyReport, Outcome};
-use crate::plan::{Action, Blocker, Plan, ServerPlan, WaitOn};
+use crate::plan::{Action, Blocker, FindingCode, Plan, ServerPlan, WaitOn};
 
 /// One server's state, Argo CD style.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -158,6 +158,18 @@ pub fn derive(sp: &ServerPlan, outcome: Option<&Outcome>) -> ServerStatus {
     if let Some(s) = from_plan_blockers(sp) {
         return s;
     }
+    // The last reinstall failed and nothing has run since: degraded until a person approves a
+    // new wipe (the reinstall the plan wants waits for that), not merely out of sync.
+    if matches!(outcome, None | Some(Outcome::PendingApproval))
+        && let Some(f) = sp
+            .findings
+            .iter()
+            .find(|f| f.code == FindingCode::InstallFailed)
+    {
+        return ServerStatus::Degraded {
+            reason: f.message.clone(),
+        };
+    }
     if let Some(outcome) = outcome {
         match outcome {
             Outcome::Converged | Outcome::Unchanged => {}
@@ -284,6 +296,21 @@ fn waiting(sp: &ServerPlan) -> ServerStatus {
     ServerStatus::Rebooting { task: None }
 }
 
+/// A pass planned from the fleet listing alone does not see a failed installation (that is in
+/// the task history): a server `previous`ly degraded whose new status is only the unapproved
+/// `reinstall` it still wants stays degraded. Anything else (converged, another change, a
+/// person's approval running) replaces it.
+pub fn keep_degraded(previous: Option<&ServerStatus>, new: ServerStatus) -> ServerStatus {
+    match (previous, &new) {
+        (Some(ServerStatus::Degraded { .. }), ServerStatus::OutOfSync { changes })
+            if changes.iter().all(|c| c == "reinstall") =>
+        {
+            previous.cloned().unwrap_or(new)
+        }
+        _ => new,
+    }
+}
+
 /// Every server of a pass: its status from the plan and the apply report.
 pub fn derive_all(plan: &Plan, report: Option<&ApplyReport>) -> BTreeMap<String, ServerStatus> {
     plan.servers
@@ -293,4 +320,70 @@ pub fn derive_all(plan: &Plan, report: Option<&ApplyReport>) -> BTreeMap<String,
             (name.clone(), derive(sp, outcome))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn degraded() -> ServerStatus {
+        ServerStatus::Degraded {
+            reason: "reinstall task 7 failed".into(),
+        }
+    }
+
+    #[test]
+    fn a_degraded_server_stays_degraded_while_it_only_wants_its_unapproved_reinstall() {
+        let wants = |c: &[&str]| ServerStatus::OutOfSync {
+            changes: c.iter().map(|s| s.to_string()).collect(),
+        };
+        assert_eq!(
+            keep_degraded(Some(&degraded()), wants(&["reinstall"])),
+            degraded()
+        );
+        // Another change, a converged pass, or no history: the new status.
+        let other = wants(&["reinstall", "update-settings"]);
+        assert_eq!(keep_degraded(Some(&degraded()), other.clone()), other);
+        assert_eq!(
+            keep_degraded(Some(&degraded()), ServerStatus::Synced),
+            ServerStatus::Synced
+        );
+        assert_eq!(
+            keep_degraded(None, wants(&["reinstall"])),
+            wants(&["reinstall"])
+        );
+        assert_eq!(
+            keep_degraded(Some(&ServerStatus::Synced), wants(&["reinstall"])),
+            wants(&["reinstall"])
+        );
+    }
+
+    #[test]
+    fn a_plan_that_read_the_failed_installation_says_degraded_until_something_runs() {
+        let sp: ServerPlan = serde_json::from_value(serde_json::json!({
+            "server": "ns1.eu",
+            "presence": {"desired": true, "observed": true, "recorded": true},
+            "actions": [],
+            "drift": [],
+            "findings": [{
+                "severity": "error",
+                "code": "install-failed",
+                "message": "the last reinstall (task 7) ended in error"
+            }],
+            "based_on": {
+                "live_os": "debian12_64", "live_boot_id": 1, "live_boot_script": null,
+                "desired_fingerprint": null, "desired_generation": 0,
+                "recorded_fingerprint": null, "detail_read": true
+            }
+        }))
+        .expect("a server plan");
+        for outcome in [None, Some(&Outcome::PendingApproval)] {
+            assert!(
+                matches!(derive(&sp, outcome), ServerStatus::Degraded { ref reason } if reason.contains("task 7")),
+                "{outcome:?}"
+            );
+        }
+        // A person approved a new installation and it converged: no longer degraded.
+        assert_eq!(derive(&sp, Some(&Outcome::Converged)), ServerStatus::Synced);
+    }
 }
