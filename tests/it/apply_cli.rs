@@ -384,7 +384,7 @@ async fn a_saved_plan_refuses_what_would_change_it() {
     let old = work.path().join("old.json");
     std::fs::write(
         &old,
-        text.replacen("\"format_version\": 2", "\"format_version\": 1", 1),
+        text.replacen("\"format_version\": 3", "\"format_version\": 1", 1),
     )
     .expect("write");
     let o = old.display().to_string();

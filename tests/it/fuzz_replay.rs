@@ -190,7 +190,7 @@ const TOKENS: &[&[u8]] = &[
     b"1e999",
     b"9999-12-31T23:59:59Z",
     b"\"type\": \"reinstall\"",
-    b"\"format_version\": 2",
+    b"\"format_version\": 3",
     b"\"formatVersion\": 1",
     b"X-Ovh-Batch: ,\n",
     b"X-Pagination-Mode: CachedObjectList-Pages\n",
