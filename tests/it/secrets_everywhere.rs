@@ -29,6 +29,17 @@ use rand::Rng as _;
 use sha2::Digest as _;
 
 const S1: &str = "ns3000001.ip-51-68-1.eu";
+/// `apply` of the manifests in `m`, approving the wipe of [`S1`] only.
+const APPLY_S1: [&str; 8] = [
+    "apply",
+    "--manifests",
+    "m",
+    "--state",
+    "state",
+    "--auto-approve",
+    "--allow-wipe",
+    S1,
+];
 const S2: &str = "ns3000002.ip-51-68-1.eu";
 
 /// A random alphanumeric token of `len` characters.
@@ -934,21 +945,7 @@ async fn every_planted_secret_stays_out_of_every_output_of_plan_apply_and_the_da
     // come through.
     let big_script = format!("{}{}\n", p.script.planted, "#".repeat(40_000));
     let r = tokio::task::block_in_place(|| {
-        work.run(
-            &p,
-            &ep,
-            &[
-                "apply",
-                "--manifests",
-                "m",
-                "--state",
-                "state",
-                "--auto-approve",
-                "--allow-wipe",
-                S1,
-            ],
-            &[("SCRIPT", Some(&big_script))],
-        )
+        work.run(&p, &ep, &APPLY_S1, &[("SCRIPT", Some(&big_script))])
     });
     assert!(
         r.code == Some(1) && r.stdout.contains("CustomizationSizeExceeded"),
@@ -1015,16 +1012,7 @@ async fn every_planted_secret_stays_out_of_every_output_of_plan_apply_and_the_da
         work.run(
             &p,
             &ep,
-            &[
-                "apply",
-                "--manifests",
-                "m",
-                "--state",
-                "state",
-                "--auto-approve",
-                "--allow-wipe",
-                S1,
-            ],
+            &APPLY_S1,
             &[
                 ("SCRIPT", Some(&script_v2)),
                 ("OVHFORM_PANIC_AT", Some("intent:after-journal")),
