@@ -189,6 +189,24 @@ pub async fn resolve(
     )))
 }
 
+/// How long the intent's task has surely existed: its POST left at most `post_lag` after the
+/// intent was journaled (`created`, a lower bound of the API's time then, at most twice
+/// [`CLOCK_ERROR`] early), so the task is at least `now - created - post_lag - 2·CLOCK_ERROR`
+/// old (zero for a task just posted). Tracking counts it toward the fresh window.
+pub async fn surely_existed_for(
+    client: &ovh::Client,
+    intent: &Intent,
+    post_lag: std::time::Duration,
+    local_now: Timestamp,
+) -> std::time::Duration {
+    let now = api_now(client, local_now).await;
+    let age = now.duration_since(intent.created);
+    let margin = jiff::SignedDuration::try_from(post_lag)
+        .unwrap_or(jiff::SignedDuration::MAX)
+        .saturating_add(CLOCK_ERROR.saturating_mul(2));
+    std::time::Duration::try_from(age.saturating_sub(margin)).unwrap_or_default()
+}
+
 /// How a reinstall POST went.
 #[derive(Debug)]
 pub enum Posted {

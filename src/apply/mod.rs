@@ -533,7 +533,10 @@ impl Run<'_> {
                     crash::point("reboot:after-post");
                     // Wait for it: a boot change not waited for is how servers reboot
                     // mid-install later.
-                    match self.track(name, t.task_id, TaskKind::Other).await? {
+                    match self
+                        .track(name, t.task_id, TaskKind::Other, Duration::ZERO)
+                        .await?
+                    {
                         TaskEnd::Done | TaskEnd::Purged => {}
                         TaskEnd::Failed { status, .. } => {
                             return Err(ApplyError::TaskFailed {
@@ -626,7 +629,13 @@ impl Run<'_> {
         }
     }
 
-    async fn track(&self, server: &str, task: u64, kind: TaskKind) -> Result<TaskEnd, ApplyError> {
+    async fn track(
+        &self,
+        server: &str,
+        task: u64,
+        kind: TaskKind,
+        known_age: Duration,
+    ) -> Result<TaskEnd, ApplyError> {
         track::track(
             self.ctx.client,
             server,
@@ -635,6 +644,7 @@ impl Run<'_> {
             &self.ctx.tracking,
             &self.tracking,
             self.events,
+            known_age,
         )
         .await
     }
@@ -909,7 +919,14 @@ impl Run<'_> {
                 source,
             }
         };
-        match self.track(name, task, TaskKind::Install).await? {
+        let known_age = intent::surely_existed_for(
+            self.ctx.client,
+            intent,
+            self.ctx.tracking.post_lag,
+            (self.ctx.clock)(),
+        )
+        .await;
+        match self.track(name, task, TaskKind::Install, known_age).await? {
             TaskEnd::Done => {}
             TaskEnd::Purged => {
                 // The task left the history: how it ended is unknown. Only a record of this

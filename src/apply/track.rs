@@ -225,6 +225,9 @@ pub fn expected_remaining(
 }
 
 /// Polls `task` on `server` until it ends, the overall timeout passes, or the task is gone.
+// The task (server, id, kind, known age) and the tracking's context (client, config, shared
+// budget, events) are separate concerns a struct would only bundle for this one call.
+#[allow(clippy::too_many_arguments)]
 pub async fn track(
     client: &ovh::Client,
     server: &str,
@@ -233,6 +236,7 @@ pub async fn track(
     cfg: &TrackingConfig,
     tracking: &Tracking,
     events: &UnboundedSender<ApplyEvent>,
+    known_age: Duration,
 ) -> Result<TaskEnd, ApplyError> {
     let active = tracking.enter();
     let started = Instant::now();
@@ -269,9 +273,12 @@ pub async fn track(
             });
         }
         final_poll_done |= started.elapsed() >= cfg.timeout;
-        // Read before the GET: a 404 counts as "purged" only if the task had been tracked
-        // for the fresh window when the request left (journal.pml TRACK_AFTER_ANSWER).
-        let tracked = started.elapsed();
+        // Read before the GET: a 404 counts as "purged" only if the task had existed for the
+        // fresh window when the request left (journal.pml TRACK_AFTER_ANSWER). `known_age`
+        // is how long it surely existed before this tracking began: a re-attached task's age
+        // counts, or a daemon pass's few seconds of tracking would take a purged task's 404
+        // for a fresh one's in every pass, for ever.
+        let tracked = known_age + started.elapsed();
         let t = match client.get_task(server, task).await {
             Ok(t) => Some(t),
             // A fresh task answers 404 for a while; a purged one for ever.

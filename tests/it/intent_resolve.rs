@@ -209,6 +209,7 @@ async fn a_slow_404_to_a_poll_sent_inside_the_fresh_window_is_not_purged() {
         &cfg,
         &Tracking::default(),
         &tx,
+        Duration::ZERO,
     )
     .await
     .unwrap();
@@ -218,4 +219,50 @@ async fn a_slow_404_to_a_poll_sent_inside_the_fresh_window_is_not_purged() {
         gets >= 2,
         "the first 404 (sent at 20 ms, answered at ~320 ms) was inside the window: {gets} GET(s)"
     );
+}
+
+/// Regression (found by the 30-minute chaos soak on PostgreSQL): a daemon pass tracks a
+/// re-attached reinstall for `--track-for` (seconds), shorter than the fresh window. A task
+/// purged after it ended answers 404, which counted as a fresh task's as long as *this*
+/// tracking was younger than the window: every pass stopped waiting, the intent was never
+/// closed and the server stayed `reinstalling`. The task's known age counts now.
+#[tokio::test]
+async fn a_purged_task_re_attached_for_a_short_tracking_is_purged_not_fresh_for_ever() {
+    let (sim, client) = sim_with(Faults::default()).await;
+    let cfg = TrackingConfig {
+        min_poll: Duration::from_millis(20),
+        max_poll: Duration::from_millis(20),
+        fresh_window: Duration::from_secs(300),
+        timeout: Duration::from_millis(300),
+        ..TrackingConfig::default()
+    };
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let missing = 999_999;
+    let tracking = Tracking::default();
+    let track = |known_age| {
+        ovhform::apply::track::track(
+            &client,
+            HYBRID,
+            missing,
+            TaskKind::Other,
+            &cfg,
+            &tracking,
+            &tx,
+            known_age,
+        )
+    };
+    // Just posted: a 404 is a fresh task's; the short tracking stops waiting.
+    let young = track(Duration::ZERO).await;
+    assert!(
+        matches!(
+            young,
+            Err(ovhform::apply::ApplyError::StoppedWaiting { .. })
+        ),
+        "{young:?}"
+    );
+    // Posted longer ago than the fresh window: the 404 is a purge, whatever the tracking's
+    // own length.
+    let old = track(Duration::from_secs(301)).await.unwrap();
+    assert_eq!(old, TaskEnd::Purged);
+    sim.shutdown().await;
 }
