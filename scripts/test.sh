@@ -9,6 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# One line per phase with the seconds since the start, so a CI log shows where its time goes
+# (docs/benchmarks.md "CI time").
+started=$SECONDS
+phase() { echo "test.sh: $1 done at +$((SECONDS - started)) s" >&2; }
+
 # cargo-deny for the supply-chain check below is built (when missing) while the packages
 # install: its compilation overlaps their downloads.
 mkdir -p target
@@ -24,6 +29,7 @@ if ! "$venv/bin/python" -c 'import ovh, prometheus_client' 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 export OVHFORM_TEST_PYTHON="$venv/bin/python"
+phase "python venv"
 
 # The PostgreSQL store's tests start a throwaway server of their own (tests/it/pg_support.rs)
 # unless OVHFORM_TEST_PG_URL names one: they need initdb and pg_ctl, and openssl for the
@@ -54,19 +60,26 @@ command -v groff >/dev/null 2>&1 || tools+=(groff-base)
 if [[ ${#tools[@]} -gt 0 ]]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tools[@]}"
 fi
+phase "packages"
 
 cargo fmt --all --check
+phase "fmt"
 cargo clippy --all-targets --locked -- -D warnings
+phase "clippy"
 # Supply chain (deny.toml, docs/security.md): licences, banned crates (OpenSSL), sources and
 # the vendored RustSec advisories; the self-test shows a planted advisory fails it.
 wait "$deny_install" || { cat target/deny-install.log >&2; exit 1; }
+phase "cargo-deny build (in the background since the start)"
 bash scripts/deny.sh --self-test
+phase "supply-chain check"
 # apply's intent-journal protocol, model-checked with spin (installed when missing): the model
 # verifies and its deliberately flawed variants fail.
 bash scripts/model-check.sh
+phase "model check"
 # The tests run where only the repository is visible (scripts/isolated.sh): a test that reads a
 # file outside it fails here, not in someone else's clone.
 bash scripts/isolated.sh cargo test --locked --all-targets
+phase "tests"
 # The Dockerfile's steps in order without Docker (none in CI): build, install paths, user,
 # volume, health check, then the image's default command against the simulator. The dev
 # profile reuses most of what the tests above compiled (about 1 min, then seconds for the
@@ -74,3 +87,4 @@ bash scripts/isolated.sh cargo test --locked --all-targets
 # command is checked as written and run with `--profile release` by hand (docs/operations.md
 # "Container image").
 bash scripts/dockerfile-steps.sh --profile dev --self-test
+phase "Dockerfile steps"
