@@ -624,11 +624,15 @@ impl Work {
         cmd
     }
 
+    /// Runs ovhform to its end; the tests' runtimes are multi-threaded, so the wait blocks
+    /// one worker, not the simulator that answers it.
     fn run(&self, p: &Planted, endpoint: &str, args: &[&str], env: &[(&str, Option<&str>)]) -> Ran {
-        ran(self
-            .command(p, endpoint, args, env)
-            .output()
-            .expect("run ovhform"))
+        tokio::task::block_in_place(|| {
+            ran(self
+                .command(p, endpoint, args, env)
+                .output()
+                .expect("run ovhform"))
+        })
     }
 }
 
@@ -791,7 +795,7 @@ async fn every_planted_secret_stays_out_of_every_output_of_plan_apply_and_the_da
             "--out",
             "plan.json",
         ];
-        let r = tokio::task::block_in_place(|| work.run(&p, &ep, &args, &[]));
+        let r = work.run(&p, &ep, &args, &[]);
         assert_eq!(r.code, Some(0), "{r}");
         assert!(r.stderr.contains(" TRACE "), "not at trace level: {r}");
         outputs.run(&format!("plan --format {format}"), &r);
@@ -803,20 +807,16 @@ async fn every_planted_secret_stays_out_of_every_output_of_plan_apply_and_the_da
     // Bad manifests that reference secrets: validate in every format, plan.
     write_bad_manifests(&work.dir.join("bad"), &p);
     for format in ["text", "json", "github"] {
-        let r = tokio::task::block_in_place(|| {
-            work.run(&p, &ep, &["validate", "--format", format, "bad"], &[])
-        });
+        let r = work.run(&p, &ep, &["validate", "--format", format, "bad"], &[]);
         assert_eq!(r.code, Some(1), "{r}");
         outputs.run(&format!("validate --format {format} (bad manifests)"), &r);
     }
-    let r = tokio::task::block_in_place(|| {
-        work.run(
-            &p,
-            &ep,
-            &["plan", "--manifests", "bad", "--state", "state"],
-            &[],
-        )
-    });
+    let r = work.run(
+        &p,
+        &ep,
+        &["plan", "--manifests", "bad", "--state", "state"],
+        &[],
+    );
     assert!(
         r.code == Some(1) && r.stderr.contains("E0315") && r.stderr.contains("E0303"),
         "{r}"
@@ -824,79 +824,69 @@ async fn every_planted_secret_stays_out_of_every_output_of_plan_apply_and_the_da
     outputs.run("plan (bad manifests)", &r);
 
     // Apply the saved plan: both servers reinstalled, records written.
-    let r = tokio::task::block_in_place(|| {
-        work.run(
-            &p,
-            &ep,
-            &[
-                "apply",
-                "plan.json",
-                "--manifests",
-                "m",
-                "--state",
-                "state",
-                "--auto-approve",
-                "--allow-wipe",
-                S1,
-                "--allow-wipe",
-                S2,
-            ],
-            &[],
-        )
-    });
+    let r = work.run(
+        &p,
+        &ep,
+        &[
+            "apply",
+            "plan.json",
+            "--manifests",
+            "m",
+            "--state",
+            "state",
+            "--auto-approve",
+            "--allow-wipe",
+            S1,
+            "--allow-wipe",
+            S2,
+        ],
+        &[],
+    );
     assert!(r.code == Some(0) && r.stdout.contains("2 converged"), "{r}");
     outputs.run("apply plan.json", &r);
 
     // A plan with the records in place: secrets compared through keyed digests, nothing to do.
-    let r = tokio::task::block_in_place(|| {
-        work.run(
-            &p,
-            &ep,
-            &["plan", "--manifests", "m", "--state", "state"],
-            &[],
-        )
-    });
+    let r = work.run(
+        &p,
+        &ep,
+        &["plan", "--manifests", "m", "--state", "state"],
+        &[],
+    );
     assert!(r.code == Some(0) && r.stdout.contains("no changes"), "{r}");
     outputs.run("plan after apply", &r);
 
     // The wrong fleet secret: said, never shown.
-    let r = tokio::task::block_in_place(|| {
-        work.run(
-            &p,
-            &ep,
-            &["plan", "--manifests", "m", "--state", "state"],
-            &[("OVHFORM_SECRET_KEY", Some(&p.wrong_fleet_secret.token))],
-        )
-    });
+    let r = work.run(
+        &p,
+        &ep,
+        &["plan", "--manifests", "m", "--state", "state"],
+        &[("OVHFORM_SECRET_KEY", Some(&p.wrong_fleet_secret.token))],
+    );
     assert!(r.stdout.contains("fleet-secret-mismatch"), "{r}");
     outputs.run("plan with a wrong fleet secret", &r);
 
     // Refused credentials: application secret, consumer key, OAuth2 client secret; and the
     // right OAuth2 pair.
-    let r = tokio::task::block_in_place(|| {
-        work.run(
-            &p,
-            &ep,
-            &["plan", "--manifests", "m", "--state", "state"],
-            &[(
-                "OVH_APPLICATION_SECRET",
-                Some(&p.wrong_application_secret.token),
-            )],
-        )
-    });
+    let r = work.run(
+        &p,
+        &ep,
+        &["plan", "--manifests", "m", "--state", "state"],
+        &[(
+            "OVH_APPLICATION_SECRET",
+            Some(&p.wrong_application_secret.token),
+        )],
+    );
     assert!(
         r.code == Some(1) && r.stderr.contains("Invalid signature"),
         "{r}"
     );
     outputs.run("plan with a wrong application secret", &r);
-    let r = tokio::task::block_in_place(|| {
-        work.run(
-            &p,
-            &ep,
-            &["plan", "--manifests", "m", "--state", "state"],
-            &[("OVH_CONSUMER_KEY", Some(&p.wrong_consumer_key.token))],
-        )
-    });
+    let r = work.run(
+        &p,
+        &ep,
+        &["plan", "--manifests", "m", "--state", "state"],
+        &[("OVH_CONSUMER_KEY", Some(&p.wrong_consumer_key.token))],
+    );
     assert!(
         r.code == Some(1) && r.stderr.contains("INVALID_CREDENTIAL"),
         "{r}"
@@ -921,14 +911,12 @@ async fn every_planted_secret_stays_out_of_every_output_of_plan_apply_and_the_da
     ] {
         let env = oauth2(secret);
         let env: Vec<(&str, Option<&str>)> = env.iter().map(|(k, v)| (*k, v.as_deref())).collect();
-        let r = tokio::task::block_in_place(|| {
-            work.run(
-                &p,
-                &ep,
-                &["plan", "-vvv", "--manifests", "m", "--state", "state"],
-                &env,
-            )
-        });
+        let r = work.run(
+            &p,
+            &ep,
+            &["plan", "-vvv", "--manifests", "m", "--state", "state"],
+            &env,
+        );
         if ok {
             assert_eq!(r.code, Some(0), "{r}");
         } else {
@@ -944,9 +932,7 @@ async fn every_planted_secret_stays_out_of_every_output_of_plan_apply_and_the_da
     // reinstall naming the customization's size (the length of a secret), which must not
     // come through.
     let big_script = format!("{}{}\n", p.script.planted, "#".repeat(40_000));
-    let r = tokio::task::block_in_place(|| {
-        work.run(&p, &ep, &APPLY_S1, &[("SCRIPT", Some(&big_script))])
-    });
+    let r = work.run(&p, &ep, &APPLY_S1, &[("SCRIPT", Some(&big_script))]);
     assert!(
         r.code == Some(1) && r.stdout.contains("CustomizationSizeExceeded"),
         "{r}"
@@ -963,63 +949,55 @@ async fn every_planted_secret_stays_out_of_every_output_of_plan_apply_and_the_da
     }
 
     // JSON logs, `doctor`, `state show`.
-    let r = tokio::task::block_in_place(|| {
-        work.run(
-            &p,
-            &ep,
-            &[
-                "--log-format",
-                "json",
-                "plan",
-                "--manifests",
-                "m",
-                "--state",
-                "state",
-                "--format",
-                "json",
-            ],
-            &[],
-        )
-    });
+    let r = work.run(
+        &p,
+        &ep,
+        &[
+            "--log-format",
+            "json",
+            "plan",
+            "--manifests",
+            "m",
+            "--state",
+            "state",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
     assert!(
         r.code == Some(0) && r.stderr.contains("\"level\":\"TRACE\""),
         "{r}"
     );
     outputs.run("plan --log-format json", &r);
-    let r = tokio::task::block_in_place(|| {
-        work.run(
-            &p,
-            &ep,
-            &["doctor", "--manifests", "m", "--state", "state"],
-            &[],
-        )
-    });
+    let r = work.run(
+        &p,
+        &ep,
+        &["doctor", "--manifests", "m", "--state", "state"],
+        &[],
+    );
     assert!(
         r.stdout.contains("OVHcloud") || r.stderr.contains("OVHcloud"),
         "{r}"
     );
     outputs.run("doctor", &r);
-    let r = tokio::task::block_in_place(|| {
-        work.run(&p, &ep, &["state", "show", "--state", "state"], &[])
-    });
+    let r = work.run(&p, &ep, &["state", "show", "--state", "state"], &[]);
     assert!(r.code == Some(0) && r.stdout.contains(S1), "{r}");
     outputs.run("state show", &r);
 
     // A panic in the executor, right after the reinstall's intent is journaled (the request
     // and its secrets in hand): what the panic prints, with a full backtrace.
     let script_v2 = format!("{}# v2\n", p.script.planted);
-    let r = tokio::task::block_in_place(|| {
-        work.run(
-            &p,
-            &ep,
-            &APPLY_S1,
-            &[
-                ("SCRIPT", Some(&script_v2)),
-                ("OVHFORM_PANIC_AT", Some("intent:after-journal")),
-                ("RUST_BACKTRACE", Some("full")),
-            ],
-        )
-    });
+    let r = work.run(
+        &p,
+        &ep,
+        &APPLY_S1,
+        &[
+            ("SCRIPT", Some(&script_v2)),
+            ("OVHFORM_PANIC_AT", Some("intent:after-journal")),
+            ("RUST_BACKTRACE", Some("full")),
+        ],
+    );
     assert!(
         r.code != Some(0) && r.stderr.contains("panic point intent:after-journal"),
         "{r}"
@@ -1241,14 +1219,12 @@ async fn every_planted_secret_stays_out_of_the_postgresql_store_and_its_errors()
 
     // Commands that take only a directory refuse the URL, naming it.
     for cmd in ["plan", "apply"] {
-        let r = tokio::task::block_in_place(|| {
-            work.run(
-                &p,
-                &sim.endpoint,
-                &[cmd, "--manifests", "m", "--state", &url],
-                &[],
-            )
-        });
+        let r = work.run(
+            &p,
+            &sim.endpoint,
+            &[cmd, "--manifests", "m", "--state", &url],
+            &[],
+        );
         assert_eq!(r.code, Some(1), "{r}");
         outputs.run(&format!("{cmd} --state postgres://…"), &r);
     }
