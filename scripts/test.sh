@@ -93,8 +93,9 @@ bash scripts/isolated.sh cargo test --locked --all-targets -- --test-threads "${
 phase "tests"
 # The Dockerfile's steps in order without Docker (none in CI): build, install paths, user,
 # volume, health check, then the image's default command against the simulator. The dev
-# profile reuses most of what the tests above compiled (about 1 min, then seconds for the
-# self-test), where a release build of the whole tree costs about 10 min on 2 cores; the release
+# profile reuses every dependency the tests above compiled (only the copied crate is built,
+# then seconds per self-test case), where a release build of the whole tree costs about 10 min
+# on 2 cores; the release
 # command is checked as written and run with `--profile release` by hand (docs/operations.md
 # "Container image").
 bash scripts/dockerfile-steps.sh --profile dev --self-test
