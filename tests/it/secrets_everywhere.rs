@@ -29,6 +29,8 @@ use rand::Rng as _;
 use sha2::Digest as _;
 
 const S1: &str = "ns3000001.ip-51-68-1.eu";
+/// A plan of the planted manifests on the state directory.
+const PLAN: [&str; 5] = ["plan", "--manifests", "m", "--state", "state"];
 /// `apply` of the manifests in `m`, approving the wipe of [`S1`] only.
 const APPLY_S1: [&str; 8] = [
     "apply",
@@ -846,12 +848,7 @@ async fn every_planted_secret_stays_out_of_every_output_of_plan_apply_and_the_da
     outputs.run("apply plan.json", &r);
 
     // A plan with the records in place: secrets compared through keyed digests, nothing to do.
-    let r = work.run(
-        &p,
-        &ep,
-        &["plan", "--manifests", "m", "--state", "state"],
-        &[],
-    );
+    let r = work.run(&p, &ep, &PLAN, &[]);
     assert!(r.code == Some(0) && r.stdout.contains("no changes"), "{r}");
     outputs.run("plan after apply", &r);
 
@@ -859,7 +856,7 @@ async fn every_planted_secret_stays_out_of_every_output_of_plan_apply_and_the_da
     let r = work.run(
         &p,
         &ep,
-        &["plan", "--manifests", "m", "--state", "state"],
+        &PLAN,
         &[("OVHFORM_SECRET_KEY", Some(&p.wrong_fleet_secret.token))],
     );
     assert!(r.stdout.contains("fleet-secret-mismatch"), "{r}");
@@ -870,7 +867,7 @@ async fn every_planted_secret_stays_out_of_every_output_of_plan_apply_and_the_da
     let r = work.run(
         &p,
         &ep,
-        &["plan", "--manifests", "m", "--state", "state"],
+        &PLAN,
         &[(
             "OVH_APPLICATION_SECRET",
             Some(&p.wrong_application_secret.token),
@@ -884,7 +881,7 @@ async fn every_planted_secret_stays_out_of_every_output_of_plan_apply_and_the_da
     let r = work.run(
         &p,
         &ep,
-        &["plan", "--manifests", "m", "--state", "state"],
+        &PLAN,
         &[("OVH_CONSUMER_KEY", Some(&p.wrong_consumer_key.token))],
     );
     assert!(
