@@ -404,6 +404,17 @@ fn chaos_faults() -> Faults {
     }
 }
 
+/// A renamed crash point would leave the soak's restarts armed at nothing, silently.
+#[test]
+fn the_soaks_crash_points_are_the_executors() {
+    for p in CRASH_POINTS {
+        assert!(
+            ovhform::apply::crash::POINTS.contains(p),
+            "{p} is not a crash point of src/apply/crash.rs"
+        );
+    }
+}
+
 /// Runs one soak and checks every invariant; the summary is printed and returned.
 async fn soak(p: Params) -> String {
     let started = Instant::now();
